@@ -1,0 +1,43 @@
+# rill - top-level entry points (see README.md).
+#   make        build (release-ish, build/)
+#   make run    install missing packages, build, run `rill bench`
+#   make check  install missing packages, build with ASan+UBSan+LSan, run
+#               every test; ends with "N passed, N failed[, N skipped]"
+#   make format reformat the sources with clang-format
+
+BUILD       ?= build
+CHECK_BUILD ?= build-check
+JOBS        ?= $(shell nproc)
+
+.PHONY: all deps build run check format format-check clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=release -Db_ndebug=true
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	./$(BUILD)/rill bench
+
+$(CHECK_BUILD)/build.ninja:
+	CC=clang meson setup $(CHECK_BUILD) --buildtype=debug \
+	  -Db_sanitize=address,undefined -Db_lundef=false
+
+check: deps build $(CHECK_BUILD)/build.ninja
+	ninja -C $(CHECK_BUILD)
+	python3 tests/run.py --build $(CHECK_BUILD) --release-build $(BUILD) -j $(JOBS)
+
+format:
+	clang-format-14 -i $$(git ls-files '*.c' '*.h' | grep -v '^third_party/')
+
+format-check:
+	@clang-format-14 --dry-run --Werror $$(git ls-files '*.c' '*.h' | grep -v '^third_party/')
+
+clean:
+	rm -rf $(BUILD) $(CHECK_BUILD)

@@ -1,0 +1,20 @@
+/* The rill command-line tool: shared declarations of its subcommands. */
+#ifndef RILL_CLI_H
+#define RILL_CLI_H
+
+#include <stdio.h>
+
+#include "rill.h"
+
+/* Every subcommand: argc/argv start at the subcommand's name. Returns the
+ * process exit status: 0 success, 1 runtime failure, 2 bad command line. */
+int cli_bench(int argc, char **argv);
+
+/* Prints "rill: <msg>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints a usage error and a pointer to help; returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,418 @@
+/*
+ * rill.h - reliable byte streams ("flows") on a libuv loop.
+ *
+ * This header is the specification of rill's public API. Every function
+ * states what it does, its results, its errors, and who owns what.
+ *
+ * The model in one page
+ * ---------------------
+ * A flow (struct rill_flow) is one reliable, ordered byte stream connected
+ * to one peer: a TCP or Unix socket, a vsock, a shared-memory ring, an
+ * in-memory pair, or a layer (shut framing, TLS, HTTP body) stacked on
+ * another flow. Every flow offers the same five operations:
+ *
+ *   rill_read      pull at most one buffer (>= 1 byte), or EOF, or an error
+ *   rill_write(v)  hand buffers to the flow; completes once all are accepted
+ *   rill_shutdown  half-close: read, write, or both
+ *   rill_close     terminate and free; never blocks; idempotent
+ *
+ * Operations are asynchronous in completion style: each takes a callback
+ * that is called exactly once, from the loop, never from inside the call
+ * that started the operation. The one rule for errors (as in libuv): a
+ * function that takes a callback and returns a negative error code will
+ * never call that callback.
+ *
+ * After rill_close(f) returns, no callback of f is ever called again, so it
+ * is always safe to close a flow and free your own state, including from
+ * inside one of f's own callbacks. Buffers still queued for writing are
+ * released by the flow (they are reference counted).
+ *
+ * Errors are negative integers: -errno where one fits, or a code from
+ * rill's own range (RILL_E*, below -30000). rill_strerror() names them all.
+ *
+ * Threads: a flow, and every buffer it hands out, belongs to the thread
+ * running its loop. Run several loops on several threads to use more cores.
+ */
+#ifndef RILL_H
+#define RILL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(RILL_BUILDING)
+#define RILL_EXTERN __attribute__((visibility("default")))
+#else
+#define RILL_EXTERN
+#endif
+
+#define RILL_VERSION_MAJOR  0
+#define RILL_VERSION_MINOR  1
+#define RILL_VERSION_PATCH  0
+#define RILL_VERSION_STRING "0.1.0"
+
+/* The version of the library linked at run time, e.g. "0.1.0". */
+RILL_EXTERN const char *rill_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ *
+ * rill's own codes. errno-based codes are used as -errno directly; the
+ * ones that carry a contract meaning are named here too.
+ */
+
+/* X(name, value, message) for every code in rill's own range. */
+#define RILL_OWN_ERRORS(X)                                                    \
+	X(EOF, -30001, "end of file")                                         \
+	X(EFRAME, -30010, "framing protocol error from the peer")             \
+	X(ERING, -30020, "shared-memory ring protocol error from the peer")   \
+	X(ETLS, -30030, "TLS error")                                          \
+	X(ETLS_TRUNCATED, -30031,                                             \
+	  "TLS stream truncated: peer closed without close_notify")           \
+	X(ETLS_CERT, -30032, "TLS certificate verification failed")           \
+	X(ETLS_CERT_EXPIRED, -30033, "TLS certificate expired")               \
+	X(ETLS_HOSTNAME, -30034, "TLS certificate does not match host name")  \
+	X(ETLS_UNKNOWN_CA, -30035, "TLS certificate issued by an unknown CA") \
+	X(ETLS_SELF_SIGNED, -30036, "TLS certificate is self-signed")         \
+	X(ETLS_VERSION, -30037, "TLS protocol version not supported by peer") \
+	X(ETLS_HANDSHAKE, -30038, "TLS handshake failed")                     \
+	X(ETLS_NO_CERT, -30039, "TLS peer sent no certificate")               \
+	X(ETLS_NOT_TLS, -30040, "peer does not speak TLS")                    \
+	X(EHTTP, -30050, "HTTP protocol error")                               \
+	X(EHTTP_TOO_LARGE, -30051, "HTTP message exceeds a limit")            \
+	X(EURI, -30060, "malformed URI")                                      \
+	X(EHANDSHAKE, -30070, "transport handshake refused by the peer")      \
+	X(ENOTSUP_PLATFORM, -30080, "transport not available on this platform")
+
+enum rill_error {
+#define RILL__ERR_ENUM(name, value, msg) RILL_##name = (value),
+	RILL_OWN_ERRORS(RILL__ERR_ENUM)
+#undef RILL__ERR_ENUM
+	/* Contract errors that are plain errno values. */
+	RILL_ECLOSED = -EPIPE,       /* write after shutdown/close/peer gone */
+	RILL_ETIMEDOUT = -ETIMEDOUT, /* a deadline expired */
+	RILL_ECONNRESET = -ECONNRESET,
+	RILL_ECONNREFUSED = -ECONNREFUSED,
+	RILL_EALREADY = -EALREADY, /* a read is already pending */
+	RILL_EINVAL = -EINVAL,     /* bad argument (NULL flow, bad mode) */
+	RILL_ENOMEM = -ENOMEM,
+	RILL_ECANCELED = -ECANCELED,
+};
+
+/*
+ * A static, human-readable description of any rill code or -errno value.
+ * Never NULL; unknown codes give "unknown error".
+ */
+RILL_EXTERN const char *rill_strerror(int err);
+
+/* The symbolic name of a code, e.g. "RILL_EOF" or "ECONNREFUSED". */
+RILL_EXTERN const char *rill_err_name(int err);
+
+/* ------------------------------------------------------------------------
+ * Allocator
+ *
+ * Every allocation rill makes goes through these three functions. Replace
+ * them before creating any flow or buffer (typically at program start);
+ * the default is malloc/realloc/free. Returns 0, or RILL_EINVAL if any
+ * function is NULL. Tests use this to fail allocations on purpose.
+ */
+RILL_EXTERN int rill_replace_allocator(void *(*malloc_fn)(size_t),
+                                       void *(*realloc_fn)(void *, size_t),
+                                       void (*free_fn)(void *));
+
+/* ------------------------------------------------------------------------
+ * Buffers: reference-counted byte slices
+ *
+ * A struct rill_buf names `len` bytes at `data`. It is reference counted:
+ * rill_buf_ref() takes another reference, rill_buf_release() drops one,
+ * and the memory goes when the last reference goes. A slice shares its
+ * parent's memory and keeps the parent alive.
+ *
+ * Bytes may be changed only by a holder who knows nobody else can see
+ * them (a buffer just made with rill_buf_new). Once a buffer has been
+ * written to a flow, treat its bytes as read-only until the write
+ * completes: the flow may still be sending them. A buffer read from one
+ * flow can be written to another without copying.
+ *
+ * Not thread-safe: a buffer is used by one thread at a time.
+ */
+struct rill_buf {
+	uint8_t *data; /* first byte */
+	size_t len;    /* number of bytes; may be lowered by the owner */
+	/* private */
+	uint32_t refs_;
+	uint32_t flags_;
+	struct rill_buf *parent_;
+	void (*free_fn_)(void *ctx, void *mem);
+	void *free_ctx_;
+};
+
+/*
+ * A new buffer of `len` bytes (uninitialised), one reference held by the
+ * caller. Returns NULL when memory is exhausted. len may be 0.
+ */
+RILL_EXTERN struct rill_buf *rill_buf_new(size_t len);
+
+/* A new buffer holding a copy of `len` bytes at `src`. NULL on ENOMEM. */
+RILL_EXTERN struct rill_buf *rill_buf_copy(const void *src, size_t len);
+
+/*
+ * A buffer over memory the caller owns, without copying. When the last
+ * reference is released, free_fn(ctx, mem) is called (free_fn may be NULL
+ * for static memory). NULL on ENOMEM, in which case free_fn is NOT called.
+ */
+RILL_EXTERN struct rill_buf *
+rill_buf_wrap(void *mem, size_t len, void (*free_fn)(void *ctx, void *mem),
+              void *ctx);
+
+/*
+ * A new buffer naming bytes [off, off+len) of b, sharing its memory (no
+ * copy). The slice holds a reference to b. Returns NULL if the range is
+ * outside b (off + len > b->len) or on ENOMEM.
+ */
+RILL_EXTERN struct rill_buf *rill_buf_slice(struct rill_buf *b, size_t off,
+                                            size_t len);
+
+/* Takes one more reference to b and returns b. */
+RILL_EXTERN struct rill_buf *rill_buf_ref(struct rill_buf *b);
+
+/* Drops one reference; frees b when it was the last. NULL is a no-op. */
+RILL_EXTERN void rill_buf_release(struct rill_buf *b);
+
+/* ------------------------------------------------------------------------
+ * Flows
+ */
+struct rill_flow;
+
+enum rill_shutdown_mode {
+	RILL_SHUT_RD = 1,   /* later local reads report EOF */
+	RILL_SHUT_WR = 2,   /* flush, then tell the peer "no more data" */
+	RILL_SHUT_RDWR = 3, /* both */
+};
+
+/*
+ * Read callback. status is 0 and buf holds >= 1 byte: the caller of
+ * rill_read now owns that reference and must rill_buf_release() it. Or
+ * status is RILL_EOF (buf NULL): the peer sent everything it will send, or
+ * reads were shut down. Or status is a negative error (buf NULL). After
+ * RILL_EOF or an error, every later read reports the same code.
+ */
+typedef void (*rill_read_cb)(struct rill_flow *f, int status,
+                             struct rill_buf *buf, void *ud);
+
+/* Write and shutdown completion: status 0, or a negative error code. */
+typedef void (*rill_write_cb)(struct rill_flow *f, int status, void *ud);
+typedef void (*rill_shutdown_cb)(struct rill_flow *f, int status, void *ud);
+
+/*
+ * Starts one read. cb is called exactly once, later, from the loop, with
+ * one buffer, EOF or an error (see rill_read_cb). Data that arrived before
+ * an EOF or an error is always delivered first.
+ *
+ * Returns 0, or synchronously (cb never called):
+ *   RILL_EINVAL    f or cb is NULL
+ *   RILL_EALREADY  a read is already pending on f
+ *   RILL_ECLOSED   f was closed
+ */
+RILL_EXTERN int rill_read(struct rill_flow *f, rill_read_cb cb, void *ud);
+
+/*
+ * Writes all bytes of bufs[0..n) in order. The flow takes its own
+ * reference to each buffer: the caller may release its references at once,
+ * but must not change the bytes before cb. The bufs array itself is copied
+ * and may be reused as soon as the call returns. cb (may be NULL) is called
+ * once every byte was accepted by the flow (the back-pressure point), or
+ * with an error. Several writes may be pending; they complete in order.
+ *
+ * A write of zero bytes in total succeeds (cb status 0) without sending
+ * anything, unless writes are already refused (then it fails like any
+ * write).
+ *
+ * Returns 0, or synchronously (cb never called):
+ *   RILL_EINVAL   f NULL, n > 0 with bufs NULL, or a NULL buffer
+ *   RILL_ECLOSED  f was closed, or its write side was shut down
+ *   the sticky write error, when an earlier write failed
+ *   RILL_ENOMEM
+ * An error found later (peer gone: RILL_ECLOSED; reset...) reaches cb; it
+ * then sticks: every later write fails with it.
+ */
+RILL_EXTERN int rill_writev(struct rill_flow *f, struct rill_buf *const *bufs,
+                            size_t n, rill_write_cb cb, void *ud);
+
+/* rill_writev() with one buffer. */
+RILL_EXTERN int rill_write(struct rill_flow *f, struct rill_buf *buf,
+                           rill_write_cb cb, void *ud);
+
+/*
+ * Copies len bytes from data into a new buffer and writes it; the caller's
+ * memory is free again when the call returns. Same results as rill_write.
+ */
+RILL_EXTERN int rill_write_copy(struct rill_flow *f, const void *data,
+                                size_t len, rill_write_cb cb, void *ud);
+
+/*
+ * Half-closes the flow.
+ *
+ * RILL_SHUT_WR: later writes fail with RILL_ECLOSED at once; the writes
+ * already queued are flushed, then the peer is told "no more data"; cb
+ * (may be NULL) is called when that is done, or with an error. The peer's
+ * reads drain and then report EOF.
+ * RILL_SHUT_RD: a pending read and later reads report RILL_EOF; the peer
+ * is told where the flow can (best effort).
+ * RILL_SHUT_RDWR: both; cb is called when the write side is done.
+ * Shutting down a side twice is harmless; cb then reports 0 (or the
+ * sticky write error).
+ *
+ * Returns 0, or synchronously (cb never called): RILL_EINVAL (f NULL, bad
+ * mode), RILL_ECLOSED (f closed).
+ */
+RILL_EXTERN int rill_shutdown(struct rill_flow *f, int mode,
+                              rill_shutdown_cb cb, void *ud);
+
+/*
+ * Closes the flow: cancels every pending operation WITHOUT calling its
+ * callback, releases queued buffers, and tears the flow (and, for a layer,
+ * the whole stack beneath it) down in the background. Never blocks. No
+ * callback of f is called after this returns. NULL, and a second close,
+ * are harmless no-ops.
+ *
+ * Lifetime: f's memory stays valid until control returns to the loop, so
+ * calls made on f in the meantime (for instance further on in the same
+ * callback) fail cleanly with RILL_ECLOSED; after that f must not be used.
+ * Flush first with rill_shutdown(RILL_SHUT_WR) if queued data matters.
+ */
+RILL_EXTERN void rill_close(struct rill_flow *f);
+
+/*
+ * Deadlines. A read (write) that has not completed `ms` milliseconds
+ * after it started fails with RILL_ETIMEDOUT, and that error sticks for
+ * the direction: the flow's state after a partial operation is unknown.
+ * 0 disables (the default). Takes effect for operations started later.
+ * Returns 0, RILL_EINVAL or RILL_ECLOSED.
+ */
+RILL_EXTERN int rill_set_read_timeout(struct rill_flow *f, uint64_t ms);
+RILL_EXTERN int rill_set_write_timeout(struct rill_flow *f, uint64_t ms);
+
+/* The loop f runs on. */
+RILL_EXTERN uv_loop_t *rill_flow_loop(struct rill_flow *f);
+
+/* The kind of flow, e.g. "pair", "tcp", "shut". Static string. */
+RILL_EXTERN const char *rill_flow_kind(struct rill_flow *f);
+
+/*
+ * A description of the last error this flow reported, with the details a
+ * code cannot carry (for example which certificate check failed, or what
+ * a VMM replied), or NULL when there is none. Valid until the next
+ * operation on f or its close.
+ */
+RILL_EXTERN const char *rill_flow_errmsg(struct rill_flow *f);
+
+/*
+ * Bytes read and written through f so far (counted at this layer), and
+ * the number of completed read/write operations. Any pointer may be NULL.
+ */
+RILL_EXTERN void rill_flow_counters(struct rill_flow *f, uint64_t *rd_bytes,
+                                    uint64_t *wr_bytes, uint64_t *rd_ops,
+                                    uint64_t *wr_ops);
+
+/* User data slot, untouched by rill. */
+RILL_EXTERN void rill_flow_set_data(struct rill_flow *f, void *data);
+RILL_EXTERN void *rill_flow_data(struct rill_flow *f);
+
+/* ------------------------------------------------------------------------
+ * In-memory flows
+ */
+
+/*
+ * Two connected flows in one process. Each direction holds at most
+ * `capacity` bytes (0 selects 256 KiB) that were written but not yet read;
+ * a write beyond that waits (back-pressure) until the reader catches up.
+ * Half-close works both ways. Closing one end makes the other end's reads
+ * report EOF after draining, and its writes fail with RILL_ECLOSED.
+ * Returns 0 and stores both ends, or RILL_EINVAL / RILL_ENOMEM (nothing
+ * stored). The caller owns both flows and closes each.
+ */
+RILL_EXTERN int rill_pair(uv_loop_t *loop, size_t capacity,
+                          struct rill_flow **a, struct rill_flow **b);
+
+/*
+ * A flow from functions (mirage-flow's F.make). Either function may be
+ * NULL: with no input, reads report EOF; with no output, writes fail with
+ * RILL_ECLOSED.
+ *
+ *   input(ctx, dst, cap)  fills dst with up to cap bytes; returns the
+ *                         number (> 0), 0 for end of input, or a negative
+ *                         error, which then sticks.
+ *   output(ctx, src, len) consumes up to len bytes; returns how many it
+ *                         took. Fewer than len (including 0) means the
+ *                         output is full: the bytes taken are kept and the
+ *                         write fails with RILL_ECLOSED (a partial write).
+ *                         A negative error also fails the write.
+ *   on_close(ctx)         called once when the flow is closed (may be NULL).
+ *
+ * The functions are called from the loop and must not block.
+ */
+struct rill_fn_flow_ops {
+	long (*input)(void *ctx, void *dst, size_t cap);
+	long (*output)(void *ctx, const void *src, size_t len);
+	void (*on_close)(void *ctx);
+};
+RILL_EXTERN int rill_flow_from_functions(uv_loop_t *loop,
+                                         const struct rill_fn_flow_ops *ops,
+                                         void *ctx, struct rill_flow **out);
+
+/*
+ * A flow over strings (mirage-flow's F.string): reads deliver the bytes
+ * of input[0..in_len) (NULL: reads report EOF at once); writes append to
+ * output[0..out_cap) and *out_len counts what was stored (output NULL:
+ * writes fail with RILL_ECLOSED; full: a partial write, then RILL_ECLOSED).
+ * input, output and out_len must outlive the flow. Returns 0,
+ * RILL_EINVAL or RILL_ENOMEM.
+ */
+RILL_EXTERN int rill_flow_from_strings(uv_loop_t *loop, const void *input,
+                                       size_t in_len, void *output,
+                                       size_t out_cap, size_t *out_len,
+                                       struct rill_flow **out);
+
+/* ------------------------------------------------------------------------
+ * Blocking convenience API
+ *
+ * For simple programs and tests: each call runs f's loop
+ * (uv_run(UV_RUN_ONCE)) until its operation completes, so other work on
+ * the loop makes progress meanwhile. They must not be called from inside a
+ * callback running on that loop (they return -EDEADLK then) nor while
+ * another thread runs the loop.
+ */
+
+/* Reads one buffer into *out (caller releases it). Returns 0, RILL_EOF or
+ * an error; *out is NULL unless 0. */
+RILL_EXTERN int rill_read_sync(struct rill_flow *f, struct rill_buf **out);
+
+/* Writes len bytes (copied); returns 0 or an error. */
+RILL_EXTERN int rill_write_sync(struct rill_flow *f, const void *data,
+                                size_t len);
+
+/* rill_shutdown() and wait; returns 0 or an error. */
+RILL_EXTERN int rill_shutdown_sync(struct rill_flow *f, int mode);
+
+/*
+ * Reads until EOF into one new buffer of at most max bytes, stored in *out
+ * (caller releases; *out is NULL on error). Returns 0 at EOF, -EMSGSIZE
+ * when more than max bytes arrive, or the read error.
+ */
+RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
+                                   struct rill_buf **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "rill/net.h"
+
+#endif /* RILL_H */

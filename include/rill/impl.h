@@ -1,0 +1,205 @@
+/*
+ * rill/impl.h - for people implementing a new flow kind or layer.
+ *
+ * Users of rill never need this header. An implementation:
+ *
+ *   1. embeds `struct rill_flow` as the FIRST member of its own struct and
+ *      gets back to itself with rill_container_of();
+ *   2. provides one `static const struct rill_flow_ops` table;
+ *   3. creates instances with rill_flow_new(loop, &ops, sizeof(mine));
+ *   4. reports completions with rill_flow_read_done(),
+ *      rill_flow_write_done() and rill_flow_shutdown_done().
+ *
+ * The core does all the bookkeeping of the contract (DESIGN.md section 1):
+ * at most one read reaches the implementation at a time; writes are queued
+ * and handed down one request at a time, in order; sticky EOF / errors;
+ * writes refused after shutdown or close; shutdown(write) waits until the
+ * queue is flushed; deadlines; callbacks never run inside the API call that
+ * started them; nothing reaches the user after rill_close(). So an
+ * implementation only moves bytes.
+ *
+ * A layer over another flow (an "overlay") embeds `struct rill_layer`
+ * instead, whose pass-through ops (rill_layer_*) forward everything to the
+ * inner flow, so the layer writes only what it transforms. Attaching a
+ * layer consumes the inner flow, even on failure; closing the top of a
+ * stack closes the whole stack.
+ */
+#ifndef RILL_IMPL_H
+#define RILL_IMPL_H
+
+#include "../rill.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define rill_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+struct rill_write_req;
+struct rill_flow_timers;
+
+struct rill_flow_ops {
+	/* Short kind name ("tcp", "shut"...), static. Required. */
+	const char *name;
+
+	/*
+	 * Produce one read result: call rill_flow_read_done(f, 0, buf) with a
+	 * buffer of >= 1 byte (ownership passes to the core), or with RILL_EOF
+	 * or an error (buf NULL). May complete synchronously inside this
+	 * call. Never called again before that completion, nor after EOF or
+	 * an error. Required.
+	 */
+	void (*read)(struct rill_flow *f);
+
+	/*
+	 * Accept every byte of bufs[0..n) (n >= 1, total > 0), then call
+	 * rill_flow_write_done(f, 0) once; or call it with an error. The
+	 * buffers stay referenced by the core until then: take your own
+	 * references to keep them longer. May complete synchronously.
+	 * Never called again before completion. Required.
+	 */
+	void (*write)(struct rill_flow *f, struct rill_buf *const *bufs,
+	              size_t n);
+
+	/*
+	 * All writes are done: tell the peer "no more data", then call
+	 * rill_flow_shutdown_done(f, status) once. Required.
+	 */
+	void (*shutdown_write)(struct rill_flow *f);
+
+	/* Reads were shut down locally; tell the peer if the kind can.
+	 * A pending ops->read may still complete; its result is dropped.
+	 * May be NULL. */
+	void (*shutdown_read)(struct rill_flow *f);
+
+	/*
+	 * The user closed f. No completion is delivered to the user any more
+	 * (the core drops late ones, so an implementation may still call the
+	 * *_done functions harmlessly). Release everything, possibly in the
+	 * background (a close handshake), then call rill_flow_destroyed(f)
+	 * exactly once; after that the core frees f. Required.
+	 */
+	void (*close)(struct rill_flow *f);
+
+	/* Optional: printable address (see rill_flow_address); NULL ->
+	 * -ENOTSUP. */
+	int (*address)(struct rill_flow *f, int which, char *buf, size_t len);
+
+	/* Optional: socket options (see rill_flow_set_*); NULL -> -ENOTSUP. */
+	int (*set_nodelay)(struct rill_flow *f, bool on);
+	int (*set_keepalive)(struct rill_flow *f, bool on, unsigned after_s,
+	                     unsigned interval_s, unsigned probes);
+
+	/*
+	 * Optional: the kernel socket fd under a plain socket flow, for the
+	 * splice(2) fast path of the copy combinator; -1 or NULL otherwise.
+	 * Layers must not provide it (their bytes are transformed).
+	 */
+	int (*fd)(struct rill_flow *f);
+};
+
+/* The base of every flow. Fields are owned by the core: read only. */
+struct rill_flow {
+	const struct rill_flow_ops *ops;
+	uv_loop_t *loop;
+	void *data; /* user data (rill_flow_set_data) */
+
+	/* core state: private to src/core/flow.c */
+	uint32_t flags_;
+	int rd_err_; /* sticky read result: 0, RILL_EOF or error */
+	int wr_err_; /* sticky write error */
+	rill_read_cb read_cb_;
+	void *read_ud_;
+	struct rill_buf *rd_buf_; /* result waiting for deferred delivery */
+	int rd_status_;
+	struct rill_write_req *wq_head_, *wq_tail_;
+	struct rill_write_req *wr_cur_; /* inside the implementation */
+	rill_shutdown_cb shut_cb_;
+	void *shut_ud_;
+	int shut_status_;
+	struct rill_flow_timers *timers_;
+	char *errmsg_;
+	uint64_t rd_bytes_, wr_bytes_, rd_ops_, wr_ops_;
+	uv_idle_t defer_; /* deferred completions, and the final free */
+};
+
+/*
+ * Allocates `size` bytes (>= sizeof(struct rill_flow)), zeroed, with the
+ * base initialised for ops on loop. Returns NULL on ENOMEM. The core frees
+ * the memory after rill_flow_destroyed().
+ */
+struct rill_flow *rill_flow_new(uv_loop_t *loop,
+                                const struct rill_flow_ops *ops, size_t size);
+
+/*
+ * Frees a flow made by rill_flow_new() that was never handed to a user
+ * (an attach or connect that failed half-way). Does not call ops->close.
+ */
+void rill_flow_discard(struct rill_flow *f);
+
+/* Completions, see struct rill_flow_ops. buf ownership passes to the core. */
+void rill_flow_read_done(struct rill_flow *f, int status, struct rill_buf *buf);
+void rill_flow_write_done(struct rill_flow *f, int status);
+void rill_flow_shutdown_done(struct rill_flow *f, int status);
+
+/* The implementation finished its close: the core may free f. */
+void rill_flow_destroyed(struct rill_flow *f);
+
+/* True once the user closed f (the implementation may stop work early). */
+bool rill_flow_is_closed(const struct rill_flow *f);
+
+/* Records the detail text for rill_flow_errmsg() (printf-style). */
+void rill_flow_set_errmsg(struct rill_flow *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* rill's allocator (see rill_replace_allocator). */
+void *rill_malloc(size_t n);
+void *rill_calloc(size_t n, size_t size);
+void *rill_realloc(void *p, size_t n);
+void rill_free(void *p);
+char *rill_strdup(const char *s);
+
+/* ------------------------------------------------------------------------
+ * Layers: a flow over another flow.
+ *
+ * Embed struct rill_layer first in your layer's struct; set inner with
+ * rill_layer_init(). Use the rill_layer_* functions below in your ops table
+ * for whatever your layer does not transform: they pass the operation
+ * through to the inner flow unchanged. rill_layer_close closes the inner
+ * flow (and so the stack) and then calls rill_flow_destroyed().
+ */
+struct rill_layer {
+	struct rill_flow base;
+	struct rill_flow *inner;
+};
+
+/*
+ * Makes a layer of `size` bytes over inner with ops. Consumes inner: on
+ * failure (NULL returned, ENOMEM) inner has been closed.
+ */
+struct rill_layer *rill_layer_new(struct rill_flow *inner,
+                                  const struct rill_flow_ops *ops, size_t size);
+
+void rill_layer_read(struct rill_flow *f);
+void rill_layer_write(struct rill_flow *f, struct rill_buf *const *bufs,
+                      size_t n);
+void rill_layer_shutdown_write(struct rill_flow *f);
+void rill_layer_shutdown_read(struct rill_flow *f);
+void rill_layer_close(struct rill_flow *f);
+int rill_layer_address(struct rill_flow *f, int which, char *buf, size_t len);
+int rill_layer_set_nodelay(struct rill_flow *f, bool on);
+int rill_layer_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
+                             unsigned interval_s, unsigned probes);
+
+/* The flow under a layer made by rill_layer_new. */
+static inline struct rill_flow *rill_layer_inner(struct rill_flow *f)
+{
+	return ((struct rill_layer *)(void *)f)->inner;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_IMPL_H */

@@ -1,0 +1,195 @@
+/*
+ * The blocking convenience API: start an operation, then run the loop one
+ * iteration at a time until its callback has run. The state lives on the
+ * heap so that a wait given up (-EDEADLK) cannot leave a callback pointing
+ * into a dead stack frame.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+
+struct sync_state {
+	bool done;
+	bool abandoned;
+	int status;
+	struct rill_buf *buf;
+};
+
+static _Thread_local char last_errmsg[512];
+
+void rill__set_last_errmsg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_errmsg, sizeof last_errmsg, fmt, ap);
+	va_end(ap);
+}
+
+const char *rill_last_errmsg(void)
+{
+	return last_errmsg;
+}
+
+static struct sync_state *sync_new(void)
+{
+	return rill_calloc(1, sizeof(struct sync_state));
+}
+
+/* Marks completion; frees the state if the waiter already gave up. */
+static void sync_finish(struct sync_state *st, int status, struct rill_buf *b)
+{
+	if (st->abandoned) {
+		rill_buf_release(b);
+		rill_free(st);
+		return;
+	}
+	st->done = true;
+	st->status = status;
+	st->buf = b;
+}
+
+/* Runs the loop until st is done. Returns 0, or -EDEADLK when the loop has
+ * nothing left that could complete the operation (st is then abandoned). */
+static int sync_wait(uv_loop_t *loop, struct sync_state *st)
+{
+	while (!st->done) {
+		if (uv_run(loop, UV_RUN_ONCE) == 0 && !st->done) {
+			st->abandoned = true;
+			return -EDEADLK;
+		}
+	}
+	return 0;
+}
+
+static int sync_guard(struct rill_flow *f)
+{
+	if (f == NULL)
+		return RILL_EINVAL;
+	if (rill__callback_depth() > 0)
+		return -EDEADLK;
+	return 0;
+}
+
+static void sync_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
+                         void *ud)
+{
+	(void)f;
+	sync_finish(ud, status, b);
+}
+
+int rill_read_sync(struct rill_flow *f, struct rill_buf **out)
+{
+	if (out == NULL)
+		return RILL_EINVAL;
+	*out = NULL;
+	int err = sync_guard(f);
+	if (err != 0)
+		return err;
+	struct sync_state *st = sync_new();
+	if (st == NULL)
+		return RILL_ENOMEM;
+	err = rill_read(f, sync_read_cb, st);
+	if (err == 0)
+		err = sync_wait(f->loop, st);
+	if (err != 0) {
+		if (!st->abandoned)
+			rill_free(st);
+		return err;
+	}
+	*out = st->buf;
+	err = st->status;
+	rill_free(st);
+	return err;
+}
+
+static void sync_status_cb(struct rill_flow *f, int status, void *ud)
+{
+	(void)f;
+	sync_finish(ud, status, NULL);
+}
+
+static int sync_status_finish(struct rill_flow *f, struct sync_state *st,
+                              int err)
+{
+	if (err == 0)
+		err = sync_wait(f->loop, st);
+	if (err != 0) {
+		if (!st->abandoned)
+			rill_free(st);
+		return err;
+	}
+	err = st->status;
+	rill_free(st);
+	return err;
+}
+
+int rill_write_sync(struct rill_flow *f, const void *data, size_t len)
+{
+	int err = sync_guard(f);
+	if (err != 0)
+		return err;
+	struct sync_state *st = sync_new();
+	if (st == NULL)
+		return RILL_ENOMEM;
+	return sync_status_finish(
+	    f, st, rill_write_copy(f, data, len, sync_status_cb, st));
+}
+
+int rill_shutdown_sync(struct rill_flow *f, int mode)
+{
+	int err = sync_guard(f);
+	if (err != 0)
+		return err;
+	struct sync_state *st = sync_new();
+	if (st == NULL)
+		return RILL_ENOMEM;
+	return sync_status_finish(f, st,
+	                          rill_shutdown(f, mode, sync_status_cb, st));
+}
+
+int rill_read_all_sync(struct rill_flow *f, size_t max, struct rill_buf **out)
+{
+	if (out == NULL)
+		return RILL_EINVAL;
+	*out = NULL;
+	size_t cap = 4096, len = 0;
+	struct rill_buf *acc = rill_buf_new(cap);
+	if (acc == NULL)
+		return RILL_ENOMEM;
+	for (;;) {
+		struct rill_buf *b;
+		int err = rill_read_sync(f, &b);
+		if (err == RILL_EOF)
+			break;
+		if (err != 0) {
+			rill_buf_release(acc);
+			return err;
+		}
+		if (b->len > max - len) {
+			rill_buf_release(b);
+			rill_buf_release(acc);
+			return -EMSGSIZE;
+		}
+		if (len + b->len > cap) {
+			while (len + b->len > cap)
+				cap *= 2;
+			struct rill_buf *n = rill_buf_new(cap);
+			if (n == NULL) {
+				rill_buf_release(b);
+				rill_buf_release(acc);
+				return RILL_ENOMEM;
+			}
+			memcpy(n->data, acc->data, len);
+			rill_buf_release(acc);
+			acc = n;
+		}
+		memcpy(acc->data + len, b->data, b->len);
+		len += b->len;
+		rill_buf_release(b);
+	}
+	acc->len = len;
+	*out = acc;
+	return 0;
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Runs every rill test program and prints one summary line.
+
+Test programs are the ones meson knows (`meson introspect --tests`). Each
+speaks TAP; every "ok" / "not ok" line counts as one test. A program that
+crashes or prints no plan counts as one failure. Programs run in parallel
+(-j), each one's output is printed whole when it finishes.
+
+With --release-build, the tests in the 'valgrind' suite also run under
+valgrind on that (unsanitized) build.
+
+The last line is always: "N passed, N failed, N skipped".
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+TAP_LINE = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*-?\s*(.*)$")
+
+
+def introspect(build):
+    out = subprocess.run(["meson", "introspect", "--tests", build],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def run_program(name, cmd, env, timeout, cwd):
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True,
+                           text=True, errors="replace", timeout=timeout)
+        out, code = p.stdout, p.returncode
+        err = p.stderr
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = "program timed out after %d s" % timeout
+        code = -1
+    passed = failed = skipped = 0
+    lines = []
+    plan = False
+    for line in out.splitlines():
+        if line.startswith("1.."):
+            plan = True
+        m = TAP_LINE.match(line)
+        if m:
+            if m.group(1) == "not ok":
+                failed += 1
+            elif "# SKIP" in line:
+                skipped += 1
+            else:
+                passed += 1
+        lines.append(line)
+    if not plan or (code != 0 and failed == 0):
+        failed += 1
+        lines.append("not ok - %s exited with status %s without reporting "
+                     "a failed test" % (name, code))
+        if err:
+            lines.extend("# " + l for l in err.splitlines()[-40:])
+    elif failed and err:
+        lines.extend("# stderr: " + l for l in err.splitlines()[-40:])
+    return name, passed, failed, skipped, lines, time.monotonic() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build-check")
+    ap.add_argument("--release-build", default=None)
+    ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("filter", nargs="*")
+    a = ap.parse_args()
+
+    jobs = []
+    for t in introspect(a.build):
+        if a.filter and not any(f in t["name"] for f in a.filter):
+            continue
+        env = dict(os.environ)
+        env.update(t.get("env") or {})
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        jobs.append((t["name"], t["cmd"], env, t.get("timeout") or 600,
+                     t.get("workdir")))
+    if a.release_build:
+        for t in introspect(a.release_build):
+            if "valgrind" not in (t.get("suite") or []) and \
+               not any(s.endswith(":valgrind") for s in (t.get("suite") or [])):
+                continue
+            if a.filter and not any(f in t["name"] for f in a.filter):
+                continue
+            env = dict(os.environ)
+            env.update(t.get("env") or {})
+            env["TH_TIMEOUT_MULT"] = "10"
+            cmd = ["valgrind", "-q", "--error-exitcode=99",
+                   "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                   "--show-leak-kinds=definite,indirect"] + t["cmd"]
+            jobs.append(("valgrind:" + t["name"], cmd, env,
+                         (t.get("timeout") or 600) * 4, t.get("workdir")))
+
+    tp = tf = ts = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.j)) as ex:
+        futs = [ex.submit(run_program, *j) for j in jobs]
+        for fut in concurrent.futures.as_completed(futs):
+            name, p, f, s, lines, dt = fut.result()
+            print("=== %s: %d passed, %d failed, %d skipped (%.1fs)" %
+                  (name, p, f, s, dt))
+            for l in lines:
+                if f or l.startswith("not ok") or "# SKIP" in l or \
+                   os.environ.get("VERBOSE"):
+                    print("    " + l)
+            sys.stdout.flush()
+            tp, tf, ts = tp + p, tf + f, ts + s
+    print("%d passed, %d failed, %d skipped" % (tp, tf, ts))
+    return 1 if tf else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
