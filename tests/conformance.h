@@ -1,0 +1,67 @@
+/*
+ * The flow conformance suite (DESIGN.md section 8): written once, run
+ * against every flow kind and stack. A flow kind registers a factory that
+ * makes a connected pair of flows; the suite registers every check as a
+ * harness test named "conf/<factory>/<check>[/rev]" (each in its own
+ * process, so each gets fresh flows). Checks run in both orientations:
+ * a -> b and b -> a (for sockets: connecting side and accepted side).
+ *
+ * Use, in a test program linked with harness.c and conformance.c:
+ *
+ *   static int make(uv_loop_t *loop, void *arg, struct rill_flow **a,
+ *                   struct rill_flow **b) { return rill_pair(loop, 0, a, b); }
+ *   static const struct conf_factory pair_factory = {
+ *           .name = "pair", .make = make,
+ *   };
+ *   CONF_REGISTER(pair_factory);
+ */
+#ifndef RILL_TEST_CONFORMANCE_H
+#define RILL_TEST_CONFORMANCE_H
+
+#include "rill.h"
+
+/* Capabilities a flow kind may lack; the checks that need them are then
+ * reported as skipped, with the factory's reason. */
+#define CONF_NO_HALF_CLOSE 0x1u /* shutdown(write) is not a half-close */
+
+struct conf_factory {
+	const char *name; /* "pair", "tcp4", "shut+unix"... */
+
+	/*
+	 * Makes two connected flows on loop (a: the connecting side, b: the
+	 * accepted side, where that applies). May run the loop to get there.
+	 * Returns 0, or a negative error (the check then fails).
+	 */
+	int (*make)(uv_loop_t *loop, void *arg, struct rill_flow **a,
+	            struct rill_flow **b);
+
+	/* Optional: release what make() set up (listeners, files), after
+	 * both flows were closed and the loop drained. */
+	void (*cleanup)(uv_loop_t *loop, void *arg);
+
+	/* Optional: make f's peer see a connection reset (e.g. TCP close
+	 * with SO_LINGER 0). NULL: the peer-reset check is skipped. f is
+	 * closed by this call. */
+	int (*reset)(struct rill_flow *f, void *arg);
+
+	void *arg;
+	unsigned caps_missing; /* CONF_NO_* */
+	const char *why_missing;
+
+	/* Bytes for the large hash-checked transfers; 0: 64 MiB. */
+	size_t big_bytes;
+
+	/* Timeout per check in seconds; 0: the harness default. */
+	unsigned timeout_s;
+};
+
+/* Registers every check of the suite for f (f must stay valid). */
+void conf_register(const struct conf_factory *f);
+
+#define CONF_REGISTER(factory)                                                 \
+	__attribute__((constructor)) static void conf_reg_##factory(void)      \
+	{                                                                      \
+		conf_register(&(factory));                                     \
+	}
+
+#endif
