@@ -7,7 +7,8 @@ crashes or prints no plan counts as one failure. Programs run in parallel
 (-j), each one's output is printed whole when it finishes.
 
 With --release-build, the tests in the 'valgrind' suite also run under
-valgrind on that (unsanitized) build.
+valgrind on that (unsanitized) build, and the tests in the 'release' suite
+(heavy transfers, too slow under ASan) run only there.
 
 The last line is always: "N passed, N failed, N skipped".
 """
@@ -27,6 +28,11 @@ def introspect(build):
     out = subprocess.run(["meson", "introspect", "--tests", build],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
+
+
+def has_suite(t, name):
+    return any(s == name or s.endswith(":" + name)
+               for s in (t.get("suite") or []))
 
 
 def run_program(name, cmd, env, timeout, cwd):
@@ -78,6 +84,8 @@ def main():
     for t in introspect(a.build):
         if a.filter and not any(f in t["name"] for f in a.filter):
             continue
+        if has_suite(t, "release"):
+            continue  # run below, from the optimized build
         env = dict(os.environ)
         env.update(t.get("env") or {})
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -86,10 +94,15 @@ def main():
                      t.get("workdir")))
     if a.release_build:
         for t in introspect(a.release_build):
-            if "valgrind" not in (t.get("suite") or []) and \
-               not any(s.endswith(":valgrind") for s in (t.get("suite") or [])):
-                continue
             if a.filter and not any(f in t["name"] for f in a.filter):
+                continue
+            if has_suite(t, "release"):
+                env = dict(os.environ)
+                env.update(t.get("env") or {})
+                jobs.append(("release:" + t["name"], t["cmd"], env,
+                             t.get("timeout") or 600, t.get("workdir")))
+                continue
+            if not has_suite(t, "valgrind"):
                 continue
             env = dict(os.environ)
             env.update(t.get("env") or {})
