@@ -177,10 +177,14 @@ static void read_timer_stop(struct rill_flow *f)
 		uv_timer_stop(&f->timers_->rd);
 }
 
+/* The write deadline measures progress: it runs while one request is
+ * inside the implementation and restarts with each request handed down, so
+ * a long transfer that keeps moving never times out, while a write stuck
+ * behind a reader that stopped reading does. */
 static void write_timer_start(struct rill_flow *f)
 {
 	struct rill_flow_timers *t = f->timers_;
-	if (t != NULL && t->wr_ms > 0 && !uv_is_active((uv_handle_t *)&t->wr))
+	if (t != NULL && t->wr_ms > 0)
 		uv_timer_start(&t->wr, on_write_timeout, t->wr_ms, 0);
 }
 
@@ -469,6 +473,7 @@ static void write_req_returned(struct rill_flow *f, int status)
 		return; /* defensive: a completion nobody asked for */
 	f->wr_cur_ = NULL;
 	r->in_impl = false;
+	write_timer_stop(f); /* flow_start restarts it for the next request */
 	if (status > 0)
 		status = -EPROTO;
 	if (status != 0 && f->wr_err_ == 0)
