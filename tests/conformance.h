@@ -6,6 +6,12 @@
  * process, so each gets fresh flows). Checks run in both orientations:
  * a -> b and b -> a (for sockets: connecting side and accepted side).
  *
+ * The checks assume only that a write of up to 1 KiB completes while the
+ * peer is not reading (every real transport buffers that much); anything
+ * larger is read concurrently. Large transfers use big_bytes (64 MiB by
+ * default; the environment variable CONF_BIG_BYTES lowers it, e.g. under
+ * valgrind). CONF_SEED changes the random write sizes and splits.
+ *
  * Use, in a test program linked with harness.c and conformance.c:
  *
  *   static int make(uv_loop_t *loop, void *arg, struct rill_flow **a,
@@ -58,10 +64,36 @@ struct conf_factory {
 /* Registers every check of the suite for f (f must stay valid). */
 void conf_register(const struct conf_factory *f);
 
-#define CONF_REGISTER(factory)                                                 \
-	__attribute__((constructor)) static void conf_reg_##factory(void)      \
-	{                                                                      \
-		conf_register(&(factory));                                     \
+/*
+ * Direct access to the checks, for the meta-test (which runs the suite
+ * against deliberately broken flows and expects each to be caught) and for
+ * programs that want one check by hand.
+ */
+size_t conf_check_count(void);
+const char *conf_check_name(size_t i);
+
+/*
+ * Runs check i of the suite for factory f in the calling process, in
+ * orientation rev (false: a -> b). Installs a counting allocator
+ * (rill_replace_allocator), so it must run in a fresh process that has not
+ * allocated through rill yet (a harness test, or a forked child). Returns
+ * when the check passed; a failure or skip ends the process through the
+ * harness (th_fail: exit 1, th_skip: exit 77).
+ */
+void conf_run_check(const struct conf_factory *f, size_t i, bool rev);
+
+/* Bytes currently allocated through rill's allocator (counting allocator
+ * installed by conf_run_check or conf_count_allocations). */
+size_t conf_live_bytes(void);
+
+/* Installs the counting allocator (once per process, before any rill
+ * allocation). */
+void conf_count_allocations(void);
+
+#define CONF_REGISTER(factory)                                            \
+	__attribute__((constructor)) static void conf_reg_##factory(void) \
+	{                                                                 \
+		conf_register(&(factory));                                \
 	}
 
 #endif
