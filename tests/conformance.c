@@ -269,22 +269,23 @@ struct wr;
 
 struct rd {
 	struct conf_ctx *c;
-	struct wr *poke;   /* told about progress (both-ways transfers) */
+	struct wr *poke; /* told about progress (both-ways transfers) */
 	bool collecting;
 	struct rill_flow *f;
-	bool verify;       /* check against the generated stream */
-	uint8_t *collect;  /* or store the bytes here (malloc'd, grows) */
+	bool verify;      /* check against the generated stream */
+	uint8_t *collect; /* or store the bytes here (malloc'd, grows) */
 	size_t collect_cap;
-	uint64_t pos;      /* bytes received */
+	uint64_t pos; /* bytes received */
 	uint64_t hash;
-	uint64_t stop_at;  /* pause (no new read) once pos >= stop_at; 0: never */
-	uint64_t ops;      /* successful reads */
-	int status;        /* final status once done */
-	bool done;         /* EOF or error seen */
-	bool reading;      /* a read is pending */
-	bool paused;       /* do not re-arm after the current read */
-	bool in_call;      /* inside rill_read (deferral check) */
-	size_t bad_off;    /* first mismatching offset, when verify */
+	uint64_t
+	    stop_at;    /* pause (no new read) once pos >= stop_at; 0: never */
+	uint64_t ops;   /* successful reads */
+	int status;     /* final status once done */
+	bool done;      /* EOF or error seen */
+	bool reading;   /* a read is pending */
+	bool paused;    /* do not re-arm after the current read */
+	bool in_call;   /* inside rill_read (deferral check) */
+	size_t bad_off; /* first mismatching offset, when verify */
 	bool bad;
 	unsigned zero_bufs;   /* buffers of 0 bytes (contract violation) */
 	unsigned cb_in_call;  /* callbacks run inside rill_read */
@@ -438,12 +439,12 @@ struct wr {
 	uint64_t hash;
 	size_t sizes[WR_MAX_INFLIGHT];
 	unsigned head, inflight, max_inflight;
-	size_t max_write;     /* upper bound of one write */
-	unsigned max_iov;     /* upper bound of buffers per writev */
-	bool shut_after;      /* shutdown(write) once everything is issued */
+	size_t max_write; /* upper bound of one write */
+	unsigned max_iov; /* upper bound of buffers per writev */
+	bool shut_after;  /* shutdown(write) once everything is issued */
 	bool shut_issued, shut_done;
 	int shut_status;
-	int err; /* first write error */
+	int err;              /* first write error */
 	bool done;            /* all acked (and shut down if asked), or error */
 	struct rd *wait_rd;   /* delay the shutdown until this reader... */
 	uint64_t wait_pos;    /* ...has received this many bytes */
@@ -531,17 +532,16 @@ static int wr_issue(struct wr *w)
 	}
 	size_t off = 0;
 	for (unsigned i = 0; i < niov; i++) {
-		size_t piece = i + 1 == niov
-		                   ? sz - off
-		                   : rng_range(&w->rng, 1,
-		                               (sz - off) - (niov - 1 - i));
+		size_t piece =
+		    i + 1 == niov
+		        ? sz - off
+		        : rng_range(&w->rng, 1, (sz - off) - (niov - 1 - i));
 		if (slices) {
 			bufs[i] = rill_buf_slice(whole, off, piece);
 		} else {
 			bufs[i] = rill_buf_new(piece);
 			if (bufs[i] != NULL)
-				gen_fill(bufs[i]->data, w->issued + off,
-				         piece);
+				gen_fill(bufs[i]->data, w->issued + off, piece);
 		}
 		if (bufs[i] == NULL)
 			TH_FAIL("out of memory in the test");
@@ -626,8 +626,8 @@ static void status_cb(struct rill_flow *f, int status, void *ud)
 	s->done = true;
 }
 
-static void never_read_cb(struct rill_flow *f, int status,
-                          struct rill_buf *buf, void *ud)
+static void never_read_cb(struct rill_flow *f, int status, struct rill_buf *buf,
+                          void *ud)
 {
 	(void)f;
 	(void)buf;
@@ -922,8 +922,7 @@ static void ck_write_after_shutdown(struct conf_ctx *c)
 	struct rill_buf *b = rill_buf_copy("zz", 2);
 	struct rill_buf *e = rill_buf_new(0);
 	TH_EQ_ERR(rill_write(c->x, b, never_write_cb, NULL), RILL_ECLOSED);
-	TH_EQ_ERR(rill_writev(c->x, &b, 1, never_write_cb, NULL),
-	          RILL_ECLOSED);
+	TH_EQ_ERR(rill_writev(c->x, &b, 1, never_write_cb, NULL), RILL_ECLOSED);
 	TH_EQ_ERR(rill_write_copy(c->x, "zz", 2, never_write_cb, NULL),
 	          RILL_ECLOSED);
 	TH_EQ_ERR(rill_write(c->x, e, never_write_cb, NULL), RILL_ECLOSED);
