@@ -1563,8 +1563,11 @@ static void ck_write_deadline(struct conf_ctx *c)
  * queued and a reader that pauses often (but briefly), never times out. */
 static void ck_deadline_progress(struct conf_ctx *c)
 {
-	TH_OK(rill_set_write_timeout(c->x, 250));
-	TH_OK(rill_set_read_timeout(c->y, 250));
+	/* Deadlines of 1 s (a loaded machine can stall a process for a good
+	 * fraction of that), a transfer paused 150 ms every 192 KiB: about
+	 * 1.5 s in total. */
+	TH_OK(rill_set_write_timeout(c->x, 1000));
+	TH_OK(rill_set_read_timeout(c->y, 1000));
 	uint64_t total = 2 * MIB;
 	struct wr w;
 	struct rd r;
@@ -1572,8 +1575,8 @@ static void ck_deadline_progress(struct conf_ctx *c)
 	w.max_inflight = 4;
 	w.max_write = 32 * KIB;
 	rd_init(&r, c, c->y, true);
-	r.pause_bytes = 128 * KIB;
-	r.pause_every = 60;
+	r.pause_bytes = 192 * KIB;
+	r.pause_every = 150;
 	r.next_pause = r.pause_bytes;
 	uint64_t t0 = uv_now(&c->loop);
 	wr_start(&w);
@@ -1581,7 +1584,7 @@ static void ck_deadline_progress(struct conf_ctx *c)
 	rd_wait(&r, "the reader");
 	ctx_wait(c, &w.done, "the writer");
 	uv_update_time(&c->loop);
-	th_note("transfer took %" PRIu64 " ms with 250 ms deadlines",
+	th_note("transfer took %" PRIu64 " ms with 1000 ms deadlines",
 	        uv_now(&c->loop) - t0);
 	wr_expect_ok(&w);
 	rd_expect_stream(&r, total, w.hash);
