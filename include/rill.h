@@ -388,6 +388,13 @@ RILL_EXTERN int rill_flow_from_strings(uv_loop_t *loop, const void *input,
  * the loop makes progress meanwhile. They must not be called from inside a
  * callback running on that loop (they return -EDEADLK then) nor while
  * another thread runs the loop.
+ *
+ * They also return -EDEADLK when the loop runs out of work before the
+ * operation completed (nothing could ever complete it, e.g. a read with no
+ * writer on the loop). The operation then stays pending on the flow and
+ * its result is discarded: close the flow. A flow closed while one of
+ * these waits on it (from another callback) ends the wait with
+ * RILL_ECLOSED.
  */
 
 /* Reads one buffer into *out (caller releases it). Returns 0, RILL_EOF or

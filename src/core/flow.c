@@ -667,6 +667,8 @@ void rill_close(struct rill_flow *f)
 	if (f == NULL || (f->flags_ & F_CLOSED))
 		return;
 	f->flags_ |= F_CLOSED;
+	if (f->flags_ & F_RD_PENDING)
+		rill__sync_drop_read(f->read_cb_, f->read_ud_);
 	f->read_cb_ = NULL;
 	f->flags_ &= ~(F_RD_PENDING | F_RD_READY);
 	rill_buf_release(f->rd_buf_);
@@ -678,6 +680,7 @@ void rill_close(struct rill_flow *f)
 	while (r != NULL) {
 		struct rill_write_req *next = r->next;
 		r->delivered = true;
+		rill__sync_drop_status(r->cb, r->ud);
 		if (!r->in_impl)
 			req_free(r);
 		r = next;

@@ -37,6 +37,10 @@ static struct sync_state *sync_new(void)
 	return rill_calloc(1, sizeof(struct sync_state));
 }
 
+static void sync_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
+                         void *ud);
+static void sync_status_cb(struct rill_flow *f, int status, void *ud);
+
 /* Marks completion; frees the state if the waiter already gave up. */
 static void sync_finish(struct sync_state *st, int status, struct rill_buf *b)
 {
@@ -61,6 +65,18 @@ static int sync_wait(uv_loop_t *loop, struct sync_state *st)
 		}
 	}
 	return 0;
+}
+
+void rill__sync_drop_read(rill_read_cb cb, void *ud)
+{
+	if (cb == sync_read_cb)
+		sync_finish(ud, RILL_ECLOSED, NULL);
+}
+
+void rill__sync_drop_status(rill_write_cb cb, void *ud)
+{
+	if (cb == sync_status_cb)
+		sync_finish(ud, RILL_ECLOSED, NULL);
 }
 
 static int sync_guard(struct rill_flow *f)
