@@ -27,8 +27,8 @@ static void env_close(struct env *e)
 	TH_OK(uv_loop_close(&e->loop));
 }
 
-static void never_read_cb(struct rill_flow *f, int status,
-                          struct rill_buf *buf, void *ud)
+static void never_read_cb(struct rill_flow *f, int status, struct rill_buf *buf,
+                          void *ud)
 {
 	(void)f;
 	(void)buf;
@@ -85,8 +85,7 @@ TEST(bad_constructor_arguments)
 	TH_TRUE(a == NULL && b == NULL);
 	struct rill_fn_flow_ops ops = {0};
 	TH_EQ_ERR(rill_flow_from_functions(NULL, &ops, NULL, &a), RILL_EINVAL);
-	TH_EQ_ERR(rill_flow_from_functions(&loop, NULL, NULL, &a),
-	          RILL_EINVAL);
+	TH_EQ_ERR(rill_flow_from_functions(&loop, NULL, NULL, &a), RILL_EINVAL);
 	TH_EQ_ERR(rill_flow_from_functions(&loop, &ops, NULL, NULL),
 	          RILL_EINVAL);
 	char out[4];
@@ -427,8 +426,8 @@ TEST(callbacks_deferred_on_synchronous_flows)
 	char out[16];
 	size_t out_len;
 	struct rill_flow *f;
-	TH_OK(rill_flow_from_strings(&loop, "abc", 3, out, sizeof out,
-	                             &out_len, &f));
+	TH_OK(rill_flow_from_strings(&loop, "abc", 3, out, sizeof out, &out_len,
+	                             &f));
 	struct defer d = {0};
 	d.in_call = true;
 	TH_OK(rill_read(f, defer_rcb, &d));
@@ -497,5 +496,40 @@ TEST(user_data_slot)
 	TH_TRUE(rill_flow_data(e.a) == &tag);
 	TH_TRUE(rill_flow_loop(e.a) == &e.loop);
 	TH_EQ_STR(rill_flow_kind(e.a), "pair");
+	env_close(&e);
+}
+
+static void close_timer_cb(uv_timer_t *t)
+{
+	rill_close(t->data);
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+/* The flow is closed (from another callback) while a blocking read waits
+ * on it: the wait ends with RILL_ECLOSED, nothing leaks. */
+TEST(sync_wait_ends_when_flow_closed)
+{
+	struct env e;
+	env_open(&e, 0);
+	uv_timer_t t;
+	uv_timer_init(&e.loop, &t);
+	t.data = e.b;
+	uv_timer_start(&t, close_timer_cb, 20, 0);
+	struct rill_buf *b;
+	TH_EQ_ERR(rill_read_sync(e.b, &b), RILL_ECLOSED);
+	TH_TRUE(b == NULL);
+	e.b = NULL;
+	env_close(&e);
+}
+
+/* A blocking read that gave up (-EDEADLK) leaves its read pending; the
+ * flow's close releases it (checked by LSan/valgrind). */
+TEST(sync_read_given_up_then_closed)
+{
+	struct env e;
+	env_open(&e, 0);
+	struct rill_buf *b;
+	TH_EQ_ERR(rill_read_sync(e.b, &b), -EDEADLK);
+	TH_EQ_ERR(rill_read(e.b, never_read_cb, NULL), RILL_EALREADY);
 	env_close(&e);
 }
