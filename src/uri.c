@@ -17,11 +17,11 @@
 /* The registries. Each module provides its scheme objects; list them
  * here (NULL-terminated). */
 static const struct rill_transport_scheme *const uri_transports[] = {
-	NULL,
+    NULL,
 };
 
 static const struct rill_layer_scheme *const uri_layers[] = {
-	NULL,
+    NULL,
 };
 
 #define URI_DEFAULT_HANDSHAKE_MS 10000u
@@ -248,8 +248,7 @@ static int uri_resolve(struct rill_uri *u,
 	for (size_t k = 0; k < u->nparams; k++) {
 		bool claimed = uri_list_has(t->params, u->params[k].key);
 		for (size_t i = 0; i < u->nlayers && !claimed; i++)
-			claimed = uri_list_has(lp[i]->params,
-			                       u->params[k].key);
+			claimed = uri_list_has(lp[i]->params, u->params[k].key);
 		if (!claimed)
 			return rill__uri_error(u, "unknown parameter",
 			                       u->params[k].key);
@@ -291,9 +290,8 @@ const char *rill__uri_param(const struct rill_uri *u, const char *key)
 	return NULL;
 }
 
-int rill__uri_param_u64(const struct rill_uri *u, const char *key,
-                        uint64_t min, uint64_t max, uint64_t dflt,
-                        uint64_t *out)
+int rill__uri_param_u64(const struct rill_uri *u, const char *key, uint64_t min,
+                        uint64_t max, uint64_t dflt, uint64_t *out)
 {
 	const char *v = rill__uri_param(u, key);
 	if (v == NULL) {
@@ -341,13 +339,11 @@ static void uri_connect_finish(struct uri_connect *c, struct rill_flow *f,
 	void *ud = c->ud;
 	rill__uri_free(&c->u);
 	rill_free(c);
-	cb(f, status, status != 0 && errmsg == NULL ? rill_strerror(status)
-	                                            : errmsg,
-	   ud);
+	cb(f, status,
+	   status != 0 && errmsg == NULL ? rill_strerror(status) : errmsg, ud);
 }
 
-static uint64_t uri_remaining(uv_loop_t *loop, uint64_t deadline,
-                              uint64_t dflt)
+static uint64_t uri_remaining(uv_loop_t *loop, uint64_t deadline, uint64_t dflt)
 {
 	if (deadline == 0)
 		return dflt;
@@ -448,18 +444,18 @@ static void uri_listener_unref(struct uri_listener *l)
 	rill_free(l);
 }
 
-static void uri_accept_step(struct rill_flow *f, int status,
-                            const char *errmsg, void *ud)
+static void uri_accept_step(struct rill_flow *f, int status, const char *errmsg,
+                            void *ud)
 {
 	struct uri_accept *a = ud;
 	struct uri_listener *l = a->l;
 	if (status == 0 && a->next_layer > 0 && !l->closed) {
 		a->next_layer--;
 		const struct rill_layer_scheme *ls = l->layers[a->next_layer];
-		int err = ls->attach(
-			f, &l->u, RILL_ROLE_ACCEPT,
-			uri_remaining(l->base.loop, a->deadline, 0),
-			uri_accept_step, a);
+		int err =
+		    ls->attach(f, &l->u, RILL_ROLE_ACCEPT,
+		               uri_remaining(l->base.loop, a->deadline, 0),
+		               uri_accept_step, a);
 		if (err == 0)
 			return;
 		status = err;
@@ -530,8 +526,8 @@ static int uri_listener_uri(struct rill_listener *base, char *buf, size_t len)
 }
 
 static const struct rill_listener_ops uri_listener_ops = {
-	.close = uri_listener_close,
-	.uri = uri_listener_uri,
+    .close = uri_listener_close,
+    .uri = uri_listener_uri,
 };
 
 int rill_listen(uv_loop_t *loop, const char *uri,
@@ -563,8 +559,8 @@ int rill_listen(uv_loop_t *loop, const char *uri,
 		l->base.ud = ud;
 		l->refs = 1;
 		l->handshake_ms = opts->handshake_timeout_ms > 0
-		                          ? opts->handshake_timeout_ms
-		                          : URI_DEFAULT_HANDSHAKE_MS;
+		                      ? opts->handshake_timeout_ms
+		                      : URI_DEFAULT_HANDSHAKE_MS;
 		err = t->listen(loop, &l->u, opts, uri_inner_accept, l,
 		                &l->inner);
 	}
