@@ -39,7 +39,7 @@ struct sock_flow {
 	bool owns_fds;  /* close rfd/wfd with the flow */
 	bool is_socket; /* rfd == wfd is a socket */
 	bool rpollable, wpollable;
-	bool two_polls; /* fd mode: rpoll watches rfd, wpoll wfd */
+	bool two_polls;              /* fd mode: rpoll watches rfd, wpoll wfd */
 	bool rpoll_open, wpoll_open; /* handles initialised, not closed */
 	bool reading, writing;
 	bool closing;
@@ -245,18 +245,15 @@ static void sock_on_poll(uv_poll_t *h, int status, int events)
 {
 	struct sock_flow *s = h->data;
 	if (status < 0) {
-		/* The fd itself is broken (EBADF...): fail what waits. */
-		if (s->reading) {
-			s->reading = false;
-			rill_flow_read_done(&s->base, status, NULL);
-		}
-		if (!s->closing && s->writing) {
-			s->writing = false;
-			rill_flow_write_done(&s->base, status);
-		}
-		if (!s->closing)
-			sock_update_polls(s, s->reading, s->writing);
-		return;
+		/* libuv reports POLLERR as UV_EBADF and stops the handle. The
+		 * socket's own error (a reset...) is what the next read or
+		 * write returns, so try both; the polls restart below if
+		 * an operation still waits. */
+		if (h == &s->rpoll)
+			s->rmask = 0;
+		else
+			s->wmask = 0;
+		events = UV_READABLE | UV_WRITABLE;
 	}
 	/* Errors and hang-ups show up as readable/writable too (libuv adds
 	 * them to the requested events), so each try finds them. */
@@ -415,8 +412,8 @@ int rill__socket_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
 		               sizeof a) != 0 ||
 		    setsockopt(s->rfd, IPPROTO_TCP, TCP_KEEPINTVL, &i,
 		               sizeof i) != 0 ||
-		    setsockopt(s->rfd, IPPROTO_TCP, TCP_KEEPCNT, &p, sizeof p) !=
-		        0)
+		    setsockopt(s->rfd, IPPROTO_TCP, TCP_KEEPCNT, &p,
+		               sizeof p) != 0)
 			return -errno;
 	}
 	return 0;
@@ -446,7 +443,8 @@ static int sock_set_nonblock(int fd, int *saved)
 static struct sock_flow *sock_alloc(uv_loop_t *loop,
                                     const struct rill_socket_family *fam)
 {
-	struct rill_flow *f = rill_flow_new(loop, fam->ops, sizeof(struct sock_flow));
+	struct rill_flow *f =
+	    rill_flow_new(loop, fam->ops, sizeof(struct sock_flow));
 	if (f == NULL)
 		return NULL;
 	struct sock_flow *s = sock_of(f);
@@ -661,9 +659,10 @@ static void conn_on_poll(uv_poll_t *h, int status, int events)
 		return;
 	int err = 0;
 	socklen_t len = sizeof err;
-	if (status < 0)
-		err = -status;
-	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+	/* libuv turns POLLERR into status UV_EBADF; the real reason is the
+	 * socket's pending error either way. */
+	(void)status;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 		err = errno;
 	if (err == 0) {
 		conn_succeeded(c);
@@ -710,7 +709,8 @@ static void conn_step(struct sock_connect *c)
 		c->fd = fd;
 		int r;
 		do
-			r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+			r = connect(fd, (const struct sockaddr *)&a->ss,
+			            a->len);
 		while (r != 0 && errno == EINTR);
 		if (r == 0) {
 			conn_succeeded(c);
@@ -724,8 +724,7 @@ static void conn_step(struct sock_connect *c)
 			c->fd = -1;
 			c->err = -EAGAIN;
 			snprintf(c->errmsg, sizeof c->errmsg,
-			         "connect %s: listener backlog full",
-			         c->label);
+			         "connect %s: listener backlog full", c->label);
 			uv_timer_start(&c->step, conn_on_step, 5, 0);
 			return;
 		}
@@ -757,7 +756,8 @@ static void conn_step(struct sock_connect *c)
 		uint64_t delay = c->retry_delay;
 		if (delay > c->retry_until_ms - elapsed)
 			delay = c->retry_until_ms - elapsed;
-		c->retry_delay = c->retry_delay * 2 > 500 ? 500 : c->retry_delay * 2;
+		c->retry_delay =
+		    c->retry_delay * 2 > 500 ? 500 : c->retry_delay * 2;
 		c->idx = 0;
 		uv_timer_start(&c->step, conn_on_step, delay, 0);
 		return;
@@ -865,8 +865,8 @@ static void conn_on_resolved(uv_getaddrinfo_t *req, int status,
 	c->addrs = n > 0 ? rill_calloc(n, sizeof *c->addrs) : NULL;
 	if (c->addrs == NULL) {
 		uv_freeaddrinfo(res);
-		snprintf(c->errmsg, sizeof c->errmsg,
-		         "connect %s: %s", c->label,
+		snprintf(c->errmsg, sizeof c->errmsg, "connect %s: %s",
+		         c->label,
 		         n == 0 ? "host has no address" : "out of memory");
 		conn_fail(c, n == 0 ? -ENOENT : RILL_ENOMEM);
 		return;
@@ -903,8 +903,8 @@ int rill__socket_connect_host(uv_loop_t *loop,
 	hints.ai_protocol = IPPROTO_TCP;
 	c->gai.data = c;
 	c->refs++;
-	int err = uv_getaddrinfo(loop, &c->gai, conn_on_resolved, host, port,
-	                         &hints);
+	int err =
+	    uv_getaddrinfo(loop, &c->gai, conn_on_resolved, host, port, &hints);
 	if (err != 0) {
 		/* Nothing started: undo without a callback. */
 		c->refs--;
@@ -956,8 +956,8 @@ static void lst_on_poll(uv_poll_t *h, int status, int events)
 		return;
 	}
 	for (int i = 0; i < SOCK_ACCEPT_BATCH && !l->closing; i++) {
-		int fd = accept4(l->fd, NULL, NULL,
-		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd =
+		    accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			int e = errno;
 			if (e == EAGAIN || e == EWOULDBLOCK)
@@ -1086,8 +1086,8 @@ int rill__socket_bind_listen(uv_loop_t *loop,
 {
 	if (label == NULL)
 		label = fam->name;
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	                0);
+	int fd = socket(sa->sa_family,
+	                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		int err = -errno;
 		rill__set_last_errmsg("listen %s: %s", label, strerror(-err));

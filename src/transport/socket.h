@@ -49,8 +49,7 @@ void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
 void rill__socket_shutdown_write(struct rill_flow *f);
 void rill__socket_shutdown_read(struct rill_flow *f);
 void rill__socket_close(struct rill_flow *f);
-int rill__socket_address(struct rill_flow *f, int which, char *buf,
-                         size_t len);
+int rill__socket_address(struct rill_flow *f, int which, char *buf, size_t len);
 int rill__socket_set_nodelay(struct rill_flow *f, bool on);
 int rill__socket_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
                                unsigned interval_s, unsigned probes);
@@ -155,5 +154,10 @@ int rill__socket_bind_listen(uv_loop_t *loop,
 extern const struct rill_socket_family rill__tcp_family;
 extern const struct rill_socket_family rill__unix_family;
 extern const struct rill_socket_family rill__stdio_family;
+
+/* Their URI schemes (listed in uri.c). */
+extern const struct rill_transport_scheme rill__tcp_scheme;
+extern const struct rill_transport_scheme rill__unix_scheme;
+extern const struct rill_transport_scheme rill__stdio_scheme;
 
 #endif
