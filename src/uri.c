@@ -13,10 +13,12 @@
 
 #include "core.h"
 #include "uri.h"
+#include "transport/vchan.h"
 
 /* The registries. Each module provides its scheme objects; list them
  * here (NULL-terminated). */
 static const struct rill_transport_scheme *const uri_transports[] = {
+    &rill__vchan_scheme,
     NULL,
 };
 
