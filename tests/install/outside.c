@@ -22,7 +22,8 @@ int main(void)
 		err = rill_shutdown_sync(a, RILL_SHUT_WR);
 	if (err == 0)
 		err = rill_read_all_sync(b, 1024, &got);
-	int ok = err == 0 && got->len == 9 && memcmp(got->data, "installed", 9) == 0;
+	int ok =
+	    err == 0 && got->len == 9 && memcmp(got->data, "installed", 9) == 0;
 	printf("rill %s: %s\n", rill_version(), ok ? "ok" : rill_strerror(err));
 	rill_buf_release(got);
 	rill_close(a);
