@@ -90,7 +90,9 @@ struct vchan_flow {
 	bool peer_gone; /* rendezvous socket hung up */
 	bool reading, writing, wr_shut;
 	bool in_run, rerun;
-	uint64_t spin_ns;
+	uint64_t spin_ns;  /* the tunable maximum */
+	uint64_t spin_cur; /* adaptive: what the last spins earned */
+	unsigned spin_idle; /* sleeps since spinning was abandoned */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
 
@@ -127,6 +129,13 @@ int rill__vchan_orders_of(struct rill_flow *f, int *rd_order, int *wr_order)
 	*rd_order = vchan_of(f)->v.rd_order;
 	*wr_order = vchan_of(f)->v.wr_order;
 	return 0;
+}
+
+void *rill__vchan_shared_page(struct rill_flow *f)
+{
+	if (f == NULL || f->ops != &vchan_ops || !vchan_of(f)->attached)
+		return NULL;
+	return vchan_of(f)->map;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -331,16 +340,20 @@ static void vchan_release_resources(struct vchan_flow *vf)
 	}
 }
 
-static void vchan_handle_closed(uv_handle_t *h)
+static void vchan_finish_teardown(struct vchan_flow *vf)
 {
-	struct vchan_flow *vf = h->data;
-	if (--vf->open_handles > 0)
-		return;
 	vchan_release_resources(vf);
 	if (vf->discard)
 		rill_flow_discard(&vf->base);
 	else
 		rill_flow_destroyed(&vf->base);
+}
+
+static void vchan_handle_closed(uv_handle_t *h)
+{
+	struct vchan_flow *vf = h->data;
+	if (--vf->open_handles == 0)
+		vchan_finish_teardown(vf);
 }
 
 /* Closes every handle, then the fds and the mapping. */
@@ -361,9 +374,7 @@ static void vchan_teardown(struct vchan_flow *vf)
 	vf->evt_init = vf->sock_init = vf->listen_init = vf->timer_init =
 	    false;
 	if (n == 0) {
-		/* Nothing to wait for: count one pseudo-handle. */
-		vf->open_handles = 1;
-		vchan_handle_closed((uv_handle_t *)&vf->timer);
+		vchan_finish_teardown(vf);
 		return;
 	}
 	vf->open_handles = (unsigned)n;
@@ -508,6 +519,41 @@ static bool vchan_ready_now(struct vchan_flow *vf)
 	return false;
 }
 
+/*
+ * Polls the ring for up to spin_cur ns. The spin adapts: it doubles
+ * (up to spin_ns) when it saw the peer act, halves when it did not, and
+ * stops when that is all it does - the peer may run on this very loop,
+ * or be idle - trying again after a number of sleeps.
+ */
+static void vchan_spin(struct vchan_flow *vf)
+{
+	if (vf->spin_ns == 0)
+		return;
+	if (vf->spin_cur == 0) {
+		if (++vf->spin_idle < 256)
+			return;
+		vf->spin_idle = 0;
+		vf->spin_cur = vf->spin_ns / 8 + 1;
+	}
+	uint64_t start = vchan_now_ns();
+	uint64_t end = start + vf->spin_cur;
+	unsigned i = 0;
+	bool ready;
+	while (!(ready = vchan_ready_now(vf))) {
+		vchan_cpu_relax();
+		if ((++i & 63) == 0 && vchan_now_ns() >= end)
+			break;
+	}
+	if (ready) {
+		uint64_t c = vf->spin_cur * 2;
+		vf->spin_cur = c > vf->spin_ns ? vf->spin_ns : c;
+	} else {
+		vf->spin_cur /= 2;
+		if (vf->spin_cur < 500)
+			vf->spin_cur = 0;
+	}
+}
+
 static void vchan_run(struct vchan_flow *vf)
 {
 	if (vf->in_run) {
@@ -539,16 +585,7 @@ static void vchan_run(struct vchan_flow *vf)
 		}
 		if (!spun) {
 			spun = true;
-			if (vf->spin_ns > 0) {
-				uint64_t end = vchan_now_ns() + vf->spin_ns;
-				unsigned i = 0;
-				while (!vchan_ready_now(vf)) {
-					vchan_cpu_relax();
-					if ((++i & 63) == 0 &&
-					    vchan_now_ns() >= end)
-						break;
-				}
-			}
+			vchan_spin(vf);
 			continue;
 		}
 		if (!requested) {
@@ -671,6 +708,7 @@ int rill_vchan_set_spin(struct rill_flow *f, uint64_t ns)
 	if (f == NULL || f->ops != &vchan_ops)
 		return RILL_EINVAL;
 	vchan_of(f)->spin_ns = ns;
+	vchan_of(f)->spin_cur = ns;
 	return 0;
 }
 
@@ -686,6 +724,7 @@ static struct vchan_flow *vchan_flow_new(uv_loop_t *loop)
 	const char *s = getenv("RILL_VCHAN_SPIN_NS");
 	if (s != NULL && *s != '\0')
 		vf->spin_ns = strtoull(s, NULL, 10);
+	vf->spin_cur = vf->spin_ns;
 	return vf;
 }
 

@@ -14,4 +14,8 @@ void rill__vchan_set_start_index(uint32_t idx);
  * rings); -EINVAL for a flow that is not an attached vchan. */
 int rill__vchan_orders_of(struct rill_flow *f, int *rd_order, int *wr_order);
 
+/* Test hook: the shared memory of an attached vchan flow (to play a
+ * hostile peer), or NULL. */
+void *rill__vchan_shared_page(struct rill_flow *f);
+
 #endif
