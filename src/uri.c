@@ -14,6 +14,7 @@
 #include "core.h"
 #include "uri.h"
 #include "transport/socket.h"
+#include "transport/vchan.h"
 
 /* The registries. Each module provides its scheme objects; list them
  * here (NULL-terminated). */
@@ -21,6 +22,7 @@ static const struct rill_transport_scheme *const uri_transports[] = {
     &rill__tcp_scheme,
     &rill__unix_scheme,
     &rill__stdio_scheme,
+    &rill__vchan_scheme,
     NULL,
 };
 
