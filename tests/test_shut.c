@@ -160,8 +160,8 @@ TEST(sends_shutdown_write)
 	fx_init(&x);
 	TH_OK(rill_write_sync(x.shut, "ab", 2));
 	TH_OK(rill_shutdown_sync(x.shut, RILL_SHUT_WR));
-	static const uint8_t want[] = {2, 0, 0, 0, 'a', 'b', 0xAD, 0xDE, 0xEF,
-	                               0xBE};
+	static const uint8_t want[] = {2,   0,    0,    0,    'a',
+	                               'b', 0xAD, 0xDE, 0xEF, 0xBE};
 	expect_bytes(x.raw, want, sizeof want);
 	TH_EQ_ERR(rill_write_copy(x.shut, "x", 1, NULL, NULL), RILL_ECLOSED);
 	fx_done(&x);
@@ -292,9 +292,9 @@ TEST(accepts_frames_split_byte_by_byte)
 {
 	struct fx x;
 	fx_init(&x);
-	static const uint8_t s[] = {3, 0, 0, 0, 'a', 'b', 'c', 0, 0, 0, 0,
-	                            2, 0, 0, 0, 'd', 'e', 0xAD, 0xDE, 0xEF,
-	                            0xBE};
+	static const uint8_t s[] = {3, 0,   0,   0,    'a',  'b',  'c',
+	                            0, 0,   0,   0,    2,    0,    0,
+	                            0, 'd', 'e', 0xAD, 0xDE, 0xEF, 0xBE};
 	for (size_t i = 0; i < sizeof s; i++)
 		raw_write(&x, s + i, 1);
 	uint8_t got[16];
@@ -310,9 +310,9 @@ TEST(skips_zero_length_frames)
 	struct fx x;
 	fx_init(&x);
 	uint8_t s[4 * 5 + 5 + 4];
-	memset(s, 0, 12);                /* three empty frames */
+	memset(s, 0, 12);                 /* three empty frames */
 	memcpy(s + 12, "\x01\0\0\0Z", 5); /* one byte */
-	memset(s + 17, 0, 8);            /* two more empty frames */
+	memset(s + 17, 0, 8);             /* two more empty frames */
 	memcpy(s + 25, MSG_SHUT_WR, 4);
 	raw_write(&x, s, sizeof s);
 	uint8_t got[8];

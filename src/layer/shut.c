@@ -26,6 +26,7 @@
 
 #include "rill/impl.h"
 #include "shut_codec.h"
+#include "uri.h"
 
 /* Payload bytes and buffers per rill_writev to the inner flow. */
 #define SHUT_BATCH_BYTES (256u * 1024u)
@@ -393,8 +394,7 @@ static void shut_write(struct rill_flow *f, struct rill_buf *const *bufs,
 	shut_write_batch(s);
 }
 
-static void shut_shutdown_sent_cb(struct rill_flow *inner, int status,
-                                  void *ud)
+static void shut_shutdown_sent_cb(struct rill_flow *inner, int status, void *ud)
 {
 	(void)inner;
 	struct shut *s = ud;
@@ -464,8 +464,8 @@ static void shut_close(struct rill_flow *f)
 	s->want_read = false;
 	s->w_n = s->w_i = 0;
 	if (s->close_timeout_ms > 0)
-		uv_timer_start(&s->timer, shut_on_deadline,
-		               s->close_timeout_ms, 0);
+		uv_timer_start(&s->timer, shut_on_deadline, s->close_timeout_ms,
+		               0);
 	shut_send_close(s);
 	if (s->peer_closed || s->peer_rd_shut || s->dec.bad)
 		s->drained = true;
@@ -524,3 +524,44 @@ int rill_shut_set_close_timeout(struct rill_flow *f, uint64_t ms)
 	shut_of(f)->close_timeout_ms = ms;
 	return 0;
 }
+
+/* ---------------------------------------------------------------------- */
+/* The "shut+" URI layer: shut+unix:/path?close_timeout=MS */
+
+static const char *const shut_uri_params[] = {"close_timeout", NULL};
+
+static int shut_uri_check(const struct rill_uri *u)
+{
+	uint64_t ms;
+	return rill__uri_param_u64(u, "close_timeout", 0, UINT32_MAX,
+	                           RILL_SHUT_CLOSE_TIMEOUT_MS, &ms);
+}
+
+static int shut_uri_attach(struct rill_flow *inner, const struct rill_uri *u,
+                           int role, uint64_t deadline_ms, rill_attach_cb cb,
+                           void *ud)
+{
+	(void)role;        /* the protocol is symmetric */
+	(void)deadline_ms; /* no handshake when attaching */
+	uint64_t ms;
+	int err = rill__uri_param_u64(u, "close_timeout", 0, UINT32_MAX,
+	                              RILL_SHUT_CLOSE_TIMEOUT_MS, &ms);
+	if (err != 0) {
+		rill_close(inner);
+		return err;
+	}
+	struct rill_flow *f;
+	err = rill_shut_attach(inner, &f);
+	if (err != 0)
+		return err;
+	shut_of(f)->close_timeout_ms = ms;
+	cb(f, 0, NULL, ud);
+	return 0;
+}
+
+const struct rill_layer_scheme rill__shut_scheme = {
+    .name = "shut",
+    .params = shut_uri_params,
+    .check = shut_uri_check,
+    .attach = shut_uri_attach,
+};
