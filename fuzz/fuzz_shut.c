@@ -37,8 +37,8 @@ static void trace_run(const uint8_t *in, size_t len, const size_t *cuts,
 		while (left > 0) {
 			size_t used, dlen;
 			uint32_t bad = 0;
-			int ev = rill__shut_decode(&d, p, left, &used, &dlen,
-			                           &bad);
+			int ev =
+			    rill__shut_decode(&d, p, left, &used, &dlen, &bad);
 			if (used > left)
 				abort();
 			if (ev == RILL__SHUT_DATA) {

@@ -297,8 +297,9 @@ static void *accept_loop(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s firecracker|hyperkit PATH GUEST_DIR "
-		                "[--propagate]\n",
+		fprintf(stderr,
+		        "usage: %s firecracker|hyperkit PATH GUEST_DIR "
+		        "[--propagate]\n",
 		        argv[0]);
 		return 2;
 	}

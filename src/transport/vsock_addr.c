@@ -121,8 +121,7 @@ static int va_hex(char c)
 
 int rill__guid_parse(const char *s, size_t len, struct rill__guid *g)
 {
-	if (len == RILL__GUID_STRLEN + 2 && s[0] == '{' &&
-	    s[len - 1] == '}') {
+	if (len == RILL__GUID_STRLEN + 2 && s[0] == '{' && s[len - 1] == '}') {
 		s++;
 		len -= 2;
 	}
@@ -201,8 +200,7 @@ static const struct {
     {"parent", "a42e7cda-d03f-480c-9cc2-a4de20abb878"},
 };
 
-int rill__hvsock_vm_by_name(const char *name, size_t len,
-                            struct rill__guid *g)
+int rill__hvsock_vm_by_name(const char *name, size_t len, struct rill__guid *g)
 {
 	for (size_t i = 0; i < sizeof va_vms / sizeof va_vms[0]; i++)
 		if (va_word(name, len, va_vms[i].name))
@@ -250,8 +248,7 @@ int rill__hvsock_parse(const char *rest, struct rill__guid *vm,
 }
 
 int rill__hvsock_format(const struct rill__guid *vm,
-                        const struct rill__guid *service, char *buf,
-                        size_t cap)
+                        const struct rill__guid *service, char *buf, size_t cap)
 {
 	char v[RILL__GUID_STRLEN + 1], sv[RILL__GUID_STRLEN + 1];
 	const char *vname = rill__hvsock_vm_name(vm);

@@ -67,8 +67,7 @@ int rill__hvsock_port_of_service(const struct rill__guid *g, uint32_t *port);
 
 /* The well-known VM ids: "wildcard", "children", "loopback", "parent".
  * Returns 0 and the GUID, or -1 for any other name. */
-int rill__hvsock_vm_by_name(const char *name, size_t len,
-                            struct rill__guid *g);
+int rill__hvsock_vm_by_name(const char *name, size_t len, struct rill__guid *g);
 
 /* The name of a well-known VM id, or NULL. */
 const char *rill__hvsock_vm_name(const struct rill__guid *g);
@@ -93,7 +92,7 @@ int rill__hvsock_format(const struct rill__guid *vm,
  * GUID vm_id, GUID service_id, in host byte order as Windows lays it out
  * (little-endian). Writes 36 bytes.
  */
-#define RILL__AF_HYPERV      34
+#define RILL__AF_HYPERV       34
 #define RILL__HV_PROTOCOL_RAW 1
 #define RILL__SOCKADDR_HV_LEN 36
 void rill__hvsock_sockaddr(const struct rill__guid *vm,
