@@ -21,6 +21,7 @@
 
 #include "core.h"
 #include "transport/socket.h"
+#include "transport/vsock.h"
 #include "transport/vsock_addr.h"
 
 /* Deadline of the hybrid-vsock reply when the caller gave none. */
