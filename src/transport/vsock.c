@@ -510,7 +510,7 @@ static int hyb_listen_at(uv_loop_t *loop, const struct rill_uri *u,
                          struct rill_listener **out)
 {
 	struct sockaddr_un sa;
-	socklen_t len;
+	socklen_t len = 0;
 	int err = hyb_sockaddr(u, path, &sa, &len);
 	if (err != 0)
 		return err;
