@@ -505,3 +505,35 @@ TEST(one_side_closes_other_reads_eof)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	TH_OK(uv_loop_close(&loop));
 }
+
+TEST(peer_close_fails_writes_of_a_non_reader)
+{
+	/* The user only writes; the layer still sees the peer's Close and
+	 * answers it, and the writes fail instead of vanishing. */
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, MSG_CLOSE, 4);
+	expect_bytes(x.raw, MSG_CLOSE, 4);
+	TH_EQ_ERR(rill_write_sync(x.shut, "late", 4), RILL_ECLOSED);
+	TH_CONTAINS(rill_flow_errmsg(x.shut), "closed");
+	fx_done(&x);
+}
+
+TEST(peer_close_after_half_close_fails_writes)
+{
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, MSG_SHUT_WR, 4);
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.shut, &b), RILL_EOF);
+	TH_OK(rill_write_sync(x.shut, "answer", 6));
+	static const uint8_t want[] = {6,   0,   0,   0,   'a',
+	                               'n', 's', 'w', 'e', 'r'};
+	expect_bytes(x.raw, want, sizeof want);
+	raw_write(&x, MSG_CLOSE, 4);
+	int err = 0;
+	for (int i = 0; i < 100 && err == 0; i++)
+		err = rill_write_sync(x.shut, "more", 4);
+	TH_EQ_ERR(err, RILL_ECLOSED);
+	fx_done(&x);
+}

@@ -411,8 +411,8 @@ static bool demo_run(const char *layer, struct demo *d)
 	while (!d->client_done)
 		if (uv_run(&loop, UV_RUN_ONCE) == 0)
 			break;
-	uint64_t want = fnv1a(d->response, DEMO_RESPONSE,
-	                      0xcbf29ce484222325ull);
+	uint64_t want =
+	    fnv1a(d->response, DEMO_RESPONSE, 0xcbf29ce484222325ull);
 	th_note("%s: request %zu bytes seen, response %zu of %u bytes, "
 	        "ended by %s",
 	        layer[0] ? layer : "plain", d->req_got, d->got_bytes,
@@ -510,15 +510,15 @@ TEST(hvsock_refused_clearly_on_linux)
 	TH_OK(rill_uri_check("hvsock://parent/5000"));
 	TH_OK(rill_uri_check("hvsock://wildcard/"
 	                     "3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
-	TH_EQ_ERR(rill_connect(&loop, "hvsock://parent/5000", NULL, conn_cb,
-	                       &r),
-	          RILL_ENOTSUP_PLATFORM);
+	TH_EQ_ERR(
+	    rill_connect(&loop, "hvsock://parent/5000", NULL, conn_cb, &r),
+	    RILL_ENOTSUP_PLATFORM);
 	TH_CONTAINS(rill_last_errmsg(),
 	            "AF_HYPERV sockets exist only on Windows");
 	struct rill_listener *l = NULL;
-	TH_EQ_ERR(rill_listen(&loop, "hvsock://wildcard/80", NULL, acc_cb,
-	                      NULL, &l),
-	          RILL_ENOTSUP_PLATFORM);
+	TH_EQ_ERR(
+	    rill_listen(&loop, "hvsock://wildcard/80", NULL, acc_cb, NULL, &l),
+	    RILL_ENOTSUP_PLATFORM);
 	TH_CONTAINS(rill_last_errmsg(), "only on Windows");
 	TH_EQ_ERR(rill_uri_check("hvsock://nowhere/80"), RILL_EURI);
 	TH_CONTAINS(rill_last_errmsg(), "VM");

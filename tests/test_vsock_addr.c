@@ -32,8 +32,7 @@ TEST(vsock_parse_errors_name_the_part)
 	const char *what;
 	TH_EQ_INT(rill__vsock_parse("//guest:1", &cid, &port, &what), -1);
 	TH_EQ_STR(what, "cid");
-	TH_EQ_INT(rill__vsock_parse("//3:4294967296", &cid, &port, &what),
-	          -1);
+	TH_EQ_INT(rill__vsock_parse("//3:4294967296", &cid, &port, &what), -1);
 	TH_EQ_STR(what, "port");
 	TH_EQ_INT(rill__vsock_parse("//3:", &cid, &port, &what), -1);
 	TH_EQ_STR(what, "port");
@@ -67,19 +66,19 @@ TEST(path_port_parse)
 	TH_EQ_STR(path, "/tmp/v.sock");
 	TH_EQ_U64(port, 52);
 	/* The last colon separates: paths may hold colons. */
-	TH_OK(rill__path_port_parse("/a:b/c:7", path, sizeof path, &port,
-	                            &what));
+	TH_OK(
+	    rill__path_port_parse("/a:b/c:7", path, sizeof path, &port, &what));
 	TH_EQ_STR(path, "/a:b/c");
-	TH_EQ_INT(rill__path_port_parse("/tmp/v.sock", path, sizeof path,
-	                                &port, &what),
+	TH_EQ_INT(rill__path_port_parse("/tmp/v.sock", path, sizeof path, &port,
+	                                &what),
 	          -1);
 	TH_EQ_STR(what, "port");
 	TH_EQ_INT(rill__path_port_parse(":5", path, sizeof path, &port, &what),
 	          -1);
 	TH_EQ_STR(what, "path");
-	TH_EQ_INT(rill__path_port_parse("/x:5x", path, sizeof path, &port,
-	                                &what),
-	          -1);
+	TH_EQ_INT(
+	    rill__path_port_parse("/x:5x", path, sizeof path, &port, &what),
+	    -1);
 	TH_EQ_INT(rill__path_port_parse("/long/path:1", path, 5, &port, &what),
 	          -1);
 	TH_EQ_STR(what, "path");
@@ -98,8 +97,8 @@ TEST(guid_parse_and_format)
 	rill__guid_format(&g, buf);
 	TH_EQ_STR(buf, "90db8b89-0d35-4f79-8ce9-49ea0ac8b7cd");
 	/* Braces and upper case are accepted. */
-	TH_OK(rill__guid_parse("{90DB8B89-0D35-4F79-8CE9-49EA0AC8B7CD}", 38,
-	                       &h));
+	TH_OK(
+	    rill__guid_parse("{90DB8B89-0D35-4F79-8CE9-49EA0AC8B7CD}", 38, &h));
 	TH_TRUE(rill__guid_equal(&g, &h));
 	TH_EQ_INT(
 	    rill__guid_parse("90db8b89-0d35-4f79-8ce9-49ea0ac8b7c", 35, &h),
@@ -172,7 +171,8 @@ TEST(hvsock_uri_parse_and_format)
 	                         "0305e82c3301",
 	                         &vm, &sv, &what));
 	TH_OK(rill__hvsock_format(&vm, &sv, buf, sizeof buf));
-	TH_EQ_STR(buf, "hvsock://wildcard/3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+	TH_EQ_STR(buf,
+	          "hvsock://wildcard/3f2504e0-4f89-11d3-9a0c-0305e82c3301");
 	TH_EQ_INT(rill__hvsock_parse("//nowhere/1", &vm, &sv, &what), -1);
 	TH_EQ_STR(what, "vm");
 	TH_EQ_INT(rill__hvsock_parse("//parent/x", &vm, &sv, &what), -1);

@@ -106,8 +106,8 @@ static void vfx_accept_cb(struct rill_listener *l, struct rill_flow *f,
 		o->b = f;
 }
 
-static void vfx_connect_cb(struct rill_flow *f, int status,
-                           const char *errmsg, void *ud)
+static void vfx_connect_cb(struct rill_flow *f, int status, const char *errmsg,
+                           void *ud)
 {
 	struct vfx_open *o = ud;
 	o->connected = true;

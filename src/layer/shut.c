@@ -40,6 +40,7 @@ struct shut {
 	struct rill_buf *rx;
 	size_t rx_off;
 	int rx_end;         /* inner read ended: RILL_EOF or an error */
+	int rd_end;         /* our read side ended: RILL_EOF or an error */
 	bool inner_reading; /* a rill_read on the inner flow is pending */
 	bool want_read;     /* ops->read awaits a result */
 
@@ -152,13 +153,40 @@ static void shut_drained(struct shut *s)
 }
 
 /*
- * Decodes what there is, for a user read or for the close drain, and reads
- * the inner flow when more is needed. Every path that hands a result to
- * the core returns right after: the core may run user code from there.
+ * Handles one control message (or a bad header). Returns true when it ends
+ * the read side: the result is then in s->rd_end.
  */
-static void shut_pump(struct shut *s)
+static bool shut_control(struct shut *s, int ev, uint32_t bad)
 {
-	while (s->want_read || (s->closing && !s->drained)) {
+	switch (ev) {
+	case RILL__SHUT_SHUTDOWN_WRITE:
+		s->peer_wr_shut = true;
+		s->rd_end = RILL_EOF;
+		return true;
+	case RILL__SHUT_SHUTDOWN_READ: s->peer_rd_shut = true; return false;
+	case RILL__SHUT_CLOSE:
+		s->peer_closed = true;
+		/* Answer at once: the peer drains until it hears from us,
+		 * and it will send no more. */
+		shut_send_close(s);
+		s->rd_end = RILL_EOF;
+		return true;
+	default: /* RILL__SHUT_BAD */
+		rill_flow_set_errmsg(&s->l.base,
+		                     "shut: bad frame header 0x%08x from the "
+		                     "peer (a length >= 2^31 that is not a "
+		                     "control message)",
+		                     (unsigned)bad);
+		s->rd_end = RILL_EFRAME;
+		return true;
+	}
+}
+
+/* The drain of a close: discards data, skips ShutdownWrite, ends at the
+ * peer's Close, ShutdownRead, a bad header, EOF or an error. */
+static void shut_pump_drain(struct shut *s)
+{
+	while (!s->drained) {
 		if (s->rx != NULL && s->rx_off < s->rx->len) {
 			size_t used, dlen;
 			uint32_t bad;
@@ -166,11 +194,84 @@ static void shut_pump(struct shut *s)
 			    &s->dec, s->rx->data + s->rx_off,
 			    s->rx->len - s->rx_off, &used, &dlen, &bad);
 			s->rx_off += used;
-			switch (ev) {
-			case RILL__SHUT_MORE: break;
-			case RILL__SHUT_DATA: {
-				if (s->closing)
-					break; /* the drain discards data */
+			if (ev == RILL__SHUT_CLOSE ||
+			    ev == RILL__SHUT_SHUTDOWN_READ ||
+			    ev == RILL__SHUT_BAD) {
+				shut_drained(s);
+				return;
+			}
+			continue;
+		}
+		rill_buf_release(s->rx);
+		s->rx = NULL;
+		s->rx_off = 0;
+		if (s->rx_end != 0 || s->rd_end != 0) {
+			/* EOF or a reset during the drain: the peer can no
+			 * longer answer, which is an answer. */
+			shut_drained(s);
+			return;
+		}
+		if (s->inner_reading)
+			return;
+		s->inner_reading = true;
+		int err = rill_read(shut_inner(s), shut_inner_read_cb, s);
+		if (err != 0) {
+			s->inner_reading = false;
+			s->rx_end = err;
+			continue;
+		}
+		return; /* shut_inner_read_cb resumes */
+	}
+}
+
+/*
+ * Decodes what there is and reads the inner flow when more is needed.
+ *
+ * With a user read waiting, the first payload (or the end) is handed up.
+ * Without one, the layer still looks ahead: it keeps one inner read
+ * outstanding and handles the control messages at the head of the stream,
+ * stopping at the first data (kept for the user; so at most one inner
+ * buffer is held). That is how a peer's Close or ShutdownRead makes our
+ * writes fail even when the user never reads.
+ *
+ * Every path that hands a result to the core returns right after: the
+ * core may run user code from there, which may close us.
+ */
+static void shut_pump(struct shut *s)
+{
+	if (s->closing) {
+		shut_pump_drain(s);
+		return;
+	}
+	for (;;) {
+		bool ended = s->rd_end != 0;
+		if (ended && s->want_read) {
+			shut_read_result(s, s->rd_end, NULL);
+			return;
+		}
+		/* After the peer's ShutdownWrite, keep looking for its Close
+		 * or ShutdownRead (which make our writes fail). */
+		if (ended &&
+		    !(s->peer_wr_shut && !s->peer_closed && !s->peer_rd_shut &&
+		      s->rx_end == 0 && !s->dec.bad))
+			return;
+		if (s->rx != NULL && s->rx_off < s->rx->len) {
+			size_t used, dlen;
+			uint32_t bad = 0;
+			struct rill__shut_dec saved = s->dec;
+			int ev = rill__shut_decode(
+			    &s->dec, s->rx->data + s->rx_off,
+			    s->rx->len - s->rx_off, &used, &dlen, &bad);
+			if (ev == RILL__SHUT_DATA && !ended && !s->want_read) {
+				s->dec = saved; /* keep it for the user */
+				return;
+			}
+			s->rx_off += used;
+			if (ev == RILL__SHUT_MORE)
+				continue;
+			if (ev == RILL__SHUT_DATA) {
+				if (ended)
+					continue; /* data after EOF: dropped */
 				struct rill_buf *b;
 				if (dlen == s->rx->len)
 					b = rill_buf_ref(s->rx);
@@ -181,44 +282,16 @@ static void shut_pump(struct shut *s)
 				                 b);
 				return;
 			}
-			case RILL__SHUT_SHUTDOWN_WRITE:
-				s->peer_wr_shut = true;
-				if (s->closing)
-					break; /* the drain skips it */
-				shut_read_result(s, RILL_EOF, NULL);
-				return;
-			case RILL__SHUT_SHUTDOWN_READ:
-				s->peer_rd_shut = true;
-				if (s->closing) {
-					shut_drained(s);
-					return;
+			if (ended && ev == RILL__SHUT_BAD)
+				return; /* the stream is dead; reads ended */
+			if (ended && ev != RILL__SHUT_SHUTDOWN_READ) {
+				if (ev == RILL__SHUT_CLOSE) {
+					s->peer_closed = true;
+					shut_send_close(s);
 				}
-				break;
-			case RILL__SHUT_CLOSE:
-				s->peer_closed = true;
-				if (s->closing) {
-					shut_drained(s);
-					return;
-				}
-				/* Answer at once: the peer drains until it
-				 * hears from us, and it will send no more. */
-				shut_send_close(s);
-				shut_read_result(s, RILL_EOF, NULL);
-				return;
-			default: /* RILL__SHUT_BAD */
-				if (s->closing) {
-					shut_drained(s);
-					return;
-				}
-				rill_flow_set_errmsg(
-				    &s->l.base,
-				    "shut: bad frame header 0x%08x from the "
-				    "peer (a length >= 2^31 that is not a "
-				    "control message)",
-				    (unsigned)bad);
-				shut_read_result(s, RILL_EFRAME, NULL);
-				return;
+				continue;
 			}
+			shut_control(s, ev, bad);
 			continue;
 		}
 		if (s->rx != NULL) {
@@ -227,12 +300,8 @@ static void shut_pump(struct shut *s)
 			s->rx_off = 0;
 		}
 		if (s->rx_end != 0) {
-			if (s->closing) {
-				/* EOF or a reset during the drain: the peer
-				 * can no longer answer, which is an answer. */
-				shut_drained(s);
+			if (ended)
 				return;
-			}
 			int st = s->rx_end;
 			if (st == RILL_EOF && !rill__shut_dec_idle(&s->dec)) {
 				st = RILL_EFRAME;
@@ -244,8 +313,8 @@ static void shut_pump(struct shut *s)
 				                   ? s->dec.need
 				                   : 4u - s->dec.hdr_len));
 			}
-			shut_read_result(s, st, NULL);
-			return;
+			s->rd_end = st;
+			continue;
 		}
 		if (s->inner_reading)
 			return;
@@ -382,6 +451,8 @@ static void shut_write(struct rill_flow *f, struct rill_buf *const *bufs,
                        size_t n)
 {
 	struct shut *s = shut_of(f);
+	if (!s->want_read)
+		shut_pump(s); /* look ahead for a Close or ShutdownRead */
 	int err = shut_write_refused(s);
 	if (err != 0) {
 		rill_flow_write_done(f, err);
@@ -467,7 +538,7 @@ static void shut_close(struct rill_flow *f)
 		uv_timer_start(&s->timer, shut_on_deadline, s->close_timeout_ms,
 		               0);
 	shut_send_close(s);
-	if (s->peer_closed || s->peer_rd_shut || s->dec.bad)
+	if (s->peer_closed || s->peer_rd_shut || s->dec.bad || s->rx_end != 0)
 		s->drained = true;
 	if (s->drained) {
 		shut_maybe_finish(s);
@@ -512,6 +583,7 @@ int rill_shut_attach(struct rill_flow *inner, struct rill_flow **out)
 	s->timer.data = s;
 	s->close_timeout_ms = RILL_SHUT_CLOSE_TIMEOUT_MS;
 	*out = &s->l.base;
+	shut_pump(s); /* start looking ahead */
 	return 0;
 }
 

@@ -33,8 +33,8 @@
 /* ---------------------------------------------------------------------- */
 /* AF_VSOCK */
 
-static int vsock_format(const struct sockaddr *sa, socklen_t len,
-                        bool listener, char *buf, size_t cap)
+static int vsock_format(const struct sockaddr *sa, socklen_t len, bool listener,
+                        char *buf, size_t cap)
 {
 	(void)len;
 	if (sa->sa_family != AF_VSOCK)
@@ -136,10 +136,9 @@ static int vsock_listen(uv_loop_t *loop, const struct rill_uri *u,
 		return err;
 	char label[160];
 	snprintf(label, sizeof label, "vsock:%s", u->rest);
-	return rill__socket_bind_listen(loop, &rill__vsock_family,
-	                                (struct sockaddr *)&sa, sizeof sa,
-	                                opts->backlog, false, NULL, label, cb,
-	                                ud, out);
+	return rill__socket_bind_listen(
+	    loop, &rill__vsock_family, (struct sockaddr *)&sa, sizeof sa,
+	    opts->backlog, false, NULL, label, cb, ud, out);
 }
 
 static const char *const vsock_params[] = {NULL};
@@ -194,9 +193,8 @@ static int hvsock_connect(uv_loop_t *loop, const struct rill_uri *u,
 }
 
 static int hvsock_listen(uv_loop_t *loop, const struct rill_uri *u,
-                         const struct rill_listen_opts *opts,
-                         rill_accept_cb cb, void *ud,
-                         struct rill_listener **out)
+                         const struct rill_listen_opts *opts, rill_accept_cb cb,
+                         void *ud, struct rill_listener **out)
 {
 	(void)loop;
 	(void)opts;
@@ -262,8 +260,8 @@ static int hyb_sockaddr(const struct rill_uri *u, const char *path,
 {
 	size_t n = strlen(path);
 	if (n >= sizeof sa->sun_path)
-		return rill__uri_error(u, "socket path too long (max 107):",
-		                       path);
+		return rill__uri_error(u,
+		                       "socket path too long (max 107):", path);
 	memset(sa, 0, sizeof *sa);
 	sa->sun_family = AF_UNIX;
 	memcpy(sa->sun_path, path, n);
@@ -363,11 +361,12 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	if (status != 0) {
 		rill__escape(c->reply, c->rlen, got, sizeof got);
 		if (status == RILL_ETIMEDOUT)
-			hyb_fail(c, RILL_ETIMEDOUT,
-			         "connect %s: no reply to CONNECT %u within %llu "
-			         "ms (got \"%s\")",
-			         c->label, (unsigned)c->port,
-			         (unsigned long long)c->reply_ms, got);
+			hyb_fail(
+			    c, RILL_ETIMEDOUT,
+			    "connect %s: no reply to CONNECT %u within %llu "
+			    "ms (got \"%s\")",
+			    c->label, (unsigned)c->port,
+			    (unsigned long long)c->reply_ms, got);
 		else if (status == RILL_EOF)
 			hyb_fail(c, RILL_EHANDSHAKE,
 			         "connect %s: the VMM hung up after CONNECT %u "
@@ -466,8 +465,8 @@ static void hyb_connected(struct rill_flow *f, int status, const char *errmsg,
 	if (err == 0)
 		err = rill_read(f, hyb_read_cb, c);
 	if (err != 0)
-		hyb_fail(c, err, "connect %s: sending CONNECT %u: %s",
-		         c->label, (unsigned)c->port, rill_strerror(err));
+		hyb_fail(c, err, "connect %s: sending CONNECT %u: %s", c->label,
+		         (unsigned)c->port, rill_strerror(err));
 }
 
 static int hybrid_connect(uv_loop_t *loop, const struct rill_uri *u,
@@ -492,8 +491,8 @@ static int hybrid_connect(uv_loop_t *loop, const struct rill_uri *u,
 	c->port = port;
 	/* The reply shares the caller's deadline; the transport connect
 	 * spends little of it on a local socket. */
-	c->reply_ms = opts->timeout_ms > 0 ? opts->timeout_ms
-	                                   : HYBRID_REPLY_DEFAULT_MS;
+	c->reply_ms =
+	    opts->timeout_ms > 0 ? opts->timeout_ms : HYBRID_REPLY_DEFAULT_MS;
 	snprintf(c->label, sizeof c->label, "hybrid-vsock:%s", u->rest);
 	err = rill__socket_connect(loop, &rill__hybrid_vsock_family, &a, 1,
 	                           c->label, opts->timeout_ms,
@@ -504,10 +503,9 @@ static int hybrid_connect(uv_loop_t *loop, const struct rill_uri *u,
 }
 
 static int hyb_listen_at(uv_loop_t *loop, const struct rill_uri *u,
-                         const struct rill_socket_family *fam,
-                         const char *path, const struct rill_listen_opts *opts,
-                         rill_accept_cb cb, void *ud,
-                         struct rill_listener **out)
+                         const struct rill_socket_family *fam, const char *path,
+                         const struct rill_listen_opts *opts, rill_accept_cb cb,
+                         void *ud, struct rill_listener **out)
 {
 	struct sockaddr_un sa;
 	socklen_t len = 0;
@@ -522,9 +520,8 @@ static int hyb_listen_at(uv_loop_t *loop, const struct rill_uri *u,
 }
 
 static int hybrid_listen(uv_loop_t *loop, const struct rill_uri *u,
-                         const struct rill_listen_opts *opts,
-                         rill_accept_cb cb, void *ud,
-                         struct rill_listener **out)
+                         const struct rill_listen_opts *opts, rill_accept_cb cb,
+                         void *ud, struct rill_listener **out)
 {
 	char path[sizeof((struct sockaddr_un *)0)->sun_path];
 	uint32_t port;
