@@ -26,7 +26,10 @@ static const struct rill_transport_scheme *const uri_transports[] = {
     NULL,
 };
 
+extern const struct rill_layer_scheme rill__shut_scheme;
+
 static const struct rill_layer_scheme *const uri_layers[] = {
+    &rill__shut_scheme,
     NULL,
 };
 
