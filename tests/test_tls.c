@@ -199,8 +199,7 @@ TEST(truncation_is_an_error_not_eof)
 }
 
 static void expect_client_failure(const char *cert, const char *key,
-                                  const char *host, int code,
-                                  const char *text)
+                                  const char *host, int code, const char *text)
 {
 	uv_loop_t loop;
 	uv_loop_init(&loop);
@@ -541,7 +540,7 @@ TEST(bulk_transfer_checked)
 	handshake(&loop, client_cfg("localhost"),
 	          server_cfg(p->server, p->server_key), &c, &s);
 	TH_OK(c.status);
-	struct bulk x = {.w = c.f, .r = s.f, .total = 24u << 20, .seed = 7};
+	struct bulk x = {.w = c.f, .r = s.f, .total = 8u << 20, .seed = 7};
 	bulk_write_more(&x);
 	TH_OK(rill_read(s.f, bulk_read_cb, &x));
 	while (!x.eof && x.err == 0)

@@ -52,13 +52,15 @@ static bool pki_make(struct pki_cert *out, const char *cn, const char *san,
 	X509_NAME *name = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
 	                           (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer->x)
-	                               : name);
+	X509_set_issuer_name(x,
+	                     issuer ? X509_get_subject_name(issuer->x) : name);
 	X509_set_pubkey(x, out->key);
 	X509 *ix = issuer ? issuer->x : x;
 	if (ca) {
-		if (!pki_ext(x, ix, NID_basic_constraints, "critical,CA:TRUE") ||
-		    !pki_ext(x, ix, NID_key_usage, "critical,keyCertSign,cRLSign"))
+		if (!pki_ext(x, ix, NID_basic_constraints,
+		             "critical,CA:TRUE") ||
+		    !pki_ext(x, ix, NID_key_usage,
+		             "critical,keyCertSign,cRLSign"))
 			return false;
 	} else {
 		if (!pki_ext(x, ix, NID_basic_constraints, "CA:FALSE"))
@@ -74,8 +76,8 @@ static bool pki_make(struct pki_cert *out, const char *cn, const char *san,
 	return X509_sign(x, issuer ? issuer->key : out->key, EVP_sha256()) > 0;
 }
 
-static bool pki_write(const struct pki_cert *c, char *cert_path,
-                      char *key_path, const char *stem)
+static bool pki_write(const struct pki_cert *c, char *cert_path, char *key_path,
+                      const char *stem)
 {
 	snprintf(cert_path, TLS_PKI_PATH, "%s/%s.pem", pki.dir, stem);
 	FILE *f = fopen(cert_path, "w");
@@ -111,28 +113,24 @@ __attribute__((constructor)) static void pki_generate(void)
 	struct pki_cert ca = {0}, other_ca = {0}, srv = {0}, exp = {0},
 	                ss = {0}, unk = {0}, oh = {0}, cli = {0};
 	const char *lh = "DNS:localhost,IP:127.0.0.1,IP:::1";
-	pki_ok = pki_make(&ca, "rill test CA", NULL, true, -DAY, 30 * DAY,
-	                  NULL) &&
-	         pki_make(&other_ca, "unknown test CA", NULL, true, -DAY,
-	                  30 * DAY, NULL) &&
-	         pki_make(&srv, "localhost", lh, false, -DAY, 30 * DAY, &ca) &&
-	         pki_make(&exp, "localhost", lh, false, -3 * DAY, -DAY, &ca) &&
-	         pki_make(&ss, "localhost", lh, false, -DAY, 30 * DAY, NULL) &&
-	         pki_make(&unk, "localhost", lh, false, -DAY, 30 * DAY,
-	                  &other_ca) &&
-	         pki_make(&oh, "other.example", "DNS:other.example", false,
-	                  -DAY, 30 * DAY, &ca) &&
-	         pki_make(&cli, "rill-client", NULL, false, -DAY, 30 * DAY,
-	                  &ca) &&
-	         pki_write(&ca, pki.ca, NULL, "ca") &&
-	         pki_write(&srv, pki.server, pki.server_key, "server") &&
-	         pki_write(&exp, pki.expired, pki.expired_key, "expired") &&
-	         pki_write(&ss, pki.selfsigned, pki.selfsigned_key,
-	                   "selfsigned") &&
-	         pki_write(&unk, pki.unknown, pki.unknown_key, "unknown") &&
-	         pki_write(&oh, pki.otherhost, pki.otherhost_key,
-	                   "otherhost") &&
-	         pki_write(&cli, pki.client, pki.client_key, "client");
+	pki_ok =
+	    pki_make(&ca, "rill test CA", NULL, true, -DAY, 30 * DAY, NULL) &&
+	    pki_make(&other_ca, "unknown test CA", NULL, true, -DAY, 30 * DAY,
+	             NULL) &&
+	    pki_make(&srv, "localhost", lh, false, -DAY, 30 * DAY, &ca) &&
+	    pki_make(&exp, "localhost", lh, false, -3 * DAY, -DAY, &ca) &&
+	    pki_make(&ss, "localhost", lh, false, -DAY, 30 * DAY, NULL) &&
+	    pki_make(&unk, "localhost", lh, false, -DAY, 30 * DAY, &other_ca) &&
+	    pki_make(&oh, "other.example", "DNS:other.example", false, -DAY,
+	             30 * DAY, &ca) &&
+	    pki_make(&cli, "rill-client", NULL, false, -DAY, 30 * DAY, &ca) &&
+	    pki_write(&ca, pki.ca, NULL, "ca") &&
+	    pki_write(&srv, pki.server, pki.server_key, "server") &&
+	    pki_write(&exp, pki.expired, pki.expired_key, "expired") &&
+	    pki_write(&ss, pki.selfsigned, pki.selfsigned_key, "selfsigned") &&
+	    pki_write(&unk, pki.unknown, pki.unknown_key, "unknown") &&
+	    pki_write(&oh, pki.otherhost, pki.otherhost_key, "otherhost") &&
+	    pki_write(&cli, pki.client, pki.client_key, "client");
 	pki_free(&ca);
 	pki_free(&other_ca);
 	pki_free(&srv);

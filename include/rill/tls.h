@@ -111,8 +111,8 @@ RILL_EXTERN int rill_tls_config_set_alpn(struct rill_tls_config *c,
  * Lowest and highest protocol version (RILL_TLS_1_2, RILL_TLS_1_3; 0 keeps
  * the default for that end). Returns 0 or RILL_EINVAL.
  */
-RILL_EXTERN int rill_tls_config_set_versions(struct rill_tls_config *c,
-                                             int min, int max);
+RILL_EXTERN int rill_tls_config_set_versions(struct rill_tls_config *c, int min,
+                                             int max);
 
 /*
  * Cipher choices in OpenSSL's syntax: `tls13` for TLS 1.3 suites

@@ -28,6 +28,7 @@
  * finish and then shuts down the inner flow's write side.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,6 +56,8 @@ struct rill_tls_config {
 	int role;
 	SSL_CTX *ctx;
 	bool verify;
+	bool ca_loaded; /* a CA store is in place (set_ca or the system's) */
+	pthread_mutex_t lock;
 	uint64_t hs_ms;
 	char *host;
 	unsigned char *alpn; /* wire format: length-prefixed names */
@@ -63,9 +66,9 @@ struct rill_tls_config {
 
 enum tls_shut_state {
 	SHUT_NONE = 0,
-	SHUT_NOTIFY,   /* send close_notify */
-	SHUT_FLUSH,    /* wait until the output is written */
-	SHUT_INNER,    /* inner write shutdown in progress */
+	SHUT_NOTIFY, /* send close_notify */
+	SHUT_FLUSH,  /* wait until the output is written */
+	SHUT_INNER,  /* inner write shutdown in progress */
 	SHUT_DONE,
 };
 
@@ -161,7 +164,7 @@ static int tls_bio_read(BIO *b, char *dst, size_t n, size_t *got)
 	}
 	if (t->in_status == 0)
 		BIO_set_retry_read(b); /* the layer will read the inner flow */
-	return 0;                      /* EOF (see ctrl BIO_CTRL_EOF) or error */
+	return 0; /* EOF (see ctrl BIO_CTRL_EOF) or error */
 }
 
 static int tls_out_reserve(struct tls_flow *t, size_t need)
@@ -353,8 +356,7 @@ static int tls_verify_code(int v)
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 	case X509_V_ERR_IP_ADDRESS_MISMATCH: return RILL_ETLS_HOSTNAME;
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-		return RILL_ETLS_SELF_SIGNED;
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return RILL_ETLS_SELF_SIGNED;
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
@@ -417,7 +419,8 @@ static int tls_map_error(struct tls_flow *t, int ret, const char *what,
 		return code;
 	}
 	if (t->in == NULL && t->in_status != 0 &&
-	    (e == SSL_ERROR_SYSCALL || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+	    (e == SSL_ERROR_SYSCALL ||
+	     reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
 	     e == SSL_ERROR_SSL)) {
 		if (t->in_status == RILL_EOF) {
 			snprintf(msg, len,
@@ -453,11 +456,10 @@ static int tls_map_error(struct tls_flow *t, int ret, const char *what,
 		         what);
 		return RILL_ETLS_NO_CERT;
 	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-		snprintf(msg, len,
-		         "TLS %s: the server requires a client certificate%s",
-		         what,
-		         t->cert_requested_none ? " and none is configured"
-		                                : "");
+		snprintf(
+		    msg, len,
+		    "TLS %s: the server requires a client certificate%s", what,
+		    t->cert_requested_none ? " and none is configured" : "");
 		return RILL_ETLS_NO_CERT;
 	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
 		if (t->cert_requested_none) {
@@ -640,11 +642,12 @@ static void tls_write_step(struct tls_flow *t)
 	while (t->w_active) {
 		if (t->out_err != 0) {
 			t->w_active = false;
-			rill_flow_set_errmsg(f,
-			                     "TLS write: writing to the %s flow "
-			                     "below: %s",
-			                     rill_flow_kind(tls_inner(t)),
-			                     rill_strerror(t->out_err));
+			rill_flow_set_errmsg(
+			    f,
+			    "TLS write: writing to the %s flow "
+			    "below: %s",
+			    rill_flow_kind(tls_inner(t)),
+			    rill_strerror(t->out_err));
 			rill_flow_write_done(f, t->out_err);
 			return;
 		}
@@ -661,8 +664,8 @@ static void tls_write_step(struct tls_flow *t)
 		if (k > TLS_OUT_HIGH - t->out_len)
 			k = TLS_OUT_HIGH - t->out_len;
 		/* Size the output once for all the records of this slice. */
-		if (tls_out_reserve(t, k + (k / 16384 + 1) * TLS_RECORD_SLACK) !=
-		    0) {
+		if (tls_out_reserve(t, k + (k / 16384 + 1) *
+		                               TLS_RECORD_SLACK) != 0) {
 			t->out_err = RILL_ENOMEM;
 			continue;
 		}
@@ -671,7 +674,8 @@ static void tls_write_step(struct tls_flow *t)
 		int r = SSL_write_ex(t->ssl, b->data + t->w_off, k, &done);
 		if (r != 1) {
 			char msg[512];
-			int code = tls_map_error(t, r, "write", msg, sizeof msg);
+			int code =
+			    tls_map_error(t, r, "write", msg, sizeof msg);
 			if (code == RILL_EOF)
 				code = RILL_ECLOSED;
 			t->w_active = false;
@@ -688,8 +692,7 @@ static void tls_write_step(struct tls_flow *t)
 	}
 }
 
-static void tls_inner_shutdown_cb(struct rill_flow *inner, int status,
-                                  void *ud)
+static void tls_inner_shutdown_cb(struct rill_flow *inner, int status, void *ud)
 {
 	(void)inner;
 	struct tls_flow *t = ud;
@@ -779,8 +782,7 @@ static void tls_read_step(struct tls_flow *t)
 			t->rbuf = rill_buf_new(tls_read_size(t));
 			if (t->rbuf == NULL) {
 				t->r_final = RILL_ENOMEM;
-				snprintf(t->r_final_msg,
-				         sizeof t->r_final_msg,
+				snprintf(t->r_final_msg, sizeof t->r_final_msg,
 				         "TLS read: out of memory");
 				break;
 			}
@@ -1001,6 +1003,7 @@ struct rill_tls_config *rill_tls_config_new(int role)
 		return NULL;
 	c->refs = 1;
 	c->role = role;
+	pthread_mutex_init(&c->lock, NULL);
 	c->verify = role == RILL_TLS_CLIENT;
 	c->ctx = SSL_CTX_new(role == RILL_TLS_CLIENT ? TLS_client_method()
 	                                             : TLS_server_method());
@@ -1012,14 +1015,11 @@ struct rill_tls_config *rill_tls_config_new(int role)
 	/* Renegotiation is a TLS 1.2 attack surface we do not need. */
 	SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION);
 	if (role == RILL_TLS_CLIENT) {
-		/* The system store by default (SSL_CERT_FILE / SSL_CERT_DIR
-		 * are honoured); set_ca replaces it. */
-		SSL_CTX_set_default_verify_paths(c->ctx);
 		SSL_CTX_set_client_cert_cb(c->ctx, tls_client_cert_cb);
 	} else {
 		/* Needed for session resumption with client certificates. */
-		SSL_CTX_set_session_id_context(c->ctx,
-		                               (const unsigned char *)"rill", 4);
+		SSL_CTX_set_session_id_context(
+		    c->ctx, (const unsigned char *)"rill", 4);
 		SSL_CTX_set_alpn_select_cb(c->ctx, tls_alpn_select, c);
 	}
 	ERR_clear_error();
@@ -1037,6 +1037,7 @@ void rill_tls_config_free(struct rill_tls_config *c)
 	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	SSL_CTX_free(c->ctx);
+	pthread_mutex_destroy(&c->lock);
 	rill_free(c->host);
 	rill_free(c->alpn);
 	rill_free(c);
@@ -1060,7 +1061,10 @@ int rill_tls_config_set_ca(struct rill_tls_config *c, const char *file,
 		X509_STORE_free(st);
 		return RILL_ETLS;
 	}
+	pthread_mutex_lock(&c->lock);
 	SSL_CTX_set_cert_store(c->ctx, st); /* frees the old store */
+	c->ca_loaded = true;
+	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
@@ -1197,13 +1201,26 @@ int rill_tls_config_set_handshake_timeout(struct rill_tls_config *c,
 static bool tls_is_ip(const char *s)
 {
 	unsigned char tmp[16];
-	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+	return inet_pton(AF_INET, s, tmp) == 1 ||
+	       inet_pton(AF_INET6, s, tmp) == 1;
 }
 
 /* Per-connection setup of the SSL object; returns 0 or sets msg. */
 static int tls_setup_ssl(struct tls_flow *t, char *msg, size_t len)
 {
 	struct rill_tls_config *c = t->cfg;
+	if (c->role == RILL_TLS_CLIENT && c->verify) {
+		/* The system store (SSL_CERT_FILE / SSL_CERT_DIR honoured),
+		 * loaded at the first attach that needs it: loading it costs
+		 * milliseconds, wasted when set_ca replaces it. */
+		pthread_mutex_lock(&c->lock);
+		if (!c->ca_loaded) {
+			SSL_CTX_set_default_verify_paths(c->ctx);
+			ERR_clear_error();
+			c->ca_loaded = true;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
 	t->ssl = SSL_new(c->ctx);
 	t->bio = t->ssl != NULL ? BIO_new(tls_bio_method) : NULL;
 	if (t->bio == NULL) {
