@@ -13,6 +13,7 @@
 
 #include "core.h"
 #include "uri.h"
+#include "layer/tls_internal.h"
 
 /* The registries. Each module provides its scheme objects; list them
  * here (NULL-terminated). */
@@ -21,6 +22,7 @@ static const struct rill_transport_scheme *const uri_transports[] = {
 };
 
 static const struct rill_layer_scheme *const uri_layers[] = {
+    &rill__tls_scheme,
     NULL,
 };
 

@@ -82,6 +82,7 @@ struct tls_flow {
 	/* handshake */
 	rill_tls_attach_cb attach_cb;
 	void *attach_ud;
+	uint64_t hs_ms; /* handshake deadline */
 	bool hs_done;
 	bool hs_failed;
 	bool cert_requested_none; /* server asked, we had no certificate */
@@ -582,7 +583,7 @@ static void tls_hs_timeout(uv_timer_t *h)
 		return;
 	snprintf(t->errmsg, sizeof t->errmsg,
 	         "TLS handshake did not complete within %llu ms",
-	         (unsigned long long)t->cfg->hs_ms);
+	         (unsigned long long)t->hs_ms);
 	tls_hs_fail(t, RILL_ETIMEDOUT, t->errmsg);
 }
 
@@ -591,8 +592,8 @@ static void tls_hs_step(struct tls_flow *t);
 static void tls_hs_kick(uv_timer_t *h)
 {
 	struct tls_flow *t = h->data;
-	if (t->cfg->hs_ms > 0)
-		uv_timer_start(&t->timer, tls_hs_timeout, t->cfg->hs_ms, 0);
+	if (t->hs_ms > 0)
+		uv_timer_start(&t->timer, tls_hs_timeout, t->hs_ms, 0);
 	tls_hs_step(t);
 }
 
@@ -1269,6 +1270,12 @@ static int tls_setup_ssl(struct tls_flow *t, char *msg, size_t len)
 int rill_tls_attach(struct rill_flow *inner, struct rill_tls_config *cfg,
                     rill_tls_attach_cb cb, void *ud)
 {
+	return rill__tls_attach(inner, cfg, 0, cb, ud);
+}
+
+int rill__tls_attach(struct rill_flow *inner, struct rill_tls_config *cfg,
+                     uint64_t deadline_ms, rill_tls_attach_cb cb, void *ud)
+{
 	if (inner == NULL || cfg == NULL || cb == NULL) {
 		rill_close(inner);
 		rill__set_last_errmsg("rill_tls_attach: NULL argument");
@@ -1288,6 +1295,7 @@ int rill_tls_attach(struct rill_flow *inner, struct rill_tls_config *cfg,
 	t->cfg = cfg;
 	t->attach_cb = cb;
 	t->attach_ud = ud;
+	t->hs_ms = deadline_ms > 0 ? deadline_ms : cfg->hs_ms;
 	uv_timer_init(l->base.loop, &t->timer);
 	t->timer.data = t;
 	char msg[256];
