@@ -416,5 +416,6 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/net.h"
 #include "rill/vchan.h"
 #include "rill/shut.h"
+#include "rill/tls.h"
 
 #endif /* RILL_H */

@@ -13,6 +13,7 @@
 
 #include "core.h"
 #include "uri.h"
+#include "layer/tls_internal.h"
 #include "transport/socket.h"
 #include "transport/vchan.h"
 
@@ -30,6 +31,7 @@ extern const struct rill_layer_scheme rill__shut_scheme;
 
 static const struct rill_layer_scheme *const uri_layers[] = {
     &rill__shut_scheme,
+    &rill__tls_scheme,
     NULL,
 };
 
