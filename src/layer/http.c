@@ -22,6 +22,7 @@
  * write is still in flight.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -120,6 +121,7 @@ struct http_conn {
 	unsigned pending_resp; /* plain response writes in flight */
 	bool head_seen;        /* bytes of the current head arrived */
 	bool drain_ok;         /* an unread request body may be skipped */
+	bool kick;             /* the parser paused: run it again */
 };
 
 struct http_ex {
@@ -309,9 +311,17 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_field_complete(llhttp_t *p)
 {
-	struct http_head *h = &conn_of(p)->head;
+	struct http_conn *c = conn_of(p);
+	struct http_head *h = &c->head;
 	if (!head_terminate(h))
 		return -1;
+	/* A field name is a token (RFC 9110 5.1): llhttp lets whitespace
+	 * before the colon through, which RFC 9112 5.1 says to reject. */
+	const char *name = h->arena + h->hdrs[h->n].name;
+	if (name[0] == '\0' || strpbrk(name, " \t\r\n") != NULL) {
+		c->ev_status = 400;
+		return -1;
+	}
 	h->hdrs[h->n].value = (uint32_t)h->used;
 	return 0;
 }
@@ -325,9 +335,17 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_value_complete(llhttp_t *p)
 {
-	struct http_head *h = &conn_of(p)->head;
+	struct http_conn *c = conn_of(p);
+	struct http_head *h = &c->head;
 	if (!head_terminate(h))
 		return -1;
+	/* obs-fold (a line starting with whitespace) reaches us as CR LF
+	 * inside the value: reject it, as RFC 9112 5.2 allows, rather than
+	 * hand line breaks to the application. */
+	if (strpbrk(h->arena + h->hdrs[h->n].value, "\r\n") != NULL) {
+		c->ev_status = 400;
+		return -1;
+	}
 	h->n++;
 	h->in_value = false;
 	return 0;
@@ -367,6 +385,8 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_conn *c = conn_of(p);
+	if (len == 0 || c->in == NULL)
+		return 0; /* a span flushed by a run over empty input */
 	c->body_bytes += len;
 	if (c->role == ROLE_SERVER && c->srv != NULL &&
 	    c->body_bytes > c->srv->o.max_body) {
@@ -811,15 +831,23 @@ static int http_error_status(struct http_conn *c, llhttp_errno_t e)
  * Returns 0, or an llhttp error (not HPE_PAUSED). */
 static llhttp_errno_t conn_parse(struct http_conn *c)
 {
-	if (c->in == NULL)
-		return HPE_OK;
-	const char *data = (const char *)c->in->data + c->in_off;
-	size_t len = c->in->len - c->in_off;
+	/* After a pause llhttp may still have steps to take that need no
+	 * input (the end of a message right after its head or its last
+	 * body byte): run it over an empty input then. */
+	static const char none[1];
+	const char *data = none;
+	size_t len = 0;
+	if (c->in != NULL) {
+		data = (const char *)c->in->data + c->in_off;
+		len = c->in->len - c->in_off;
+	}
+	c->kick = false;
 	llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
 	size_t used = len;
 	if (e == HPE_PAUSED) {
 		used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
 		llhttp_resume(&c->parser);
+		c->kick = true;
 		e = HPE_OK;
 	} else if (e == HPE_PAUSED_UPGRADE) {
 		/* Upgrades are not supported: what follows is not HTTP. */
@@ -835,6 +863,8 @@ static llhttp_errno_t conn_parse(struct http_conn *c)
 	}
 	if (used > 0)
 		c->head_seen = true;
+	if (c->in == NULL)
+		return e;
 	c->in_off += used;
 	if (c->in_off >= c->in->len) {
 		rill_buf_release(c->in);
@@ -1052,8 +1082,11 @@ static void conn_step(struct http_conn *c)
 	if (!want_parse)
 		return;
 parse:
-	if (c->in != NULL) {
+	if (c->in != NULL || c->kick) {
 		llhttp_errno_t e = conn_parse(c);
+		if (e != HPE_OK && getenv("HTTP_DEBUG"))
+			fprintf(stderr, "llhttp: %s %s\n", llhttp_errno_name(e),
+			        llhttp_get_error_reason(&c->parser));
 		if (e != HPE_OK) {
 			if (c->role == ROLE_SERVER) {
 				conn_send_error(c, http_error_status(c, e));
