@@ -139,10 +139,10 @@ RILL_EXTERN int rill_http_respond(struct rill_flow *ex, int status,
                                   size_t nheaders, int64_t content_length);
 
 /*
- * A whole response at once: head and body (len bytes, copied... no: the
- * body buffer is referenced, not copied; body may be NULL when len is 0)
- * in one writev, then the response is complete (as after
- * rill_shutdown(ex, RILL_SHUT_WR)). Same results as rill_http_respond.
+ * A whole response at once: head and body in one writev, then the
+ * response is complete (as after rill_shutdown(ex, RILL_SHUT_WR)). body
+ * may be NULL (empty); it is referenced, not copied: do not change its
+ * bytes afterwards. Same results as rill_http_respond.
  */
 RILL_EXTERN int rill_http_respond_buf(struct rill_flow *ex, int status,
                                       const struct rill_http_header *headers,
