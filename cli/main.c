@@ -13,6 +13,7 @@ struct command {
 
 static const struct command commands[] = {
     {"bench", cli_bench, "measure every flow kind beside its baselines"},
+    {"http", cli_http, "HTTP/1.1 over any flow: serve a directory, get a URL"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1473,7 +1473,9 @@ static int ex_start_response(struct http_ex *ex, int status,
 		*p++ = '\r';
 		*p++ = '\n';
 	}
-	if (status != 204 && !(status == 304 && clen < 0)) {
+	/* 204 and 304 carry no framing: RFC 9110 8.6 forbids it on 204,
+	 * and on 304 it would have to describe the unsent 200 body. */
+	if (status != 204 && status != 304) {
 		if (clen >= 0)
 			p += snprintf(p, (size_t)(end - p),
 			              "Content-Length: %lld\r\n", (long long)clen);
