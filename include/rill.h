@@ -417,5 +417,6 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/vchan.h"
 #include "rill/shut.h"
 #include "rill/tls.h"
+#include "rill/http.h"
 
 #endif /* RILL_H */
