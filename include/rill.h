@@ -414,5 +414,6 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #endif
 
 #include "rill/net.h"
+#include "rill/combinator.h"
 
 #endif /* RILL_H */
