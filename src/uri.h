@@ -24,10 +24,10 @@ struct rill_uri_param {
 };
 
 struct rill_uri {
-	char *text;                             /* the whole URI, for messages */
-	char *layers[RILL_URI_MAX_LAYERS];      /* outermost first */
+	char *text;                        /* the whole URI, for messages */
+	char *layers[RILL_URI_MAX_LAYERS]; /* outermost first */
 	size_t nlayers;
-	char *scheme;                           /* transport: "tcp", "unix"... */
+	char *scheme; /* transport: "tcp", "unix"... */
 	char *rest;   /* after "scheme:" (a "//" prefix kept), no query */
 	struct rill_uri_param *params;
 	size_t nparams;
@@ -43,9 +43,8 @@ const char *rill__uri_param(const struct rill_uri *u, const char *key);
 
 /* Parses a decimal unsigned value of a parameter within [min, max];
  * missing -> *out = dflt. RILL_EURI (with message) when malformed. */
-int rill__uri_param_u64(const struct rill_uri *u, const char *key,
-                        uint64_t min, uint64_t max, uint64_t dflt,
-                        uint64_t *out);
+int rill__uri_param_u64(const struct rill_uri *u, const char *key, uint64_t min,
+                        uint64_t max, uint64_t dflt, uint64_t *out);
 
 /* Sets rill_last_errmsg to `<what> "<part>" in "<uri>"` and returns
  * RILL_EURI: the one shape of every URI error message. */
@@ -66,8 +65,8 @@ struct rill_listener {
 };
 
 struct rill_transport_scheme {
-	const char *name;              /* "tcp" */
-	const char *const *params;     /* accepted query keys, NULL-ended */
+	const char *name;          /* "tcp" */
+	const char *const *params; /* accepted query keys, NULL-ended */
 	/* Validates u->rest and params (message via rill__uri_error). */
 	int (*check)(const struct rill_uri *u);
 	/* Connects; completion through cb exactly once unless it returns

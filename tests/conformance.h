@@ -58,10 +58,10 @@ struct conf_factory {
 /* Registers every check of the suite for f (f must stay valid). */
 void conf_register(const struct conf_factory *f);
 
-#define CONF_REGISTER(factory)                                                 \
-	__attribute__((constructor)) static void conf_reg_##factory(void)      \
-	{                                                                      \
-		conf_register(&(factory));                                     \
+#define CONF_REGISTER(factory)                                            \
+	__attribute__((constructor)) static void conf_reg_##factory(void) \
+	{                                                                 \
+		conf_register(&(factory));                                \
 	}
 
 #endif
