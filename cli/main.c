@@ -13,6 +13,7 @@ struct command {
 
 static const struct command commands[] = {
     {"bench", cli_bench, "measure every flow kind beside its baselines"},
+    {"relay", cli_relay, "forward every accepted connection to a URI"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
