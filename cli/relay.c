@@ -27,6 +27,7 @@ struct relay_conn {
 	struct relay_conn *prev, *next;
 	struct rill_flow *client, *target;
 	struct rill_proxy *proxy;
+	char *client_addr, *target_addr; /* for the log line */
 	uint64_t id;
 	uint64_t t0_ms;        /* accepted at */
 	uint64_t active_ms;    /* last time bytes moved (idle timeout) */
@@ -84,14 +85,21 @@ static void conn_free(struct relay_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	r->nconns--;
+	free(c->client_addr);
+	free(c->target_addr);
 	free(c);
 	relay_maybe_done(r);
 }
 
-static void addr_of(struct rill_flow *f, int which, char *buf, size_t len)
+/* The peer address of f as a new string; NULL when unknown or ENOMEM.
+ * Taken when the flow is new: after both shutdowns a TCP socket may no
+ * longer have a peer to report. */
+static char *peer_of(struct rill_flow *f)
 {
-	if (f == NULL || rill_flow_address(f, which, buf, len) != 0)
-		snprintf(buf, len, "?");
+	char buf[160];
+	if (f == NULL || rill_flow_address(f, RILL_ADDR_PEER, buf, sizeof buf))
+		return NULL;
+	return strdup(buf);
 }
 
 /* One line per connection, on stderr, when it ends:
@@ -105,12 +113,13 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 {
 	if (c->r->quiet)
 		return;
-	char ca[160], ta[160], why[400];
-	addr_of(c->client, RILL_ADDR_PEER, ca, sizeof ca);
-	if (c->target != NULL)
-		addr_of(c->target, RILL_ADDR_PEER, ta, sizeof ta);
-	else
-		snprintf(ta, sizeof ta, "%s", c->r->connect_uri);
+	char why[400];
+	const char *ca = c->client_addr != NULL ? c->client_addr : "?";
+	const char *ta = c->target_addr != NULL ? c->target_addr
+	                                        : c->r->connect_uri;
+	const char *via = c->proxy == NULL              ? ""
+	                  : rill_proxy_spliced(c->proxy) ? " via=splice"
+	                                                 : " via=copy";
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
@@ -118,8 +127,8 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 	double secs = (double)(now_ms(c->r) - c->t0_ms) / 1000.0;
 	fprintf(stderr,
 	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64
-	        " down=%" PRIu64 " time=%.3fs end=%s\n",
-	        c->id, ca, ta, up, down, secs, why);
+	        " down=%" PRIu64 " time=%.3fs%s end=%s\n",
+	        c->id, ca, ta, up, down, secs, via, why);
 }
 
 /* Ends a proxying connection now (timeout, shutdown): log, then abort the
@@ -196,6 +205,7 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 		return;
 	}
 	c->target = f;
+	c->target_addr = peer_of(f);
 	if (r->stopping && now_ms(r) >= r->stop_deadline_ms) {
 		conn_log(c, 0, 0, "shutdown");
 		rill_close(c->client);
@@ -243,20 +253,21 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f,
 		/* Documented: extra connections are accepted and closed at
 		 * once, so a client learns at once instead of hanging in the
 		 * backlog. */
-		c->next = c->prev = NULL;
 		if (!r->quiet) {
-			char ca[160];
-			addr_of(f, RILL_ADDR_PEER, ca, sizeof ca);
+			char *ca = peer_of(f);
 			fprintf(stderr,
 			        "rill relay: #%" PRIu64 " %s -> %s up=0 down=0 "
 			        "time=0.000s end=refused(max-conns %" PRIu64
 			        " reached)\n",
-			        c->id, ca, r->connect_uri, r->max_conns);
+			        c->id, ca != NULL ? ca : "?", r->connect_uri,
+			        r->max_conns);
+			free(ca);
 		}
 		rill_close(f);
 		free(c);
 		return;
 	}
+	c->client_addr = peer_of(f);
 	conn_link(r, c);
 	struct rill_connect_opts co = {
 	    .timeout_ms = r->connect_timeout_ms,
