@@ -10,6 +10,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -504,6 +505,13 @@ int cli_relay(int argc, char **argv)
 	if (rill_uri_check(r.connect_uri) != 0)
 		return cli_usage_error("relay", "%s", rill_last_errmsg());
 
+	/* On the generic path every buffer read is held until the write
+	 * completes, so read chunks are allocated and freed all the time;
+	 * glibc's default trimming gives the memory back to the kernel
+	 * and faults it in again on every chunk (measured: 0.9 Gbit/s
+	 * instead of 3.3 with iperf3 through the relay). Keep freed memory. */
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 	/* Splicing into a socket whose peer left raises SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
