@@ -13,10 +13,14 @@
 
 #include "core.h"
 #include "uri.h"
+#include "transport/socket.h"
 
 /* The registries. Each module provides its scheme objects; list them
  * here (NULL-terminated). */
 static const struct rill_transport_scheme *const uri_transports[] = {
+    &rill__tcp_scheme,
+    &rill__unix_scheme,
+    &rill__stdio_scheme,
     NULL,
 };
 
