@@ -9,7 +9,7 @@ BUILD       ?= build
 CHECK_BUILD ?= build-check
 JOBS        ?= $(shell nproc)
 
-.PHONY: all deps build run check format format-check clean
+.PHONY: all deps build run check format format-check clean fuzz
 
 all: build
 
@@ -41,3 +41,11 @@ format-check:
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)
+
+# libFuzzer binaries of every fuzz target, in build-fuzz/fuzz/.
+FUZZ_BUILD ?= build-fuzz
+fuzz: deps
+	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) \
+	  --buildtype=debugoptimized -Dfuzzing=true \
+	  -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(FUZZ_BUILD)

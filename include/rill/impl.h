@@ -129,36 +129,37 @@ struct rill_flow {
  * base initialised for ops on loop. Returns NULL on ENOMEM. The core frees
  * the memory after rill_flow_destroyed().
  */
-struct rill_flow *rill_flow_new(uv_loop_t *loop,
-                                const struct rill_flow_ops *ops, size_t size);
+RILL_EXTERN struct rill_flow *
+rill_flow_new(uv_loop_t *loop, const struct rill_flow_ops *ops, size_t size);
 
 /*
  * Frees a flow made by rill_flow_new() that was never handed to a user
  * (an attach or connect that failed half-way). Does not call ops->close.
  */
-void rill_flow_discard(struct rill_flow *f);
+RILL_EXTERN void rill_flow_discard(struct rill_flow *f);
 
 /* Completions, see struct rill_flow_ops. buf ownership passes to the core. */
-void rill_flow_read_done(struct rill_flow *f, int status, struct rill_buf *buf);
-void rill_flow_write_done(struct rill_flow *f, int status);
-void rill_flow_shutdown_done(struct rill_flow *f, int status);
+RILL_EXTERN void rill_flow_read_done(struct rill_flow *f, int status,
+                                     struct rill_buf *buf);
+RILL_EXTERN void rill_flow_write_done(struct rill_flow *f, int status);
+RILL_EXTERN void rill_flow_shutdown_done(struct rill_flow *f, int status);
 
 /* The implementation finished its close: the core may free f. */
-void rill_flow_destroyed(struct rill_flow *f);
+RILL_EXTERN void rill_flow_destroyed(struct rill_flow *f);
 
 /* True once the user closed f (the implementation may stop work early). */
-bool rill_flow_is_closed(const struct rill_flow *f);
+RILL_EXTERN bool rill_flow_is_closed(const struct rill_flow *f);
 
 /* Records the detail text for rill_flow_errmsg() (printf-style). */
-void rill_flow_set_errmsg(struct rill_flow *f, const char *fmt, ...)
+RILL_EXTERN void rill_flow_set_errmsg(struct rill_flow *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* rill's allocator (see rill_replace_allocator). */
-void *rill_malloc(size_t n);
-void *rill_calloc(size_t n, size_t size);
-void *rill_realloc(void *p, size_t n);
-void rill_free(void *p);
-char *rill_strdup(const char *s);
+RILL_EXTERN void *rill_malloc(size_t n);
+RILL_EXTERN void *rill_calloc(size_t n, size_t size);
+RILL_EXTERN void *rill_realloc(void *p, size_t n);
+RILL_EXTERN void rill_free(void *p);
+RILL_EXTERN char *rill_strdup(const char *s);
 
 /* ------------------------------------------------------------------------
  * Layers: a flow over another flow.
@@ -178,19 +179,22 @@ struct rill_layer {
  * Makes a layer of `size` bytes over inner with ops. Consumes inner: on
  * failure (NULL returned, ENOMEM) inner has been closed.
  */
-struct rill_layer *rill_layer_new(struct rill_flow *inner,
-                                  const struct rill_flow_ops *ops, size_t size);
+RILL_EXTERN struct rill_layer *rill_layer_new(struct rill_flow *inner,
+                                              const struct rill_flow_ops *ops,
+                                              size_t size);
 
-void rill_layer_read(struct rill_flow *f);
-void rill_layer_write(struct rill_flow *f, struct rill_buf *const *bufs,
-                      size_t n);
-void rill_layer_shutdown_write(struct rill_flow *f);
-void rill_layer_shutdown_read(struct rill_flow *f);
-void rill_layer_close(struct rill_flow *f);
-int rill_layer_address(struct rill_flow *f, int which, char *buf, size_t len);
-int rill_layer_set_nodelay(struct rill_flow *f, bool on);
-int rill_layer_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
-                             unsigned interval_s, unsigned probes);
+RILL_EXTERN void rill_layer_read(struct rill_flow *f);
+RILL_EXTERN void rill_layer_write(struct rill_flow *f,
+                                  struct rill_buf *const *bufs, size_t n);
+RILL_EXTERN void rill_layer_shutdown_write(struct rill_flow *f);
+RILL_EXTERN void rill_layer_shutdown_read(struct rill_flow *f);
+RILL_EXTERN void rill_layer_close(struct rill_flow *f);
+RILL_EXTERN int rill_layer_address(struct rill_flow *f, int which, char *buf,
+                                   size_t len);
+RILL_EXTERN int rill_layer_set_nodelay(struct rill_flow *f, bool on);
+RILL_EXTERN int rill_layer_set_keepalive(struct rill_flow *f, bool on,
+                                         unsigned after_s, unsigned interval_s,
+                                         unsigned probes);
 
 /* The flow under a layer made by rill_layer_new. */
 static inline struct rill_flow *rill_layer_inner(struct rill_flow *f)

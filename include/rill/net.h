@@ -65,6 +65,9 @@ RILL_EXTERN int rill_connect_sync(uv_loop_t *loop, const char *uri,
 struct rill_listen_opts {
 	int backlog;         /* 0: 511 */
 	bool keep_unix_path; /* do not unlink a Unix socket file on close */
+	/* Deadline for the layers' handshakes (TLS...) on each accepted
+	 * connection; 0: 10 s. */
+	uint64_t handshake_timeout_ms;
 };
 
 /*
