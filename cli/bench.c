@@ -189,15 +189,17 @@ static const struct {
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
-                      bool last)
+                      bool first)
 {
 	double ratio = r->base_value > 0 ? r->value / r->base_value : 0;
+	/* JSON: the separator goes before every row but the first, so the
+	 * array stays valid whichever cases a filter selects. */
 	if (o->json)
-		printf("  {\"flow\": \"%s\", \"metric\": \"%s\", \"value\": "
-		       "%.1f, \"unit\": \"MB/s\", \"baseline\": \"%s\", "
-		       "\"baseline_value\": %.1f, \"ratio\": %.3f}%s\n",
-		       r->name, r->metric, r->value, r->baseline, r->base_value,
-		       ratio, last ? "" : ",");
+		printf("%s  {\"flow\": \"%s\", \"metric\": \"%s\", "
+		       "\"value\": %.1f, \"unit\": \"MB/s\", \"baseline\": "
+		       "\"%s\", \"baseline_value\": %.1f, \"ratio\": %.3f}",
+		       first ? "" : ",\n", r->name, r->metric, r->value,
+		       r->baseline, r->base_value, ratio);
 	else
 		printf("%-16s %-12s %12.1f MB/s  %-14s %12.1f MB/s  %6.2fx\n",
 		       r->name, r->metric, r->value, r->baseline, r->base_value,
@@ -271,13 +273,20 @@ int cli_bench(int argc, char **argv)
 	}
 	if (optind < argc)
 		o.only = argv[optind];
+	size_t n = sizeof cases / sizeof cases[0];
+	size_t matching = 0, printed = 0;
+	for (size_t i = 0; i < n; i++)
+		if (o.only == NULL || strstr(cases[i].name, o.only) != NULL)
+			matching++;
+	if (matching == 0)
+		return cli_usage_error(
+		    "bench", "no benchmark case matches '%s'", o.only);
 	if (o.json)
 		printf("[\n");
 	else
 		printf("%-16s %-12s %17s  %-14s %17s  %7s\n", "flow", "metric",
 		       "value", "baseline", "baseline value", "ratio");
 	int status = 0;
-	size_t n = sizeof cases / sizeof cases[0];
 	for (size_t i = 0; i < n; i++) {
 		if (o.only != NULL && strstr(cases[i].name, o.only) == NULL)
 			continue;
@@ -289,9 +298,9 @@ int cli_bench(int argc, char **argv)
 			status = 1;
 			continue;
 		}
-		print_row(&o, &row, i + 1 == n);
+		print_row(&o, &row, printed++ == 0);
 	}
 	if (o.json)
-		printf("]\n");
+		printf("%s]\n", printed ? "\n" : "");
 	return status;
 }
