@@ -29,6 +29,11 @@
 /* Capabilities a flow kind may lack; the checks that need them are then
  * reported as skipped, with the factory's reason. */
 #define CONF_NO_HALF_CLOSE 0x1u /* shutdown(write) is not a half-close */
+/* The flow kind keeps process-wide state allocated through rill (a cache
+ * of TLS configurations, say), so the check that every byte allocated
+ * through rill is freed at the end of each check cannot apply; LSan and
+ * valgrind still check for real leaks at exit. */
+#define CONF_KEEPS_ALLOCATIONS 0x2u
 
 struct conf_factory {
 	const char *name; /* "pair", "tcp4", "shut+unix"... */
