@@ -1265,7 +1265,7 @@ static void ck_slow_reader(struct conf_ctx *c)
 	size_t base = conf_live_bytes();
 	/* More than any flow may absorb, so that a flow without
 	 * back-pressure acknowledges more than the bound. */
-	uint64_t total = c->big > 24 * MIB ? c->big : 24 * MIB;
+	uint64_t total = 24 * MIB;
 	struct wr w;
 	wr_init(&w, c, c->x, total);
 	w.max_inflight = 2;

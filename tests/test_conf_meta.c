@@ -295,7 +295,7 @@ static const struct conf_factory ident_factory = {
     .name = "identity+pair",
     .make = layer_make,
     .arg = (void *)&ident_kind,
-    .big_bytes = 16u * 1024 * 1024,
+    .big_bytes = 8u * 1024 * 1024,
 };
 CONF_REGISTER(ident_factory)
 
@@ -305,7 +305,7 @@ CONF_REGISTER(ident_factory)
 	    .name = #id,                                                     \
 	    .make = layer_make,                                              \
 	    .arg = (void *)&id##_kind,                                       \
-	    .big_bytes = 8u * 1024 * 1024,                                   \
+	    .big_bytes = 4u * 1024 * 1024,                                   \
 	    .timeout_s = 15,                                                 \
 	}
 
