@@ -752,6 +752,13 @@ static void expect_bytes(struct conf_ctx *c, struct rill_flow *f,
 /* ---------------------------------------------------------------------- */
 /* The checks */
 
+/* How the peer's reads end after a close without shutdown(write). */
+static int close_end(const struct conf_ctx *c)
+{
+	return c->fac->peer_close_status != 0 ? c->fac->peer_close_status
+	                                      : RILL_EOF;
+}
+
 /* Hello, then EOF. */
 static void ck_small_transfer(struct conf_ctx *c)
 {
@@ -964,7 +971,9 @@ static void ck_ops_after_close(struct conf_ctx *c)
 	int st = read_all(c, c->y, &got, &len);
 	free(got);
 	TH_EQ_INT(len, 0);
-	TH_TRUE(st == RILL_EOF || st == RILL_ECONNRESET);
+	if (st != close_end(c) && st != RILL_ECONNRESET)
+		TH_FAIL("peer read ended with %s after the close, expected %s",
+		        th_errname(st), th_errname(close_end(c)));
 }
 
 /* A shuts its write side; B still sends a lot, and A reads all of it. */
@@ -1068,7 +1077,7 @@ static void ck_double_close(struct conf_ctx *c)
 	c->x = NULL;
 	rill_close(NULL);
 	ctx_run_for(c, 5);
-	expect_bytes(c, c->y, "data", 4, RILL_EOF);
+	expect_bytes(c, c->y, "data", 4, close_end(c));
 	rill_close(c->y);
 	rill_close(c->y);
 	c->y = NULL;
@@ -1154,7 +1163,9 @@ static void ck_close_in_write_cb(struct conf_ctx *c)
 	TH_EQ_ERR(s.after_close_err, RILL_ECLOSED);
 	TH_TRUE(r.pos >= 5);
 	TH_EQ_MEM(r.collect, "first", 5);
-	TH_TRUE(r.status == RILL_EOF || r.status == RILL_ECONNRESET);
+	if (r.status != close_end(c) && r.status != RILL_ECONNRESET)
+		TH_FAIL("peer read ended with %s after the close, expected %s",
+		        th_errname(r.status), th_errname(close_end(c)));
 	rd_fini(&r);
 	ctx_run_for(c, 5);
 	TH_EQ_INT(s.calls, 1);
@@ -1195,7 +1206,9 @@ static void ck_close_with_writes_pending(struct conf_ctx *c)
 	rd_start(&r);
 	rd_wait(&r, "the reader to see the end");
 	TH_TRUE(!r.bad);
-	TH_TRUE(r.status == RILL_EOF || r.status == RILL_ECONNRESET);
+	if (r.status != close_end(c) && r.status != RILL_ECONNRESET)
+		TH_FAIL("peer read ended with %s after the close, expected %s",
+		        th_errname(r.status), th_errname(close_end(c)));
 	rd_fini(&r);
 	TH_EQ_INT(n.calls, before);
 }
@@ -1384,9 +1397,9 @@ static void ck_peer_close_eof_after_drain(struct conf_ctx *c)
 	rd_wait(&r, "the reader to see the end");
 	TH_TRUE(!r.bad);
 	TH_EQ_U64(r.pos, 100 * KIB);
-	TH_EQ_ERR(r.status, RILL_EOF);
+	TH_EQ_ERR(r.status, close_end(c));
 	rd_fini(&r);
-	TH_EQ_ERR(read_one(c, c->y, NULL), RILL_EOF);
+	TH_EQ_ERR(read_one(c, c->y, NULL), close_end(c));
 }
 
 /* A reset peer: reads report RILL_ECONNRESET (not EOF), and keep doing. */

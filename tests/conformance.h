@@ -59,6 +59,12 @@ struct conf_factory {
 	unsigned caps_missing; /* CONF_NO_* */
 	const char *why_missing;
 
+	/* What the peer's reads end with after a flow is closed WITHOUT a
+	 * shutdown(write) first (close is not an orderly teardown). 0 means
+	 * RILL_EOF; a layer that detects truncation declares its code, e.g.
+	 * RILL_ETLS_TRUNCATED for TLS (close sends no close_notify). */
+	int peer_close_status;
+
 	/* Bytes for the large hash-checked transfers; 0: 64 MiB. */
 	size_t big_bytes;
 
