@@ -549,7 +549,7 @@ def t_many(path, opts):
     echo, eport = echo_process()
     r = Relay("tcp://127.0.0.1:%d" % eport, *opts)
     n = 1000
-    size = 64 << 10
+    size = 16 << 10
 
     async def one(i):
         data = random.Random(i).randbytes(size)
