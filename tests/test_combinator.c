@@ -841,3 +841,13 @@ TEST(socket_proxy_target_reset_is_side_b)
 		loop_done(l);
 	}
 }
+
+/* A layer above the socket transforms the bytes: the proxy must not
+ * splice under it (the layer offers no fd), and everything still flows. */
+TEST(socket_proxy_layered_flows_use_generic_path)
+{
+	struct rill_proxy_result res;
+	socket_proxy_case("shut+tcp://127.0.0.1:0", 0, false, &res);
+	TH_EQ_U64(res.ab.stats.write_bytes, 5 * 1024 * 1024 + 11);
+	TH_EQ_U64(res.ba.stats.write_bytes, 3 * 1024 * 1024 + 5);
+}
