@@ -73,11 +73,22 @@ class Procs:
 
 
 def iperf(port, secs):
-    out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
-                          "-t", str(secs), "-J"], capture_output=True,
-                         text=True, timeout=secs + 30)
-    j = json.loads(out.stdout)
-    return j["end"]["sum_received"]["bits_per_second"] / 1e9
+    # iperf3's server runs one test at a time and may still be finishing
+    # the previous one ("server is busy"): retry a few times.
+    err = None
+    for _ in range(5):
+        j = None
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+                              "-t", str(secs), "-J"], capture_output=True,
+                             text=True, timeout=secs + 30)
+        try:
+            j = json.loads(out.stdout)
+            return j["end"]["sum_received"]["bits_per_second"] / 1e9
+        except (ValueError, KeyError):
+            err = (j.get("error") if isinstance(j, dict) else None) \
+                or out.stdout[-300:]
+            time.sleep(0.5)
+    raise RuntimeError("iperf3 failed: %s" % err)
 
 
 def throughput(a):
