@@ -489,11 +489,13 @@ def t_signal(path, opts):
     finally:
         r.stop()
         srv.close()
-    # No connections: exits at once.
+    # No connections: SIGINT stops it at once.
     r = Relay(srv.uri, *opts)
     t0 = time.monotonic()
-    r.stop()
+    r.p.send_signal(signal.SIGINT)
+    check(r.p.wait(timeout=5) == 0, "exit status after SIGINT")
     check(time.monotonic() - t0 < 2, "idle relay slow to stop")
+    r.stop()
 
 
 def t_target_killed(path, opts):
@@ -586,7 +588,7 @@ TESTS = [
     ("--idle-timeout", t_idle_timeout, False),
     ("--max-conns", t_max_conns, False),
     ("--linger, and the default waits for the reply", t_linger, False),
-    ("SIGTERM: stop accepting, grace, close", t_signal, False),
+    ("SIGTERM/SIGINT: stop accepting, grace, close", t_signal, False),
     ("target SIGKILLed mid-transfer: EOF/reset, keeps serving, no fd leak",
      t_target_killed, True),
     ("1000 concurrent connections, hash-checked", t_many, True),
