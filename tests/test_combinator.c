@@ -851,3 +851,12 @@ TEST(socket_proxy_layered_flows_use_generic_path)
 	TH_EQ_U64(res.ab.stats.write_bytes, 5 * 1024 * 1024 + 11);
 	TH_EQ_U64(res.ba.stats.write_bytes, 3 * 1024 * 1024 + 5);
 }
+
+/* The documented switch for the generic path without code changes. */
+TEST(socket_proxy_env_no_splice)
+{
+	setenv("RILL_NO_SPLICE", "1", 1);
+	struct rill_proxy_result res;
+	socket_proxy_case("tcp://127.0.0.1:0", 0, false, &res);
+	TH_TRUE(!res.ab.spliced && !res.ba.spliced);
+}
