@@ -19,6 +19,7 @@ if out=$(clang-format-14 --dry-run --Werror $files 2>&1); then
 	echo "ok 1 - clang-format: $(echo "$files" | wc -w) files conform"
 else
 	echo "not ok 1 - clang-format: some files differ (run 'make format')"
-	echo "$out" | grep -E '^[^ ].*error:' | sed 's/^/# /' | head -40
+	echo "$out" | grep -oE '^[^: ]+\.[ch]:' | sort | uniq -c |
+		sed 's/^ *\([0-9]*\) \(.*\):$/# \2: \1 places differ/'
 	exit 1
 fi
