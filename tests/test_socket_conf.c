@@ -33,8 +33,8 @@ static void conf_on_accept(struct rill_listener *l, struct rill_flow *f,
 	c->accepted = f;
 }
 
-static void conf_on_connect(struct rill_flow *f, int status,
-                            const char *errmsg, void *ud)
+static void conf_on_connect(struct rill_flow *f, int status, const char *errmsg,
+                            void *ud)
 {
 	(void)errmsg;
 	struct sock_conf *c = ud;
@@ -50,8 +50,8 @@ static int conf_make(uv_loop_t *loop, void *arg, struct rill_flow **a,
 	char uri[160];
 	c->accepted = c->connected = NULL;
 	c->connect_done = false;
-	int err = rill_listen(loop, c->listen_uri, NULL, conf_on_accept, c,
-	                      &c->l);
+	int err =
+	    rill_listen(loop, c->listen_uri, NULL, conf_on_accept, c, &c->l);
 	if (err != 0)
 		return err;
 	err = rill_listener_uri(c->l, uri, sizeof uri);
