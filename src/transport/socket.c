@@ -42,7 +42,7 @@
  * idle handle; not the poll, which on a Unix socket would also wait until
  * the reader freed most of the buffer).
  */
-#define SOCK_WRITE_BUDGET (64u * 1024u)
+#define SOCK_WRITE_BUDGET (128u * 1024u)
 
 struct sock_flow {
 	struct rill_flow base;
