@@ -24,8 +24,8 @@ double bench_now(void);
 
 /* Moves bytes from w to r on loop (a window of 64 KiB writes in flight,
  * then a write shutdown); returns MB/s or a negative error. */
-double bench_transfer(uv_loop_t *loop, struct rill_flow *w,
-                      struct rill_flow *r, uint64_t bytes);
+double bench_transfer(uv_loop_t *loop, struct rill_flow *w, struct rill_flow *r,
+                      uint64_t bytes);
 
 /* Runs loop until nothing is left to do (after closing flows). */
 void bench_drain_loop(uv_loop_t *loop);

@@ -28,9 +28,9 @@
 
 #include "bench.h"
 
-#define SOCKB_CHUNK   (64u * 1024u)
-#define SOCKB_RBUF    (256u * 1024u)
-#define SOCKB_RTT_N   20000
+#define SOCKB_CHUNK (64u * 1024u)
+#define SOCKB_RBUF  (256u * 1024u)
+#define SOCKB_RTT_N 20000
 
 struct sockb_kind {
 	const char *name;
@@ -40,8 +40,7 @@ struct sockb_kind {
 
 static const struct sockb_kind sockb_tcp4 = {"tcp4", "tcp://127.0.0.1:0",
                                              AF_INET};
-static const struct sockb_kind sockb_tcp6 = {"tcp6", "tcp://[::1]:0",
-                                             AF_INET6};
+static const struct sockb_kind sockb_tcp6 = {"tcp6", "tcp://[::1]:0", AF_INET6};
 static const struct sockb_kind sockb_unix = {"unix", NULL, AF_UNIX};
 
 /* ---------------------------------------------------------------------- */
@@ -103,8 +102,7 @@ static int sockb_plain_pair(const struct sockb_kind *k, int fds[2])
 	return 0;
 }
 
-static double sockb_plain_throughput(const struct sockb_kind *k,
-                                     uint64_t bytes)
+static double sockb_plain_throughput(const struct sockb_kind *k, uint64_t bytes)
 {
 	int fds[2];
 	int err = sockb_plain_pair(k, fds);
@@ -133,8 +131,9 @@ static double sockb_plain_throughput(const struct sockb_kind *k,
 		bool progress = false;
 		if (sent < bytes) {
 			uint64_t left = bytes - sent;
-			ssize_t n = write(fds[0], wbuf,
-			                  left < SOCKB_CHUNK ? left : SOCKB_CHUNK);
+			ssize_t n =
+			    write(fds[0], wbuf,
+			          left < SOCKB_CHUNK ? left : SOCKB_CHUNK);
 			if (n > 0) {
 				sent += (uint64_t)n;
 				progress = true;
@@ -278,8 +277,8 @@ struct sockb_pingpong {
 	bool done;
 };
 
-static void sockb_pp_read_a(struct rill_flow *f, int status,
-                            struct rill_buf *b, void *ud);
+static void sockb_pp_read_a(struct rill_flow *f, int status, struct rill_buf *b,
+                            void *ud);
 
 static void sockb_pp_fail(struct sockb_pingpong *p, int err)
 {
@@ -298,8 +297,8 @@ static void sockb_pp_send(struct sockb_pingpong *p, struct rill_flow *to,
 		sockb_pp_fail(p, err);
 }
 
-static void sockb_pp_read_b(struct rill_flow *f, int status,
-                            struct rill_buf *b, void *ud)
+static void sockb_pp_read_b(struct rill_flow *f, int status, struct rill_buf *b,
+                            void *ud)
 {
 	(void)f;
 	struct sockb_pingpong *p = ud;
@@ -311,8 +310,8 @@ static void sockb_pp_read_b(struct rill_flow *f, int status,
 	sockb_pp_send(p, p->b, sockb_pp_read_a, p->a); /* pong */
 }
 
-static void sockb_pp_read_a(struct rill_flow *f, int status,
-                            struct rill_buf *b, void *ud)
+static void sockb_pp_read_a(struct rill_flow *f, int status, struct rill_buf *b,
+                            void *ud)
 {
 	(void)f;
 	struct sockb_pingpong *p = ud;

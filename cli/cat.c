@@ -325,6 +325,9 @@ int cli_cat(int argc, char **argv)
 		                                  ? "missing URI"
 		                                  : "too many arguments");
 	const char *uri = argv[optind];
+	if (strcmp(uri, "-") == 0 || strncmp(uri, "stdio:", 6) == 0)
+		return cli_usage_error("cat", "URI is standard input/output "
+		                              "already; give a socket URI");
 	/* Writes to a pipe whose reader left must fail with an error, not
 	 * kill the process. */
 	signal(SIGPIPE, SIG_IGN);
