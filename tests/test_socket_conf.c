@@ -90,6 +90,11 @@ static int conf_reset(struct rill_flow *f, void *arg)
 	return err == 0 ? 0 : -errno;
 }
 
+/* Three kinds, both orientations: 16 MiB per large transfer keeps the
+ * whole program near a minute under ASan; the 64 MiB transfers over
+ * sockets are in test_cli_socket.py (real peers, optimized build). */
+#define CONF_SOCKET_BIG (16u * 1024u * 1024u)
+
 static struct sock_conf tcp4_arg = {.listen_uri = "tcp://127.0.0.1:0"};
 static struct sock_conf tcp6_arg = {.listen_uri = "tcp://[::1]:0"};
 static struct sock_conf unix_arg;
@@ -101,6 +106,7 @@ static const struct conf_factory tcp4_factory = {
     .cleanup = conf_cleanup,
     .reset = conf_reset,
     .arg = &tcp4_arg,
+    .big_bytes = CONF_SOCKET_BIG,
 };
 CONF_REGISTER(tcp4_factory)
 
@@ -110,6 +116,7 @@ static const struct conf_factory tcp6_factory = {
     .cleanup = conf_cleanup,
     .reset = conf_reset,
     .arg = &tcp6_arg,
+    .big_bytes = CONF_SOCKET_BIG,
 };
 CONF_REGISTER(tcp6_factory)
 
@@ -121,6 +128,7 @@ static const struct conf_factory unix_factory = {
     .make = conf_make,
     .cleanup = conf_cleanup,
     .arg = &unix_arg,
+    .big_bytes = CONF_SOCKET_BIG,
 };
 
 __attribute__((constructor)) static void conf_reg_unix(void)
