@@ -498,9 +498,8 @@ TEST(connect_unreachable_network)
 static void start_listener_cb(uv_timer_t *t)
 {
 	void **slot = t->data;
-	static struct accept_state acc;
 	struct rill_listener *l = NULL;
-	TH_OK(rill_listen(t->loop, slot[1], NULL, on_accept, &acc, &l));
+	TH_OK(rill_listen(t->loop, slot[1], NULL, on_accept, slot[2], &l));
 	slot[0] = l;
 }
 
@@ -511,14 +510,18 @@ TEST(connect_retry_until_listener_appears)
 	char dir[64], uri[160], msg[512];
 	tmpdir(dir, sizeof dir);
 	snprintf(uri, sizeof uri, "unix:%s/late.sock", dir);
-	/* slot[0]: the listener, slot[1]: its URI. */
-	void *slot[2] = {NULL, uri};
+	/* slot[0]: the listener, slot[1]: its URI, slot[2]: accept state. */
+	struct accept_state acc = {0};
+	void *slot[3] = {NULL, uri, &acc};
 	uv_timer_t t;
 	uv_timer_init(&loop, &t);
 	t.data = slot;
 	uv_timer_start(&t, start_listener_cb, 200, 0);
 	TH_OK(connect_err(&loop, uri, 5000, 3000, msg, sizeof msg));
 	TH_NOT_NULL(slot[0]);
+	while (acc.f == NULL)
+		uv_run(&loop, UV_RUN_ONCE);
+	rill_close(acc.f);
 	rill_listener_close(slot[0]);
 	/* Without a listener, retrying ends with the last error. */
 	uint64_t t0 = uv_hrtime();
