@@ -13,25 +13,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
+#include "bench.h"
 
 #define BENCH_CHUNK (64u * 1024u)
 
-struct bench_opts {
-	uint64_t bytes;
-	bool json;
-	const char *only;
-};
-
-struct bench_row {
-	const char *name;     /* flow kind */
-	const char *metric;   /* "throughput" */
-	double value;         /* MB/s */
-	const char *baseline; /* name of the baseline */
-	double base_value;
-};
-
-static double now_s(void)
+double bench_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -106,22 +92,21 @@ static void xfer_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 		x->err = err;
 }
 
-/* Moves bytes from w to r on loop; returns MB/s or a negative error. */
-static double bench_transfer(uv_loop_t *loop, struct rill_flow *w,
-                             struct rill_flow *r, uint64_t bytes)
+double bench_transfer(uv_loop_t *loop, struct rill_flow *w, struct rill_flow *r,
+                      uint64_t bytes)
 {
 	struct xfer x = {.w = w, .r = r, .to_send = bytes};
 	x.chunk = rill_buf_new(BENCH_CHUNK);
 	if (x.chunk == NULL)
 		return RILL_ENOMEM;
 	memset(x.chunk->data, 0xa5, x.chunk->len);
-	double t0 = now_s();
+	double t0 = bench_now();
 	rill_read(r, xfer_read_cb, &x);
 	xfer_write_more(&x);
 	while (x.err == 0 && !x.eof)
 		if (uv_run(loop, UV_RUN_ONCE) == 0)
 			break;
-	double dt = now_s() - t0;
+	double dt = bench_now() - t0;
 	rill_buf_release(x.chunk);
 	if (x.err != 0)
 		return x.err;
@@ -143,19 +128,19 @@ static double bench_memcpy(uint64_t bytes)
 		return RILL_ENOMEM;
 	}
 	memset(src, 0xa5, BENCH_CHUNK);
-	double t0 = now_s();
+	double t0 = bench_now();
 	for (uint64_t done = 0; done < bytes; done += BENCH_CHUNK) {
 		memcpy(dst, src, BENCH_CHUNK);
 		/* Keep the compiler from dropping the copy. */
 		__asm__ volatile("" : : "r"(dst) : "memory");
 	}
-	double dt = now_s() - t0;
+	double dt = bench_now() - t0;
 	free(src);
 	free(dst);
 	return (double)bytes / dt / 1e6;
 }
 
-static void drain_loop(uv_loop_t *loop)
+void bench_drain_loop(uv_loop_t *loop)
 {
 	while (uv_run(loop, UV_RUN_NOWAIT) != 0)
 		;
@@ -176,7 +161,7 @@ static int case_pair(const struct bench_opts *o, struct bench_row *row)
 	row->value = bench_transfer(&loop, a, b, o->bytes);
 	rill_close(a);
 	rill_close(b);
-	drain_loop(&loop);
+	bench_drain_loop(&loop);
 	uv_loop_close(&loop);
 	return row->value < 0 ? (int)row->value : 0;
 }
@@ -185,25 +170,29 @@ static const struct {
 	const char *name;
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
 } cases[] = {
-    {"pair", case_pair},
+    {"pair", case_pair},          {"tcp4", bench_tcp4},
+    {"tcp4-rtt", bench_tcp4_rtt}, {"tcp6", bench_tcp6},
+    {"tcp6-rtt", bench_tcp6_rtt}, {"unix", bench_unix},
+    {"unix-rtt", bench_unix_rtt},
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
                       bool first)
 {
 	double ratio = r->base_value > 0 ? r->value / r->base_value : 0;
+	const char *unit = r->unit != NULL ? r->unit : "MB/s";
 	/* JSON: the separator goes before every row but the first, so the
 	 * array stays valid whichever cases a filter selects. */
 	if (o->json)
 		printf("%s  {\"flow\": \"%s\", \"metric\": \"%s\", "
-		       "\"value\": %.1f, \"unit\": \"MB/s\", \"baseline\": "
+		       "\"value\": %.1f, \"unit\": \"%s\", \"baseline\": "
 		       "\"%s\", \"baseline_value\": %.1f, \"ratio\": %.3f}",
-		       first ? "" : ",\n", r->name, r->metric, r->value,
+		       first ? "" : ",\n", r->name, r->metric, r->value, unit,
 		       r->baseline, r->base_value, ratio);
 	else
-		printf("%-16s %-12s %12.1f MB/s  %-14s %12.1f MB/s  %6.2fx\n",
-		       r->name, r->metric, r->value, r->baseline, r->base_value,
-		       ratio);
+		printf("%-16s %-12s %12.1f %-4s  %-14s %12.1f %-4s  %6.2fx\n",
+		       r->name, r->metric, r->value, unit, r->baseline,
+		       r->base_value, unit, ratio);
 }
 
 static void bench_usage(FILE *out)

@@ -32,6 +32,18 @@
 #define SOCK_MIN_READ (64u * 1024u)
 #define SOCK_IOV_MAX  64
 
+/*
+ * Writes complete synchronously while the kernel takes the bytes, and a
+ * writer that queues its next write from the completion callback would
+ * then fill the whole socket buffer (megabytes, autotuned) before the loop
+ * runs anything else, the reader on the other end included: cold caches,
+ * and other flows starve. After this many bytes accepted without a trip
+ * through the loop, the next write waits for the next loop iteration (an
+ * idle handle; not the poll, which on a Unix socket would also wait until
+ * the reader freed most of the buffer).
+ */
+#define SOCK_WRITE_BUDGET (128u * 1024u)
+
 struct sock_flow {
 	struct rill_flow base;
 	const struct rill_socket_family *fam;
@@ -44,9 +56,12 @@ struct sock_flow {
 	bool reading, writing;
 	bool closing;
 	uv_poll_t rpoll, wpoll;
+	uv_idle_t kick;   /* resumes a write held back by the budget */
 	int rmask, wmask; /* events the polls are started for */
 	int handles_open;
 	int rflags_saved, wflags_saved; /* -1: nothing to restore */
+	size_t sync_written;            /* bytes since the last poll wakeup */
+	bool drained; /* the last read was short: the fd is likely empty */
 	struct rill_buf *chunk;
 	size_t chunk_off;
 	struct rill_buf *const *w_bufs;
@@ -60,13 +75,24 @@ static struct sock_flow *sock_of(struct rill_flow *f)
 
 static void sock_on_poll(uv_poll_t *h, int status, int events);
 
-/* Starts or stops the polls so that exactly the waiting operations are
- * watched. */
-static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
+/*
+ * Starts or stops the polls for the operations that wait. Interest in
+ * "readable" is dropped lazily: it stays on after a read completed, since
+ * the next read usually follows at once and every uv_poll_stop costs an
+ * epoll_ctl(DEL) and the next start an ADD (libuv invalidates the fd on
+ * stop). It is dropped when the fd turns readable with no read pending
+ * (keep_r false), which level-triggered epoll would otherwise report on
+ * every loop iteration. "Writable" is nearly always true, so it goes as
+ * soon as no write waits.
+ */
+static void sock_polls(struct sock_flow *s, bool want_r, bool want_w,
+                       bool keep_r)
 {
 	if (s->closing)
 		return;
-	int rm = want_r && s->rpollable ? UV_READABLE : 0;
+	bool r_on =
+	    s->two_polls ? s->rmask != 0 : (s->rmask & UV_READABLE) != 0;
+	int rm = (want_r || (keep_r && r_on)) && s->rpollable ? UV_READABLE : 0;
 	int wm = want_w && s->wpollable ? UV_WRITABLE : 0;
 	if (!s->two_polls) {
 		rm |= wm;
@@ -86,6 +112,11 @@ static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
 			uv_poll_stop(&s->wpoll);
 		s->wmask = wm;
 	}
+}
+
+static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
+{
+	sock_polls(s, want_r, want_w, true);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -113,10 +144,11 @@ static bool sock_try_read(struct sock_flow *s)
 		}
 	}
 	ssize_t n;
+	size_t want = SOCK_CHUNK - s->chunk_off;
 	do
-		n = read(s->rfd, s->chunk->data + s->chunk_off,
-		         SOCK_CHUNK - s->chunk_off);
+		n = read(s->rfd, s->chunk->data + s->chunk_off, want);
 	while (n < 0 && errno == EINTR);
+	s->drained = n < 0 || (size_t)n < want;
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && s->rpollable)
 		return false;
 	s->reading = false;
@@ -154,6 +186,13 @@ void rill__socket_read(struct rill_flow *f)
 {
 	struct sock_flow *s = sock_of(f);
 	s->reading = true;
+	/* After a short read the fd is most likely empty: a read(2) now
+	 * would only say EAGAIN, so wait for the poll straight away (its
+	 * interest in "readable" is usually still on, see sock_polls). */
+	if (s->drained && s->rpollable) {
+		sock_update_polls(s, true, s->writing);
+		return;
+	}
 	if (!sock_try_read(s) && !s->closing)
 		sock_update_polls(s, true, s->writing);
 }
@@ -210,6 +249,7 @@ static bool sock_try_write(struct sock_flow *s)
 			rill_flow_write_done(&s->base, sock_write_err(err));
 			return true;
 		}
+		s->sync_written += (size_t)n;
 		size_t left = (size_t)n;
 		while (left > 0 && s->w_i < s->w_n) {
 			size_t avail = s->w_bufs[s->w_i]->len - s->w_off;
@@ -228,6 +268,15 @@ static bool sock_try_write(struct sock_flow *s)
 	return true;
 }
 
+static void sock_on_kick(uv_idle_t *h)
+{
+	struct sock_flow *s = h->data;
+	uv_idle_stop(h);
+	s->sync_written = 0;
+	if (s->writing && !s->closing && !sock_try_write(s) && !s->closing)
+		sock_update_polls(s, s->reading, true);
+}
+
 void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
                         size_t n)
 {
@@ -237,6 +286,10 @@ void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
 	s->w_i = 0;
 	s->w_off = 0;
 	s->writing = true;
+	if (s->sync_written >= SOCK_WRITE_BUDGET && s->wpollable) {
+		uv_idle_start(&s->kick, sock_on_kick);
+		return;
+	}
 	if (!sock_try_write(s) && !s->closing)
 		sock_update_polls(s, s->reading, true);
 }
@@ -244,6 +297,7 @@ void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
 static void sock_on_poll(uv_poll_t *h, int status, int events)
 {
 	struct sock_flow *s = h->data;
+	bool was_reading = s->reading;
 	if (status < 0) {
 		/* libuv reports POLLERR as UV_EBADF and stops the handle. The
 		 * socket's own error (a reset...) is what the next read or
@@ -261,11 +315,16 @@ static void sock_on_poll(uv_poll_t *h, int status, int events)
 		sock_try_read(s);
 	if (s->closing)
 		return;
+	if (events & UV_WRITABLE)
+		s->sync_written = 0;
 	if (s->writing)
 		sock_try_write(s);
 	if (s->closing)
 		return;
-	sock_update_polls(s, s->reading, s->writing);
+	/* A readable event while no read was pending: stop watching (see
+	 * sock_polls). */
+	sock_polls(s, s->reading, s->writing,
+	           !(events & UV_READABLE) || was_reading);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -317,7 +376,7 @@ void rill__socket_shutdown_read(struct rill_flow *f)
 		shutdown(s->rfd, SHUT_RD);
 	rill_buf_release(s->chunk);
 	s->chunk = NULL;
-	sock_update_polls(s, false, s->writing);
+	sock_polls(s, false, s->writing, false);
 }
 
 static void sock_finish(struct sock_flow *s)
@@ -350,11 +409,8 @@ void rill__socket_close(struct rill_flow *f)
 	s->closing = true;
 	s->reading = false;
 	s->writing = false;
-	if (s->handles_open == 0) {
-		sock_finish(s);
-		return;
-	}
 	/* The fds are closed only after libuv let go of them. */
+	uv_close((uv_handle_t *)&s->kick, sock_handle_closed);
 	if (s->rpoll_open)
 		uv_close((uv_handle_t *)&s->rpoll, sock_handle_closed);
 	if (s->wpoll_open)
@@ -453,6 +509,9 @@ static struct sock_flow *sock_alloc(uv_loop_t *loop,
 	s->rflags_saved = s->wflags_saved = -1;
 	s->rpoll.data = s;
 	s->wpoll.data = s;
+	uv_idle_init(loop, &s->kick);
+	s->kick.data = s;
+	s->handles_open = 1;
 	return s;
 }
 
@@ -478,13 +537,14 @@ int rill__socket_flow_new(uv_loop_t *loop, int fd,
 	s->is_socket = true;
 	err = uv_poll_init(loop, &s->rpoll, fd);
 	if (err != 0) {
-		close(fd);
-		rill_flow_discard(&s->base);
+		/* Never handed out: tear down like a close (the idle handle
+		 * must leave the loop before the memory goes). */
+		rill__socket_close(&s->base);
 		return err;
 	}
 	s->rpollable = s->wpollable = true;
 	s->rpoll_open = true;
-	s->handles_open = 1;
+	s->handles_open++;
 	*out = &s->base;
 	return 0;
 }

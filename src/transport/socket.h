@@ -86,7 +86,10 @@ int rill__socket_flow_new(uv_loop_t *loop, int fd,
  * with plain blocking calls, which never wait long on such files.
  * shutdown(write) on a non-socket replaces wfd with /dev/null (dup2) so the
  * reader of the pipe sees end of file. rfd or wfd may be -1 (reads report
- * EOF / writes fail with RILL_ECLOSED).
+ * EOF / writes fail with RILL_ECLOSED). Sockets are written with
+ * MSG_NOSIGNAL, but writev(2) to a pipe whose reader left raises SIGPIPE:
+ * programs using stdio flows should ignore it (rill cat and echo do), and
+ * then get RILL_ECLOSED.
  */
 int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
                               const struct rill_socket_family *fam,

@@ -1,0 +1,42 @@
+/* rill bench: what the case files share (cases table in bench.c). */
+#ifndef RILL_CLI_BENCH_H
+#define RILL_CLI_BENCH_H
+
+#include "cli.h"
+
+struct bench_opts {
+	uint64_t bytes;
+	bool json;
+	const char *only;
+};
+
+struct bench_row {
+	const char *name;     /* flow kind */
+	const char *metric;   /* "throughput" */
+	double value;         /* in unit; higher is better */
+	const char *baseline; /* name of the baseline */
+	double base_value;
+	const char *unit; /* NULL: "MB/s" */
+};
+
+/* Monotonic seconds. */
+double bench_now(void);
+
+/* Moves bytes from w to r on loop (a window of 64 KiB writes in flight,
+ * then a write shutdown); returns MB/s or a negative error. */
+double bench_transfer(uv_loop_t *loop, struct rill_flow *w, struct rill_flow *r,
+                      uint64_t bytes);
+
+/* Runs loop until nothing is left to do (after closing flows). */
+void bench_drain_loop(uv_loop_t *loop);
+
+/* Socket cases (bench_socket.c): throughput and 1-byte ping-pong beside
+ * a plain C non-blocking socket loop of the same family. */
+int bench_tcp4(const struct bench_opts *o, struct bench_row *row);
+int bench_tcp4_rtt(const struct bench_opts *o, struct bench_row *row);
+int bench_tcp6(const struct bench_opts *o, struct bench_row *row);
+int bench_tcp6_rtt(const struct bench_opts *o, struct bench_row *row);
+int bench_unix(const struct bench_opts *o, struct bench_row *row);
+int bench_unix_rtt(const struct bench_opts *o, struct bench_row *row);
+
+#endif
