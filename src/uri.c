@@ -13,6 +13,7 @@
 
 #include "core.h"
 #include "uri.h"
+#include "transport/vsock.h"
 #include "layer/tls_internal.h"
 #include "transport/socket.h"
 #include "transport/vchan.h"
@@ -23,6 +24,10 @@ static const struct rill_transport_scheme *const uri_transports[] = {
     &rill__tcp_scheme,
     &rill__unix_scheme,
     &rill__stdio_scheme,
+    &rill__vsock_scheme,
+    &rill__hvsock_scheme,
+    &rill__hybrid_vsock_scheme,
+    &rill__hyperkit_scheme,
     &rill__vchan_scheme,
     NULL,
 };
