@@ -181,11 +181,21 @@ static int case_pair(const struct bench_opts *o, struct bench_row *row)
 	return row->value < 0 ? (int)row->value : 0;
 }
 
+/* shut+unix beside unix, both measured here (cli/bench_shut.c). */
+static int case_shut_unix(const struct bench_opts *o, struct bench_row *row)
+{
+	row->name = "shut+unix";
+	row->metric = "throughput";
+	row->baseline = "unix";
+	return cli_bench_shut_unix(o->bytes, &row->value, &row->base_value);
+}
+
 static const struct {
 	const char *name;
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
 } cases[] = {
     {"pair", case_pair},
+    {"shut+unix", case_shut_unix},
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,

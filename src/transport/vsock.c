@@ -455,8 +455,7 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	    f, &prefix_ops, sizeof(struct prefix));
 	if (p == NULL) {
 		rill_buf_release(rest);
-		hyb_fail(c, RILL_ENOMEM, "connect %s: out of memory",
-		         c->label);
+		hyb_fail(c, RILL_ENOMEM, "connect %s: out of memory", c->label);
 		return;
 	}
 	p->pre = rest;
