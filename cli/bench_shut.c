@@ -47,8 +47,7 @@ static void bs_write_cb(struct rill_flow *f, int status, void *ud)
 
 static void bs_write_more(struct bs_xfer *x)
 {
-	while (x->err == 0 && x->inflight < BS_WINDOW &&
-	       x->sent < x->to_send) {
+	while (x->err == 0 && x->inflight < BS_WINDOW && x->sent < x->to_send) {
 		uint64_t left = x->to_send - x->sent;
 		struct rill_buf *b = left < x->chunk->len
 		                         ? rill_buf_slice(x->chunk, 0, left)
