@@ -537,3 +537,23 @@ TEST(peer_close_after_half_close_fails_writes)
 	TH_EQ_ERR(err, RILL_ECLOSED);
 	fx_done(&x);
 }
+
+TEST(consecutive_frames_arrive_in_one_read)
+{
+	/* Frames that arrive together are handed out together, their
+	 * headers removed; a control message still ends the run. */
+	struct fx x;
+	fx_init(&x);
+	static const uint8_t s[] = {2,    0,    0,    0,    'a',  'b', 2,
+	                            0,    0,    0,    'c',  'd',  0,   0,
+	                            0,    0,    2,    0,    0,    0,   'e',
+	                            'f',  0xAD, 0xDE, 0xEF, 0xBE};
+	raw_write(&x, s, sizeof s);
+	struct rill_buf *b = NULL;
+	TH_OK(rill_read_sync(x.shut, &b));
+	TH_EQ_U64(b->len, 6);
+	TH_EQ_MEM(b->data, "abcdef", 6);
+	rill_buf_release(b);
+	TH_EQ_ERR(rill_read_sync(x.shut, &b), RILL_EOF);
+	fx_done(&x);
+}
