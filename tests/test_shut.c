@@ -544,10 +544,9 @@ TEST(consecutive_frames_arrive_in_one_read)
 	 * headers removed; a control message still ends the run. */
 	struct fx x;
 	fx_init(&x);
-	static const uint8_t s[] = {2,    0,    0,    0,    'a',  'b', 2,
-	                            0,    0,    0,    'c',  'd',  0,   0,
-	                            0,    0,    2,    0,    0,    0,   'e',
-	                            'f',  0xAD, 0xDE, 0xEF, 0xBE};
+	static const uint8_t s[] = {2, 0,   0,   0,   'a',  'b',  2,    0,   0,
+	                            0, 'c', 'd', 0,   0,    0,    0,    2,   0,
+	                            0, 0,   'e', 'f', 0xAD, 0xDE, 0xEF, 0xBE};
 	raw_write(&x, s, sizeof s);
 	struct rill_buf *b = NULL;
 	TH_OK(rill_read_sync(x.shut, &b));
