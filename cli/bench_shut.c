@@ -3,9 +3,9 @@
  *
  * Both move the same bytes over a Unix socket on one loop, the writer
  * keeping four 64 KiB writes in flight, the reader releasing what it
- * reads (the shape of bench.c's pair case). Each kind is measured twice,
- * alternating, and the better run of each is reported, so that a burst of
- * noise on the machine does not decide the ratio.
+ * reads (the shape of bench.c's pair case). Each kind is measured
+ * BS_ROUNDS times, alternating, and the best run of each is reported, so
+ * that a burst of load on the machine does not decide the ratio.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 
 #define BS_CHUNK  (64u * 1024u)
 #define BS_WINDOW 4
+#define BS_ROUNDS 4
 
 struct bs_xfer {
 	struct rill_flow *w, *r;
@@ -167,7 +168,7 @@ int cli_bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs)
 	snprintf(shut, sizeof shut, "shut+unix:%s", path);
 	*shut_mbs = *unix_mbs = 0;
 	int err = 0;
-	for (int round = 0; round < 2 && err == 0; round++) {
+	for (int round = 0; round < BS_ROUNDS && err == 0; round++) {
 		double u = bs_run(plain, bytes);
 		double s = u < 0 ? u : bs_run(shut, bytes);
 		if (u < 0 || s < 0) {
