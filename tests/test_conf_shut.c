@@ -17,8 +17,8 @@
 
 /* Kept small: the checks also run under ASan and valgrind, and the
  * emulated muxer copies every byte twice more in user space. */
-#define SHUT_BIG   (8u * 1024 * 1024)
-#define HYBRID_BIG (4u * 1024 * 1024)
+#define SHUT_BIG   (4u * 1024 * 1024)
+#define HYBRID_BIG (2u * 1024 * 1024)
 
 static int shut_pair_make(uv_loop_t *loop, void *arg, struct rill_flow **a,
                           struct rill_flow **b)
