@@ -568,9 +568,9 @@ static void shut_close(struct rill_flow *f)
 	s->want_read = false;
 	s->w_n = s->w_i = 0;
 	if (s->close_timeout_ms > 0) {
-		/* The loop's clock may be stale (long callbacks): the
-		 * deadline counts from now. */
-		uv_update_time(s->l.base.loop);
+		/* rill_close may run outside a loop callback, where the loop's
+		 * cached clock is stale: the deadline would come early. */
+		uv_update_time(f->loop);
 		uv_timer_start(&s->timer, shut_on_deadline, s->close_timeout_ms,
 		               0);
 	}
