@@ -407,12 +407,8 @@ static void relay_usage(FILE *out)
 	    "                       CONNECT_URI (default 10)\n"
 	    "  --retry-until S      retry a refused connect until S seconds\n"
 	    "                       after the accept: the target may not\n"
-<<<<<<< HEAD
-	    "                       be listening yet (default 0: once)\n"
-=======
 	    "                       be listening yet (default 0: once);\n"
 	    "                       the connect deadline grows by S too\n"
->>>>>>> main
 	    "  --idle-timeout S     close a connection when no byte moved\n"
 	    "                       either way for S seconds (default 0:\n"
 	    "                       never)\n"
