@@ -166,6 +166,15 @@ static int case_pair(const struct bench_opts *o, struct bench_row *row)
 	return row->value < 0 ? (int)row->value : 0;
 }
 
+/* shut+unix beside unix, both measured here (cli/bench_shut.c). */
+static int case_shut_unix(const struct bench_opts *o, struct bench_row *row)
+{
+	row->name = "shut+unix";
+	row->metric = "throughput";
+	row->baseline = "unix";
+	return cli_bench_shut_unix(o->bytes, &row->value, &row->base_value);
+}
+
 static const struct {
 	const char *name;
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
@@ -173,7 +182,7 @@ static const struct {
     {"pair", case_pair},          {"tcp4", bench_tcp4},
     {"tcp4-rtt", bench_tcp4_rtt}, {"tcp6", bench_tcp6},
     {"tcp6-rtt", bench_tcp6_rtt}, {"unix", bench_unix},
-    {"unix-rtt", bench_unix_rtt},
+    {"unix-rtt", bench_unix_rtt}, {"shut+unix", case_shut_unix},
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,

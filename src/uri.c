@@ -13,19 +13,27 @@
 
 #include "core.h"
 #include "uri.h"
+#include "transport/vsock.h"
 #include "layer/tls_internal.h"
 #include "transport/socket.h"
 #include "transport/vchan.h"
 
 /* The registries. Each module provides its scheme objects; list them
  * here (NULL-terminated). */
+/* One scheme per line keeps merges of this table easy. */
+/* clang-format off */
 static const struct rill_transport_scheme *const uri_transports[] = {
     &rill__tcp_scheme,
     &rill__unix_scheme,
     &rill__stdio_scheme,
+    &rill__vsock_scheme,
+    &rill__hvsock_scheme,
+    &rill__hybrid_vsock_scheme,
+    &rill__hyperkit_scheme,
     &rill__vchan_scheme,
     NULL,
 };
+/* clang-format on */
 
 extern const struct rill_layer_scheme rill__shut_scheme;
 

@@ -527,3 +527,32 @@ TEST(hvsock_refused_clearly_on_linux)
 	TH_TRUE(!r.done);
 	finish_loop(&loop);
 }
+
+/* ---------------------------------------------------------------------- */
+/* The shut layer over a real socket: a reset during the close drain. */
+
+TEST(shut_drain_absorbs_reset)
+{
+	struct vfx v;
+	vfx_init(&v);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	char luri[160], curi[160];
+	snprintf(luri, sizeof luri, "unix:%s/r", v.dir);
+	snprintf(curi, sizeof curi, "shut+unix:%s/r", v.dir);
+	struct rill_flow *a, *b;
+	TH_OK(vfx_open_pair(&loop, luri, curi, &a, &b));
+	/* Bytes the raw peer never reads: closing it then resets the
+	 * connection (a Unix socket closed with unread data). */
+	static uint8_t junk[100000];
+	TH_OK(rill_write_sync(a, junk, sizeof junk));
+	uint64_t t0 = uv_hrtime();
+	rill_close(a); /* Close sent; the drain waits for an answer */
+	uv_run(&loop, UV_RUN_NOWAIT);
+	rill_close(b); /* ...which is a reset */
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* Well before the 5 s deadline: the reset ended the drain. */
+	TH_CMP_INT((uv_hrtime() - t0) / 1000000, <, 3000);
+	TH_OK(uv_loop_close(&loop));
+	vfx_cleanup(&v);
+}

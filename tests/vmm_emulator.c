@@ -143,17 +143,24 @@ static void *pump(void *arg)
 	struct link *l = arg;
 	struct conn *c = l->c;
 	char buf[65536];
+	bool write_failed = false;
 	for (;;) {
 		ssize_t r = read(l->from, buf, sizeof buf);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
-		if (write_all(l->to, buf, (size_t)r) != 0)
+		if (write_all(l->to, buf, (size_t)r) != 0) {
+			write_failed = true;
 			break;
+		}
 	}
 	pthread_mutex_lock(&c->lock);
-	if (propagate && !c->down) {
+	if (write_failed) {
+		/* The receiver stopped reading (shutdown(SHUT_RD)): this
+		 * direction is over, the other one goes on. */
+		shutdown(l->from, SHUT_RD);
+	} else if (propagate && !c->down) {
 		shutdown(l->to, SHUT_WR);
 	} else if (!c->down) {
 		/* Firecracker's muxer: the first end of stream (or error) in

@@ -225,6 +225,37 @@ static void shut_pump_drain(struct shut *s)
 }
 
 /*
+ * After a payload ending at rx[end], pulls the payloads of the data frames
+ * that follow in the same inner buffer down over their headers, so that
+ * one read hands out many frames: a peer sends at most 4096 bytes per
+ * frame, and a callback per frame would cost more than the move. The
+ * inner buffer is ours alone (the flow contract: a read buffer belongs to
+ * the reader). Stops before anything that is not data; returns the number
+ * of bytes appended after rx[end].
+ */
+static size_t shut_coalesce(struct shut *s, size_t end)
+{
+	uint8_t *p = s->rx->data;
+	size_t added = 0;
+	while (s->rx_off < s->rx->len) {
+		struct rill__shut_dec saved = s->dec;
+		size_t used, dlen;
+		uint32_t bad;
+		int ev = rill__shut_decode(&s->dec, p + s->rx_off,
+		                           s->rx->len - s->rx_off, &used, &dlen,
+		                           &bad);
+		if (ev != RILL__SHUT_DATA) {
+			s->dec = saved; /* handled by the next pump */
+			break;
+		}
+		memmove(p + end + added, p + s->rx_off + used - dlen, dlen);
+		added += dlen;
+		s->rx_off += used;
+	}
+	return added;
+}
+
+/*
  * Decodes what there is and reads the inner flow when more is needed.
  *
  * With a user read waiting, the first payload (or the end) is handed up.
@@ -272,12 +303,14 @@ static void shut_pump(struct shut *s)
 			if (ev == RILL__SHUT_DATA) {
 				if (ended)
 					continue; /* data after EOF: dropped */
+				size_t start = s->rx_off - dlen;
+				size_t total =
+				    dlen + shut_coalesce(s, start + dlen);
 				struct rill_buf *b;
-				if (dlen == s->rx->len)
+				if (start == 0 && total == s->rx->len)
 					b = rill_buf_ref(s->rx);
 				else
-					b = rill_buf_slice(
-					    s->rx, s->rx_off - dlen, dlen);
+					b = rill_buf_slice(s->rx, start, total);
 				shut_read_result(s, b != NULL ? 0 : RILL_ENOMEM,
 				                 b);
 				return;

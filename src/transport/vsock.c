@@ -8,8 +8,10 @@
  *
  * Addresses are parsed by vsock_addr.c (pure, fuzzed). The hybrid-vsock
  * and HyperKit connects are Unix-socket connects followed by a one-line
- * handshake; a hybrid-vsock reply line may arrive together with the first
- * bytes of the stream, which a small prefix layer then hands out first.
+ * handshake. A hybrid-vsock connect returns a thin layer over the socket:
+ * the reply line may arrive together with the first bytes of the stream,
+ * which the layer hands out first, and the handshake stays out of the
+ * flow's counters.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -313,6 +315,14 @@ static void prefix_close(struct rill_flow *f)
 	rill_layer_close(f);
 }
 
+/* The socket under it, for the splice(2) fast path, once nothing is
+ * left to hand out first (the bytes are not transformed). */
+static int prefix_fd(struct rill_flow *f)
+{
+	struct prefix *p = rill_container_of(f, struct prefix, l.base);
+	return p->pre != NULL ? -1 : rill__flow_fd(rill_layer_inner(f));
+}
+
 static const struct rill_flow_ops prefix_ops = {
     .name = "hybrid-vsock",
     .read = prefix_read,
@@ -321,6 +331,18 @@ static const struct rill_flow_ops prefix_ops = {
     .shutdown_read = rill_layer_shutdown_read,
     .close = prefix_close,
     .address = rill_layer_address,
+    .fd = prefix_fd,
+};
+
+static const struct rill_flow_ops hyperkit_layer_ops = {
+    .name = "hyperkit",
+    .read = prefix_read,
+    .write = rill_layer_write,
+    .shutdown_write = rill_layer_shutdown_write,
+    .shutdown_read = rill_layer_shutdown_read,
+    .close = prefix_close,
+    .address = rill_layer_address,
+    .fd = prefix_fd,
 };
 
 /* -- hybrid-vsock connect: Unix connect, "CONNECT <port>\n", "OK <n>\n" */
@@ -425,20 +447,19 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	}
 	rill_buf_release(b);
 	rill_set_read_timeout(f, 0);
-	struct rill_flow *out = f;
+	/* The user's flow is a thin layer over the socket: it hands out
+	 * the bytes that came with the reply first, and its counters and
+	 * deadlines start after the handshake. */
 	c->f = NULL;
-	if (rest != NULL) {
-		struct prefix *p = (struct prefix *)(void *)rill_layer_new(
-		    f, &prefix_ops, sizeof(struct prefix));
-		if (p == NULL) {
-			rill_buf_release(rest);
-			hyb_fail(c, RILL_ENOMEM, "connect %s: out of memory",
-			         c->label);
-			return;
-		}
-		p->pre = rest;
-		out = &p->l.base;
+	struct prefix *p = (struct prefix *)(void *)rill_layer_new(
+	    f, &prefix_ops, sizeof(struct prefix));
+	if (p == NULL) {
+		rill_buf_release(rest);
+		hyb_fail(c, RILL_ENOMEM, "connect %s: out of memory", c->label);
+		return;
 	}
+	p->pre = rest;
+	struct rill_flow *out = &p->l.base;
 	rill_connect_cb cb = c->cb;
 	void *cud = c->ud;
 	rill_free(c);
@@ -572,6 +593,16 @@ static void hk_connected(struct rill_flow *f, int status, const char *errmsg,
 			f = NULL;
 			status = err;
 			errmsg = "hyperkit: sending the connect line failed";
+		} else {
+			/* A thin layer keeps the line out of the user's
+			 * counters (it consumes f even on failure). */
+			struct rill_layer *l = rill_layer_new(
+			    f, &hyperkit_layer_ops, sizeof(struct prefix));
+			f = l != NULL ? &l->base : NULL;
+			if (l == NULL) {
+				status = RILL_ENOMEM;
+				errmsg = "hyperkit: out of memory";
+			}
 		}
 	}
 	rill_free(c);
