@@ -89,8 +89,8 @@ static void conf_on_accept(struct rill_listener *l, struct rill_flow *f,
 	conf_on_attach(f, status, errmsg, &cs->acc);
 }
 
-static void conf_on_connect(struct rill_flow *f, int status,
-                            const char *errmsg, void *ud)
+static void conf_on_connect(struct rill_flow *f, int status, const char *errmsg,
+                            void *ud)
 {
 	conf_on_attach(f, status, errmsg, ud);
 }

@@ -188,11 +188,13 @@ static void client_upload(int version)
 	int port = free_port();
 	char portarg[16];
 	snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
-	char *argv[] = {"openssl",  "s_server", "-accept",
-	                portarg,    "-cert",    (char *)p->server,
+	char *argv[] = {"openssl",  "s_server",
+	                "-accept",  portarg,
+	                "-cert",    (char *)p->server,
 	                "-key",     (char *)p->server_key,
-	                "-naccept", "1",        "-quiet",
-	                (char *)version_flag(version), NULL};
+	                "-naccept", "1",
+	                "-quiet",   (char *)version_flag(version),
+	                NULL};
 	pid_t pid = spawn(argv, hold[0], out);
 	close(hold[0]);
 	close(out);
@@ -202,7 +204,8 @@ static void client_upload(int version)
 	struct rill_flow *f = connect_to(&loop, port, "");
 	TH_EQ_STR(rill_tls_version(f), version_name(version));
 	for (size_t off = 0; off < DATA_BYTES; off += 100000) {
-		size_t n = DATA_BYTES - off < 100000 ? DATA_BYTES - off : 100000;
+		size_t n =
+		    DATA_BYTES - off < 100000 ? DATA_BYTES - off : 100000;
 		TH_OK(rill_write_sync(f, data + off, n));
 	}
 	TH_OK(rill_shutdown_sync(f, RILL_SHUT_WR)); /* close_notify */
@@ -249,11 +252,13 @@ static void client_download(int version)
 	snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
 	int hold[2];
 	TH_EQ_INT(pipe(hold), 0);
-	char *argv[] = {"openssl",  "s_server", "-accept",
-	                portarg,    "-cert",    (char *)p->server,
+	char *argv[] = {"openssl",  "s_server",
+	                "-accept",  portarg,
+	                "-cert",    (char *)p->server,
 	                "-key",     (char *)p->server_key,
-	                "-naccept", "1",        "-WWW",
-	                (char *)version_flag(version), NULL};
+	                "-naccept", "1",
+	                "-WWW",     (char *)version_flag(version),
+	                NULL};
 	pid_t pid = spawn(argv, hold[0], -1);
 	close(hold[0]);
 
@@ -313,8 +318,8 @@ struct srv {
 	bool done;
 };
 
-static void srv_accept(struct rill_listener *l, struct rill_flow *f,
-                       int status, const char *errmsg, void *ud)
+static void srv_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                       const char *errmsg, void *ud)
 {
 	(void)l;
 	struct srv *s = ud;
@@ -364,10 +369,12 @@ static void server_upload(int version)
 	char target[32];
 	snprintf(target, sizeof target, "127.0.0.1:%d", port);
 	int in = open(data_path, O_RDONLY);
-	char *argv[] = {"openssl",      "s_client",       "-connect",
-	                target,         "-CAfile",        (char *)p->ca,
-	                "-servername",  "localhost",      "-verify_return_error",
-	                "-no_ign_eof",  "-nocommands", (char *)version_flag(version), NULL};
+	char *argv[] = {
+	    "openssl",     "s_client",    "-connect",
+	    target,        "-CAfile",     (char *)p->ca,
+	    "-servername", "localhost",   "-verify_return_error",
+	    "-no_ign_eof", "-nocommands", (char *)version_flag(version),
+	    NULL};
 	pid_t pid = spawn(argv, in, -1);
 	close(in);
 	srv_wait(&loop, &s);
@@ -420,10 +427,18 @@ static void server_download(int version)
 	int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	int hold[2];
 	TH_EQ_INT(pipe(hold), 0); /* keeps s_client's stdin open */
-	char *argv[] = {"openssl",     "s_client",  "-connect",
-	                target,        "-CAfile",   (char *)p->ca,
-	                "-servername", "localhost", "-verify_return_error",
-	                "-quiet",      (char *)version_flag(version), NULL};
+	char *argv[] = {"openssl",
+	                "s_client",
+	                "-connect",
+	                target,
+	                "-CAfile",
+	                (char *)p->ca,
+	                "-servername",
+	                "localhost",
+	                "-verify_return_error",
+	                "-quiet",
+	                (char *)version_flag(version),
+	                NULL};
 	pid_t pid = spawn(argv, hold[0], out);
 	close(hold[0]);
 	close(out);
@@ -472,8 +487,8 @@ TEST_TIMEOUT(s_client_without_required_cert_refused, 60)
 	snprintf(target, sizeof target, "127.0.0.1:%d", port);
 	int hold[2];
 	TH_EQ_INT(pipe(hold), 0);
-	char *argv[] = {"openssl", "s_client", "-connect",  target,
-	                "-CAfile", (char *)p->ca, "-quiet", NULL};
+	char *argv[] = {"openssl", "s_client",    "-connect", target,
+	                "-CAfile", (char *)p->ca, "-quiet",   NULL};
 	pid_t pid = spawn(argv, hold[0], -1);
 	close(hold[0]);
 	srv_wait(&loop, &s);
@@ -499,10 +514,12 @@ TEST_TIMEOUT(s_client_with_cert_accepted, 60)
 	snprintf(target, sizeof target, "127.0.0.1:%d", port);
 	int hold[2];
 	TH_EQ_INT(pipe(hold), 0);
-	char *argv[] = {"openssl", "s_client",      "-connect",
-	                target,    "-CAfile",       (char *)p->ca,
-	                "-cert",   (char *)p->client, "-key",
-	                (char *)p->client_key, "-quiet", NULL};
+	char *argv[] = {"openssl",  "s_client",
+	                "-connect", target,
+	                "-CAfile",  (char *)p->ca,
+	                "-cert",    (char *)p->client,
+	                "-key",     (char *)p->client_key,
+	                "-quiet",   NULL};
 	pid_t pid = spawn(argv, hold[0], -1);
 	close(hold[0]);
 	srv_wait(&loop, &s);
@@ -526,10 +543,12 @@ TEST_TIMEOUT(killed_s_server_is_truncation, 60)
 	snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
 	int hold[2];
 	TH_EQ_INT(pipe(hold), 0);
-	char *argv[] = {"openssl",  "s_server", "-accept",
-	                portarg,    "-cert",    (char *)p->server,
+	char *argv[] = {"openssl",  "s_server",
+	                "-accept",  portarg,
+	                "-cert",    (char *)p->server,
 	                "-key",     (char *)p->server_key,
-	                "-naccept", "1",        "-quiet",  NULL};
+	                "-naccept", "1",
+	                "-quiet",   NULL};
 	pid_t pid = spawn(argv, hold[0], -1);
 	close(hold[0]);
 	uv_loop_t loop;
