@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_tls.h"
 #include "cli.h"
 
 #define BENCH_CHUNK (64u * 1024u)
@@ -29,6 +30,7 @@ struct bench_row {
 	double value;         /* MB/s */
 	const char *baseline; /* name of the baseline */
 	double base_value;
+	const char *unit; /* NULL: "MB/s" */
 };
 
 static double now_s(void)
@@ -181,27 +183,63 @@ static int case_pair(const struct bench_opts *o, struct bench_row *row)
 	return row->value < 0 ? (int)row->value : 0;
 }
 
+static int case_tls_tcp(const struct bench_opts *o, struct bench_row *row)
+{
+	row->name = "tls+tcp";
+	row->metric = "throughput";
+	row->baseline = "socat OPENSSL";
+	return bench_tls_throughput(o->bytes, &row->value, &row->base_value);
+}
+
+static int case_tls_handshakes(const struct bench_opts *o,
+                               struct bench_row *row)
+{
+	(void)o;
+	row->name = "tls+tcp";
+	row->metric = "handshakes";
+	row->unit = "hs/s";
+	row->baseline = "socat (fork)";
+	return bench_tls_handshakes(BENCH_TLS_PEER_SOCAT, &row->value,
+	                            &row->base_value);
+}
+
+static int case_tls_handshakes_s_server(const struct bench_opts *o,
+                                        struct bench_row *row)
+{
+	(void)o;
+	row->name = "tls+tcp";
+	row->metric = "handshakes";
+	row->unit = "hs/s";
+	row->baseline = "s_server";
+	return bench_tls_handshakes(BENCH_TLS_PEER_S_SERVER, &row->value,
+	                            &row->base_value);
+}
+
 static const struct {
 	const char *name;
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
 } cases[] = {
     {"pair", case_pair},
+    {"tls+tcp", case_tls_tcp},
+    {"tls+tcp-handshakes", case_tls_handshakes},
+    {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
                       bool last)
 {
 	double ratio = r->base_value > 0 ? r->value / r->base_value : 0;
+	const char *unit = r->unit != NULL ? r->unit : "MB/s";
 	if (o->json)
 		printf("  {\"flow\": \"%s\", \"metric\": \"%s\", \"value\": "
-		       "%.1f, \"unit\": \"MB/s\", \"baseline\": \"%s\", "
+		       "%.1f, \"unit\": \"%s\", \"baseline\": \"%s\", "
 		       "\"baseline_value\": %.1f, \"ratio\": %.3f}%s\n",
-		       r->name, r->metric, r->value, r->baseline, r->base_value,
-		       ratio, last ? "" : ",");
+		       r->name, r->metric, r->value, unit, r->baseline,
+		       r->base_value, ratio, last ? "" : ",");
 	else
-		printf("%-16s %-12s %12.1f MB/s  %-14s %12.1f MB/s  %6.2fx\n",
-		       r->name, r->metric, r->value, r->baseline, r->base_value,
-		       ratio);
+		printf("%-16s %-12s %12.1f %-4s  %-14s %12.1f %-4s  %6.2fx\n",
+		       r->name, r->metric, r->value, unit, r->baseline,
+		       r->base_value, unit, ratio);
 }
 
 static void bench_usage(FILE *out)

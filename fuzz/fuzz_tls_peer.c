@@ -50,7 +50,8 @@ static int fz_make_cert(void)
 	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
 	X509_NAME *n = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	                           (const unsigned char *)"localhost", -1, -1, 0);
+	                           (const unsigned char *)"localhost", -1, -1,
+	                           0);
 	X509_set_issuer_name(x, n);
 	X509_set_pubkey(x, k);
 	X509_sign(x, k, EVP_sha256());
@@ -169,9 +170,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rill_flow *a, *peer;
 	if (rill_pair(&loop, 0, &a, &peer) != 0)
 		abort();
-	struct rill_tls_config *cfg =
-	    server ? (only12 ? fz_server12 : fz_server)
-	           : (only12 ? fz_client12 : fz_client);
+	struct rill_tls_config *cfg = server
+	                                  ? (only12 ? fz_server12 : fz_server)
+	                                  : (only12 ? fz_client12 : fz_client);
 	struct fz_state st = {0};
 	if (rill_tls_attach(a, cfg, fz_attach_cb, &st) != 0)
 		abort();
@@ -191,7 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			while (!st.ended && uv_run(&loop, UV_RUN_ONCE) != 0)
 				;
 		if (!st.ended)
-			abort(); /* a read that never ends after the peer's EOF */
+			abort(); /* a read that never ends after the peer's EOF
+			          */
 	}
 	rill_close(st.tls);
 	rill_close(peer);
