@@ -178,9 +178,10 @@ static void *bt_receiver(void *arg)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	char uri[512];
-	snprintf(uri, sizeof uri,
-	         "tls+tcp://127.0.0.1:0?cert=%s&key=%s&min=1.3&ciphers=" BT_CIPHER,
-	         r->files->cert, r->files->key);
+	snprintf(
+	    uri, sizeof uri,
+	    "tls+tcp://127.0.0.1:0?cert=%s&key=%s&min=1.3&ciphers=" BT_CIPHER,
+	    r->files->cert, r->files->key);
 	struct rill_listen_opts lo = {.backlog = 1024};
 	int err = rill_listen(&loop, uri, &lo, bt_accept_cb, r, &r->l);
 	if (err != 0) {
@@ -274,8 +275,8 @@ static int bt_rill_throughput(const struct bt_files *files, uint64_t bytes,
 		uv_loop_t loop;
 		uv_loop_init(&loop);
 		char uri[1024];
-		snprintf(uri, sizeof uri, "%s?ca=%s&ciphers=" BT_CIPHER,
-		         r.uri, files->cert);
+		snprintf(uri, sizeof uri, "%s?ca=%s&ciphers=" BT_CIPHER, r.uri,
+		         files->cert);
 		struct bt_send s = {.r = &r};
 		err = rill_connect_sync(&loop, uri, NULL, &s.f);
 		if (err != 0) {
@@ -338,8 +339,9 @@ static int bt_free_port(void)
 {
 	/* A port below the ephemeral range (32768+), so busy loopback
 	 * traffic elsewhere does not take it. */
-	return 20000 + (int)(((unsigned)getpid() * 7919u + (unsigned)time(NULL)) %
-	                     10000u);
+	return 20000 +
+	       (int)(((unsigned)getpid() * 7919u + (unsigned)time(NULL)) %
+	             10000u);
 }
 
 /* Waits until something listens on 127.0.0.1:port (from /proc). */
@@ -384,8 +386,9 @@ static int bt_socat_throughput(const struct bt_files *files, uint64_t bytes,
 	         port);
 	snprintf(zero, sizeof zero, "OPEN:/dev/zero,readbytes=%llu",
 	         (unsigned long long)bytes);
-	char *rargv[] = {"socat", "-u", "-b", "131072", listen,
-	                 "OPEN:/dev/null,wronly", NULL};
+	char *rargv[] = {"socat",  "-u",   "-b",
+	                 "131072", listen, "OPEN:/dev/null,wronly",
+	                 NULL};
 	char *sargv[] = {"socat", "-u", "-b", "131072", zero, connect, NULL};
 	pid_t rp = bt_spawn(files, rargv);
 	if (!bt_wait_listen(port)) {
@@ -471,9 +474,9 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 		         port, files.cert, files.key);
 		snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
 		char *socat_argv[] = {"socat", listen, "OPEN:/dev/null", NULL};
-		char *s_server_argv[] = {"openssl", "s_server", "-accept",
-		                         portarg, "-cert", files.cert, "-key",
-		                         files.key, "-quiet", NULL};
+		char *s_server_argv[] = {
+		    "openssl",  "s_server", "-accept", portarg,  "-cert",
+		    files.cert, "-key",     files.key, "-quiet", NULL};
 		pid_t pid = bt_spawn(&files, peer == BENCH_TLS_PEER_SOCAT
 		                                 ? socat_argv
 		                                 : s_server_argv);
@@ -483,9 +486,10 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 			                                       : "s_server");
 			err = -EIO;
 		} else {
-			snprintf(uri, sizeof uri,
-			         "tls+tcp://127.0.0.1:%d?ca=%s&ciphers=" BT_CIPHER,
-			         port, files.cert);
+			snprintf(
+			    uri, sizeof uri,
+			    "tls+tcp://127.0.0.1:%d?ca=%s&ciphers=" BT_CIPHER,
+			    port, files.cert);
 			err = bt_client_handshakes(uri, 2.0, base_hs);
 		}
 		kill(pid, SIGTERM);
