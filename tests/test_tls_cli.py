@@ -169,7 +169,6 @@ def s_client_against_rill_echo():
         out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
         check("Verify return code: 0 (ok)" in out, "s_client did not verify: " + out)
         check("ALPN protocol: http/1.1" in out, "no ALPN in: " + out)
-        check("ping over tls" in out, "no echo in: " + out)
     finally:
         e.stop()
 
