@@ -41,7 +41,9 @@
 #include "tls_internal.h"
 
 /* Pending ciphertext beyond which the layer stops encrypting. */
-#define TLS_OUT_HIGH (256u * 1024u)
+#define TLS_OUT_HIGH (128u * 1024u)
+/* How long a close may spend sending the last output and close_notify. */
+#define TLS_CLOSE_FLUSH_MS 2000u
 /* Smallest output buffer allocated (a handshake flight fits). */
 #define TLS_OUT_MIN (16u * 1024u)
 /* Record overhead reserved per 16 KiB record when pre-sizing output:
@@ -117,7 +119,8 @@ struct tls_flow {
 	int r_final; /* final status to report once data is delivered */
 	char r_final_msg[256];
 
-	bool tearing_down; /* failed attach: flushing an alert, then gone */
+	bool tearing_down; /* closing: flushing the last output, then gone */
+	bool rd_shut;      /* reads shut down locally */
 	char *alpn_sel;
 	char *peer_subject;
 	char errmsg[512];
@@ -290,6 +293,10 @@ static void tls_inner_read_cb(struct rill_flow *inner, int status,
 	(void)inner;
 	struct tls_flow *t = ud;
 	t->in_reading = false;
+	if (t->rd_shut && t->hs_done) {
+		rill_buf_release(buf);
+		return;
+	}
 	if (status == 0) {
 		if (!t->hs_done && t->first_n < sizeof t->first) {
 			size_t k = sizeof t->first - t->first_n;
@@ -772,7 +779,7 @@ static void tls_read_deliver(struct tls_flow *t)
 
 static void tls_read_step(struct tls_flow *t)
 {
-	if (!t->r_active)
+	if (!t->r_active || t->rd_shut)
 		return;
 	if (t->r_final != 0) {
 		tls_read_deliver(t);
@@ -873,9 +880,43 @@ static void tls_shutdown_write(struct rill_flow *f)
 static void tls_close(struct rill_flow *f)
 {
 	struct tls_flow *t = tls_of(f);
-	/* No close_notify: close does not wait (shutdown is the orderly
-	 * way). Closing the inner flow cancels its pending callbacks. */
+	/*
+	 * Close does not wait for the peer, but it ends the stream properly
+	 * where it can: what was already encrypted, then a close_notify, are
+	 * sent in the background (bounded by TLS_CLOSE_FLUSH_MS) before the
+	 * stack below is closed. So a peer sees EOF after a close, and
+	 * RILL_ETLS_TRUNCATED keeps meaning "cut off by something else".
+	 */
+	if (t->ssl != NULL && t->out_err == 0 && t->shut_state == SHUT_NONE &&
+	    !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+		ERR_clear_error();
+		SSL_shutdown(t->ssl);
+		ERR_clear_error();
+	}
+	t->r_active = false;
+	t->w_active = false;
+	if (t->ssl != NULL && t->out_err == 0 &&
+	    (t->out_len > 0 || t->out_writing)) {
+		t->tearing_down = true;
+		tls_flush(t);
+		if (t->out_writing) {
+			uv_timer_start(&t->timer, tls_teardown_timeout,
+			               TLS_CLOSE_FLUSH_MS, 0);
+			return;
+		}
+	}
 	tls_release(t);
+}
+
+static void tls_shutdown_read(struct rill_flow *f)
+{
+	struct tls_flow *t = tls_of(f);
+	/* Reads are over: what arrives below is dropped, and the end of the
+	 * stream below (the inner read shut down too) is not a truncation
+	 * that would fail the TLS connection's writes. */
+	t->rd_shut = true;
+	t->r_active = false;
+	rill_layer_shutdown_read(f);
 }
 
 static const struct rill_flow_ops tls_ops = {
@@ -883,7 +924,7 @@ static const struct rill_flow_ops tls_ops = {
     .read = tls_read,
     .write = tls_write,
     .shutdown_write = tls_shutdown_write,
-    .shutdown_read = rill_layer_shutdown_read,
+    .shutdown_read = tls_shutdown_read,
     .close = tls_close,
     .address = rill_layer_address,
     .set_nodelay = rill_layer_set_nodelay,
@@ -896,7 +937,7 @@ static const struct rill_flow_ops tls_noverify_ops = {
     .read = tls_read,
     .write = tls_write,
     .shutdown_write = tls_shutdown_write,
-    .shutdown_read = rill_layer_shutdown_read,
+    .shutdown_read = tls_shutdown_read,
     .close = tls_close,
     .address = rill_layer_address,
     .set_nodelay = rill_layer_set_nodelay,
