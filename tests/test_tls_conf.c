@@ -119,6 +119,7 @@ static int make_tls_sock(uv_loop_t *loop, void *arg, struct rill_flow **a,
 	snprintf(uri + n, sizeof uri - (size_t)n, "?ca=%s%s", p->ca,
 	         cs->client_params);
 	struct conf_hs c = {0};
+	memset(&cs->acc, 0, sizeof cs->acc);
 	err = rill_connect(loop, uri, NULL, conf_on_connect, &c);
 	if (err != 0) {
 		th_note("connect %s: %s", uri, rill_last_errmsg());
@@ -126,6 +127,10 @@ static int make_tls_sock(uv_loop_t *loop, void *arg, struct rill_flow **a,
 	}
 	while (!c.done || !cs->acc.done)
 		uv_run(loop, UV_RUN_ONCE);
+	/* One connection per check: the listener would keep the loop (and
+	 * the suite's teardown) alive. */
+	rill_listener_close(cs->l);
+	cs->l = NULL;
 	if (c.status != 0 || cs->acc.status != 0) {
 		rill_close(c.f);
 		rill_close(cs->acc.f);
