@@ -60,6 +60,9 @@ struct rill_tls_config {
 	bool verify;
 	bool ca_loaded; /* a CA store is in place (set_ca or the system's) */
 	pthread_mutex_t lock;
+	/* Drops a reference for a cache that lists c; true when it was the
+	 * last (see rill__tls_config_set_release). */
+	bool (*release)(struct rill_tls_config *c);
 	uint64_t hs_ms;
 	char *host;
 	unsigned char *alpn; /* wire format: length-prefixed names */
@@ -1074,9 +1077,22 @@ void rill__tls_config_ref(struct rill_tls_config *c)
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
 }
 
+void rill__tls_config_set_release(struct rill_tls_config *c,
+                                  bool (*release)(struct rill_tls_config *))
+{
+	c->release = release;
+}
+
+int rill__tls_config_unref(struct rill_tls_config *c)
+{
+	return __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+}
+
 void rill_tls_config_free(struct rill_tls_config *c)
 {
-	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+	if (c == NULL)
+		return;
+	if (c->release != NULL ? !c->release(c) : rill__tls_config_unref(c) > 0)
 		return;
 	SSL_CTX_free(c->ctx);
 	pthread_mutex_destroy(&c->lock);
@@ -1247,6 +1263,23 @@ static bool tls_is_ip(const char *s)
 	       inet_pton(AF_INET6, s, tmp) == 1;
 }
 
+/* The system CA store, loaded once per process and shared by every client
+ * configuration that uses it (it costs milliseconds to load). OpenSSL
+ * owns its memory; it lives until the process ends. */
+static X509_STORE *tls_system_store;
+static CRYPTO_ONCE tls_system_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void tls_system_store_load(void)
+{
+	X509_STORE *st = X509_STORE_new();
+	if (st != NULL && X509_STORE_set_default_paths(st) != 1) {
+		/* A host without a CA bundle: verification will fail with
+		 * "unknown CA", which says what to do (give ca=). */
+	}
+	ERR_clear_error();
+	tls_system_store = st;
+}
+
 /* Per-connection setup of the SSL object; returns 0 or sets msg. */
 static int tls_setup_ssl(struct tls_flow *t, char *msg, size_t len)
 {
@@ -1257,8 +1290,11 @@ static int tls_setup_ssl(struct tls_flow *t, char *msg, size_t len)
 		 * milliseconds, wasted when set_ca replaces it. */
 		pthread_mutex_lock(&c->lock);
 		if (!c->ca_loaded) {
-			SSL_CTX_set_default_verify_paths(c->ctx);
-			ERR_clear_error();
+			CRYPTO_THREAD_run_once(&tls_system_once,
+			                       tls_system_store_load);
+			if (tls_system_store != NULL)
+				SSL_CTX_set1_cert_store(c->ctx,
+				                        tls_system_store);
 			c->ca_loaded = true;
 		}
 		pthread_mutex_unlock(&c->lock);
