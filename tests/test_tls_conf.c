@@ -4,13 +4,10 @@
  * other (b), certificates from tls_pki.c.
  */
 #include <stdio.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conformance.h"
-#include "core.h"
 #include "harness.h"
-#include "rill/impl.h"
 #include "tls_pki.h"
 
 struct conf_hs {
@@ -149,19 +146,9 @@ static void cleanup_tls_sock(uv_loop_t *loop, void *arg)
 	cs->l = NULL;
 }
 
-/* A reset under the TLS layer: RST on the TCP connection. */
-static int reset_tls_sock(struct rill_flow *f, void *arg)
-{
-	(void)arg;
-	int fd = rill__flow_fd(rill_layer_inner(f));
-	if (fd < 0)
-		return -ENOTSUP;
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)
-		return -errno;
-	rill_close(f);
-	return 0;
-}
+/* No reset hook: closing a TLS flow first sends close_notify (in the
+ * background), so the peer sees an orderly end even when the TCP socket
+ * below is then reset; the tcp factory covers resets. */
 
 static const struct conf_factory tls_pair_factory = {
     .name = "tls+pair",
@@ -178,7 +165,6 @@ static const struct conf_factory tls_tcp_factory = {
     .name = "tls+tcp",
     .make = make_tls_sock,
     .cleanup = cleanup_tls_sock,
-    .reset = reset_tls_sock,
     .arg = &tls_tcp_arg,
     .big_bytes = 16u << 20,
 };

@@ -1062,6 +1062,11 @@ struct rill_tls_config *rill_tls_config_new(int role)
 	if (role == RILL_TLS_CLIENT) {
 		SSL_CTX_set_client_cert_cb(c->ctx, tls_client_cert_cb);
 	} else {
+		/* No TLS 1.3 session tickets: rill clients do not resume
+		 * sessions, and tickets are data the client never reads, so
+		 * a client that closes its socket would send a TCP RST
+		 * instead of a FIN, and its close_notify could be lost. */
+		SSL_CTX_set_num_tickets(c->ctx, 0);
 		/* Needed for session resumption with client certificates. */
 		SSL_CTX_set_session_id_context(
 		    c->ctx, (const unsigned char *)"rill", 4);
