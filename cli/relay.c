@@ -273,8 +273,10 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	}
 	c->client_addr = peer_of(f);
 	conn_link(r, c);
+	/* The core's deadline covers the whole connect, retries included:
+	 * extend it so the last retry still gets its full connect time. */
 	struct rill_connect_opts co = {
-	    .timeout_ms = r->connect_timeout_ms,
+	    .timeout_ms = r->connect_timeout_ms + r->retry_until_ms,
 	    .retry_until_ms = r->retry_until_ms,
 	};
 	int err = rill_connect(r->loop, r->connect_uri, &co, on_connect, c);
@@ -405,7 +407,8 @@ static void relay_usage(FILE *out)
 	    "                       CONNECT_URI (default 10)\n"
 	    "  --retry-until S      retry a refused connect until S seconds\n"
 	    "                       after the accept: the target may not\n"
-	    "                       be listening yet (default 0: once)\n"
+	    "                       be listening yet (default 0: once);\n"
+	    "                       the connect deadline grows by S too\n"
 	    "  --idle-timeout S     close a connection when no byte moved\n"
 	    "                       either way for S seconds (default 0:\n"
 	    "                       never)\n"
