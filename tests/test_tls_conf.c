@@ -65,7 +65,9 @@ static int make_tls_pair(uv_loop_t *loop, void *arg, struct rill_flow **a,
 /* Socket stacks: listen on `listen_uri` + server params, connect to the
  * listener's URI + client params. */
 struct conf_sock {
-	const char *listen_uri; /* NULL: a Unix socket in the PKI dir */
+	/* The listening URI; "%d" in it (at most once) becomes the pid, and
+	 * "@" at its start the PKI directory. */
+	const char *listen_uri;
 	const char *client_params;
 	struct rill_listener *l;
 	struct conf_hs acc;
@@ -98,10 +100,20 @@ static int make_tls_sock(uv_loop_t *loop, void *arg, struct rill_flow **a,
 	struct conf_sock *cs = arg;
 	const struct tls_pki *p = tls_pki();
 	char uri[1024];
-	int n = cs->listen_uri != NULL
-	            ? snprintf(uri, sizeof uri, "%s", cs->listen_uri)
-	            : snprintf(uri, sizeof uri, "tls+unix:%s/conf-%d.sock",
-	                       p->dir, (int)getpid());
+	int n = 0;
+	for (const char *q = cs->listen_uri; *q != '\0' && n < 600; q++) {
+		if (q[0] == '%' && q[1] == 'd') {
+			n += snprintf(uri + n, sizeof uri - (size_t)n, "%d",
+			              (int)getpid());
+			q++;
+		} else if (*q == '@') {
+			n += snprintf(uri + n, sizeof uri - (size_t)n, "%s",
+			              p->dir);
+		} else {
+			uri[n++] = *q;
+		}
+	}
+	uri[n] = '\0';
 	snprintf(uri + n, sizeof uri - (size_t)n, "?cert=%s&key=%s", p->server,
 	         p->server_key);
 	int err = rill_listen(loop, uri, NULL, conf_on_accept, cs, &cs->l);
@@ -171,6 +183,7 @@ static const struct conf_factory tls_tcp_factory = {
 CONF_REGISTER(tls_tcp_factory);
 
 static struct conf_sock tls_unix_arg = {
+    .listen_uri = "tls+unix:@/conf-%d.sock",
     .client_params = "&sni=localhost",
 };
 static const struct conf_factory tls_unix_factory = {
@@ -181,3 +194,29 @@ static const struct conf_factory tls_unix_factory = {
     .big_bytes = 16u << 20,
 };
 CONF_REGISTER(tls_unix_factory);
+
+static struct conf_sock tls_shut_unix_arg = {
+    .listen_uri = "tls+shut+unix:@/conf-shut-%d.sock",
+    .client_params = "&sni=localhost",
+};
+static const struct conf_factory tls_shut_unix_factory = {
+    .name = "tls+shut+unix",
+    .make = make_tls_sock,
+    .cleanup = cleanup_tls_sock,
+    .arg = &tls_shut_unix_arg,
+    .big_bytes = 16u << 20,
+};
+CONF_REGISTER(tls_shut_unix_factory);
+
+static struct conf_sock tls_vchan_arg = {
+    .listen_uri = "tls+vchan:rill-tls-conf-%d",
+    .client_params = "&sni=localhost",
+};
+static const struct conf_factory tls_vchan_factory = {
+    .name = "tls+vchan",
+    .make = make_tls_sock,
+    .cleanup = cleanup_tls_sock,
+    .arg = &tls_vchan_arg,
+    .big_bytes = 16u << 20,
+};
+CONF_REGISTER(tls_vchan_factory);
