@@ -43,7 +43,7 @@
 /* Pending ciphertext beyond which the layer stops encrypting. */
 #define TLS_OUT_HIGH (128u * 1024u)
 /* How long a close may spend sending the last output and close_notify. */
-#define TLS_CLOSE_FLUSH_MS 2000u
+#define TLS_CLOSE_FLUSH_MS 5000u
 /* Smallest output buffer allocated (a handshake flight fits). */
 #define TLS_OUT_MIN (16u * 1024u)
 /* Record overhead reserved per 16 KiB record when pre-sizing output:
