@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "bench_tls.h"
 
 #define BENCH_CHUNK (64u * 1024u)
 
@@ -175,6 +176,38 @@ static int case_shut_unix(const struct bench_opts *o, struct bench_row *row)
 	return cli_bench_shut_unix(o->bytes, &row->value, &row->base_value);
 }
 
+static int case_tls_tcp(const struct bench_opts *o, struct bench_row *row)
+{
+	row->name = "tls+tcp";
+	row->metric = "throughput";
+	row->baseline = "socat OPENSSL";
+	return bench_tls_throughput(o->bytes, &row->value, &row->base_value);
+}
+
+static int case_tls_handshakes(const struct bench_opts *o,
+                               struct bench_row *row)
+{
+	(void)o;
+	row->name = "tls+tcp";
+	row->metric = "handshakes";
+	row->unit = "hs/s";
+	row->baseline = "socat (fork)";
+	return bench_tls_handshakes(BENCH_TLS_PEER_SOCAT, &row->value,
+	                            &row->base_value);
+}
+
+static int case_tls_handshakes_s_server(const struct bench_opts *o,
+                                        struct bench_row *row)
+{
+	(void)o;
+	row->name = "tls+tcp";
+	row->metric = "handshakes";
+	row->unit = "hs/s";
+	row->baseline = "s_server";
+	return bench_tls_handshakes(BENCH_TLS_PEER_S_SERVER, &row->value,
+	                            &row->base_value);
+}
+
 static const struct {
 	const char *name;
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
@@ -183,6 +216,9 @@ static const struct {
     {"tcp4-rtt", bench_tcp4_rtt}, {"tcp6", bench_tcp6},
     {"tcp6-rtt", bench_tcp6_rtt}, {"unix", bench_unix},
     {"unix-rtt", bench_unix_rtt}, {"shut+unix", case_shut_unix},
+    {"tls+tcp", case_tls_tcp},
+    {"tls+tcp-handshakes", case_tls_handshakes},
+    {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,

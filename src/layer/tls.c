@@ -41,7 +41,9 @@
 #include "tls_internal.h"
 
 /* Pending ciphertext beyond which the layer stops encrypting. */
-#define TLS_OUT_HIGH (256u * 1024u)
+#define TLS_OUT_HIGH (128u * 1024u)
+/* How long a close may spend sending the last output and close_notify. */
+#define TLS_CLOSE_FLUSH_MS 5000u
 /* Smallest output buffer allocated (a handshake flight fits). */
 #define TLS_OUT_MIN (16u * 1024u)
 /* Record overhead reserved per 16 KiB record when pre-sizing output:
@@ -58,6 +60,9 @@ struct rill_tls_config {
 	bool verify;
 	bool ca_loaded; /* a CA store is in place (set_ca or the system's) */
 	pthread_mutex_t lock;
+	/* Drops a reference for a cache that lists c; true when it was the
+	 * last (see rill__tls_config_set_release). */
+	bool (*release)(struct rill_tls_config *c);
 	uint64_t hs_ms;
 	char *host;
 	unsigned char *alpn; /* wire format: length-prefixed names */
@@ -117,7 +122,8 @@ struct tls_flow {
 	int r_final; /* final status to report once data is delivered */
 	char r_final_msg[256];
 
-	bool tearing_down; /* failed attach: flushing an alert, then gone */
+	bool tearing_down; /* closing: flushing the last output, then gone */
+	bool rd_shut;      /* reads shut down locally */
 	char *alpn_sel;
 	char *peer_subject;
 	char errmsg[512];
@@ -290,6 +296,10 @@ static void tls_inner_read_cb(struct rill_flow *inner, int status,
 	(void)inner;
 	struct tls_flow *t = ud;
 	t->in_reading = false;
+	if (t->rd_shut && t->hs_done) {
+		rill_buf_release(buf);
+		return;
+	}
 	if (status == 0) {
 		if (!t->hs_done && t->first_n < sizeof t->first) {
 			size_t k = sizeof t->first - t->first_n;
@@ -772,7 +782,7 @@ static void tls_read_deliver(struct tls_flow *t)
 
 static void tls_read_step(struct tls_flow *t)
 {
-	if (!t->r_active)
+	if (!t->r_active || t->rd_shut)
 		return;
 	if (t->r_final != 0) {
 		tls_read_deliver(t);
@@ -873,9 +883,43 @@ static void tls_shutdown_write(struct rill_flow *f)
 static void tls_close(struct rill_flow *f)
 {
 	struct tls_flow *t = tls_of(f);
-	/* No close_notify: close does not wait (shutdown is the orderly
-	 * way). Closing the inner flow cancels its pending callbacks. */
+	/*
+	 * Close does not wait for the peer, but it ends the stream properly
+	 * where it can: what was already encrypted, then a close_notify, are
+	 * sent in the background (bounded by TLS_CLOSE_FLUSH_MS) before the
+	 * stack below is closed. So a peer sees EOF after a close, and
+	 * RILL_ETLS_TRUNCATED keeps meaning "cut off by something else".
+	 */
+	if (t->ssl != NULL && t->out_err == 0 && t->shut_state == SHUT_NONE &&
+	    !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+		ERR_clear_error();
+		SSL_shutdown(t->ssl);
+		ERR_clear_error();
+	}
+	t->r_active = false;
+	t->w_active = false;
+	if (t->ssl != NULL && t->out_err == 0 &&
+	    (t->out_len > 0 || t->out_writing)) {
+		t->tearing_down = true;
+		tls_flush(t);
+		if (t->out_writing) {
+			uv_timer_start(&t->timer, tls_teardown_timeout,
+			               TLS_CLOSE_FLUSH_MS, 0);
+			return;
+		}
+	}
 	tls_release(t);
+}
+
+static void tls_shutdown_read(struct rill_flow *f)
+{
+	struct tls_flow *t = tls_of(f);
+	/* Reads are over: what arrives below is dropped, and the end of the
+	 * stream below (the inner read shut down too) is not a truncation
+	 * that would fail the TLS connection's writes. */
+	t->rd_shut = true;
+	t->r_active = false;
+	rill_layer_shutdown_read(f);
 }
 
 static const struct rill_flow_ops tls_ops = {
@@ -883,7 +927,7 @@ static const struct rill_flow_ops tls_ops = {
     .read = tls_read,
     .write = tls_write,
     .shutdown_write = tls_shutdown_write,
-    .shutdown_read = rill_layer_shutdown_read,
+    .shutdown_read = tls_shutdown_read,
     .close = tls_close,
     .address = rill_layer_address,
     .set_nodelay = rill_layer_set_nodelay,
@@ -896,7 +940,7 @@ static const struct rill_flow_ops tls_noverify_ops = {
     .read = tls_read,
     .write = tls_write,
     .shutdown_write = tls_shutdown_write,
-    .shutdown_read = rill_layer_shutdown_read,
+    .shutdown_read = tls_shutdown_read,
     .close = tls_close,
     .address = rill_layer_address,
     .set_nodelay = rill_layer_set_nodelay,
@@ -1018,6 +1062,11 @@ struct rill_tls_config *rill_tls_config_new(int role)
 	if (role == RILL_TLS_CLIENT) {
 		SSL_CTX_set_client_cert_cb(c->ctx, tls_client_cert_cb);
 	} else {
+		/* No TLS 1.3 session tickets: rill clients do not resume
+		 * sessions, and tickets are data the client never reads, so
+		 * a client that closes its socket would send a TCP RST
+		 * instead of a FIN, and its close_notify could be lost. */
+		SSL_CTX_set_num_tickets(c->ctx, 0);
 		/* Needed for session resumption with client certificates. */
 		SSL_CTX_set_session_id_context(
 		    c->ctx, (const unsigned char *)"rill", 4);
@@ -1033,9 +1082,22 @@ void rill__tls_config_ref(struct rill_tls_config *c)
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
 }
 
+void rill__tls_config_set_release(struct rill_tls_config *c,
+                                  bool (*release)(struct rill_tls_config *))
+{
+	c->release = release;
+}
+
+int rill__tls_config_unref(struct rill_tls_config *c)
+{
+	return __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+}
+
 void rill_tls_config_free(struct rill_tls_config *c)
 {
-	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+	if (c == NULL)
+		return;
+	if (c->release != NULL ? !c->release(c) : rill__tls_config_unref(c) > 0)
 		return;
 	SSL_CTX_free(c->ctx);
 	pthread_mutex_destroy(&c->lock);
@@ -1206,6 +1268,23 @@ static bool tls_is_ip(const char *s)
 	       inet_pton(AF_INET6, s, tmp) == 1;
 }
 
+/* The system CA store, loaded once per process and shared by every client
+ * configuration that uses it (it costs milliseconds to load). OpenSSL
+ * owns its memory; it lives until the process ends. */
+static X509_STORE *tls_system_store;
+static CRYPTO_ONCE tls_system_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void tls_system_store_load(void)
+{
+	X509_STORE *st = X509_STORE_new();
+	if (st != NULL && X509_STORE_set_default_paths(st) != 1) {
+		/* A host without a CA bundle: verification will fail with
+		 * "unknown CA", which says what to do (give ca=). */
+	}
+	ERR_clear_error();
+	tls_system_store = st;
+}
+
 /* Per-connection setup of the SSL object; returns 0 or sets msg. */
 static int tls_setup_ssl(struct tls_flow *t, char *msg, size_t len)
 {
@@ -1216,8 +1295,11 @@ static int tls_setup_ssl(struct tls_flow *t, char *msg, size_t len)
 		 * milliseconds, wasted when set_ca replaces it. */
 		pthread_mutex_lock(&c->lock);
 		if (!c->ca_loaded) {
-			SSL_CTX_set_default_verify_paths(c->ctx);
-			ERR_clear_error();
+			CRYPTO_THREAD_run_once(&tls_system_once,
+			                       tls_system_store_load);
+			if (tls_system_store != NULL)
+				SSL_CTX_set1_cert_store(c->ctx,
+				                        tls_system_store);
 			c->ca_loaded = true;
 		}
 		pthread_mutex_unlock(&c->lock);

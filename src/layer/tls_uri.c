@@ -11,10 +11,11 @@
  * takes cert, key, ca/capath and verify-client (require a client
  * certificate), alpn, min/max and ciphers.
  *
- * Configurations are cached by their parameters: loading certificates and
- * CA stores costs far more than a handshake, and a listener attaches one
- * per accepted connection. A file changed on disk is therefore picked up
- * only by a URI with different parameters (or a new process).
+ * Configurations are shared by the flows made from the same parameters
+ * while any of them is alive (a listener attaches one per accepted
+ * connection, and loading certificates costs more than a handshake); the
+ * system CA store is loaded once per process. A changed certificate file
+ * is picked up once no flow uses the old configuration.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -177,19 +178,20 @@ static struct rill_tls_config *tls_config_from_uri(const struct rill_uri *u,
 }
 
 /* ---------------------------------------------------------------------- */
-/* The cache: key -> configuration (one reference held by the cache). */
+/* The cache: key -> configuration, without holding a reference. A
+ * configuration stays listed while some flow (or attach) uses it, and is
+ * unlisted by its last release, so nothing outlives the flows. (The
+ * costly part for clients, the system CA store, is shared separately.) */
 
 #define TLS_CACHE_SLOTS 32
 
 struct tls_cache_slot {
 	char *key;
 	struct rill_tls_config *cfg;
-	uint64_t used;
 };
 
 static pthread_mutex_t tls_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_cache_slot tls_cache[TLS_CACHE_SLOTS];
-static uint64_t tls_cache_clock;
 
 static char *tls_cache_key(const struct rill_uri *u, int role, const char *host)
 {
@@ -211,6 +213,24 @@ static char *tls_cache_key(const struct rill_uri *u, int role, const char *host)
 	return k;
 }
 
+/* The release hook of cached configurations. */
+static bool tls_cache_release(struct rill_tls_config *c)
+{
+	pthread_mutex_lock(&tls_cache_lock);
+	bool last = rill__tls_config_unref(c) == 0;
+	if (last) {
+		for (size_t i = 0; i < TLS_CACHE_SLOTS; i++) {
+			if (tls_cache[i].cfg == c) {
+				rill_free(tls_cache[i].key);
+				tls_cache[i].key = NULL;
+				tls_cache[i].cfg = NULL;
+			}
+		}
+	}
+	pthread_mutex_unlock(&tls_cache_lock);
+	return last;
+}
+
 /* A configuration for (u, role, host), with a reference for the caller. */
 static struct rill_tls_config *
 tls_config_get(const struct rill_uri *u, int role, const char *host, int *errp)
@@ -224,7 +244,6 @@ tls_config_get(const struct rill_uri *u, int role, const char *host, int *errp)
 	for (size_t i = 0; i < TLS_CACHE_SLOTS; i++) {
 		struct tls_cache_slot *s = &tls_cache[i];
 		if (s->key != NULL && strcmp(s->key, key) == 0) {
-			s->used = ++tls_cache_clock;
 			struct rill_tls_config *c = s->cfg;
 			rill__tls_config_ref(c);
 			pthread_mutex_unlock(&tls_cache_lock);
@@ -234,30 +253,30 @@ tls_config_get(const struct rill_uri *u, int role, const char *host, int *errp)
 	}
 	pthread_mutex_unlock(&tls_cache_lock);
 	/* Built outside the lock: it reads files. Two threads may build the
-	 * same one; the second simply replaces a slot. */
+	 * same one; then only the first is listed. */
 	struct rill_tls_config *c = tls_config_from_uri(u, role, host, errp);
 	if (c == NULL) {
 		rill_free(key);
 		return NULL;
 	}
 	pthread_mutex_lock(&tls_cache_lock);
-	struct tls_cache_slot *victim = &tls_cache[0];
+	struct tls_cache_slot *free_slot = NULL;
 	for (size_t i = 0; i < TLS_CACHE_SLOTS; i++) {
 		if (tls_cache[i].key == NULL) {
-			victim = &tls_cache[i];
+			free_slot = &tls_cache[i];
 			break;
 		}
-		if (tls_cache[i].used < victim->used)
-			victim = &tls_cache[i];
+		if (strcmp(tls_cache[i].key, key) == 0)
+			break; /* another thread listed one meanwhile */
 	}
-	struct rill_tls_config *old = victim->cfg;
-	rill_free(victim->key);
-	victim->key = key;
-	victim->cfg = c;
-	victim->used = ++tls_cache_clock;
-	rill__tls_config_ref(c);
+	if (free_slot != NULL) {
+		free_slot->key = key;
+		free_slot->cfg = c;
+		rill__tls_config_set_release(c, tls_cache_release);
+		key = NULL;
+	}
 	pthread_mutex_unlock(&tls_cache_lock);
-	rill_tls_config_free(old);
+	rill_free(key);
 	return c;
 }
 
