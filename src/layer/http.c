@@ -721,6 +721,12 @@ static void conn_send_error(struct http_conn *c, int status)
 	if (c->st == ST_DEAD || c->st == ST_LINGER)
 		return;
 	struct http_ex *ex = c->ex;
+	if (ex == NULL && c->st == ST_EXCHANGE) {
+		/* The request was answered already (its body is being
+		 * skipped): one response per request, so just close. */
+		conn_linger(c);
+		return;
+	}
 	if (ex != NULL && ex->out_started) {
 		/* Part of a response is out: all we can do is close. */
 		conn_destroy(c, status == 413 ? RILL_EHTTP_TOO_LARGE
@@ -915,6 +921,12 @@ static void srv_on_head(struct http_conn *c)
 	llhttp_t *p = &c->parser;
 	if (p->http_major != 1) {
 		conn_send_error(c, 505);
+		return;
+	}
+	/* A request Transfer-Encoding that does not end in chunked leaves
+	 * the body length unknown: RFC 9112 6.3 says 400 and close. */
+	if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+		conn_send_error(c, 400);
 		return;
 	}
 	if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) &&
@@ -1228,7 +1240,7 @@ static void ex_write(struct rill_flow *f, struct rill_buf *const *bufs,
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += bufs[i]->len;
-	if (ex->out_left >= 0) {
+	if (ex->out_left >= 0 && !ex->out_discard) {
 		if ((uint64_t)ex->out_left < total) {
 			rill_flow_set_errmsg(f, "body longer than its "
 			                        "Content-Length");
@@ -1344,7 +1356,12 @@ static void ex_close(struct rill_flow *f)
 			if (w->ex == ex)
 				w->ex = NULL;
 		}
-		if (c->ex == ex) {
+		if (c->ex == ex && ex->role == ROLE_SERVER &&
+		    !ex->out_started) {
+			/* The handler gave no answer. */
+			ex->reading = false;
+			conn_send_error(c, 500);
+		} else if (c->ex == ex) {
 			c->ex = NULL;
 			/* All bytes of a Content-Length body were written:
 			 * the message is complete without a shutdown. */
@@ -1356,10 +1373,7 @@ static void ex_close(struct rill_flow *f)
 				if (conn_write(c, &h, 1, NULL, WR_PLAIN) != 0)
 					complete = false;
 			}
-			if (ex->role == ROLE_SERVER && !ex->out_started) {
-				/* The handler gave no answer. */
-				conn_send_error(c, 500);
-			} else if (!complete) {
+			if (!complete) {
 				conn_destroy(c, RILL_ECLOSED);
 			} else {
 				conn_drive(c);
@@ -1493,7 +1507,9 @@ static int ex_start_response(struct http_ex *ex, int status,
 	b->len = (size_t)(p - (char *)b->data);
 	ex->out_head = b;
 	ex->out_started = true;
-	ex->out_left = nobody ? 0 : clen;
+	/* Without a body to send (HEAD, 204, 304) the message is complete
+	 * once the head is out. */
+	ex->out_left = ex->out_discard ? 0 : clen;
 	return 0;
 }
 
