@@ -856,10 +856,14 @@ static llhttp_errno_t conn_parse(struct http_conn *c)
 		c->kick = true;
 		e = HPE_OK;
 	} else if (e == HPE_PAUSED_UPGRADE) {
-		/* Upgrades are not supported: what follows is not HTTP. */
-		used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+		/* Upgrades (and CONNECT) are not supported: what follows
+		 * is not HTTP. Drop it; the connection closes after the
+		 * response. llhttp stays in this state, so every later
+		 * input is dropped the same way. */
+		used = len;
 		c->keep_alive = false;
-		c->ev_msg_end = true;
+		if (!c->body_done)
+			c->ev_msg_end = true;
 		e = HPE_OK;
 	}
 	if (!c->head.complete) {
