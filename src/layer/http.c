@@ -122,6 +122,7 @@ struct http_conn {
 	bool head_seen;        /* bytes of the current head arrived */
 	bool drain_ok;         /* an unread request body may be skipped */
 	bool kick;             /* the parser paused: run it again */
+	bool finished;         /* llhttp_finish was called */
 };
 
 struct http_ex {
@@ -1120,11 +1121,20 @@ parse:
 		/* The peer is gone. */
 		if (c->role == ROLE_CLIENT && c->st == ST_EXCHANGE &&
 		    c->head.complete && c->io_status == RILL_EOF &&
-		    llhttp_message_needs_eof(&c->parser)) {
-			/* A body delimited by the end of the connection. */
-			if (llhttp_finish(&c->parser) == HPE_OK &&
-			    !c->ev_msg_end)
-				c->ev_msg_end = true;
+		    !c->finished && llhttp_message_needs_eof(&c->parser)) {
+			/* A body delimited by the end of the connection:
+			 * llhttp_finish ends it (its on_message_complete
+			 * sets ev_msg_end), once. */
+			c->finished = true;
+			llhttp_errno_t fe = llhttp_finish(&c->parser);
+			if (fe == HPE_PAUSED)
+				llhttp_resume(&c->parser);
+			else if (fe != HPE_OK)
+				c->ev_msg_end = false;
+			if (!c->ev_msg_end) {
+				conn_destroy(c, RILL_EHTTP);
+				return;
+			}
 			c->keep_alive = false;
 			c->again = true;
 			return;
@@ -1812,6 +1822,7 @@ int rill_http_request(struct rill_http_client *cl, const char *method,
 	c->parser.data = c;
 	c->head.complete = false;
 	c->body_done = false;
+	c->finished = false;
 	c->keep_alive = true;
 	c->ex = ex;
 	c->st = ST_EXCHANGE;
