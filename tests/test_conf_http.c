@@ -48,8 +48,11 @@ static int ch_exchange(uv_loop_t *loop, struct rill_flow *client_conn,
 	int err = rill_http_client_new(client_conn, NULL, &H.cl);
 	if (err != 0)
 		return err;
-	struct rill_http_header h = {"Host", "conformance"};
-	err = rill_http_request(H.cl, "POST", "/", &h, 1, -1, ch_head, NULL, a);
+	/* One exchange per connection, so that both ends go away when the
+	 * exchange flows are closed and the loop drains. */
+	struct rill_http_header h[] = {{"Host", "conformance"},
+	                               {"Connection", "close"}};
+	err = rill_http_request(H.cl, "POST", "/", h, 2, -1, ch_head, NULL, a);
 	if (err != 0)
 		return err;
 	while (H.server_ex == NULL)
@@ -80,11 +83,13 @@ static int ch_make_pair(uv_loop_t *loop, void *arg, struct rill_flow **a,
 static void ch_accept(struct rill_listener *l, struct rill_flow *f,
                       int status, const char *errmsg, void *ud)
 {
-	(void)l;
 	(void)errmsg;
 	(void)ud;
-	if (status == 0)
+	if (status == 0) {
 		rill_http_server_serve(H.srv, f);
+		rill_listener_close(l); /* one connection per check */
+		H.lis = NULL;
+	}
 }
 
 static int ch_make_unix(uv_loop_t *loop, void *arg, struct rill_flow **a,

@@ -38,6 +38,7 @@
 #define HTTP_WRQ_MAX   32 /* io writes in flight per connection */
 #define HTTP_PIPE_MAX  8  /* stop reading pipelined requests beyond this */
 #define HTTP_LINGER_MS 2000
+#define HTTP_LINGER_MAX (1024u * 1024u) /* bytes discarded at most */
 
 enum { ROLE_SERVER = 0, ROLE_CLIENT = 1 };
 
@@ -123,6 +124,7 @@ struct http_conn {
 	bool drain_ok;         /* an unread request body may be skipped */
 	bool kick;             /* the parser paused: run it again */
 	bool finished;         /* llhttp_finish was called */
+	uint64_t linger_bytes; /* discarded while lingering */
 };
 
 struct http_ex {
@@ -798,7 +800,12 @@ static void conn_on_read(struct rill_flow *io, int status,
 	c->reading = false;
 	if (status == 0) {
 		if (c->st == ST_LINGER) {
+			/* Bounded: a client that keeps sending gets
+			 * reset instead of being read forever. */
+			c->linger_bytes += buf->len;
 			rill_buf_release(buf);
+			if (c->linger_bytes > HTTP_LINGER_MAX)
+				c->io_status = RILL_ECLOSED;
 		} else {
 			c->in = buf;
 			c->in_off = 0;
@@ -1144,10 +1151,13 @@ parse:
 			conn_destroy(c, RILL_EHTTP);
 			return;
 		}
+		/* The connection ended in the middle of a message (the
+		 * peer aborted its exchange): to the exchange that is a
+		 * reset, as on a transport. */
 		conn_destroy(c, c->io_status == RILL_EOF
 		                    ? (c->st == ST_HEAD && c->role == ROLE_SERVER
 		                           ? RILL_EOF
-		                           : RILL_EHTTP)
+		                           : RILL_ECONNRESET)
 		                    : c->io_status);
 		return;
 	}
@@ -1364,11 +1374,14 @@ static void ex_close(struct rill_flow *f)
 	struct http_ex *ex = ex_of(f);
 	struct http_conn *c = ex->conn;
 	if (c != NULL) {
+		bool pending = f->wq_head_ != NULL;
 		for (unsigned i = 0; i < c->wrq_n; i++) {
 			struct http_wrq *w =
 			    &c->wrq[(c->wrq_head + i) % HTTP_WRQ_MAX];
-			if (w->ex == ex)
+			if (w->ex == ex) {
 				w->ex = NULL;
+				pending = true;
+			}
 		}
 		if (c->ex == ex && ex->role == ROLE_SERVER &&
 		    !ex->out_started) {
@@ -1381,6 +1394,23 @@ static void ex_close(struct rill_flow *f)
 			 * the message is complete without a shutdown. */
 			bool complete = ex->out_done ||
 			                (!ex->out_chunked && ex->out_left == 0);
+			/* A chunked body whose writes all went out ends at
+			 * the close as at a shutdown: the peer reads EOF
+			 * after draining, as the flow contract asks. With
+			 * writes still pending the body was cut: abort. */
+			if (!complete && ex->out_chunked && !pending &&
+			    ex->out_started && c->st != ST_DEAD) {
+				struct rill_buf *v[2];
+				size_t k = 0;
+				if (ex->out_head != NULL) {
+					v[k++] = ex->out_head;
+					ex->out_head = NULL;
+				}
+				v[k] = static_buf("0\r\n\r\n", 5);
+				if (v[k] != NULL &&
+				    conn_write(c, v, k + 1, NULL, WR_PLAIN) == 0)
+					complete = true;
+			}
 			if (complete && ex->out_head != NULL) {
 				struct rill_buf *h = ex->out_head;
 				ex->out_head = NULL;
