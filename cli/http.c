@@ -32,7 +32,30 @@
 /* ---------------------------------------------------------------------- */
 /* serve */
 
+/*
+ * Small files are kept in memory, like nginx's open_file_cache: an entry
+ * is trusted for SERVE_CACHE_MS, then revalidated (open + fstat: same
+ * inode, size and mtime keep it). So a changed file is seen within that
+ * time, and a hot small file costs no system call but the writev.
+ */
+#define SERVE_CACHE_SLOTS 256
+#define SERVE_CACHE_MAX   (64u * 1024u)
+#define SERVE_CACHE_MS    1000u
+
+struct serve_cached {
+	char rel[256];
+	struct rill_buf *body;
+	const char *type;
+	char lm[40];
+	time_t mtime;
+	off_t size;
+	ino_t ino;
+	dev_t dev;
+	uint64_t checked_ms;
+};
+
 struct serve {
+	struct serve_cached cache[SERVE_CACHE_SLOTS];
 	uv_loop_t *loop;
 	int dirfd;
 	char root[PATH_MAX];
@@ -208,8 +231,8 @@ static void serve_stream_wrote(struct rill_flow *ex, int status, void *ud)
 static void serve_stream_next(struct serve_stream *st)
 {
 	if (st->left == 0) {
-		if (rill_shutdown(st->ex, RILL_SHUT_WR, serve_stream_shut, st) !=
-		    0)
+		if (rill_shutdown(st->ex, RILL_SHUT_WR, serve_stream_shut,
+		                  st) != 0)
 			serve_stream_done(st);
 		return;
 	}
@@ -335,6 +358,39 @@ static void http_date_of(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
+static struct serve_cached *serve_slot(struct serve *sv, const char *rel)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = rel; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &sv->cache[h % SERVE_CACHE_SLOTS];
+}
+
+static void serve_from_cache(struct rill_flow *ex, struct serve_cached *e,
+                             bool head)
+{
+	struct rill_http_header h[] = {
+	    {"Content-Type", e->type},
+	    {"Last-Modified", e->lm},
+	};
+	const char *ims = rill_http_header(ex, "If-Modified-Since");
+	if (ims != NULL) {
+		struct tm tm = {0};
+		const char *end =
+		    strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		if (end != NULL && *end == '\0' && e->mtime <= timegm(&tm)) {
+			rill_http_respond_buf(ex, 304, h + 1, 1, NULL);
+			rill_close(ex);
+			return;
+		}
+	}
+	if (head)
+		rill_http_respond(ex, 200, h, 2, (int64_t)e->size);
+	else
+		rill_http_respond_buf(ex, 200, h, 2, e->body);
+	rill_close(ex);
+}
+
 static void serve_handler(struct rill_flow *ex, void *ud)
 {
 	struct serve *sv = ud;
@@ -351,6 +407,16 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		serve_simple(ex, 404, "not found\n", NULL, 0);
 		return;
 	}
+	struct serve_cached *ce = NULL;
+	uint64_t now = uv_now(sv->loop);
+	if (strlen(rel) < sizeof ce->rel) {
+		ce = serve_slot(sv, rel);
+		if (ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
+		    now - ce->checked_ms < SERVE_CACHE_MS) {
+			serve_from_cache(ex, ce, head);
+			return;
+		}
+	}
 	int fd = serve_open(sv, rel);
 	if (fd < 0) {
 		serve_simple(ex, 404, "not found\n", NULL, 0);
@@ -362,6 +428,17 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		serve_simple(ex, 500, "cannot stat\n", NULL, 0);
 		return;
 	}
+	if (ce != NULL && ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_ino == ce->ino &&
+	    st.st_dev == ce->dev && st.st_size == ce->size &&
+	    st.st_mtime == ce->mtime) {
+		close(fd);
+		ce->checked_ms = now;
+		serve_from_cache(ex, ce, head);
+		return;
+	}
+	char key[sizeof ce->rel];
+	snprintf(key, sizeof key, "%s", rel);
 	if (S_ISDIR(st.st_mode)) {
 		size_t rl = strlen(rel);
 		if (rl > 0 && rel[rl - 1] != '/') {
@@ -405,7 +482,8 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	const char *ims = rill_http_header(ex, "If-Modified-Since");
 	if (ims != NULL) {
 		struct tm tm = {0};
-		const char *end = strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		const char *end =
+		    strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 		if (end != NULL && *end == '\0' && st.st_mtime <= timegm(&tm)) {
 			close(fd);
 			rill_http_respond_buf(ex, 304, h + 1, 1, NULL);
@@ -421,12 +499,25 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	}
 	if ((uint64_t)st.st_size <= SERVE_SMALL) {
 		struct rill_buf *b = rill_buf_new((size_t)st.st_size);
-		ssize_t got = b ? pread(fd, b->data, (size_t)st.st_size, 0) : -1;
+		ssize_t got =
+		    b ? pread(fd, b->data, (size_t)st.st_size, 0) : -1;
 		close(fd);
 		if (got != (ssize_t)st.st_size) {
 			rill_buf_release(b);
 			serve_simple(ex, 500, "read error\n", NULL, 0);
 			return;
+		}
+		if (ce != NULL && (uint64_t)st.st_size <= SERVE_CACHE_MAX) {
+			rill_buf_release(ce->body);
+			snprintf(ce->rel, sizeof ce->rel, "%s", key);
+			ce->body = rill_buf_ref(b);
+			ce->type = h[0].value;
+			memcpy(ce->lm, lm, sizeof ce->lm);
+			ce->mtime = st.st_mtime;
+			ce->size = st.st_size;
+			ce->ino = st.st_ino;
+			ce->dev = st.st_dev;
+			ce->checked_ms = now;
 		}
 		rill_http_respond_buf(ex, 200, h, 2, b);
 		rill_buf_release(b);
@@ -434,8 +525,8 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		return;
 	}
 	struct serve_stream *s = calloc(1, sizeof *s);
-	if (s == NULL || rill_http_respond(ex, 200, h, 2,
-	                                   (int64_t)st.st_size) != 0) {
+	if (s == NULL ||
+	    rill_http_respond(ex, 200, h, 2, (int64_t)st.st_size) != 0) {
 		free(s);
 		close(fd);
 		rill_close(ex);
@@ -486,36 +577,37 @@ static void serve_on_signal(uv_signal_t *h, int sig)
 
 static void serve_usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: rill http serve [OPTIONS] URI [DIR]\n"
-	        "\n"
-	        "Serves the files under DIR (default: the current directory)\n"
-	        "over HTTP/1.1 on every connection accepted on URI, which may\n"
-	        "be any listening URI: tcp://127.0.0.1:8080, unix:/run/s.sock,\n"
-	        "vsock://-1:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
-	        "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
-	        "\n"
-	        "  Content-Type comes from the file extension; Last-Modified\n"
-	        "  is sent and If-Modified-Since answered with 304.\n"
-	        "  A directory is served as its index.html, else as an HTML\n"
-	        "  listing (hidden files omitted), or 404 with --no-listing.\n"
-	        "  Paths never leave DIR: \"..\" segments (also encoded as\n"
-	        "  %%2e%%2e) and NUL are refused with 404, and files are opened\n"
-	        "  with openat2(RESOLVE_BENEATH): symbolic links are followed\n"
-	        "  only when they stay inside DIR; others give 404.\n"
-	        "\n"
-	        "Options:\n"
-	        "  --no-listing          404 for directories without index.html\n"
-	        "  --max-header-bytes N  request head limit (default 16384)\n"
-	        "  --max-body N          request body limit (default 64 MiB)\n"
-	        "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
-	        "  --header-timeout MS   request head deadline (default 10000)\n"
-	        "  --body-timeout MS     request body progress (default 30000)\n"
-	        "  -q, --quiet           no messages for failed accepts\n"
-	        "  -h, --help            this help\n"
-	        "\n"
-	        "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
-	        "a second signal stops at once.\n");
+	fprintf(
+	    out,
+	    "Usage: rill http serve [OPTIONS] URI [DIR]\n"
+	    "\n"
+	    "Serves the files under DIR (default: the current directory)\n"
+	    "over HTTP/1.1 on every connection accepted on URI, which may\n"
+	    "be any listening URI: tcp://127.0.0.1:8080, unix:/run/s.sock,\n"
+	    "vsock://-1:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
+	    "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
+	    "\n"
+	    "  Content-Type comes from the file extension; Last-Modified\n"
+	    "  is sent and If-Modified-Since answered with 304.\n"
+	    "  A directory is served as its index.html, else as an HTML\n"
+	    "  listing (hidden files omitted), or 404 with --no-listing.\n"
+	    "  Paths never leave DIR: \"..\" segments (also encoded as\n"
+	    "  %%2e%%2e) and NUL are refused with 404, and files are opened\n"
+	    "  with openat2(RESOLVE_BENEATH): symbolic links are followed\n"
+	    "  only when they stay inside DIR; others give 404.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --no-listing          404 for directories without index.html\n"
+	    "  --max-header-bytes N  request head limit (default 16384)\n"
+	    "  --max-body N          request body limit (default 64 MiB)\n"
+	    "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
+	    "  --header-timeout MS   request head deadline (default 10000)\n"
+	    "  --body-timeout MS     request body progress (default 30000)\n"
+	    "  -q, --quiet           no messages for failed accepts\n"
+	    "  -h, --help            this help\n"
+	    "\n"
+	    "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
+	    "a second signal stops at once.\n");
 }
 
 static int http_serve(int argc, char **argv)
@@ -531,7 +623,7 @@ static int http_serve(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct serve sv = {.listing = true};
+	bool listing = true, quiet = false;
 	struct rill_http_server_opts o = {0};
 	int c;
 	optind = 1;
@@ -541,18 +633,17 @@ static int http_serve(int argc, char **argv)
 		if (optarg != NULL) {
 			v = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || v == 0)
-				return cli_usage_error("http serve",
-				                       "bad number '%s'",
-				                       optarg);
+				return cli_usage_error(
+				    "http serve", "bad number '%s'", optarg);
 		}
 		switch (c) {
-		case 'L': sv.listing = false; break;
+		case 'L': listing = false; break;
 		case 'H': o.max_header_bytes = (size_t)v; break;
 		case 'B': o.max_body = v; break;
 		case 'I': o.idle_timeout_ms = v; break;
 		case 'T': o.header_timeout_ms = v; break;
 		case 'Y': o.body_timeout_ms = v; break;
-		case 'q': sv.quiet = true; break;
+		case 'q': quiet = true; break;
 		case 'h': serve_usage(stdout); return 0;
 		default: return cli_usage_error("http serve", "bad option");
 		}
@@ -561,38 +652,51 @@ static int http_serve(int argc, char **argv)
 		return cli_usage_error("http serve", "expected URI [DIR]");
 	const char *uri = argv[optind];
 	const char *dir = argc - optind == 2 ? argv[optind + 1] : ".";
-	if (realpath(dir, sv.root) == NULL) {
+	struct serve *svp = calloc(1, sizeof *svp);
+	if (svp == NULL)
+		return 1;
+	svp->listing = listing;
+	svp->quiet = quiet;
+	if (realpath(dir, svp->root) == NULL) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
+		free(svp);
 		return 1;
 	}
-	sv.dirfd = open(sv.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sv.dirfd < 0) {
+	svp->dirfd = open(svp->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (svp->dirfd < 0) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
+		free(svp);
 		return 1;
 	}
-	sv.loop = uv_default_loop();
-	int err = rill_http_server_new(sv.loop, &o, serve_handler, &sv, &sv.srv);
+	svp->loop = uv_default_loop();
+	int err =
+	    rill_http_server_new(svp->loop, &o, serve_handler, svp, &svp->srv);
 	if (err == 0)
-		err = rill_listen(sv.loop, uri, NULL, serve_on_accept, &sv,
-		                  &sv.lis);
+		err = rill_listen(svp->loop, uri, NULL, serve_on_accept, svp,
+		                  &svp->lis);
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
-		cli_error("http serve: %s", why && *why ? why : rill_strerror(err));
-		rill_http_server_free(sv.srv);
-		uv_run(sv.loop, UV_RUN_NOWAIT);
-		close(sv.dirfd);
+		cli_error("http serve: %s",
+		          why && *why ? why : rill_strerror(err));
+		rill_http_server_free(svp->srv);
+		uv_run(svp->loop, UV_RUN_NOWAIT);
+		close(svp->dirfd);
+		free(svp);
 		return 1;
 	}
-	uv_signal_init(sv.loop, &sv.sigint);
-	uv_signal_init(sv.loop, &sv.sigterm);
-	sv.sigint.data = sv.sigterm.data = &sv;
-	uv_signal_start(&sv.sigint, serve_on_signal, SIGINT);
-	uv_signal_start(&sv.sigterm, serve_on_signal, SIGTERM);
-	uv_run(sv.loop, UV_RUN_DEFAULT);
-	rill_listener_close(sv.lis);
-	rill_http_server_free(sv.srv);
-	uv_run(sv.loop, UV_RUN_DEFAULT);
-	close(sv.dirfd);
+	uv_signal_init(svp->loop, &svp->sigint);
+	uv_signal_init(svp->loop, &svp->sigterm);
+	svp->sigint.data = svp->sigterm.data = svp;
+	uv_signal_start(&svp->sigint, serve_on_signal, SIGINT);
+	uv_signal_start(&svp->sigterm, serve_on_signal, SIGTERM);
+	uv_run(svp->loop, UV_RUN_DEFAULT);
+	rill_listener_close(svp->lis);
+	rill_http_server_free(svp->srv);
+	uv_run(svp->loop, UV_RUN_DEFAULT);
+	close(svp->dirfd);
+	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
+		rill_buf_release(svp->cache[i].body);
+	free(svp);
 	return 0;
 }
 
@@ -626,8 +730,8 @@ static void get_on_head(struct rill_flow *ex, int status, void *ud)
 }
 
 /* Splits http://host[:port]/path into a connect URI, Host and target. */
-static bool get_parse_url(const char *url, char *conn, size_t clen,
-                          char *host, size_t hlen, const char **target)
+static bool get_parse_url(const char *url, char *conn, size_t clen, char *host,
+                          size_t hlen, const char **target)
 {
 	const char *p;
 	if (strncmp(url, "http://", 7) == 0)
@@ -651,25 +755,28 @@ static bool get_parse_url(const char *url, char *conn, size_t clen,
 
 static void get_usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: rill http get [OPTIONS] URL\n"
-	        "\n"
-	        "Fetches URL (http://host[:port]/path) and writes the response\n"
-	        "body to standard output. The connection goes to host:port over\n"
-	        "TCP, or over any connecting URI given with --via (unix:/s.sock,\n"
-	        "vsock://3:80, vchan:web, tls+tcp://h:443?ca=FILE, shut+...);\n"
-	        "the URL then only supplies the Host header and the path.\n"
-	        "\n"
-	        "Options:\n"
-	        "  --via URI          connect through URI instead of the URL's host\n"
-	        "  -i, --include      print the status line and headers too\n"
-	        "  -I, --head         send HEAD instead of GET (implies -i)\n"
-	        "  --timeout MS       give up after MS milliseconds (default 30000)\n"
-	        "  -h, --help         this help\n"
-	        "\n"
-	        "Exit status: 0 for a 1xx-3xx response; 1 with a one-line reason\n"
-	        "on stderr for a 4xx/5xx status (the body is still printed), a\n"
-	        "connection failure or a malformed response; 2 for bad usage.\n");
+	fprintf(
+	    out,
+	    "Usage: rill http get [OPTIONS] URL\n"
+	    "\n"
+	    "Fetches URL (http://host[:port]/path) and writes the response\n"
+	    "body to standard output. The connection goes to host:port over\n"
+	    "TCP, or over any connecting URI given with --via (unix:/s.sock,\n"
+	    "vsock://3:80, vchan:web, tls+tcp://h:443?ca=FILE, shut+...);\n"
+	    "the URL then only supplies the Host header and the path.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --via URI          connect through URI instead of the URL's "
+	    "host\n"
+	    "  -i, --include      print the status line and headers too\n"
+	    "  -I, --head         send HEAD instead of GET (implies -i)\n"
+	    "  --timeout MS       give up after MS milliseconds (default "
+	    "30000)\n"
+	    "  -h, --help         this help\n"
+	    "\n"
+	    "Exit status: 0 for a 1xx-3xx response; 1 with a one-line reason\n"
+	    "on stderr for a 4xx/5xx status (the body is still printed), a\n"
+	    "connection failure or a malformed response; 2 for bad usage.\n");
 }
 
 static int http_get(int argc, char **argv)
@@ -699,8 +806,8 @@ static int http_get(int argc, char **argv)
 			char *end;
 			timeout = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || timeout == 0)
-				return cli_usage_error("http get",
-				                       "bad timeout '%s'", optarg);
+				return cli_usage_error(
+				    "http get", "bad timeout '%s'", optarg);
 			break;
 		}
 		case 'h': get_usage(stdout); return 0;
@@ -714,10 +821,11 @@ static int http_get(int argc, char **argv)
 	const char *target;
 	if (!get_parse_url(url, conn_uri, sizeof conn_uri, host, sizeof host,
 	                   &target))
-		return cli_usage_error("http get",
-		                       "bad URL '%s' (expected http://host[:port]"
-		                       "/path)",
-		                       url);
+		return cli_usage_error(
+		    "http get",
+		    "bad URL '%s' (expected http://host[:port]"
+		    "/path)",
+		    url);
 	uv_loop_t *loop = uv_default_loop();
 	struct rill_connect_opts co = {.timeout_ms = timeout};
 	struct rill_flow *f = NULL;

@@ -12,8 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void fz_read(struct rill_flow *ex, int st, struct rill_buf *b,
-                    void *ud);
+static void fz_read(struct rill_flow *ex, int st, struct rill_buf *b, void *ud);
 
 static void fz_wrote(struct rill_flow *ex, int st, void *ud)
 {
@@ -28,8 +27,7 @@ static void fz_shut(struct rill_flow *ex, int st, void *ud)
 	rill_close(ex);
 }
 
-static void fz_read(struct rill_flow *ex, int st, struct rill_buf *b,
-                    void *ud)
+static void fz_read(struct rill_flow *ex, int st, struct rill_buf *b, void *ud)
 {
 	if (st == 0) {
 		int err = rill_write(ex, b, fz_wrote, ud);

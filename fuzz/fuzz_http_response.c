@@ -15,8 +15,7 @@ struct fz {
 	int done;
 };
 
-static void fz_read(struct rill_flow *ex, int st, struct rill_buf *b,
-                    void *ud)
+static void fz_read(struct rill_flow *ex, int st, struct rill_buf *b, void *ud)
 {
 	struct fz *z = ud;
 	if (st == 0) {
@@ -74,8 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct fz z = {0};
 		struct rill_flow *ex;
 		struct rill_http_header h = {"Host", "fuzz"};
-		if (rill_http_request(c, (mode & 1) ? "HEAD" : "GET", "/", &h, 1,
-		                      0, fz_head, &z, &ex) != 0)
+		if (rill_http_request(c, (mode & 1) ? "HEAD" : "GET", "/", &h,
+		                      1, 0, fz_head, &z, &ex) != 0)
 			break;
 		while (!z.done && uv_run(&loop, UV_RUN_ONCE) != 0)
 			;

@@ -80,8 +80,8 @@ static int ch_make_pair(uv_loop_t *loop, void *arg, struct rill_flow **a,
 	return ch_exchange(loop, x, a, b);
 }
 
-static void ch_accept(struct rill_listener *l, struct rill_flow *f,
-                      int status, const char *errmsg, void *ud)
+static void ch_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                      const char *errmsg, void *ud)
 {
 	(void)errmsg;
 	(void)ud;
