@@ -27,7 +27,8 @@ run: build
 
 $(CHECK_BUILD)/build.ninja:
 	CC=clang meson setup $(CHECK_BUILD) --buildtype=debug \
-	  -Db_sanitize=address,undefined -Db_lundef=false
+	  -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dc_args=-fsanitize=fuzzer-no-link
 
 check: deps build $(CHECK_BUILD)/build.ninja
 	ninja -C $(CHECK_BUILD)
@@ -47,5 +48,6 @@ FUZZ_BUILD ?= build-fuzz
 fuzz: deps
 	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) \
 	  --buildtype=debugoptimized -Dfuzzing=true \
-	  -Db_sanitize=address,undefined -Db_lundef=false
+	  -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dc_args=-fsanitize=fuzzer-no-link
 	ninja -C $(FUZZ_BUILD)

@@ -1,8 +1,8 @@
 #!/bin/sh
 # rill http serve vs nginx (one worker) serving the same small file, in the
-# same run: wrk -t1 -c50 over TCP loopback, then over a Unix socket (wrk
-# cannot speak to a Unix socket, so that leg uses rill's own client-less
-# path through `socat` only when available: see BENCHMARKS.md).
+# same run: wrk -t1 -c50 -d SECONDS over TCP loopback. Both servers also
+# listen on a Unix socket, but wrk cannot connect to one, so there is no
+# Unix figure yet (see BENCHMARKS.md).
 #
 # Usage: bench/http_vs_nginx.sh [BUILD_DIR] [SECONDS]
 set -eu

@@ -32,7 +32,30 @@
 /* ---------------------------------------------------------------------- */
 /* serve */
 
+/*
+ * Small files are kept in memory, like nginx's open_file_cache: an entry
+ * is trusted for SERVE_CACHE_MS, then revalidated (open + fstat: same
+ * inode, size and mtime keep it). So a changed file is seen within that
+ * time, and a hot small file costs no system call but the writev.
+ */
+#define SERVE_CACHE_SLOTS 256
+#define SERVE_CACHE_MAX   (64u * 1024u)
+#define SERVE_CACHE_MS    1000u
+
+struct serve_cached {
+	char rel[256];
+	struct rill_buf *body;
+	const char *type;
+	char lm[40];
+	time_t mtime;
+	off_t size;
+	ino_t ino;
+	dev_t dev;
+	uint64_t checked_ms;
+};
+
 struct serve {
+	struct serve_cached cache[SERVE_CACHE_SLOTS];
 	uv_loop_t *loop;
 	int dirfd;
 	char root[PATH_MAX];
@@ -335,6 +358,39 @@ static void http_date_of(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
+static struct serve_cached *serve_slot(struct serve *sv, const char *rel)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = rel; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &sv->cache[h % SERVE_CACHE_SLOTS];
+}
+
+static void serve_from_cache(struct rill_flow *ex, struct serve_cached *e,
+                             bool head)
+{
+	struct rill_http_header h[] = {
+	    {"Content-Type", e->type},
+	    {"Last-Modified", e->lm},
+	};
+	const char *ims = rill_http_header(ex, "If-Modified-Since");
+	if (ims != NULL) {
+		struct tm tm = {0};
+		const char *end =
+		    strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		if (end != NULL && *end == '\0' && e->mtime <= timegm(&tm)) {
+			rill_http_respond_buf(ex, 304, h + 1, 1, NULL);
+			rill_close(ex);
+			return;
+		}
+	}
+	if (head)
+		rill_http_respond(ex, 200, h, 2, (int64_t)e->size);
+	else
+		rill_http_respond_buf(ex, 200, h, 2, e->body);
+	rill_close(ex);
+}
+
 static void serve_handler(struct rill_flow *ex, void *ud)
 {
 	struct serve *sv = ud;
@@ -351,6 +407,16 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		serve_simple(ex, 404, "not found\n", NULL, 0);
 		return;
 	}
+	struct serve_cached *ce = NULL;
+	uint64_t now = uv_now(sv->loop);
+	if (strlen(rel) < sizeof ce->rel) {
+		ce = serve_slot(sv, rel);
+		if (ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
+		    now - ce->checked_ms < SERVE_CACHE_MS) {
+			serve_from_cache(ex, ce, head);
+			return;
+		}
+	}
 	int fd = serve_open(sv, rel);
 	if (fd < 0) {
 		serve_simple(ex, 404, "not found\n", NULL, 0);
@@ -362,6 +428,17 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		serve_simple(ex, 500, "cannot stat\n", NULL, 0);
 		return;
 	}
+	if (ce != NULL && ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_ino == ce->ino &&
+	    st.st_dev == ce->dev && st.st_size == ce->size &&
+	    st.st_mtime == ce->mtime) {
+		close(fd);
+		ce->checked_ms = now;
+		serve_from_cache(ex, ce, head);
+		return;
+	}
+	char key[sizeof ce->rel];
+	snprintf(key, sizeof key, "%s", rel);
 	if (S_ISDIR(st.st_mode)) {
 		size_t rl = strlen(rel);
 		if (rl > 0 && rel[rl - 1] != '/') {
@@ -429,6 +506,18 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 			rill_buf_release(b);
 			serve_simple(ex, 500, "read error\n", NULL, 0);
 			return;
+		}
+		if (ce != NULL && (uint64_t)st.st_size <= SERVE_CACHE_MAX) {
+			rill_buf_release(ce->body);
+			snprintf(ce->rel, sizeof ce->rel, "%s", key);
+			ce->body = rill_buf_ref(b);
+			ce->type = h[0].value;
+			memcpy(ce->lm, lm, sizeof ce->lm);
+			ce->mtime = st.st_mtime;
+			ce->size = st.st_size;
+			ce->ino = st.st_ino;
+			ce->dev = st.st_dev;
+			ce->checked_ms = now;
 		}
 		rill_http_respond_buf(ex, 200, h, 2, b);
 		rill_buf_release(b);
@@ -534,7 +623,7 @@ static int http_serve(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct serve sv = {.listing = true};
+	bool listing = true, quiet = false;
 	struct rill_http_server_opts o = {0};
 	int c;
 	optind = 1;
@@ -548,13 +637,13 @@ static int http_serve(int argc, char **argv)
 				    "http serve", "bad number '%s'", optarg);
 		}
 		switch (c) {
-		case 'L': sv.listing = false; break;
+		case 'L': listing = false; break;
 		case 'H': o.max_header_bytes = (size_t)v; break;
 		case 'B': o.max_body = v; break;
 		case 'I': o.idle_timeout_ms = v; break;
 		case 'T': o.header_timeout_ms = v; break;
 		case 'Y': o.body_timeout_ms = v; break;
-		case 'q': sv.quiet = true; break;
+		case 'q': quiet = true; break;
 		case 'h': serve_usage(stdout); return 0;
 		default: return cli_usage_error("http serve", "bad option");
 		}
@@ -563,40 +652,51 @@ static int http_serve(int argc, char **argv)
 		return cli_usage_error("http serve", "expected URI [DIR]");
 	const char *uri = argv[optind];
 	const char *dir = argc - optind == 2 ? argv[optind + 1] : ".";
-	if (realpath(dir, sv.root) == NULL) {
+	struct serve *svp = calloc(1, sizeof *svp);
+	if (svp == NULL)
+		return 1;
+	svp->listing = listing;
+	svp->quiet = quiet;
+	if (realpath(dir, svp->root) == NULL) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
+		free(svp);
 		return 1;
 	}
-	sv.dirfd = open(sv.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sv.dirfd < 0) {
+	svp->dirfd = open(svp->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (svp->dirfd < 0) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
+		free(svp);
 		return 1;
 	}
-	sv.loop = uv_default_loop();
+	svp->loop = uv_default_loop();
 	int err =
-	    rill_http_server_new(sv.loop, &o, serve_handler, &sv, &sv.srv);
+	    rill_http_server_new(svp->loop, &o, serve_handler, svp, &svp->srv);
 	if (err == 0)
-		err = rill_listen(sv.loop, uri, NULL, serve_on_accept, &sv,
-		                  &sv.lis);
+		err = rill_listen(svp->loop, uri, NULL, serve_on_accept, svp,
+		                  &svp->lis);
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
 		cli_error("http serve: %s",
 		          why && *why ? why : rill_strerror(err));
-		rill_http_server_free(sv.srv);
-		uv_run(sv.loop, UV_RUN_NOWAIT);
-		close(sv.dirfd);
+		rill_http_server_free(svp->srv);
+		uv_run(svp->loop, UV_RUN_NOWAIT);
+		close(svp->dirfd);
+		free(svp);
 		return 1;
 	}
-	uv_signal_init(sv.loop, &sv.sigint);
-	uv_signal_init(sv.loop, &sv.sigterm);
-	sv.sigint.data = sv.sigterm.data = &sv;
-	uv_signal_start(&sv.sigint, serve_on_signal, SIGINT);
-	uv_signal_start(&sv.sigterm, serve_on_signal, SIGTERM);
-	uv_run(sv.loop, UV_RUN_DEFAULT);
-	rill_listener_close(sv.lis);
-	rill_http_server_free(sv.srv);
-	uv_run(sv.loop, UV_RUN_DEFAULT);
-	close(sv.dirfd);
+	uv_signal_init(svp->loop, &svp->sigint);
+	uv_signal_init(svp->loop, &svp->sigterm);
+	svp->sigint.data = svp->sigterm.data = svp;
+	uv_signal_start(&svp->sigint, serve_on_signal, SIGINT);
+	uv_signal_start(&svp->sigterm, serve_on_signal, SIGTERM);
+	uv_run(svp->loop, UV_RUN_DEFAULT);
+	rill_listener_close(svp->lis);
+	rill_http_server_free(svp->srv);
+	uv_run(svp->loop, UV_RUN_DEFAULT);
+	close(svp->dirfd);
+	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
+		rill_buf_release(svp->cache[i].body);
+	free(svp);
 	return 0;
 }
 

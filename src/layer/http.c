@@ -35,9 +35,10 @@
 	"HTTP/1.1 " #code " " reason "\r\nContent-Length: 0\r\n" \
 	"Connection: close\r\n\r\n"
 
-#define HTTP_WRQ_MAX   32 /* io writes in flight per connection */
-#define HTTP_PIPE_MAX  8  /* stop reading pipelined requests beyond this */
-#define HTTP_LINGER_MS 2000
+#define HTTP_WRQ_MAX    32 /* io writes in flight per connection */
+#define HTTP_PIPE_MAX   8  /* stop reading pipelined requests beyond this */
+#define HTTP_LINGER_MS  2000
+#define HTTP_LINGER_MAX (1024u * 1024u) /* bytes discarded at most */
 
 enum { ROLE_SERVER = 0, ROLE_CLIENT = 1 };
 
@@ -122,6 +123,8 @@ struct http_conn {
 	bool head_seen;        /* bytes of the current head arrived */
 	bool drain_ok;         /* an unread request body may be skipped */
 	bool kick;             /* the parser paused: run it again */
+	bool finished;         /* llhttp_finish was called */
+	uint64_t linger_bytes; /* discarded while lingering */
 };
 
 struct http_ex {
@@ -718,6 +721,12 @@ static void conn_send_error(struct http_conn *c, int status)
 	if (c->st == ST_DEAD || c->st == ST_LINGER)
 		return;
 	struct http_ex *ex = c->ex;
+	if (ex == NULL && c->st == ST_EXCHANGE) {
+		/* The request was answered already (its body is being
+		 * skipped): one response per request, so just close. */
+		conn_linger(c);
+		return;
+	}
 	if (ex != NULL && ex->out_started) {
 		/* Part of a response is out: all we can do is close. */
 		conn_destroy(c,
@@ -787,7 +796,12 @@ static void conn_on_read(struct rill_flow *io, int status, struct rill_buf *buf,
 	c->reading = false;
 	if (status == 0) {
 		if (c->st == ST_LINGER) {
+			/* Bounded: a client that keeps sending gets
+			 * reset instead of being read forever. */
+			c->linger_bytes += buf->len;
 			rill_buf_release(buf);
+			if (c->linger_bytes > HTTP_LINGER_MAX)
+				c->io_status = RILL_ECLOSED;
 		} else {
 			c->in = buf;
 			c->in_off = 0;
@@ -846,10 +860,14 @@ static llhttp_errno_t conn_parse(struct http_conn *c)
 		c->kick = true;
 		e = HPE_OK;
 	} else if (e == HPE_PAUSED_UPGRADE) {
-		/* Upgrades are not supported: what follows is not HTTP. */
-		used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+		/* Upgrades (and CONNECT) are not supported: what follows
+		 * is not HTTP. Drop it; the connection closes after the
+		 * response. llhttp stays in this state, so every later
+		 * input is dropped the same way. */
+		used = len;
 		c->keep_alive = false;
-		c->ev_msg_end = true;
+		if (!c->body_done)
+			c->ev_msg_end = true;
 		e = HPE_OK;
 	}
 	if (!c->head.complete) {
@@ -911,6 +929,12 @@ static void srv_on_head(struct http_conn *c)
 	llhttp_t *p = &c->parser;
 	if (p->http_major != 1) {
 		conn_send_error(c, 505);
+		return;
+	}
+	/* A request Transfer-Encoding that does not end in chunked leaves
+	 * the body length unknown: RFC 9112 6.3 says 400 and close. */
+	if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+		conn_send_error(c, 400);
 		return;
 	}
 	if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) &&
@@ -1101,11 +1125,20 @@ parse:
 		/* The peer is gone. */
 		if (c->role == ROLE_CLIENT && c->st == ST_EXCHANGE &&
 		    c->head.complete && c->io_status == RILL_EOF &&
-		    llhttp_message_needs_eof(&c->parser)) {
-			/* A body delimited by the end of the connection. */
-			if (llhttp_finish(&c->parser) == HPE_OK &&
-			    !c->ev_msg_end)
-				c->ev_msg_end = true;
+		    !c->finished && llhttp_message_needs_eof(&c->parser)) {
+			/* A body delimited by the end of the connection:
+			 * llhttp_finish ends it (its on_message_complete
+			 * sets ev_msg_end), once. */
+			c->finished = true;
+			llhttp_errno_t fe = llhttp_finish(&c->parser);
+			if (fe == HPE_PAUSED)
+				llhttp_resume(&c->parser);
+			else if (fe != HPE_OK)
+				c->ev_msg_end = false;
+			if (!c->ev_msg_end) {
+				conn_destroy(c, RILL_EHTTP);
+				return;
+			}
 			c->keep_alive = false;
 			c->again = true;
 			return;
@@ -1115,11 +1148,14 @@ parse:
 			conn_destroy(c, RILL_EHTTP);
 			return;
 		}
+		/* The connection ended in the middle of a message (the
+		 * peer aborted its exchange): to the exchange that is a
+		 * reset, as on a transport. */
 		conn_destroy(c,
 		             c->io_status == RILL_EOF
 		                 ? (c->st == ST_HEAD && c->role == ROLE_SERVER
 		                        ? RILL_EOF
-		                        : RILL_EHTTP)
+		                        : RILL_ECONNRESET)
 		                 : c->io_status);
 		return;
 	}
@@ -1227,7 +1263,7 @@ static void ex_write(struct rill_flow *f, struct rill_buf *const *bufs,
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += bufs[i]->len;
-	if (ex->out_left >= 0) {
+	if (ex->out_left >= 0 && !ex->out_discard) {
 		if ((uint64_t)ex->out_left < total) {
 			rill_flow_set_errmsg(f, "body longer than its "
 			                        "Content-Length");
@@ -1337,28 +1373,51 @@ static void ex_close(struct rill_flow *f)
 	struct http_ex *ex = ex_of(f);
 	struct http_conn *c = ex->conn;
 	if (c != NULL) {
+		bool pending = f->wq_head_ != NULL;
 		for (unsigned i = 0; i < c->wrq_n; i++) {
 			struct http_wrq *w =
 			    &c->wrq[(c->wrq_head + i) % HTTP_WRQ_MAX];
-			if (w->ex == ex)
+			if (w->ex == ex) {
 				w->ex = NULL;
+				pending = true;
+			}
 		}
-		if (c->ex == ex) {
+		if (c->ex == ex && ex->role == ROLE_SERVER &&
+		    !ex->out_started) {
+			/* The handler gave no answer. */
+			ex->reading = false;
+			conn_send_error(c, 500);
+		} else if (c->ex == ex) {
 			c->ex = NULL;
 			/* All bytes of a Content-Length body were written:
 			 * the message is complete without a shutdown. */
 			bool complete = ex->out_done ||
 			                (!ex->out_chunked && ex->out_left == 0);
+			/* A chunked body whose writes all went out ends at
+			 * the close as at a shutdown: the peer reads EOF
+			 * after draining, as the flow contract asks. With
+			 * writes still pending the body was cut: abort. */
+			if (!complete && ex->out_chunked && !pending &&
+			    ex->out_started && c->st != ST_DEAD) {
+				struct rill_buf *v[2];
+				size_t k = 0;
+				if (ex->out_head != NULL) {
+					v[k++] = ex->out_head;
+					ex->out_head = NULL;
+				}
+				v[k] = static_buf("0\r\n\r\n", 5);
+				if (v[k] != NULL &&
+				    conn_write(c, v, k + 1, NULL, WR_PLAIN) ==
+				        0)
+					complete = true;
+			}
 			if (complete && ex->out_head != NULL) {
 				struct rill_buf *h = ex->out_head;
 				ex->out_head = NULL;
 				if (conn_write(c, &h, 1, NULL, WR_PLAIN) != 0)
 					complete = false;
 			}
-			if (ex->role == ROLE_SERVER && !ex->out_started) {
-				/* The handler gave no answer. */
-				conn_send_error(c, 500);
-			} else if (!complete) {
+			if (!complete) {
 				conn_destroy(c, RILL_ECLOSED);
 			} else {
 				conn_drive(c);
@@ -1493,7 +1552,9 @@ static int ex_start_response(struct http_ex *ex, int status,
 	b->len = (size_t)(p - (char *)b->data);
 	ex->out_head = b;
 	ex->out_started = true;
-	ex->out_left = nobody ? 0 : clen;
+	/* Without a body to send (HEAD, 204, 304) the message is complete
+	 * once the head is out. */
+	ex->out_left = ex->out_discard ? 0 : clen;
 	return 0;
 }
 
@@ -1791,6 +1852,7 @@ int rill_http_request(struct rill_http_client *cl, const char *method,
 	c->parser.data = c;
 	c->head.complete = false;
 	c->body_done = false;
+	c->finished = false;
 	c->keep_alive = true;
 	c->ex = ex;
 	c->st = ST_EXCHANGE;
