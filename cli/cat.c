@@ -180,7 +180,8 @@ static void cat_on_progress(uv_timer_t *t)
 	struct cat *c = t->data;
 	double dt = cat_now(c->loop) - c->t0;
 	double total = (double)(c->up.bytes + c->down.bytes);
-	fprintf(stderr, "\rrill: %llu bytes in, %llu bytes out, %.1f MB/s     ",
+	fprintf(stderr,
+	        "\rrill: %llu bytes in, %llu bytes out, %.1f MB/s     ",
 	        (unsigned long long)c->down.bytes,
 	        (unsigned long long)c->up.bytes,
 	        dt > 0 ? total / dt / 1e6 : 0.0);
@@ -188,16 +189,10 @@ static void cat_on_progress(uv_timer_t *t)
 
 static void cat_start(struct cat *c)
 {
-	c->up = (struct cat_pump){.c = c,
-	                          .src = c->io,
-	                          .dst = c->net,
-	                          .src_name = "stdin",
-	                          .dst_name = "peer"};
-	c->down = (struct cat_pump){.c = c,
-	                            .src = c->net,
-	                            .dst = c->io,
-	                            .src_name = "peer",
-	                            .dst_name = "stdout"};
+	c->up = (struct cat_pump){.c = c, .src = c->io, .dst = c->net,
+	                          .src_name = "stdin", .dst_name = "peer"};
+	c->down = (struct cat_pump){.c = c, .src = c->net, .dst = c->io,
+	                            .src_name = "peer", .dst_name = "stdout"};
 	c->t0 = cat_now(c->loop);
 	if (c->show_progress)
 		uv_timer_start(&c->progress, cat_on_progress, 1000, 1000);
@@ -264,27 +259,26 @@ static void cat_accepted(struct rill_listener *l, struct rill_flow *f,
 
 static void cat_usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "Usage: rill cat [-l] [--progress] [-v] [-t MS] URI\n"
-	    "\n"
-	    "Copies standard input to the flow named by URI and the flow's\n"
-	    "data to standard output, with half-close: at the end of\n"
-	    "standard input the flow's write side is shut down, and the\n"
-	    "flow is read until its end of file. Exits 0 after a clean end\n"
-	    "of file, 1 with a one-line reason on any error.\n"
-	    "\n"
-	    "  -l, --listen      listen on URI and serve one connection\n"
-	    "      --progress    show bytes and rate on stderr every second\n"
-	    "  -t, --timeout MS  connect deadline in milliseconds\n"
-	    "  -v, --verbose     print the address listened on to stderr\n"
-	    "  -h, --help        show this help\n"
-	    "\n"
-	    "URIs: tcp://host:port, tcp://[::1]:port, unix:/path,\n"
-	    "unix:@abstract, - (stdio), and layers such as shut+unix:/p.\n"
-	    "Examples:\n"
-	    "  rill cat tcp://example.org:80 < request.txt\n"
-	    "  rill cat -l unix:/tmp/s.sock > received.bin\n");
+	fprintf(out,
+	        "Usage: rill cat [-l] [--progress] [-v] [-t MS] URI\n"
+	        "\n"
+	        "Copies standard input to the flow named by URI and the flow's\n"
+	        "data to standard output, with half-close: at the end of\n"
+	        "standard input the flow's write side is shut down, and the\n"
+	        "flow is read until its end of file. Exits 0 after a clean end\n"
+	        "of file, 1 with a one-line reason on any error.\n"
+	        "\n"
+	        "  -l, --listen      listen on URI and serve one connection\n"
+	        "      --progress    show bytes and rate on stderr every second\n"
+	        "  -t, --timeout MS  connect deadline in milliseconds\n"
+	        "  -v, --verbose     print the address listened on to stderr\n"
+	        "  -h, --help        show this help\n"
+	        "\n"
+	        "URIs: tcp://host:port, tcp://[::1]:port, unix:/path,\n"
+	        "unix:@abstract, - (stdio), and layers such as shut+unix:/p.\n"
+	        "Examples:\n"
+	        "  rill cat tcp://example.org:80 < request.txt\n"
+	        "  rill cat -l unix:/tmp/s.sock > received.bin\n");
 }
 
 int cli_cat(int argc, char **argv)
@@ -311,8 +305,8 @@ int cli_cat(int argc, char **argv)
 			char *end;
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0')
-				return cli_usage_error(
-				    "cat", "bad timeout '%s'", optarg);
+				return cli_usage_error("cat", "bad timeout '%s'",
+				                       optarg);
 			copts.timeout_ms = v;
 			break;
 		}

@@ -120,21 +120,20 @@ static void echo_accepted(struct rill_listener *l, struct rill_flow *f,
 
 static void echo_usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "Usage: rill echo [-v] URI\n"
-	    "\n"
-	    "Listens on URI and echoes every connection back to its\n"
-	    "sender, all connections concurrently. At a connection's end\n"
-	    "of file, its write side is shut down after the last byte was\n"
-	    "echoed. Runs until killed.\n"
-	    "\n"
-	    "  -v, --verbose  print the address listened on, and errors of\n"
-	    "                 single connections, to stderr\n"
-	    "  -h, --help     show this help\n"
-	    "\n"
-	    "Example:\n"
-	    "  rill echo tcp://127.0.0.1:7000\n");
+	fprintf(out,
+	        "Usage: rill echo [-v] URI\n"
+	        "\n"
+	        "Listens on URI and echoes every connection back to its\n"
+	        "sender, all connections concurrently. At a connection's end\n"
+	        "of file, its write side is shut down after the last byte was\n"
+	        "echoed. Runs until killed.\n"
+	        "\n"
+	        "  -v, --verbose  print the address listened on, and errors of\n"
+	        "                 single connections, to stderr\n"
+	        "  -h, --help     show this help\n"
+	        "\n"
+	        "Example:\n"
+	        "  rill echo tcp://127.0.0.1:7000\n");
 }
 
 int cli_echo(int argc, char **argv)
@@ -162,8 +161,8 @@ int cli_echo(int argc, char **argv)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	struct rill_listener *l = NULL;
-	int err =
-	    rill_listen(&loop, argv[optind], NULL, echo_accepted, &verbose, &l);
+	int err = rill_listen(&loop, argv[optind], NULL, echo_accepted,
+	                      &verbose, &l);
 	if (err != 0) {
 		cli_error("%s", rill_last_errmsg()[0] ? rill_last_errmsg()
 		                                      : rill_strerror(err));

@@ -208,8 +208,8 @@ static void serve_stream_wrote(struct rill_flow *ex, int status, void *ud)
 static void serve_stream_next(struct serve_stream *st)
 {
 	if (st->left == 0) {
-		if (rill_shutdown(st->ex, RILL_SHUT_WR, serve_stream_shut,
-		                  st) != 0)
+		if (rill_shutdown(st->ex, RILL_SHUT_WR, serve_stream_shut, st) !=
+		    0)
 			serve_stream_done(st);
 		return;
 	}
@@ -405,8 +405,7 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	const char *ims = rill_http_header(ex, "If-Modified-Since");
 	if (ims != NULL) {
 		struct tm tm = {0};
-		const char *end =
-		    strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		const char *end = strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 		if (end != NULL && *end == '\0' && st.st_mtime <= timegm(&tm)) {
 			close(fd);
 			rill_http_respond_buf(ex, 304, h + 1, 1, NULL);
@@ -422,8 +421,7 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	}
 	if ((uint64_t)st.st_size <= SERVE_SMALL) {
 		struct rill_buf *b = rill_buf_new((size_t)st.st_size);
-		ssize_t got =
-		    b ? pread(fd, b->data, (size_t)st.st_size, 0) : -1;
+		ssize_t got = b ? pread(fd, b->data, (size_t)st.st_size, 0) : -1;
 		close(fd);
 		if (got != (ssize_t)st.st_size) {
 			rill_buf_release(b);
@@ -436,8 +434,8 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		return;
 	}
 	struct serve_stream *s = calloc(1, sizeof *s);
-	if (s == NULL ||
-	    rill_http_respond(ex, 200, h, 2, (int64_t)st.st_size) != 0) {
+	if (s == NULL || rill_http_respond(ex, 200, h, 2,
+	                                   (int64_t)st.st_size) != 0) {
 		free(s);
 		close(fd);
 		rill_close(ex);
@@ -488,37 +486,36 @@ static void serve_on_signal(uv_signal_t *h, int sig)
 
 static void serve_usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "Usage: rill http serve [OPTIONS] URI [DIR]\n"
-	    "\n"
-	    "Serves the files under DIR (default: the current directory)\n"
-	    "over HTTP/1.1 on every connection accepted on URI, which may\n"
-	    "be any listening URI: tcp://127.0.0.1:8080, unix:/run/s.sock,\n"
-	    "vsock://-1:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
-	    "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
-	    "\n"
-	    "  Content-Type comes from the file extension; Last-Modified\n"
-	    "  is sent and If-Modified-Since answered with 304.\n"
-	    "  A directory is served as its index.html, else as an HTML\n"
-	    "  listing (hidden files omitted), or 404 with --no-listing.\n"
-	    "  Paths never leave DIR: \"..\" segments (also encoded as\n"
-	    "  %%2e%%2e) and NUL are refused with 404, and files are opened\n"
-	    "  with openat2(RESOLVE_BENEATH): symbolic links are followed\n"
-	    "  only when they stay inside DIR; others give 404.\n"
-	    "\n"
-	    "Options:\n"
-	    "  --no-listing          404 for directories without index.html\n"
-	    "  --max-header-bytes N  request head limit (default 16384)\n"
-	    "  --max-body N          request body limit (default 64 MiB)\n"
-	    "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
-	    "  --header-timeout MS   request head deadline (default 10000)\n"
-	    "  --body-timeout MS     request body progress (default 30000)\n"
-	    "  -q, --quiet           no messages for failed accepts\n"
-	    "  -h, --help            this help\n"
-	    "\n"
-	    "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
-	    "a second signal stops at once.\n");
+	fprintf(out,
+	        "Usage: rill http serve [OPTIONS] URI [DIR]\n"
+	        "\n"
+	        "Serves the files under DIR (default: the current directory)\n"
+	        "over HTTP/1.1 on every connection accepted on URI, which may\n"
+	        "be any listening URI: tcp://127.0.0.1:8080, unix:/run/s.sock,\n"
+	        "vsock://-1:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
+	        "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
+	        "\n"
+	        "  Content-Type comes from the file extension; Last-Modified\n"
+	        "  is sent and If-Modified-Since answered with 304.\n"
+	        "  A directory is served as its index.html, else as an HTML\n"
+	        "  listing (hidden files omitted), or 404 with --no-listing.\n"
+	        "  Paths never leave DIR: \"..\" segments (also encoded as\n"
+	        "  %%2e%%2e) and NUL are refused with 404, and files are opened\n"
+	        "  with openat2(RESOLVE_BENEATH): symbolic links are followed\n"
+	        "  only when they stay inside DIR; others give 404.\n"
+	        "\n"
+	        "Options:\n"
+	        "  --no-listing          404 for directories without index.html\n"
+	        "  --max-header-bytes N  request head limit (default 16384)\n"
+	        "  --max-body N          request body limit (default 64 MiB)\n"
+	        "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
+	        "  --header-timeout MS   request head deadline (default 10000)\n"
+	        "  --body-timeout MS     request body progress (default 30000)\n"
+	        "  -q, --quiet           no messages for failed accepts\n"
+	        "  -h, --help            this help\n"
+	        "\n"
+	        "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
+	        "a second signal stops at once.\n");
 }
 
 static int http_serve(int argc, char **argv)
@@ -544,8 +541,9 @@ static int http_serve(int argc, char **argv)
 		if (optarg != NULL) {
 			v = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || v == 0)
-				return cli_usage_error(
-				    "http serve", "bad number '%s'", optarg);
+				return cli_usage_error("http serve",
+				                       "bad number '%s'",
+				                       optarg);
 		}
 		switch (c) {
 		case 'L': sv.listing = false; break;
@@ -573,15 +571,13 @@ static int http_serve(int argc, char **argv)
 		return 1;
 	}
 	sv.loop = uv_default_loop();
-	int err =
-	    rill_http_server_new(sv.loop, &o, serve_handler, &sv, &sv.srv);
+	int err = rill_http_server_new(sv.loop, &o, serve_handler, &sv, &sv.srv);
 	if (err == 0)
 		err = rill_listen(sv.loop, uri, NULL, serve_on_accept, &sv,
 		                  &sv.lis);
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
-		cli_error("http serve: %s",
-		          why && *why ? why : rill_strerror(err));
+		cli_error("http serve: %s", why && *why ? why : rill_strerror(err));
 		rill_http_server_free(sv.srv);
 		uv_run(sv.loop, UV_RUN_NOWAIT);
 		close(sv.dirfd);
@@ -630,8 +626,8 @@ static void get_on_head(struct rill_flow *ex, int status, void *ud)
 }
 
 /* Splits http://host[:port]/path into a connect URI, Host and target. */
-static bool get_parse_url(const char *url, char *conn, size_t clen, char *host,
-                          size_t hlen, const char **target)
+static bool get_parse_url(const char *url, char *conn, size_t clen,
+                          char *host, size_t hlen, const char **target)
 {
 	const char *p;
 	if (strncmp(url, "http://", 7) == 0)
@@ -655,28 +651,25 @@ static bool get_parse_url(const char *url, char *conn, size_t clen, char *host,
 
 static void get_usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "Usage: rill http get [OPTIONS] URL\n"
-	    "\n"
-	    "Fetches URL (http://host[:port]/path) and writes the response\n"
-	    "body to standard output. The connection goes to host:port over\n"
-	    "TCP, or over any connecting URI given with --via (unix:/s.sock,\n"
-	    "vsock://3:80, vchan:web, tls+tcp://h:443?ca=FILE, shut+...);\n"
-	    "the URL then only supplies the Host header and the path.\n"
-	    "\n"
-	    "Options:\n"
-	    "  --via URI          connect through URI instead of the URL's "
-	    "host\n"
-	    "  -i, --include      print the status line and headers too\n"
-	    "  -I, --head         send HEAD instead of GET (implies -i)\n"
-	    "  --timeout MS       give up after MS milliseconds (default "
-	    "30000)\n"
-	    "  -h, --help         this help\n"
-	    "\n"
-	    "Exit status: 0 for a 1xx-3xx response; 1 with a one-line reason\n"
-	    "on stderr for a 4xx/5xx status (the body is still printed), a\n"
-	    "connection failure or a malformed response; 2 for bad usage.\n");
+	fprintf(out,
+	        "Usage: rill http get [OPTIONS] URL\n"
+	        "\n"
+	        "Fetches URL (http://host[:port]/path) and writes the response\n"
+	        "body to standard output. The connection goes to host:port over\n"
+	        "TCP, or over any connecting URI given with --via (unix:/s.sock,\n"
+	        "vsock://3:80, vchan:web, tls+tcp://h:443?ca=FILE, shut+...);\n"
+	        "the URL then only supplies the Host header and the path.\n"
+	        "\n"
+	        "Options:\n"
+	        "  --via URI          connect through URI instead of the URL's host\n"
+	        "  -i, --include      print the status line and headers too\n"
+	        "  -I, --head         send HEAD instead of GET (implies -i)\n"
+	        "  --timeout MS       give up after MS milliseconds (default 30000)\n"
+	        "  -h, --help         this help\n"
+	        "\n"
+	        "Exit status: 0 for a 1xx-3xx response; 1 with a one-line reason\n"
+	        "on stderr for a 4xx/5xx status (the body is still printed), a\n"
+	        "connection failure or a malformed response; 2 for bad usage.\n");
 }
 
 static int http_get(int argc, char **argv)
@@ -706,8 +699,8 @@ static int http_get(int argc, char **argv)
 			char *end;
 			timeout = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || timeout == 0)
-				return cli_usage_error(
-				    "http get", "bad timeout '%s'", optarg);
+				return cli_usage_error("http get",
+				                       "bad timeout '%s'", optarg);
 			break;
 		}
 		case 'h': get_usage(stdout); return 0;
@@ -721,11 +714,10 @@ static int http_get(int argc, char **argv)
 	const char *target;
 	if (!get_parse_url(url, conn_uri, sizeof conn_uri, host, sizeof host,
 	                   &target))
-		return cli_usage_error(
-		    "http get",
-		    "bad URL '%s' (expected http://host[:port]"
-		    "/path)",
-		    url);
+		return cli_usage_error("http get",
+		                       "bad URL '%s' (expected http://host[:port]"
+		                       "/path)",
+		                       url);
 	uv_loop_t *loop = uv_default_loop();
 	struct rill_connect_opts co = {.timeout_ms = timeout};
 	struct rill_flow *f = NULL;

@@ -133,11 +133,10 @@ TEST(get_content_length)
 
 TEST(keepalive_pipelining_in_order)
 {
-	char *r =
-	    RAW(NULL, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-	              "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
-	              "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"
-	              "GET /stream HTTP/1.1\r\n\r\n");
+	char *r = RAW(NULL, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+	                    "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+	                    "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"
+	                    "GET /stream HTTP/1.1\r\n\r\n");
 	TH_EQ_INT(count(r, "HTTP/1.1 "), 4);
 	const char *a = strstr(r, "200 OK"), *b = strstr(r, "404 Not Found");
 	const char *c = strstr(r, "xyz"), *d = strstr(r, "3\r\nabc\r\n");
@@ -215,32 +214,20 @@ static const struct bad bad_requests[] = {
     {"lf_injection_value", "GET / HTTP/1.1\r\nX: a\rb: c\r\n\r\n", "400"},
     {"space_before_colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", "400"},
     {"obs_fold", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", "400"},
-    {"cl_and_te",
-     "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n"
-     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-     "400"},
-    {"two_cl",
-     "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n"
-     "Content-Length: 4\r\n\r\nabcd",
-     "400"},
+    {"cl_and_te", "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+    {"two_cl", "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n"
+               "Content-Length: 4\r\n\r\nabcd", "400"},
     {"bad_cl", "POST /echo HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "400"},
     {"neg_cl", "POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "400"},
-    {"te_not_chunked_last",
-     "POST /echo HTTP/1.1\r\nTransfer-Encoding: "
-     "chunked, gzip\r\n\r\n",
-     "400"},
-    {"bad_chunk_size",
-     "POST /echo HTTP/1.1\r\nTransfer-Encoding: "
-     "chunked\r\n\r\nzz\r\n",
-     "400"},
-    {"bad_expect",
-     "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n"
-     "Expect: 200-ok\r\n\r\nx",
-     "400"},
-    {"huge_cl",
-     "POST /echo HTTP/1.1\r\nContent-Length: "
-     "99999999999\r\n\r\n",
-     "413"},
+    {"te_not_chunked_last", "POST /echo HTTP/1.1\r\nTransfer-Encoding: "
+                            "chunked, gzip\r\n\r\n", "400"},
+    {"bad_chunk_size", "POST /echo HTTP/1.1\r\nTransfer-Encoding: "
+                       "chunked\r\n\r\nzz\r\n", "400"},
+    {"bad_expect", "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n"
+                   "Expect: 200-ok\r\n\r\nx", "400"},
+    {"huge_cl", "POST /echo HTTP/1.1\r\nContent-Length: "
+                "99999999999\r\n\r\n", "413"},
     {"nul_in_header", "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", "400"},
 };
 
@@ -255,8 +242,7 @@ static void bad_request_test(void *arg)
 	snprintf(want, sizeof want, "HTTP/1.1 %s ", b->status);
 	/* llhttp unfolds obs-fold into one value, which RFC 9112 5.2
 	 * allows instead of a 400; either way no line break gets through. */
-	if (strcmp(b->name, "obs_fold") == 0 &&
-	    strncmp(r, "HTTP/1.1 404", 12) == 0)
+	if (strcmp(b->name, "obs_fold") == 0 && strncmp(r, "HTTP/1.1 404", 12) == 0)
 		snprintf(want, sizeof want, "HTTP/1.1 404 ");
 	TH_TRUE(strncmp(r, want, strlen(want)) == 0 ||
 	        (th_note("got: %.60s", r), false));
@@ -308,11 +294,10 @@ TEST(too_many_headers_431)
 TEST(chunked_body_over_limit_413)
 {
 	struct rill_http_server_opts o = {.max_body = 8};
-	char *r =
-	    raw(&o,
-	        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-	        "10\r\n0123456789abcdef\r\n0\r\n\r\n",
-	        78, true);
+	char *r = raw(&o,
+	              "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "10\r\n0123456789abcdef\r\n0\r\n\r\n",
+	              78, true);
 	TH_TRUE(strncmp(r, "HTTP/1.1 413 ", 13) == 0);
 	free(r);
 }
@@ -371,8 +356,8 @@ static char *do_request(struct rill_http_client *cl, const char *method,
 {
 	struct cl_state st = {0};
 	struct rill_flow *ex;
-	TH_OK(rill_http_request(cl, method, target, NULL, 0, clen, on_resp, &st,
-	                        &ex));
+	TH_OK(rill_http_request(cl, method, target, NULL, 0, clen, on_resp,
+	                        &st, &ex));
 	if (body != NULL) {
 		TH_OK(rill_write_sync(ex, body, strlen(body)));
 		if (clen < 0)

@@ -29,8 +29,8 @@ struct accept_state {
 	int count;
 };
 
-static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
-                      const char *errmsg, void *ud)
+static void on_accept(struct rill_listener *l, struct rill_flow *f,
+                      int status, const char *errmsg, void *ud)
 {
 	(void)l;
 	(void)errmsg;
@@ -226,11 +226,12 @@ TEST(tcp_name_resolved_and_every_address_tried)
 	uv_loop_init(&loop);
 	struct rill_listener *l;
 	struct accept_state acc = {0};
-	TH_OK(
-	    rill_listen(&loop, "tcp://127.0.0.1:0", NULL, on_accept, &acc, &l));
+	TH_OK(rill_listen(&loop, "tcp://127.0.0.1:0", NULL, on_accept, &acc,
+	                  &l));
 	char luri[128], uri[160];
 	TH_OK(rill_listener_uri(l, luri, sizeof luri));
-	snprintf(uri, sizeof uri, "tcp://localhost:%s", strrchr(luri, ':') + 1);
+	snprintf(uri, sizeof uri, "tcp://localhost:%s",
+	         strrchr(luri, ':') + 1);
 	struct connect_state c = {0};
 	TH_OK(rill_connect(&loop, uri, NULL, on_connect, &c));
 	run_until(&loop, &c.done);
@@ -256,8 +257,8 @@ TEST(tcp_name_resolved_and_every_address_tried)
 	s1->sin_port = htons((uint16_t)atoi(strrchr(luri, ':') + 1));
 	addrs[1].len = sizeof *s1;
 	struct connect_state c2 = {0};
-	TH_OK(rill__socket_connect(&loop, &rill__tcp_family, addrs, 2, "two", 0,
-	                           0, on_connect, &c2));
+	TH_OK(rill__socket_connect(&loop, &rill__tcp_family, addrs, 2, "two",
+	                           0, 0, on_connect, &c2));
 	run_until(&loop, &c2.done);
 	TH_OK(c2.status);
 	rill_close(c2.f);
@@ -487,9 +488,9 @@ TEST(connect_unreachable_network)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	char msg[512];
-	TH_EQ_ERR(
-	    connect_err(&loop, "tcp://10.9.8.7:9", 2000, 0, msg, sizeof msg),
-	    -ENETUNREACH);
+	TH_EQ_ERR(connect_err(&loop, "tcp://10.9.8.7:9", 2000, 0, msg,
+	                      sizeof msg),
+	          -ENETUNREACH);
 	TH_CONTAINS(msg, "10.9.8.7");
 	TH_CONTAINS(msg, "unreachable");
 	drain(&loop);
@@ -538,8 +539,8 @@ TEST(listen_address_in_use)
 	uv_loop_init(&loop);
 	struct accept_state acc = {0};
 	struct rill_listener *l, *l2 = NULL;
-	TH_OK(
-	    rill_listen(&loop, "tcp://127.0.0.1:0", NULL, on_accept, &acc, &l));
+	TH_OK(rill_listen(&loop, "tcp://127.0.0.1:0", NULL, on_accept, &acc,
+	                  &l));
 	char luri[128];
 	TH_OK(rill_listener_uri(l, luri, sizeof luri));
 	TH_EQ_ERR(rill_listen(&loop, luri, NULL, on_accept, &acc, &l2),
@@ -585,7 +586,8 @@ TEST(listen_unix_permission_denied)
 			        strerror(errno));
 	}
 	snprintf(uri, sizeof uri, "unix:%s/s.sock", sub);
-	TH_EQ_ERR(rill_listen(&loop, uri, NULL, on_accept, &acc, &l), -EACCES);
+	TH_EQ_ERR(rill_listen(&loop, uri, NULL, on_accept, &acc, &l),
+	          -EACCES);
 	TH_CONTAINS(rill_last_errmsg(), "ermission denied");
 	TH_CONTAINS(rill_last_errmsg(), sub);
 	TH_TRUE(l == NULL);
@@ -604,7 +606,8 @@ TEST(listen_unix_path_under_a_file)
 	int fd = open(file, O_CREAT | O_WRONLY, 0600);
 	close(fd);
 	snprintf(uri, sizeof uri, "unix:%s/s.sock", file);
-	TH_EQ_ERR(rill_listen(&loop, uri, NULL, on_accept, &acc, &l), -ENOTDIR);
+	TH_EQ_ERR(rill_listen(&loop, uri, NULL, on_accept, &acc, &l),
+	          -ENOTDIR);
 	TH_CONTAINS(rill_last_errmsg(), "Not a directory");
 	TH_EQ_ERR(connect_err(&loop, uri, 0, 0, msg, sizeof msg), -ENOTDIR);
 	unlink(file);
@@ -641,13 +644,11 @@ TEST(malformed_uris_name_the_wrong_part)
 	    {"unix://", "missing socket path"},
 	    {"unix:@", "empty abstract socket name"},
 	    {"unix:/"
-	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	     "a"
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 	     "socket path too long"},
 	    {"unix:@"
-	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	     "a"
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 	     "abstract socket name too long"},
 	    {"unix:/tmp/x?y=1", "unknown parameter \"y\""},
@@ -668,8 +669,7 @@ TEST(malformed_uris_name_the_wrong_part)
 	struct connect_state c = {0};
 	TH_EQ_ERR(rill_connect(&loop, "tcp://h:70000", NULL, on_connect, &c),
 	          RILL_EURI);
-	TH_EQ_STR(rill_last_errmsg(),
-	          "bad port \"70000\" in \"tcp://h:70000\"");
+	TH_EQ_STR(rill_last_errmsg(), "bad port \"70000\" in \"tcp://h:70000\"");
 	TH_EQ_ERR(rill_connect(&loop, "tcp://:80", NULL, on_connect, &c),
 	          RILL_EURI);
 	TH_CONTAINS(rill_last_errmsg(), "missing host");

@@ -69,12 +69,12 @@ RILL_EXTERN int64_t rill_http_content_length(struct rill_flow *ex);
 struct rill_http_server;
 
 struct rill_http_server_opts {
-	size_t max_header_bytes;    /* request line + headers; 0: 16 KiB */
-	size_t max_headers;         /* header lines; 0: 100 */
-	uint64_t max_body;          /* request body bytes; 0: 64 MiB */
+	size_t max_header_bytes; /* request line + headers; 0: 16 KiB */
+	size_t max_headers;      /* header lines; 0: 100 */
+	uint64_t max_body;       /* request body bytes; 0: 64 MiB */
 	uint64_t header_timeout_ms; /* whole head must arrive; 0: 10 s */
 	uint64_t idle_timeout_ms;   /* keep-alive idle; 0: 60 s */
-	uint64_t body_timeout_ms; /* no body progress for this long; 0: 30 s */
+	uint64_t body_timeout_ms;   /* no body progress for this long; 0: 30 s */
 	size_t max_requests_per_conn; /* 0: unlimited */
 	const char *server_name;      /* "Server:" header; NULL: none */
 };

@@ -31,8 +31,8 @@
 #include "rill/impl.h"
 
 /* Canned responses of the server's own errors (RFC 9110 section 15). */
-#define HTTP_CANNED(code, reason)                                \
-	"HTTP/1.1 " #code " " reason "\r\nContent-Length: 0\r\n" \
+#define HTTP_CANNED(code, reason)                                              \
+	"HTTP/1.1 " #code " " reason "\r\nContent-Length: 0\r\n"               \
 	"Connection: close\r\n\r\n"
 
 #define HTTP_WRQ_MAX   32 /* io writes in flight per connection */
@@ -541,8 +541,8 @@ static int conn_write(struct http_conn *c, struct rill_buf **bufs, size_t n,
 		} else {
 			err = rill_writev(c->io, bufs, n, conn_io_write_cb, c);
 			if (err == 0) {
-				unsigned i =
-				    (c->wrq_head + c->wrq_n) % HTTP_WRQ_MAX;
+				unsigned i = (c->wrq_head + c->wrq_n) %
+				             HTTP_WRQ_MAX;
 				c->wrq[i].ex = whom;
 				c->wrq[i].kind = (uint8_t)kind;
 				c->wrq_n++;
@@ -698,17 +698,20 @@ static void conn_on_timer(uv_timer_t *t)
 	enum timer_kind k = c->tkind;
 	c->tkind = TM_NONE;
 	switch (k) {
-	case TM_HEADER: conn_send_error(c, 408); break;
+	case TM_HEADER:
+		conn_send_error(c, 408);
+		break;
 	case TM_BODY:
-		if (c->ex != NULL && !c->ex->out_started &&
-		    c->role == ROLE_SERVER)
+		if (c->ex != NULL && !c->ex->out_started && c->role == ROLE_SERVER)
 			conn_send_error(c, 408);
 		else
 			conn_destroy(c, RILL_ETIMEDOUT);
 		break;
 	case TM_IDLE:
 	case TM_LINGER:
-	default: conn_destroy(c, RILL_ETIMEDOUT); break;
+	default:
+		conn_destroy(c, RILL_ETIMEDOUT);
+		break;
 	}
 }
 
@@ -720,13 +723,13 @@ static void conn_send_error(struct http_conn *c, int status)
 	struct http_ex *ex = c->ex;
 	if (ex != NULL && ex->out_started) {
 		/* Part of a response is out: all we can do is close. */
-		conn_destroy(c,
-		             status == 413 ? RILL_EHTTP_TOO_LARGE : RILL_EHTTP);
+		conn_destroy(c, status == 413 ? RILL_EHTTP_TOO_LARGE
+		                              : RILL_EHTTP);
 		return;
 	}
 	if (ex != NULL) {
 		c->ex = NULL;
-		ex_detach(ex, status == 413   ? RILL_EHTTP_TOO_LARGE
+		ex_detach(ex, status == 413 ? RILL_EHTTP_TOO_LARGE
 		              : status == 408 ? RILL_ETIMEDOUT
 		                              : RILL_EHTTP);
 		if (c->st == ST_DEAD)
@@ -752,8 +755,9 @@ static void conn_send_error(struct http_conn *c, int status)
 	conn_linger(c);
 }
 
-static int conn_init(struct http_conn *c, uv_loop_t *loop, struct rill_flow *io,
-                     int role, size_t hbytes, size_t nhdrs)
+static int conn_init(struct http_conn *c, uv_loop_t *loop,
+                     struct rill_flow *io, int role, size_t hbytes,
+                     size_t nhdrs)
 {
 	c->role = role;
 	c->io = io;
@@ -779,8 +783,8 @@ static int conn_init(struct http_conn *c, uv_loop_t *loop, struct rill_flow *io,
 /* ---------------------------------------------------------------------- */
 /* Connection: input */
 
-static void conn_on_read(struct rill_flow *io, int status, struct rill_buf *buf,
-                         void *ud)
+static void conn_on_read(struct rill_flow *io, int status,
+                         struct rill_buf *buf, void *ud)
 {
 	(void)io;
 	struct http_conn *c = ud;
@@ -1025,8 +1029,8 @@ static void conn_step(struct http_conn *c)
 		ex = c->ex;
 		if (ex == NULL) {
 			/* The exchange is over (closed by its owner). */
-			if (!c->body_done &&
-			    !(c->role == ROLE_SERVER && c->drain_ok)) {
+			if (!c->body_done && !(c->role == ROLE_SERVER &&
+			                       c->drain_ok)) {
 				/* Its body was not read, and is too large
 				 * to skip: do not parse what is left as
 				 * requests. */
@@ -1065,8 +1069,7 @@ static void conn_step(struct http_conn *c)
 				return;
 		} else if (ex->expect_continue && !ex->out_started) {
 			ex->expect_continue = false;
-			static const char cont[] =
-			    "HTTP/1.1 100 Continue\r\n\r\n";
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 			struct rill_buf *b = static_buf(cont, sizeof cont - 1);
 			if (b == NULL ||
 			    conn_write(c, &b, 1, NULL, WR_PLAIN) != 0) {
@@ -1115,12 +1118,11 @@ parse:
 			conn_destroy(c, RILL_EHTTP);
 			return;
 		}
-		conn_destroy(c,
-		             c->io_status == RILL_EOF
-		                 ? (c->st == ST_HEAD && c->role == ROLE_SERVER
-		                        ? RILL_EOF
-		                        : RILL_EHTTP)
-		                 : c->io_status);
+		conn_destroy(c, c->io_status == RILL_EOF
+		                    ? (c->st == ST_HEAD && c->role == ROLE_SERVER
+		                           ? RILL_EOF
+		                           : RILL_EHTTP)
+		                    : c->io_status);
 		return;
 	}
 	/* Need input: arm the right timer. */
@@ -1217,11 +1219,10 @@ static void ex_write(struct rill_flow *f, struct rill_buf *const *bufs,
 		return;
 	}
 	if ((ex->role == ROLE_SERVER && !ex->out_started) || ex->out_done) {
-		rill_flow_set_errmsg(
-		    f, ex->out_done ? "the message body is complete"
-		                    : "rill_http_respond was not called");
-		rill_flow_write_done(f,
-		                     ex->out_done ? RILL_ECLOSED : RILL_EHTTP);
+		rill_flow_set_errmsg(f, ex->out_done
+		                            ? "the message body is complete"
+		                            : "rill_http_respond was not called");
+		rill_flow_write_done(f, ex->out_done ? RILL_ECLOSED : RILL_EHTTP);
 		return;
 	}
 	size_t total = 0;
@@ -1477,8 +1478,7 @@ static int ex_start_response(struct http_ex *ex, int status,
 	if (status != 204 && status != 304) {
 		if (clen >= 0)
 			p += snprintf(p, (size_t)(end - p),
-			              "Content-Length: %lld\r\n",
-			              (long long)clen);
+			              "Content-Length: %lld\r\n", (long long)clen);
 		else if (ex->out_chunked)
 			p += snprintf(p, (size_t)(end - p),
 			              "Transfer-Encoding: chunked\r\n");
@@ -1733,9 +1733,10 @@ static bool token_ok(const char *s, bool target)
 }
 
 int rill_http_request(struct rill_http_client *cl, const char *method,
-                      const char *target, const struct rill_http_header *hdrs,
-                      size_t n, int64_t clen, rill_http_response_cb cb,
-                      void *ud, struct rill_flow **out)
+                      const char *target,
+                      const struct rill_http_header *hdrs, size_t n,
+                      int64_t clen, rill_http_response_cb cb, void *ud,
+                      struct rill_flow **out)
 {
 	if (cl == NULL || !token_ok(method, false) || !token_ok(target, true) ||
 	    (n > 0 && hdrs == NULL) || clen < -1 || cb == NULL || out == NULL)

@@ -25,8 +25,8 @@
 #include "uri.h"
 
 static const char *const tls_params[] = {
-    "ca",   "capath", "sni", "verify", "verify-client", "alpn",
-    "cert", "key",    "min", "max",    "ciphers",       NULL,
+    "ca",  "capath", "sni", "verify", "verify-client", "alpn", "cert",
+    "key", "min",    "max", "ciphers", NULL,
 };
 
 static int tls_parse_version(const struct rill_uri *u, const char *key,
@@ -41,9 +41,8 @@ static int tls_parse_version(const struct rill_uri *u, const char *key,
 	else if (strcmp(v, "1.3") == 0)
 		*out = RILL_TLS_1_3;
 	else
-		return rill__uri_error(u,
-		                       key[1] == 'i' ? "bad TLS min version"
-		                                     : "bad TLS max version",
+		return rill__uri_error(u, key[1] == 'i' ? "bad TLS min version"
+		                                        : "bad TLS max version",
 		                       v);
 	return 0;
 }
@@ -80,8 +79,7 @@ static int tls_check(const struct rill_uri *u)
 	s = rill__uri_param(u, "alpn");
 	if (err == 0 && s != NULL) {
 		/* Validate the list shape once here, not at each attach. */
-		struct rill_tls_config *c =
-		    rill_tls_config_new(RILL_TLS_CLIENT);
+		struct rill_tls_config *c = rill_tls_config_new(RILL_TLS_CLIENT);
 		if (c == NULL)
 			return RILL_ENOMEM;
 		if (rill_tls_config_set_alpn(c, s) != 0)
@@ -191,7 +189,8 @@ static pthread_mutex_t tls_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_cache_slot tls_cache[TLS_CACHE_SLOTS];
 static uint64_t tls_cache_clock;
 
-static char *tls_cache_key(const struct rill_uri *u, int role, const char *host)
+static char *tls_cache_key(const struct rill_uri *u, int role,
+                           const char *host)
 {
 	size_t len = 16 + (host ? strlen(host) : 0);
 	for (size_t i = 0; tls_params[i] != NULL; i++) {
@@ -212,8 +211,9 @@ static char *tls_cache_key(const struct rill_uri *u, int role, const char *host)
 }
 
 /* A configuration for (u, role, host), with a reference for the caller. */
-static struct rill_tls_config *
-tls_config_get(const struct rill_uri *u, int role, const char *host, int *errp)
+static struct rill_tls_config *tls_config_get(const struct rill_uri *u,
+                                              int role, const char *host,
+                                              int *errp)
 {
 	char *key = tls_cache_key(u, role, host);
 	if (key == NULL) {
@@ -265,8 +265,8 @@ static int tls_attach_uri(struct rill_flow *inner, const struct rill_uri *u,
                           int role, uint64_t deadline_ms, rill_attach_cb cb,
                           void *ud)
 {
-	int tls_role =
-	    role == RILL_ROLE_ACCEPT ? RILL_TLS_SERVER : RILL_TLS_CLIENT;
+	int tls_role = role == RILL_ROLE_ACCEPT ? RILL_TLS_SERVER
+	                                        : RILL_TLS_CLIENT;
 	char hostbuf[256];
 	const char *host = NULL;
 	if (tls_role == RILL_TLS_CLIENT) {
