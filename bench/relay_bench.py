@@ -73,11 +73,22 @@ class Procs:
 
 
 def iperf(port, secs):
-    out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
-                          "-t", str(secs), "-J"], capture_output=True,
-                         text=True, timeout=secs + 30)
-    j = json.loads(out.stdout)
-    return j["end"]["sum_received"]["bits_per_second"] / 1e9
+    # iperf3's server runs one test at a time and may still be finishing
+    # the previous one ("server is busy"): retry a few times.
+    err = None
+    for _ in range(5):
+        j = None
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+                              "-t", str(secs), "-J"], capture_output=True,
+                             text=True, timeout=secs + 30)
+        try:
+            j = json.loads(out.stdout)
+            return j["end"]["sum_received"]["bits_per_second"] / 1e9
+        except (ValueError, KeyError):
+            err = (j.get("error") if isinstance(j, dict) else None) \
+                or out.stdout[-300:]
+            time.sleep(0.5)
+    raise RuntimeError("iperf3 failed: %s" % err)
 
 
 def throughput(a):
@@ -105,6 +116,50 @@ def throughput(a):
             for k, port in cases.items():
                 res[k].append(iperf(port, a.seconds))
         return {k: statistics.median(v) for k, v in res.items()}, res
+    finally:
+        procs.stop()
+
+
+def cpu_s(pid):
+    """CPU seconds (user+sys) of pid and its reaped children."""
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in v[11:15]) / tck
+
+
+def cpu_cost(a, nbytes=2 << 30):
+    """CPU seconds each forwarder spends moving nbytes (iperf3 -n): a
+    measure the neighbours' load does not distort much."""
+    procs = Procs()
+    out = {}
+    try:
+        sport = free_port()
+        procs.start(["iperf3", "-s", "-p", str(sport)])
+        wait_port(sport)
+        target = "tcp://127.0.0.1:%d" % sport
+        fwd = [("rill relay (splice)", lambda p: [a.rill, "relay", "--quiet",
+                                                  "tcp://127.0.0.1:%d" % p,
+                                                  target]),
+               ("rill relay (copy)", lambda p: [a.rill, "relay", "--quiet",
+                                                "--no-splice",
+                                                "tcp://127.0.0.1:%d" % p,
+                                                target]),
+               ("socat", lambda p: ["socat", "TCP-LISTEN:%d,fork,reuseaddr,"
+                                    "bind=127.0.0.1" % p,
+                                    "TCP:127.0.0.1:%d" % sport])]
+        for name, argv in fwd:
+            port = free_port()
+            p = procs.start(argv(port))
+            wait_port(port)
+            time.sleep(0.3)  # the probe connection's socat child exits
+            c0 = cpu_s(p.pid)
+            subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+                            "-n", str(nbytes)], capture_output=True,
+                           timeout=300)
+            time.sleep(0.5)
+            out[name] = cpu_s(p.pid) - c0
+        return out
     finally:
         procs.stop()
 
@@ -199,6 +254,11 @@ def main():
         print("\nraw: " + "; ".join("%s %s" % (k, " ".join("%.2f" % x
                                                             for x in v))
                                     for k, v in raw.items()))
+        cpu = cpu_cost(a)
+        print("\n| forwarder | CPU seconds to forward 2 GiB | vs socat |")
+        print("|---|---|---|")
+        for k, v in cpu.items():
+            print("| %s | %.2f | %.2fx |" % (k, v, v / cpu["socat"]))
     if not a.skip_memory:
         print("\n| path | idle connections | relay RSS before -> after "
               "(KiB) | per connection | relay fds |")

@@ -30,10 +30,10 @@ struct relay_conn {
 	struct rill_proxy *proxy;
 	char *client_addr, *target_addr; /* for the log line */
 	uint64_t id;
-	uint64_t t0_ms;        /* accepted at */
-	uint64_t active_ms;    /* last time bytes moved (idle timeout) */
-	uint64_t last_bytes;   /* both directions, at the last sweep */
-	uint64_t half_ms;      /* one direction ended at (linger); 0: not */
+	uint64_t t0_ms;      /* accepted at */
+	uint64_t active_ms;  /* last time bytes moved (idle timeout) */
+	uint64_t last_bytes; /* both directions, at the last sweep */
+	uint64_t half_ms;    /* one direction ended at (linger); 0: not */
 	enum conn_state state;
 };
 
@@ -107,7 +107,8 @@ static char *peer_of(struct rill_flow *f)
  *   rill relay: #ID CLIENT -> TARGET up=BYTES down=BYTES time=S end=WHY
  * up is client->target, down target->client. */
 static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
                      const char *fmt, ...)
@@ -116,9 +117,9 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 		return;
 	char why[400];
 	const char *ca = c->client_addr != NULL ? c->client_addr : "?";
-	const char *ta = c->target_addr != NULL ? c->target_addr
-	                                        : c->r->connect_uri;
-	const char *via = c->proxy == NULL              ? ""
+	const char *ta =
+	    c->target_addr != NULL ? c->target_addr : c->r->connect_uri;
+	const char *via = c->proxy == NULL               ? ""
 	                  : rill_proxy_spliced(c->proxy) ? " via=splice"
 	                                                 : " via=copy";
 	va_list ap;
@@ -127,8 +128,8 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 	va_end(ap);
 	double secs = (double)(now_ms(c->r) - c->t0_ms) / 1000.0;
 	fprintf(stderr,
-	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64
-	        " down=%" PRIu64 " time=%.3fs%s end=%s\n",
+	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64 " down=%" PRIu64
+	        " time=%.3fs%s end=%s\n",
 	        c->id, ca, ta, up, down, secs, via, why);
 }
 
@@ -166,17 +167,18 @@ static void on_proxy_done(struct rill_proxy *p,
 		conn_log(c, up, down, "eof");
 	} else {
 		/* Name the first error of each failing side. */
-		int ea = res->ab.read_err ? res->ab.read_err
-		                          : res->ba.write_err;
-		int eb = res->ba.read_err ? res->ba.read_err
-		                          : res->ab.write_err;
+		int ea =
+		    res->ab.read_err ? res->ab.read_err : res->ba.write_err;
+		int eb =
+		    res->ba.read_err ? res->ba.read_err : res->ab.write_err;
 		if (res->failed == (RILL_PROXY_A | RILL_PROXY_B))
-			conn_log(c, up, down, "both-error(client: %s; target: %s)",
+			conn_log(c, up, down,
+			         "both-error(client: %s; target: %s)",
 			         rill_strerror(ea), rill_strerror(eb));
 		else
 			conn_log(c, up, down, "%s(%s)", side_name(res->failed),
-			         rill_strerror(res->failed == RILL_PROXY_A ? ea
-			                                                   : eb));
+			         rill_strerror(
+			             res->failed == RILL_PROXY_A ? ea : eb));
 	}
 	rill_close(c->client);
 	rill_close(c->target);
@@ -217,8 +219,8 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	struct rill_proxy_opts po = {.half_cb = on_proxy_half};
 	if (r->no_splice)
 		po.copy.flags |= RILL_COPY_NO_SPLICE;
-	int err = rill_proxy(c->client, c->target, &po, on_proxy_done, c,
-	                     &c->proxy);
+	int err =
+	    rill_proxy(c->client, c->target, &po, on_proxy_done, c, &c->proxy);
 	if (err != 0) {
 		conn_log(c, 0, 0, "proxy-failed(%s)", rill_strerror(err));
 		rill_close(c->client);
@@ -230,15 +232,16 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	c->active_ms = now_ms(r);
 }
 
-static void on_accept(struct rill_listener *l, struct rill_flow *f,
-                      int status, const char *errmsg, void *ud)
+static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                      const char *errmsg, void *ud)
 {
 	(void)l;
 	struct relay *r = ud;
 	if (status != 0) {
 		if (!r->quiet)
 			fprintf(stderr, "rill relay: accept failed: %s\n",
-			        errmsg != NULL ? errmsg : rill_strerror(status));
+			        errmsg != NULL ? errmsg
+			                       : rill_strerror(status));
 		return;
 	}
 	struct relay_conn *c = calloc(1, sizeof *c);
@@ -270,8 +273,10 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f,
 	}
 	c->client_addr = peer_of(f);
 	conn_link(r, c);
+	/* The core's deadline covers the whole connect, retries included:
+	 * extend it so the last retry still gets its full connect time. */
 	struct rill_connect_opts co = {
-	    .timeout_ms = r->connect_timeout_ms,
+	    .timeout_ms = r->connect_timeout_ms + r->retry_until_ms,
 	    .retry_until_ms = r->retry_until_ms,
 	};
 	int err = rill_connect(r->loop, r->connect_uri, &co, on_connect, c);
@@ -381,51 +386,53 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void relay_usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: rill relay [OPTIONS] LISTEN_URI CONNECT_URI\n"
-	        "\n"
-	        "Forwards every connection accepted on LISTEN_URI to a new\n"
-	        "connection to CONNECT_URI, both directions at once. A\n"
-	        "half-close crosses the relay: when one side shuts down its\n"
-	        "writing, the other side sees EOF after the last byte, and the\n"
-	        "reply direction goes on until its own EOF (a reply is never\n"
-	        "cut short unless --linger says so). Between two plain sockets\n"
-	        "the bytes move with splice(2) and never enter user space.\n"
-	        "\n"
-	        "Options (S: seconds, decimals allowed):\n"
-	        "  --max-conns N        relay at most N connections at once;\n"
-	        "                       extra ones are accepted and closed at\n"
-	        "                       once, with a log line (end=refused)\n"
-	        "                       (default 0: no limit)\n"
-	        "  --connect-timeout S  deadline of each connect to\n"
-	        "                       CONNECT_URI (default 10)\n"
-	        "  --retry-until S      retry a refused connect until S seconds\n"
-	        "                       after the accept: the target may not\n"
-	        "                       be listening yet (default 0: once)\n"
-	        "  --idle-timeout S     close a connection when no byte moved\n"
-	        "                       either way for S seconds (default 0:\n"
-	        "                       never)\n"
-	        "  --linger S           after one direction ended, close the\n"
-	        "                       connection if the other has not ended\n"
-	        "                       within S seconds (default: wait for\n"
-	        "                       both directions, however long)\n"
-	        "  --grace S            on SIGINT/SIGTERM stop accepting, give\n"
-	        "                       active connections S seconds to end,\n"
-	        "                       then close them (default 5); a second\n"
-	        "                       signal closes them at once\n"
-	        "  --no-splice          always copy through user space\n"
-	        "  --quiet              no log lines\n"
-	        "  -h, --help           this text\n"
-	        "\n"
-	        "One line per connection is logged on standard error when it\n"
-	        "ends:\n"
-	        "  rill relay: #ID CLIENT -> TARGET up=N down=N time=S end=WHY\n"
-	        "up counts bytes client->target, down target->client. WHY is\n"
-	        "eof, client-error(..), target-error(..), both-error(..),\n"
-	        "connect-failed(..), refused(max-conns N reached),\n"
-	        "idle-timeout, linger-timeout or shutdown.\n"
-	        "\n"
-	        "Example: rill relay tcp://0.0.0.0:8080 unix:/run/app.sock\n");
+	fprintf(
+	    out,
+	    "Usage: rill relay [OPTIONS] LISTEN_URI CONNECT_URI\n"
+	    "\n"
+	    "Forwards every connection accepted on LISTEN_URI to a new\n"
+	    "connection to CONNECT_URI, both directions at once. A\n"
+	    "half-close crosses the relay: when one side shuts down its\n"
+	    "writing, the other side sees EOF after the last byte, and the\n"
+	    "reply direction goes on until its own EOF (a reply is never\n"
+	    "cut short unless --linger says so). Between two plain sockets\n"
+	    "the bytes move with splice(2) and never enter user space.\n"
+	    "\n"
+	    "Options (S: seconds, decimals allowed):\n"
+	    "  --max-conns N        relay at most N connections at once;\n"
+	    "                       extra ones are accepted and closed at\n"
+	    "                       once, with a log line (end=refused)\n"
+	    "                       (default 0: no limit)\n"
+	    "  --connect-timeout S  deadline of each connect to\n"
+	    "                       CONNECT_URI (default 10)\n"
+	    "  --retry-until S      retry a refused connect until S seconds\n"
+	    "                       after the accept: the target may not\n"
+	    "                       be listening yet (default 0: once);\n"
+	    "                       the connect deadline grows by S too\n"
+	    "  --idle-timeout S     close a connection when no byte moved\n"
+	    "                       either way for S seconds (default 0:\n"
+	    "                       never)\n"
+	    "  --linger S           after one direction ended, close the\n"
+	    "                       connection if the other has not ended\n"
+	    "                       within S seconds (default: wait for\n"
+	    "                       both directions, however long)\n"
+	    "  --grace S            on SIGINT/SIGTERM stop accepting, give\n"
+	    "                       active connections S seconds to end,\n"
+	    "                       then close them (default 5); a second\n"
+	    "                       signal closes them at once\n"
+	    "  --no-splice          always copy through user space\n"
+	    "  --quiet              no log lines\n"
+	    "  -h, --help           this text\n"
+	    "\n"
+	    "One line per connection is logged on standard error when it\n"
+	    "ends:\n"
+	    "  rill relay: #ID CLIENT -> TARGET up=N down=N time=S end=WHY\n"
+	    "up counts bytes client->target, down target->client. WHY is\n"
+	    "eof, client-error(..), target-error(..), both-error(..),\n"
+	    "connect-failed(..), refused(max-conns N reached),\n"
+	    "idle-timeout, linger-timeout or shutdown.\n"
+	    "\n"
+	    "Example: rill relay tcp://0.0.0.0:8080 unix:/run/app.sock\n");
 }
 
 /* Parses seconds (decimals allowed) into milliseconds. */
@@ -494,8 +501,8 @@ int cli_relay(int argc, char **argv)
 		default: return cli_usage_error("relay", "bad option");
 		}
 		if (!parse_secs(optarg, target))
-			return cli_usage_error("relay", "bad number of seconds '%s'",
-			                       optarg);
+			return cli_usage_error(
+			    "relay", "bad number of seconds '%s'", optarg);
 	}
 	if (argc - optind != 2)
 		return cli_usage_error("relay",
@@ -516,8 +523,8 @@ int cli_relay(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	r.loop = uv_default_loop();
-	int err = rill_listen(r.loop, r.listen_uri, NULL, on_accept, &r,
-	                      &r.listener);
+	int err =
+	    rill_listen(r.loop, r.listen_uri, NULL, on_accept, &r, &r.listener);
 	if (err != 0) {
 		cli_error("relay: listen %s: %s", r.listen_uri,
 		          rill_last_errmsg()[0] ? rill_last_errmsg()
@@ -528,8 +535,9 @@ int cli_relay(int argc, char **argv)
 		char buf[256];
 		if (rill_listener_uri(r.listener, buf, sizeof buf) != 0)
 			snprintf(buf, sizeof buf, "%s", r.listen_uri);
-		fprintf(stderr, "rill relay: listening on %s, forwarding to %s\n",
-		        buf, r.connect_uri);
+		fprintf(stderr,
+		        "rill relay: listening on %s, forwarding to %s\n", buf,
+		        r.connect_uri);
 	}
 
 	/* The sweep runs a few times per shortest timeout, at most once a

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "rill.h"
@@ -650,4 +651,212 @@ TEST(copy_abort_inside_completion_closes_flows)
 	rill_close(s);
 	free(sk.data);
 	loop_done(l);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Over kernel sockets: the splice path and the generic path give the same
+ * results. client c <-> a ==proxy== b <-> s server, all TCP or Unix. */
+
+struct sock_accept {
+	struct rill_flow *f;
+};
+
+static void sock_on_accept(struct rill_listener *l, struct rill_flow *f,
+                           int status, const char *errmsg, void *ud)
+{
+	(void)l;
+	(void)errmsg;
+	struct sock_accept *a = ud;
+	if (status == 0 && a->f == NULL)
+		a->f = f;
+	else
+		rill_close(f);
+}
+
+/* Two connected socket flows (connecting side, accepted side). */
+static void sock_pair(uv_loop_t *l, const char *uri, struct rill_flow **c,
+                      struct rill_flow **s)
+{
+	struct sock_accept acc = {0};
+	struct rill_listener *lst = NULL;
+	TH_OK(rill_listen(l, uri, NULL, sock_on_accept, &acc, &lst));
+	char luri[256];
+	TH_OK(rill_listener_uri(lst, luri, sizeof luri));
+	TH_OK(rill_connect_sync(l, luri, NULL, c));
+	while (acc.f == NULL)
+		uv_run(l, UV_RUN_ONCE);
+	*s = acc.f;
+	rill_listener_close(lst);
+}
+
+static void socket_proxy_case(const char *uri, unsigned flags, bool expect,
+                              struct rill_proxy_result *out)
+{
+	uv_loop_t *l = loop_new();
+	struct rill_flow *c, *a, *b, *s;
+	sock_pair(l, uri, &c, &a);
+	sock_pair(l, uri, &b, &s);
+	size_t qn = 5 * 1024 * 1024 + 11, rn = 3 * 1024 * 1024 + 5;
+	uint8_t *q = malloc(qn), *r = malloc(rn);
+	fill(q, qn, 11);
+	fill(r, rn, 12);
+	struct proxy_done pd = {.close_in_cb = true, .a = a, .b = b};
+	struct rill_proxy_opts po = {.half_cb = half_cb};
+	po.copy.flags = flags;
+	struct rill_proxy *p = NULL;
+	TH_OK(rill_proxy(a, b, &po, proxy_cb, &pd, &p));
+	TH_EQ_INT(rill_proxy_spliced(p), expect);
+	struct server sv = {.f = s, .reply = r, .reply_len = rn};
+	sv.in.on_eof = server_on_eof;
+	sv.in.ctx = &sv;
+	sink_start(&sv.in, s, qn + 1);
+	struct feeder fd = {.f = c, .data = q, .len = qn, .rnd = 9};
+	feed_more(&fd);
+	struct sink cl = {0};
+	sink_start(&cl, c, rn + 1);
+	while (pd.calls == 0 || cl.status == 1)
+		uv_run(l, UV_RUN_ONCE);
+	TH_EQ_ERR(cl.status, RILL_EOF);
+	TH_EQ_INT(sv.in.len, qn);
+	TH_EQ_MEM(sv.in.data, q, qn);
+	TH_EQ_INT(cl.len, rn);
+	TH_EQ_MEM(cl.data, r, rn);
+	TH_OK(pd.res.status);
+	TH_EQ_INT(pd.res.failed, 0);
+	TH_EQ_INT(pd.res.ab.spliced, expect);
+	TH_EQ_INT(pd.res.ba.spliced, expect);
+	TH_EQ_INT(pd.halves, 2);
+	TH_TRUE(pd.half_from_a_first);
+	*out = pd.res;
+	rill_close(c);
+	rill_close(s);
+	free(q);
+	free(r);
+	free(sv.in.data);
+	free(cl.data);
+	loop_done(l);
+}
+
+static void socket_paths_agree(const char *uri)
+{
+	struct rill_proxy_result sp, gen;
+	socket_proxy_case(uri, 0, true, &sp);
+	socket_proxy_case(uri, RILL_COPY_NO_SPLICE, false, &gen);
+	const struct rill_copy_result *x[2] = {&sp.ab, &sp.ba};
+	const struct rill_copy_result *y[2] = {&gen.ab, &gen.ba};
+	for (int i = 0; i < 2; i++) {
+		TH_EQ_U64(x[i]->stats.read_bytes, y[i]->stats.read_bytes);
+		TH_EQ_U64(x[i]->stats.write_bytes, y[i]->stats.write_bytes);
+		TH_EQ_U64(x[i]->stats.read_bytes, x[i]->stats.write_bytes);
+		TH_CMP_INT(x[i]->stats.read_ops, >=, 1);
+		TH_CMP_INT(x[i]->stats.write_ops, >=, 1);
+		TH_EQ_ERR(x[i]->status, y[i]->status);
+	}
+}
+
+TEST(socket_proxy_tcp_splice_and_generic_agree)
+{
+	socket_paths_agree("tcp://127.0.0.1:0");
+}
+
+TEST(socket_proxy_unix_splice_and_generic_agree)
+{
+	char uri[64];
+	snprintf(uri, sizeof uri, "unix:@rill-comb-test-%d", (int)getpid());
+	socket_paths_agree(uri);
+}
+
+/* A standalone copy between sockets splices, never shuts dst down, and
+ * leaves both flows usable through the API afterwards. */
+TEST(socket_copy_splices_and_leaves_flows_usable)
+{
+	for (int mode = 0; mode < 2; mode++) {
+		uv_loop_t *l = loop_new();
+		struct rill_flow *c, *a, *b, *s;
+		sock_pair(l, "tcp://127.0.0.1:0", &c, &a);
+		sock_pair(l, "tcp://127.0.0.1:0", &b, &s);
+		size_t n = 2 * 1024 * 1024 + 1;
+		uint8_t *data = malloc(n);
+		fill(data, n, 3);
+		struct rill_copy_opts o = {.flags =
+		                               mode ? RILL_COPY_NO_SPLICE : 0};
+		struct copy_done cd = {0};
+		TH_OK(rill_copy(a, b, &o, copy_cb, &cd, NULL));
+		struct feeder fd = {.f = c, .data = data, .len = n, .rnd = 4};
+		feed_more(&fd);
+		struct sink sk = {0};
+		sink_start(&sk, s, n + 16);
+		while (cd.calls == 0 || sk.len < n)
+			uv_run(l, UV_RUN_ONCE);
+		TH_OK(cd.res.status);
+		TH_EQ_INT(cd.res.spliced, mode == 0);
+		TH_EQ_U64(cd.res.stats.read_bytes, n);
+		TH_EQ_U64(cd.res.stats.write_bytes, n);
+		TH_EQ_MEM(sk.data, data, n);
+		/* dst still open for writing, through the flow API now. */
+		TH_OK(rill_write_copy(b, "tail", 4, NULL, NULL));
+		TH_OK(rill_shutdown(b, RILL_SHUT_WR, NULL, NULL));
+		while (sk.status == 1)
+			uv_run(l, UV_RUN_ONCE);
+		TH_EQ_ERR(sk.status, RILL_EOF);
+		TH_EQ_INT(sk.len, n + 4);
+		TH_EQ_MEM(sk.data + n, "tail", 4);
+		rill_close(a);
+		rill_close(b);
+		rill_close(c);
+		rill_close(s);
+		free(data);
+		free(sk.data);
+		loop_done(l);
+	}
+}
+
+/* The server's socket goes away mid-transfer: b (the target side) is the
+ * failing side, on both paths, and the proxy still completes. */
+TEST(socket_proxy_target_reset_is_side_b)
+{
+	for (int mode = 0; mode < 2; mode++) {
+		uv_loop_t *l = loop_new();
+		struct rill_flow *c, *a, *b, *s;
+		sock_pair(l, "tcp://127.0.0.1:0", &c, &a);
+		sock_pair(l, "tcp://127.0.0.1:0", &b, &s);
+		struct proxy_done pd = {.close_in_cb = true, .a = a, .b = b};
+		struct rill_proxy_opts po = {0};
+		po.copy.flags = mode ? RILL_COPY_NO_SPLICE : 0;
+		TH_OK(rill_proxy(a, b, &po, proxy_cb, &pd, NULL));
+		static uint8_t blk[4096];
+		endless_feed_cb(c, 0, blk);
+		/* Let bytes flow, then close s with unread data: RST. */
+		for (int i = 0; i < 50; i++)
+			uv_run(l, UV_RUN_NOWAIT);
+		rill_close(s);
+		int ceof = 1;
+		rill_read(c, drain_cb, &ceof);
+		while (pd.calls == 0 || ceof == 1)
+			uv_run(l, UV_RUN_ONCE);
+		TH_TRUE(pd.res.failed & RILL_PROXY_B);
+		TH_TRUE(pd.res.status != 0);
+		TH_TRUE(ceof == RILL_EOF || ceof == RILL_ECONNRESET);
+		rill_close(c);
+		loop_done(l);
+	}
+}
+
+/* A layer above the socket transforms the bytes: the proxy must not
+ * splice under it (the layer offers no fd), and everything still flows. */
+TEST(socket_proxy_layered_flows_use_generic_path)
+{
+	struct rill_proxy_result res;
+	socket_proxy_case("shut+tcp://127.0.0.1:0", 0, false, &res);
+	TH_EQ_U64(res.ab.stats.write_bytes, 5 * 1024 * 1024 + 11);
+	TH_EQ_U64(res.ba.stats.write_bytes, 3 * 1024 * 1024 + 5);
+}
+
+/* The documented switch for the generic path without code changes. */
+TEST(socket_proxy_env_no_splice)
+{
+	setenv("RILL_NO_SPLICE", "1", 1);
+	struct rill_proxy_result res;
+	socket_proxy_case("tcp://127.0.0.1:0", 0, false, &res);
+	TH_TRUE(!res.ab.spliced && !res.ba.spliced);
 }

@@ -58,16 +58,19 @@ def free_port():
 class Relay:
     """A `rill relay` child; its stderr goes to a file we can read."""
 
-    def __init__(self, target, *opts):
+    def __init__(self, target, *opts, listen="tcp://127.0.0.1:0"):
         self.log = tempfile.NamedTemporaryFile(prefix="relay", suffix=".log",
                                                delete=False)
         self.p = subprocess.Popen(
-            [RILL, "relay", *opts, "tcp://127.0.0.1:0", target],
+            [RILL, "relay", *opts, listen, target],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=self.log)
         deadline = time.monotonic() + 10
         while True:
             m = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", self.text())
+            if m is None and "listening on unix:" in self.text():
+                self.port = None
+                break
             if m:
                 self.port = int(m.group(1))
                 self.uri = "tcp://127.0.0.1:%d" % self.port
@@ -489,11 +492,13 @@ def t_signal(path, opts):
     finally:
         r.stop()
         srv.close()
-    # No connections: exits at once.
+    # No connections: SIGINT stops it at once.
     r = Relay(srv.uri, *opts)
     t0 = time.monotonic()
-    r.stop()
+    r.p.send_signal(signal.SIGINT)
+    check(r.p.wait(timeout=5) == 0, "exit status after SIGINT")
     check(time.monotonic() - t0 < 2, "idle relay slow to stop")
+    r.stop()
 
 
 def t_target_killed(path, opts):
@@ -549,7 +554,7 @@ def t_many(path, opts):
     echo, eport = echo_process()
     r = Relay("tcp://127.0.0.1:%d" % eport, *opts)
     n = 1000
-    size = 64 << 10
+    size = 16 << 10
 
     async def one(i):
         data = random.Random(i).randbytes(size)
@@ -578,15 +583,41 @@ def t_many(path, opts):
         echo.wait()
 
 
+def t_unix_to_tcp(path, opts):
+    """Listen on a Unix abstract socket, forward to TCP: splice works across
+    families; half-close and data both ways."""
+    name = "rill-relay-test-%d" % os.getpid()
+    srv = Server(echo_handler)
+    r = Relay(srv.uri, *opts, listen="unix:@" + name)
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect("\0" + name)
+        data = random.Random(5).randbytes(4 << 20)
+        t = threading.Thread(target=lambda: (s.sendall(data),
+                                             s.shutdown(socket.SHUT_WR)))
+        t.start()
+        got = recv_all(s)
+        t.join()
+        s.close()
+        check(got == data, "echo through unix->tcp differs (%d bytes)"
+              % len(got))
+        lines = r.wait_lines(1)
+        check("end=eof" in lines[0] and via_ok(lines, path), repr(lines))
+    finally:
+        r.stop()
+        srv.close()
+
+
 TESTS = [
     ("chain of three relays, hash-checked both ways", t_chain, True),
     ("half-close request/response", t_half_close, True),
+    ("unix listener to tcp target", t_unix_to_tcp, True),
     ("target refused: connection closed, log says why", t_refused, False),
     ("--retry-until: target appears late", t_retry_until, False),
     ("--idle-timeout", t_idle_timeout, False),
     ("--max-conns", t_max_conns, False),
     ("--linger, and the default waits for the reply", t_linger, False),
-    ("SIGTERM: stop accepting, grace, close", t_signal, False),
+    ("SIGTERM/SIGINT: stop accepting, grace, close", t_signal, False),
     ("target SIGKILLed mid-transfer: EOF/reset, keeps serving, no fd leak",
      t_target_killed, True),
     ("1000 concurrent connections, hash-checked", t_many, True),

@@ -154,9 +154,8 @@ struct rill_proxy_opts {
  * (cb never called) RILL_EINVAL, RILL_ECLOSED, RILL_EALREADY, RILL_ENOMEM.
  */
 RILL_EXTERN int rill_proxy(struct rill_flow *a, struct rill_flow *b,
-                           const struct rill_proxy_opts *opts,
-                           rill_proxy_cb cb, void *ud,
-                           struct rill_proxy **out);
+                           const struct rill_proxy_opts *opts, rill_proxy_cb cb,
+                           void *ud, struct rill_proxy **out);
 
 /* Live statistics of both directions; either pointer may be NULL. */
 RILL_EXTERN void rill_proxy_stats(struct rill_proxy *p,

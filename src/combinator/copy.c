@@ -50,8 +50,7 @@ static void copy_fail(struct rill_copy *c, bool reading, int err)
 		c->res.status = err;
 }
 
-void rill__copy_stats_now(const struct rill_copy *c,
-                          struct rill_copy_stats *st)
+void rill__copy_stats_now(const struct rill_copy *c, struct rill_copy_stats *st)
 {
 	*st = c->res.stats;
 	if (!c->done)
@@ -517,7 +516,8 @@ int rill_copy(struct rill_flow *src, struct rill_flow *dst,
 		*out = c;
 	if (rill__splice_possible(src, dst, opts)) {
 		struct rill__splice_ep *in = rill__splice_ep_new(src);
-		struct rill__splice_ep *o = in ? rill__splice_ep_new(dst) : NULL;
+		struct rill__splice_ep *o =
+		    in ? rill__splice_ep_new(dst) : NULL;
 		if (in != NULL && o != NULL) {
 			rill__copy_start_splice(c, in, o);
 			return 0;

@@ -167,8 +167,13 @@ static void timers_close(struct rill_flow *f)
 static void read_timer_start(struct rill_flow *f)
 {
 	struct rill_flow_timers *t = f->timers_;
-	if (t != NULL && t->rd_ms > 0)
+	if (t != NULL && t->rd_ms > 0) {
+		/* The loop's clock is cached; an operation started outside a
+		 * loop callback would otherwise get a deadline that is early.
+		 */
+		uv_update_time(f->loop);
 		uv_timer_start(&t->rd, on_read_timeout, t->rd_ms, 0);
+	}
 }
 
 static void read_timer_stop(struct rill_flow *f)
@@ -180,8 +185,10 @@ static void read_timer_stop(struct rill_flow *f)
 static void write_timer_start(struct rill_flow *f)
 {
 	struct rill_flow_timers *t = f->timers_;
-	if (t != NULL && t->wr_ms > 0 && !uv_is_active((uv_handle_t *)&t->wr))
+	if (t != NULL && t->wr_ms > 0 && !uv_is_active((uv_handle_t *)&t->wr)) {
+		uv_update_time(f->loop);
 		uv_timer_start(&t->wr, on_write_timeout, t->wr_ms, 0);
+	}
 }
 
 static void write_timer_stop(struct rill_flow *f)

@@ -534,9 +534,13 @@ static void shut_close(struct rill_flow *f)
 	s->closing = true;
 	s->want_read = false;
 	s->w_n = s->w_i = 0;
-	if (s->close_timeout_ms > 0)
+	if (s->close_timeout_ms > 0) {
+		/* rill_close may run outside a loop callback, where the loop's
+		 * cached clock is stale: the deadline would come early. */
+		uv_update_time(f->loop);
 		uv_timer_start(&s->timer, shut_on_deadline, s->close_timeout_ms,
 		               0);
+	}
 	shut_send_close(s);
 	if (s->peer_closed || s->peer_rd_shut || s->dec.bad || s->rx_end != 0)
 		s->drained = true;
