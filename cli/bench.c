@@ -17,19 +17,7 @@
 
 #define BENCH_CHUNK (64u * 1024u)
 
-struct bench_opts {
-	uint64_t bytes;
-	bool json;
-	const char *only;
-};
-
-struct bench_row {
-	const char *name;     /* flow kind */
-	const char *metric;   /* "throughput" */
-	double value;         /* MB/s */
-	const char *baseline; /* name of the baseline */
-	double base_value;
-};
+#include "bench.h"
 
 static double now_s(void)
 {
@@ -186,22 +174,24 @@ static const struct {
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
 } cases[] = {
     {"pair", case_pair},
+    BENCH_VCHAN_CASES
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
                       bool last)
 {
 	double ratio = r->base_value > 0 ? r->value / r->base_value : 0;
+	const char *unit = r->unit != NULL ? r->unit : "MB/s";
 	if (o->json)
 		printf("  {\"flow\": \"%s\", \"metric\": \"%s\", \"value\": "
-		       "%.1f, \"unit\": \"MB/s\", \"baseline\": \"%s\", "
+		       "%.1f, \"unit\": \"%s\", \"baseline\": \"%s\", "
 		       "\"baseline_value\": %.1f, \"ratio\": %.3f}%s\n",
-		       r->name, r->metric, r->value, r->baseline, r->base_value,
-		       ratio, last ? "" : ",");
+		       r->name, r->metric, r->value, unit, r->baseline,
+		       r->base_value, ratio, last ? "" : ",");
 	else
-		printf("%-16s %-12s %12.1f MB/s  %-14s %12.1f MB/s  %6.2fx\n",
-		       r->name, r->metric, r->value, r->baseline, r->base_value,
-		       ratio);
+		printf("%-16s %-12s %12.1f %-4s  %-14s %12.1f %-4s  %6.2fx\n",
+		       r->name, r->metric, r->value, unit, r->baseline,
+		       r->base_value, unit, ratio);
 }
 
 static void bench_usage(FILE *out)
