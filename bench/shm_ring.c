@@ -21,7 +21,8 @@ struct shm_ring {
 	_Atomic uint32_t want_data, want_room;
 	int evt_data, evt_room; /* reader sleeps on data, writer on room */
 	uint32_t size;
-	uint8_t data[];
+	/* the bytes start on their own page, as a vchan ring does */
+	_Alignas(4096) uint8_t data[];
 };
 
 static double shm_now(void)
@@ -66,21 +67,46 @@ static void shm_ring_free(struct shm_ring *r)
 	munmap(r, sizeof *r + r->size);
 }
 
+/*
+ * Polls *idx until it differs from not_equal, for up to the current spin
+ * budget. The budget adapts exactly as vchan's does (src/transport/
+ * vchan.c, vchan_spin): doubling up to spin_ns on success, halving on
+ * failure, off after repeated failures and retried after 256 sleeps, so
+ * that both sides of the comparison spin by the same rule.
+ */
+static uint64_t shm_spin_cur = UINT64_MAX;
+static unsigned shm_spin_idle;
+
 static bool shm_spin_until(_Atomic uint32_t *idx, uint32_t not_equal,
                            uint64_t spin_ns)
 {
 	if (spin_ns == 0)
 		return false;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 +
-	             (double)spin_ns / 1e9;
-	for (unsigned i = 0;; i++) {
-		if (atomic_load_explicit(idx, memory_order_acquire) != not_equal)
-			return true;
-		if ((i & 63) == 0 && shm_now() > end)
+	if (shm_spin_cur > spin_ns)
+		shm_spin_cur = spin_ns;
+	if (shm_spin_cur == 0) {
+		if (++shm_spin_idle < 256)
 			return false;
+		shm_spin_idle = 0;
+		shm_spin_cur = spin_ns / 8 + 1;
 	}
+	double end = shm_now() + (double)shm_spin_cur / 1e9;
+	for (unsigned i = 0;; i++) {
+		if (atomic_load_explicit(idx, memory_order_acquire) !=
+		    not_equal) {
+			shm_spin_cur *= 2;
+			return true;
+		}
+		if ((i & 63) == 0 && shm_now() > end)
+			break;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	}
+	shm_spin_cur /= 2;
+	if (shm_spin_cur < 500)
+		shm_spin_cur = 0;
+	return false;
 }
 
 static void shm_write(struct shm_ring *r, const uint8_t *src, size_t n,

@@ -91,8 +91,8 @@ static _Noreturn void bv_child_main(const char *port, bool echo, int done_fd)
 	rill_read(c.f, bv_child_read, &ch);
 	while (!ch.eof)
 		uv_run(&loop, UV_RUN_ONCE);
-	char x = 1;
-	if (write(done_fd, &x, 1) < 0) {
+	/* the byte count tells the parent the run was complete */
+	if (write(done_fd, &ch.got, sizeof ch.got) < 0) {
 	}
 	_exit(0);
 }
@@ -226,8 +226,10 @@ static double bv_vchan(uint64_t bytes, bool ping)
 		bv_write_more(&w);
 		while (w.err == 0 && !w.shut_done)
 			uv_run(&loop, UV_RUN_ONCE);
-		char x;
-		if (w.err == 0 && read(done[0], &x, 1) != 1)
+		uint64_t got = 0;
+		if (w.err == 0 &&
+		    (read(done[0], &got, sizeof got) != sizeof got ||
+		     got != bytes))
 			w.err = -EPIPE;
 		double dt = bv_now() - t0;
 		rill_buf_release(w.chunk);
