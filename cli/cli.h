@@ -9,6 +9,10 @@
 /* Every subcommand: argc/argv start at the subcommand's name. Returns the
  * process exit status: 0 success, 1 runtime failure, 2 bad command line. */
 int cli_bench(int argc, char **argv);
+int cli_cat(int argc, char **argv);
+int cli_echo(int argc, char **argv);
+int cli_http(int argc, char **argv);
+int cli_relay(int argc, char **argv);
 
 /* Prints "rill: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

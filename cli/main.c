@@ -13,6 +13,10 @@ struct command {
 
 static const struct command commands[] = {
     {"bench", cli_bench, "measure every flow kind beside its baselines"},
+    {"cat", cli_cat, "standard input/output to a flow, with half-close"},
+    {"echo", cli_echo, "echo server: every connection, concurrently"},
+    {"http", cli_http, "HTTP/1.1 over any flow: serve a directory, get a URL"},
+    {"relay", cli_relay, "forward every accepted connection to a URI"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

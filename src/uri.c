@@ -13,16 +13,25 @@
 
 #include "core.h"
 #include "uri.h"
+#include "layer/tls_internal.h"
+#include "transport/socket.h"
 #include "transport/vchan.h"
 
 /* The registries. Each module provides its scheme objects; list them
  * here (NULL-terminated). */
 static const struct rill_transport_scheme *const uri_transports[] = {
+    &rill__tcp_scheme,
+    &rill__unix_scheme,
+    &rill__stdio_scheme,
     &rill__vchan_scheme,
     NULL,
 };
 
+extern const struct rill_layer_scheme rill__shut_scheme;
+
 static const struct rill_layer_scheme *const uri_layers[] = {
+    &rill__shut_scheme,
+    &rill__tls_scheme,
     NULL,
 };
 

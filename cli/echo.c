@@ -1,0 +1,182 @@
+/*
+ * rill echo URI: an echo server. Every accepted connection is served
+ * concurrently: what it sends comes back (the very buffers read, no copy),
+ * with a few writes in flight; at its end of file the write side is shut
+ * down once everything was echoed, and the connection closed.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define ECHO_INFLIGHT 4
+
+struct echo_conn {
+	struct rill_flow *f;
+	int inflight;
+	bool reading, eof, shut;
+	bool verbose;
+};
+
+static void echo_read(struct echo_conn *e);
+
+static void echo_end(struct echo_conn *e, int err)
+{
+	if (err != 0 && e->verbose)
+		fprintf(stderr, "rill: echo connection: %s\n",
+		        rill_flow_errmsg(e->f) ? rill_flow_errmsg(e->f)
+		                               : rill_strerror(err));
+	rill_close(e->f);
+	free(e);
+}
+
+static void echo_shut_cb(struct rill_flow *f, int status, void *ud)
+{
+	(void)f;
+	echo_end(ud, status);
+}
+
+static void echo_maybe_shut(struct echo_conn *e)
+{
+	if (e->eof && e->inflight == 0 && !e->shut) {
+		e->shut = true;
+		int err = rill_shutdown(e->f, RILL_SHUT_WR, echo_shut_cb, e);
+		if (err != 0)
+			echo_end(e, err);
+	}
+}
+
+static void echo_write_cb(struct rill_flow *f, int status, void *ud)
+{
+	struct echo_conn *e = ud;
+	(void)f;
+	e->inflight--;
+	if (status != 0) {
+		echo_end(e, status);
+		return;
+	}
+	if (!e->eof && !e->reading)
+		echo_read(e);
+	else
+		echo_maybe_shut(e);
+}
+
+static void echo_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
+                         void *ud)
+{
+	struct echo_conn *e = ud;
+	e->reading = false;
+	if (status == RILL_EOF) {
+		e->eof = true;
+		echo_maybe_shut(e);
+		return;
+	}
+	if (status != 0) {
+		echo_end(e, status);
+		return;
+	}
+	int err = rill_write(f, b, echo_write_cb, e);
+	rill_buf_release(b);
+	if (err != 0) {
+		echo_end(e, err);
+		return;
+	}
+	e->inflight++;
+	if (e->inflight < ECHO_INFLIGHT)
+		echo_read(e);
+}
+
+static void echo_read(struct echo_conn *e)
+{
+	e->reading = true;
+	int err = rill_read(e->f, echo_read_cb, e);
+	if (err != 0) {
+		e->reading = false;
+		echo_end(e, err);
+	}
+}
+
+static void echo_accepted(struct rill_listener *l, struct rill_flow *f,
+                          int status, const char *errmsg, void *ud)
+{
+	(void)l;
+	bool verbose = *(bool *)ud;
+	if (status != 0) {
+		cli_error("accept: %s", errmsg);
+		return;
+	}
+	struct echo_conn *e = calloc(1, sizeof *e);
+	if (e == NULL) {
+		cli_error("accept: out of memory");
+		rill_close(f);
+		return;
+	}
+	e->f = f;
+	e->verbose = verbose;
+	echo_read(e);
+}
+
+static void echo_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: rill echo [-v] URI\n"
+	        "\n"
+	        "Listens on URI and echoes every connection back to its\n"
+	        "sender, all connections concurrently. At a connection's end\n"
+	        "of file, its write side is shut down after the last byte was\n"
+	        "echoed. Runs until killed.\n"
+	        "\n"
+	        "  -v, --verbose  print the address listened on, and errors of\n"
+	        "                 single connections, to stderr\n"
+	        "  -h, --help     show this help\n"
+	        "\n"
+	        "Example:\n"
+	        "  rill echo tcp://127.0.0.1:7000\n");
+}
+
+int cli_echo(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	static bool verbose;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "vh", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'v': verbose = true; break;
+		case 'h': echo_usage(stdout); return 0;
+		default: return cli_usage_error("echo", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error("echo", optind == argc
+		                                   ? "missing URI"
+		                                   : "too many arguments");
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_listener *l = NULL;
+	int err = rill_listen(&loop, argv[optind], NULL, echo_accepted,
+	                      &verbose, &l);
+	if (err != 0) {
+		cli_error("%s", rill_last_errmsg()[0] ? rill_last_errmsg()
+		                                      : rill_strerror(err));
+		uv_loop_close(&loop);
+		return 1;
+	}
+	if (verbose) {
+		char buf[512];
+		if (rill_listener_uri(l, buf, sizeof buf) == 0)
+			fprintf(stderr, "rill: listening on %s\n", buf);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	rill_listener_close(l);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return 0;
+}

@@ -1,0 +1,806 @@
+/*
+ * rill http: serve a directory over HTTP/1.1 on any listening URI, and
+ * fetch a URL over any connecting URI. Public API only.
+ *
+ * Path safety of `serve`: the target is percent-decoded, a decoded NUL or
+ * a ".." segment is refused (404), and the file is opened relative to the
+ * served directory with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS):
+ * the kernel refuses any resolution that leaves DIR, so a symbolic link
+ * is followed only when it stays inside DIR (an absolute link, or one
+ * that climbs out, gives 404). Kernels without openat2 get the same
+ * policy from realpath(3) and a prefix check.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define SERVE_SMALL     (256u * 1024u) /* files read whole */
+#define SERVE_CHUNK     (256u * 1024u)
+#define HTTP_GET_MAXHDR 200
+
+/* ---------------------------------------------------------------------- */
+/* serve */
+
+struct serve {
+	uv_loop_t *loop;
+	int dirfd;
+	char root[PATH_MAX];
+	bool listing;
+	bool quiet;
+	struct rill_http_server *srv;
+	struct rill_listener *lis;
+	uv_signal_t sigint, sigterm;
+	bool stopping;
+};
+
+static const struct {
+	const char *ext, *type;
+} serve_types[] = {
+    {"html", "text/html; charset=utf-8"},
+    {"htm", "text/html; charset=utf-8"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"css", "text/css"},
+    {"js", "text/javascript"},
+    {"mjs", "text/javascript"},
+    {"json", "application/json"},
+    {"xml", "application/xml"},
+    {"svg", "image/svg+xml"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},
+    {"webp", "image/webp"},
+    {"ico", "image/x-icon"},
+    {"pdf", "application/pdf"},
+    {"wasm", "application/wasm"},
+    {"md", "text/markdown; charset=utf-8"},
+    {"c", "text/plain; charset=utf-8"},
+    {"h", "text/plain; charset=utf-8"},
+    {"gz", "application/gzip"},
+    {"tar", "application/x-tar"},
+    {"zip", "application/zip"},
+    {"mp4", "video/mp4"},
+    {"woff2", "font/woff2"},
+};
+
+static const char *serve_type(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	const char *slash = strrchr(path, '/');
+	if (dot != NULL && (slash == NULL || dot > slash))
+		for (size_t i = 0; i < sizeof serve_types / sizeof *serve_types;
+		     i++)
+			if (strcasecmp(dot + 1, serve_types[i].ext) == 0)
+				return serve_types[i].type;
+	return "application/octet-stream";
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes target's path into out ("" for the root, no leading '/').
+ * Returns false for anything that must not reach the file system. */
+static bool serve_decode(const char *target, char *out, size_t cap)
+{
+	if (target[0] != '/')
+		return false;
+	size_t k = 0;
+	for (const char *p = target + 1; *p && *p != '?' && *p != '#'; p++) {
+		int ch = (unsigned char)*p;
+		if (ch == '%') {
+			int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
+			if (lo < 0)
+				return false;
+			ch = hi * 16 + lo;
+			p += 2;
+			if (ch == 0)
+				return false;
+		}
+		if (k + 1 >= cap)
+			return false;
+		out[k++] = (char)ch;
+	}
+	out[k] = '\0';
+	/* No ".." segment, whichever way it was spelled. */
+	for (char *s = out; s != NULL;) {
+		char *slash = strchr(s, '/');
+		size_t n = slash ? (size_t)(slash - s) : strlen(s);
+		if (n == 2 && s[0] == '.' && s[1] == '.')
+			return false;
+		s = slash ? slash + 1 : NULL;
+	}
+	return out[0] != '/';
+}
+
+static int serve_open(struct serve *sv, const char *rel)
+{
+	if (rel[0] == '\0')
+		rel = ".";
+#ifdef SYS_openat2
+	struct open_how how = {
+	    .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, sv->dirfd, rel, &how, sizeof how);
+	if (fd >= 0 || errno != ENOSYS)
+		return fd;
+#endif
+	char full[PATH_MAX * 2], real[PATH_MAX];
+	snprintf(full, sizeof full, "%s/%s", sv->root, rel);
+	if (realpath(full, real) == NULL)
+		return -1;
+	size_t rl = strlen(sv->root);
+	if (strncmp(real, sv->root, rl) != 0 ||
+	    (real[rl] != '\0' && real[rl] != '/' && rl > 1)) {
+		errno = EACCES;
+		return -1;
+	}
+	return open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
+static void serve_simple(struct rill_flow *ex, int status, const char *text,
+                         const struct rill_http_header *extra, size_t nextra)
+{
+	struct rill_http_header h[4];
+	size_t n = 0;
+	h[n++] = (struct rill_http_header){"Content-Type",
+	                                   "text/plain; charset=utf-8"};
+	for (size_t i = 0; i < nextra && n < 4; i++)
+		h[n++] = extra[i];
+	struct rill_buf *b = rill_buf_copy(text, strlen(text));
+	rill_http_respond_buf(ex, status, h, n, b);
+	rill_buf_release(b);
+	rill_close(ex);
+}
+
+/* A streamed large file. */
+struct serve_stream {
+	struct rill_flow *ex;
+	int fd;
+	uint64_t off, left;
+};
+
+static void serve_stream_next(struct serve_stream *st);
+
+static void serve_stream_done(struct serve_stream *st)
+{
+	close(st->fd);
+	rill_close(st->ex);
+	free(st);
+}
+
+static void serve_stream_shut(struct rill_flow *ex, int status, void *ud)
+{
+	(void)ex;
+	(void)status;
+	serve_stream_done(ud);
+}
+
+static void serve_stream_wrote(struct rill_flow *ex, int status, void *ud)
+{
+	(void)ex;
+	struct serve_stream *st = ud;
+	if (status < 0) {
+		serve_stream_done(st);
+		return;
+	}
+	serve_stream_next(st);
+}
+
+static void serve_stream_next(struct serve_stream *st)
+{
+	if (st->left == 0) {
+		if (rill_shutdown(st->ex, RILL_SHUT_WR, serve_stream_shut, st) !=
+		    0)
+			serve_stream_done(st);
+		return;
+	}
+	size_t n = st->left < SERVE_CHUNK ? (size_t)st->left : SERVE_CHUNK;
+	struct rill_buf *b = rill_buf_new(n);
+	ssize_t got = b ? pread(st->fd, b->data, n, (off_t)st->off) : -1;
+	if (got <= 0) {
+		/* The file shrank or failed: the response cannot be
+		 * completed; closing the exchange aborts the connection. */
+		rill_buf_release(b);
+		serve_stream_done(st);
+		return;
+	}
+	b->len = (size_t)got;
+	st->off += (uint64_t)got;
+	st->left -= (uint64_t)got;
+	int err = rill_write(st->ex, b, serve_stream_wrote, st);
+	rill_buf_release(b);
+	if (err != 0)
+		serve_stream_done(st);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Escapes &<>" for HTML. */
+static void html_esc(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+static void url_esc(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (isalnum(c) || strchr("-._~/", c))
+			fputc(c, f);
+		else
+			fprintf(f, "%%%02X", c);
+	}
+}
+
+static void serve_listing(struct serve *sv, struct rill_flow *ex, int fd,
+                          const char *rel, const char *target)
+{
+	(void)sv;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		serve_simple(ex, 500, "cannot list directory\n", NULL, 0);
+		return;
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue; /* hidden files and . and .. */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **nn = realloc(names, cap * sizeof *names);
+			if (nn == NULL)
+				break;
+			names = nn;
+		}
+		bool isdir = e->d_type == DT_DIR;
+		size_t l = strlen(e->d_name);
+		names[n] = malloc(l + 2);
+		if (names[n] == NULL)
+			break;
+		memcpy(names[n], e->d_name, l);
+		names[n][l] = isdir ? '/' : '\0';
+		names[n][l + 1] = '\0';
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof *names, cmp_names);
+	char *html = NULL;
+	size_t hlen = 0;
+	FILE *f = open_memstream(&html, &hlen);
+	fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
+	      "Index of /",
+	      f);
+	html_esc(f, rel);
+	fputs("</title></head>\n<body><h1>Index of /", f);
+	html_esc(f, rel);
+	fputs("</h1>\n<ul>\n", f);
+	for (size_t i = 0; i < n; i++) {
+		fputs("<li><a href=\"", f);
+		url_esc(f, names[i]);
+		fputs("\">", f);
+		html_esc(f, names[i]);
+		fputs("</a></li>\n", f);
+		free(names[i]);
+	}
+	free(names);
+	fputs("</ul></body></html>\n", f);
+	fclose(f);
+	(void)target;
+	struct rill_http_header h[] = {
+	    {"Content-Type", "text/html; charset=utf-8"}};
+	struct rill_buf *b = rill_buf_copy(html, hlen);
+	free(html);
+	rill_http_respond_buf(ex, 200, h, 1, b);
+	rill_buf_release(b);
+	rill_close(ex);
+}
+
+static void http_date_of(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void serve_handler(struct rill_flow *ex, void *ud)
+{
+	struct serve *sv = ud;
+	const char *m = rill_http_method(ex);
+	bool head = strcmp(m, "HEAD") == 0;
+	if (!head && strcmp(m, "GET") != 0) {
+		struct rill_http_header allow = {"Allow", "GET, HEAD"};
+		serve_simple(ex, 405, "method not allowed\n", &allow, 1);
+		return;
+	}
+	char rel[PATH_MAX];
+	const char *target = rill_http_target(ex);
+	if (!serve_decode(target, rel, sizeof rel)) {
+		serve_simple(ex, 404, "not found\n", NULL, 0);
+		return;
+	}
+	int fd = serve_open(sv, rel);
+	if (fd < 0) {
+		serve_simple(ex, 404, "not found\n", NULL, 0);
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		serve_simple(ex, 500, "cannot stat\n", NULL, 0);
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		size_t rl = strlen(rel);
+		if (rl > 0 && rel[rl - 1] != '/') {
+			/* Relative links in the listing need the slash. */
+			char loc[PATH_MAX + 2];
+			snprintf(loc, sizeof loc, "/%s/", rel);
+			struct rill_http_header h = {"Location", loc};
+			close(fd);
+			serve_simple(ex, 301, "moved\n", &h, 1);
+			return;
+		}
+		struct open_how how = {.flags = O_RDONLY | O_CLOEXEC,
+		                       .resolve = RESOLVE_BENEATH};
+		int ifd = (int)syscall(SYS_openat2, fd, "index.html", &how,
+		                       sizeof how);
+		if (ifd >= 0) {
+			close(fd);
+			fd = ifd;
+			fstat(fd, &st);
+			strncat(rel, "index.html", sizeof rel - rl - 1);
+		} else if (sv->listing) {
+			serve_listing(sv, ex, fd, rel, target);
+			return;
+		} else {
+			close(fd);
+			serve_simple(ex, 404, "not found\n", NULL, 0);
+			return;
+		}
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		serve_simple(ex, 404, "not found\n", NULL, 0);
+		return;
+	}
+	char lm[64];
+	http_date_of(st.st_mtime, lm, sizeof lm);
+	struct rill_http_header h[] = {
+	    {"Content-Type", serve_type(rel)},
+	    {"Last-Modified", lm},
+	};
+	const char *ims = rill_http_header(ex, "If-Modified-Since");
+	if (ims != NULL) {
+		struct tm tm = {0};
+		const char *end = strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		if (end != NULL && *end == '\0' && st.st_mtime <= timegm(&tm)) {
+			close(fd);
+			rill_http_respond_buf(ex, 304, h + 1, 1, NULL);
+			rill_close(ex);
+			return;
+		}
+	}
+	if (head) {
+		close(fd);
+		rill_http_respond(ex, 200, h, 2, (int64_t)st.st_size);
+		rill_close(ex);
+		return;
+	}
+	if ((uint64_t)st.st_size <= SERVE_SMALL) {
+		struct rill_buf *b = rill_buf_new((size_t)st.st_size);
+		ssize_t got = b ? pread(fd, b->data, (size_t)st.st_size, 0) : -1;
+		close(fd);
+		if (got != (ssize_t)st.st_size) {
+			rill_buf_release(b);
+			serve_simple(ex, 500, "read error\n", NULL, 0);
+			return;
+		}
+		rill_http_respond_buf(ex, 200, h, 2, b);
+		rill_buf_release(b);
+		rill_close(ex);
+		return;
+	}
+	struct serve_stream *s = calloc(1, sizeof *s);
+	if (s == NULL || rill_http_respond(ex, 200, h, 2,
+	                                   (int64_t)st.st_size) != 0) {
+		free(s);
+		close(fd);
+		rill_close(ex);
+		return;
+	}
+	s->ex = ex;
+	s->fd = fd;
+	s->left = (uint64_t)st.st_size;
+	serve_stream_next(s);
+}
+
+static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
+                            int status, const char *errmsg, void *ud)
+{
+	(void)l;
+	struct serve *sv = ud;
+	if (status != 0) {
+		if (!sv->quiet)
+			cli_error("accept: %s", errmsg);
+		return;
+	}
+	rill_http_server_serve(sv->srv, f);
+}
+
+static void serve_stopped(void *ud)
+{
+	struct serve *sv = ud;
+	uv_close((uv_handle_t *)&sv->sigint, NULL);
+	uv_close((uv_handle_t *)&sv->sigterm, NULL);
+}
+
+static void serve_on_signal(uv_signal_t *h, int sig)
+{
+	(void)sig;
+	struct serve *sv = h->data;
+	if (sv->stopping) {
+		/* A second signal: stop now. */
+		rill_http_server_free(sv->srv);
+		sv->srv = NULL;
+		serve_stopped(sv);
+		return;
+	}
+	sv->stopping = true;
+	rill_listener_close(sv->lis);
+	sv->lis = NULL;
+	rill_http_server_shutdown(sv->srv, serve_stopped, sv);
+}
+
+static void serve_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: rill http serve [OPTIONS] URI [DIR]\n"
+	        "\n"
+	        "Serves the files under DIR (default: the current directory)\n"
+	        "over HTTP/1.1 on every connection accepted on URI, which may\n"
+	        "be any listening URI: tcp://127.0.0.1:8080, unix:/run/s.sock,\n"
+	        "vsock://-1:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
+	        "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
+	        "\n"
+	        "  Content-Type comes from the file extension; Last-Modified\n"
+	        "  is sent and If-Modified-Since answered with 304.\n"
+	        "  A directory is served as its index.html, else as an HTML\n"
+	        "  listing (hidden files omitted), or 404 with --no-listing.\n"
+	        "  Paths never leave DIR: \"..\" segments (also encoded as\n"
+	        "  %%2e%%2e) and NUL are refused with 404, and files are opened\n"
+	        "  with openat2(RESOLVE_BENEATH): symbolic links are followed\n"
+	        "  only when they stay inside DIR; others give 404.\n"
+	        "\n"
+	        "Options:\n"
+	        "  --no-listing          404 for directories without index.html\n"
+	        "  --max-header-bytes N  request head limit (default 16384)\n"
+	        "  --max-body N          request body limit (default 64 MiB)\n"
+	        "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
+	        "  --header-timeout MS   request head deadline (default 10000)\n"
+	        "  --body-timeout MS     request body progress (default 30000)\n"
+	        "  -q, --quiet           no messages for failed accepts\n"
+	        "  -h, --help            this help\n"
+	        "\n"
+	        "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
+	        "a second signal stops at once.\n");
+}
+
+static int http_serve(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+	    {"no-listing", no_argument, NULL, 'L'},
+	    {"max-header-bytes", required_argument, NULL, 'H'},
+	    {"max-body", required_argument, NULL, 'B'},
+	    {"idle-timeout", required_argument, NULL, 'I'},
+	    {"header-timeout", required_argument, NULL, 'T'},
+	    {"body-timeout", required_argument, NULL, 'Y'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct serve sv = {.listing = true};
+	struct rill_http_server_opts o = {0};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+qh", lopts, NULL)) != -1) {
+		char *end = NULL;
+		unsigned long long v = 0;
+		if (optarg != NULL) {
+			v = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v == 0)
+				return cli_usage_error("http serve",
+				                       "bad number '%s'",
+				                       optarg);
+		}
+		switch (c) {
+		case 'L': sv.listing = false; break;
+		case 'H': o.max_header_bytes = (size_t)v; break;
+		case 'B': o.max_body = v; break;
+		case 'I': o.idle_timeout_ms = v; break;
+		case 'T': o.header_timeout_ms = v; break;
+		case 'Y': o.body_timeout_ms = v; break;
+		case 'q': sv.quiet = true; break;
+		case 'h': serve_usage(stdout); return 0;
+		default: return cli_usage_error("http serve", "bad option");
+		}
+	}
+	if (argc - optind < 1 || argc - optind > 2)
+		return cli_usage_error("http serve", "expected URI [DIR]");
+	const char *uri = argv[optind];
+	const char *dir = argc - optind == 2 ? argv[optind + 1] : ".";
+	if (realpath(dir, sv.root) == NULL) {
+		cli_error("http serve: %s: %s", dir, strerror(errno));
+		return 1;
+	}
+	sv.dirfd = open(sv.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sv.dirfd < 0) {
+		cli_error("http serve: %s: %s", dir, strerror(errno));
+		return 1;
+	}
+	sv.loop = uv_default_loop();
+	int err = rill_http_server_new(sv.loop, &o, serve_handler, &sv, &sv.srv);
+	if (err == 0)
+		err = rill_listen(sv.loop, uri, NULL, serve_on_accept, &sv,
+		                  &sv.lis);
+	if (err != 0) {
+		const char *why = rill_last_errmsg();
+		cli_error("http serve: %s", why && *why ? why : rill_strerror(err));
+		rill_http_server_free(sv.srv);
+		uv_run(sv.loop, UV_RUN_NOWAIT);
+		close(sv.dirfd);
+		return 1;
+	}
+	uv_signal_init(sv.loop, &sv.sigint);
+	uv_signal_init(sv.loop, &sv.sigterm);
+	sv.sigint.data = sv.sigterm.data = &sv;
+	uv_signal_start(&sv.sigint, serve_on_signal, SIGINT);
+	uv_signal_start(&sv.sigterm, serve_on_signal, SIGTERM);
+	uv_run(sv.loop, UV_RUN_DEFAULT);
+	rill_listener_close(sv.lis);
+	rill_http_server_free(sv.srv);
+	uv_run(sv.loop, UV_RUN_DEFAULT);
+	close(sv.dirfd);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* get */
+
+struct get {
+	bool head_done;
+	int status;
+	bool show_headers;
+	const char *method;
+};
+
+static void get_on_head(struct rill_flow *ex, int status, void *ud)
+{
+	struct get *g = ud;
+	g->head_done = true;
+	g->status = status;
+	if (status != 0 || !g->show_headers)
+		return;
+	int code = rill_http_status(ex);
+	printf("HTTP/1.%d %d %s\r\n", rill_http_version_minor(ex), code,
+	       rill_http_reason(code));
+	size_t n = rill_http_header_count(ex);
+	for (size_t i = 0; i < n; i++) {
+		const char *k, *v;
+		if (rill_http_header_at(ex, i, &k, &v) == 0)
+			printf("%s: %s\r\n", k, v);
+	}
+	printf("\r\n");
+}
+
+/* Splits http://host[:port]/path into a connect URI, Host and target. */
+static bool get_parse_url(const char *url, char *conn, size_t clen,
+                          char *host, size_t hlen, const char **target)
+{
+	const char *p;
+	if (strncmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else
+		return false;
+	const char *slash = strchr(p, '/');
+	size_t auth = slash ? (size_t)(slash - p) : strlen(p);
+	if (auth == 0 || auth >= hlen)
+		return false;
+	memcpy(host, p, auth);
+	host[auth] = '\0';
+	*target = slash ? slash : "/";
+	/* tcp:// needs a port; HTTP's default is 80. */
+	const char *colon = strrchr(host, ':');
+	const char *rb = strrchr(host, ']');
+	bool has_port = colon != NULL && (rb == NULL || colon > rb);
+	int n = snprintf(conn, clen, "tcp://%s%s", host, has_port ? "" : ":80");
+	return n > 0 && (size_t)n < clen;
+}
+
+static void get_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: rill http get [OPTIONS] URL\n"
+	        "\n"
+	        "Fetches URL (http://host[:port]/path) and writes the response\n"
+	        "body to standard output. The connection goes to host:port over\n"
+	        "TCP, or over any connecting URI given with --via (unix:/s.sock,\n"
+	        "vsock://3:80, vchan:web, tls+tcp://h:443?ca=FILE, shut+...);\n"
+	        "the URL then only supplies the Host header and the path.\n"
+	        "\n"
+	        "Options:\n"
+	        "  --via URI          connect through URI instead of the URL's host\n"
+	        "  -i, --include      print the status line and headers too\n"
+	        "  -I, --head         send HEAD instead of GET (implies -i)\n"
+	        "  --timeout MS       give up after MS milliseconds (default 30000)\n"
+	        "  -h, --help         this help\n"
+	        "\n"
+	        "Exit status: 0 for a 1xx-3xx response; 1 with a one-line reason\n"
+	        "on stderr for a 4xx/5xx status (the body is still printed), a\n"
+	        "connection failure or a malformed response; 2 for bad usage.\n");
+}
+
+static int http_get(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+	    {"via", required_argument, NULL, 'v'},
+	    {"include", no_argument, NULL, 'i'},
+	    {"head", no_argument, NULL, 'I'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *via = NULL;
+	struct get g = {.method = "GET"};
+	uint64_t timeout = 30000;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+iIh", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'v': via = optarg; break;
+		case 'i': g.show_headers = true; break;
+		case 'I':
+			g.show_headers = true;
+			g.method = "HEAD";
+			break;
+		case 't': {
+			char *end;
+			timeout = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || timeout == 0)
+				return cli_usage_error("http get",
+				                       "bad timeout '%s'", optarg);
+			break;
+		}
+		case 'h': get_usage(stdout); return 0;
+		default: return cli_usage_error("http get", "bad option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("http get", "expected one URL");
+	const char *url = argv[optind];
+	char conn_uri[1024], host[512];
+	const char *target;
+	if (!get_parse_url(url, conn_uri, sizeof conn_uri, host, sizeof host,
+	                   &target))
+		return cli_usage_error("http get",
+		                       "bad URL '%s' (expected http://host[:port]"
+		                       "/path)",
+		                       url);
+	uv_loop_t *loop = uv_default_loop();
+	struct rill_connect_opts co = {.timeout_ms = timeout};
+	struct rill_flow *f = NULL;
+	const char *cu = via != NULL ? via : conn_uri;
+	int err = rill_connect_sync(loop, cu, &co, &f);
+	if (err != 0) {
+		const char *why = rill_last_errmsg();
+		cli_error("http get %s: %s", url,
+		          why && *why ? why : rill_strerror(err));
+		return 1;
+	}
+	rill_set_read_timeout(f, timeout);
+	struct rill_http_client *cl;
+	err = rill_http_client_new(f, NULL, &cl);
+	struct rill_flow *ex = NULL;
+	struct rill_http_header h[] = {
+	    {"Host", host},
+	    {"User-Agent", "rill/" RILL_VERSION_STRING},
+	    {"Accept", "*/*"},
+	};
+	if (err == 0)
+		err = rill_http_request(cl, g.method, target, h, 3, 0,
+		                        get_on_head, &g, &ex);
+	if (err != 0) {
+		cli_error("http get %s: %s", url, rill_strerror(err));
+		rill_http_client_free(cl);
+		return 1;
+	}
+	while (!g.head_done)
+		uv_run(loop, UV_RUN_ONCE);
+	int rc = 0;
+	if (g.status != 0) {
+		cli_error("http get %s: %s", url, rill_strerror(g.status));
+		rc = 1;
+	} else {
+		for (;;) {
+			struct rill_buf *b;
+			err = rill_read_sync(ex, &b);
+			if (err != 0)
+				break;
+			fwrite(b->data, 1, b->len, stdout);
+			rill_buf_release(b);
+		}
+		fflush(stdout);
+		int code = rill_http_status(ex);
+		if (err != RILL_EOF) {
+			cli_error("http get %s: response body: %s", url,
+			          rill_strerror(err));
+			rc = 1;
+		} else if (code >= 400) {
+			cli_error("http get %s: %d %s", url, code,
+			          rill_http_reason(code));
+			rc = 1;
+		}
+	}
+	rill_close(ex);
+	rill_http_client_free(cl);
+	uv_run(loop, UV_RUN_NOWAIT);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void http_usage(FILE *out)
+{
+	fprintf(out, "Usage: rill http serve [OPTIONS] URI [DIR]\n"
+	             "       rill http get [OPTIONS] URL\n"
+	             "\n"
+	             "HTTP/1.1 over any flow. 'rill http serve --help' and\n"
+	             "'rill http get --help' describe each.\n");
+}
+
+int cli_http(int argc, char **argv)
+{
+	if (argc < 2)
+		return cli_usage_error("http", "expected 'serve' or 'get'");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		http_usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "serve") == 0)
+		return http_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "get") == 0)
+		return http_get(argc - 1, argv + 1);
+	return cli_usage_error("http", "unknown subcommand '%s'", argv[1]);
+}

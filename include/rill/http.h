@@ -1,0 +1,215 @@
+/*
+ * rill/http.h - HTTP/1.1 server and client over any flow (DESIGN.md 6).
+ * Included by rill.h; do not include directly.
+ *
+ * The parser is llhttp (Node.js's). One HTTP request/response pair is an
+ * *exchange*, and an exchange is itself a flow:
+ *
+ *   server side   reads deliver the request body, then RILL_EOF;
+ *                 writes send the response body (after
+ *                 rill_http_respond); rill_shutdown(RILL_SHUT_WR) ends it.
+ *   client side   writes send the request body; rill_shutdown(RILL_SHUT_WR)
+ *                 ends it; reads deliver the response body, then RILL_EOF.
+ *
+ * So a body has the back-pressure of any flow: the server reads the
+ * connection only while a body reader waits, and a body write completes
+ * when the connection below accepted it. Bodies are framed with
+ * Content-Length when the length is known up front, chunked otherwise.
+ *
+ * The owner of an exchange closes it with rill_close() when done. On the
+ * server, closing an exchange whose response is complete lets the
+ * connection go on with the next (keep-alive, pipelined) request; closing
+ * it earlier aborts: a 500 if nothing was sent yet, else the connection
+ * closes (the client sees a truncated response).
+ */
+#ifndef RILL_HTTP_H
+#define RILL_HTTP_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One header line. Names compare case-insensitively. */
+struct rill_http_header {
+	const char *name;
+	const char *value;
+};
+
+/* ------------------------------------------------------------------------
+ * Reading the head of an exchange
+ *
+ * On the server these describe the request; on the client the response
+ * (after the response callback). Strings are NUL-terminated and valid
+ * until the exchange is closed.
+ */
+
+/* Request method ("GET"), or "" on a client exchange. */
+RILL_EXTERN const char *rill_http_method(struct rill_flow *ex);
+/* Request target as sent ("/a/b?q"), or "" on a client exchange. */
+RILL_EXTERN const char *rill_http_target(struct rill_flow *ex);
+/* Response status code (client), or 0 on a server exchange. */
+RILL_EXTERN int rill_http_status(struct rill_flow *ex);
+/* Minor HTTP version of the peer's message (0 or 1). */
+RILL_EXTERN int rill_http_version_minor(struct rill_flow *ex);
+/* The first value of header `name`, or NULL. */
+RILL_EXTERN const char *rill_http_header(struct rill_flow *ex,
+                                         const char *name);
+/* Number of header lines, and the i-th one (0 or RILL_EINVAL). */
+RILL_EXTERN size_t rill_http_header_count(struct rill_flow *ex);
+RILL_EXTERN int rill_http_header_at(struct rill_flow *ex, size_t i,
+                                    const char **name, const char **value);
+/* The length announced by Content-Length, or -1 (chunked, none, or until
+ * close). */
+RILL_EXTERN int64_t rill_http_content_length(struct rill_flow *ex);
+
+/* ------------------------------------------------------------------------
+ * Server
+ */
+
+struct rill_http_server;
+
+struct rill_http_server_opts {
+	size_t max_header_bytes; /* request line + headers; 0: 16 KiB */
+	size_t max_headers;      /* header lines; 0: 100 */
+	uint64_t max_body;       /* request body bytes; 0: 64 MiB */
+	uint64_t header_timeout_ms; /* whole head must arrive; 0: 10 s */
+	uint64_t idle_timeout_ms;   /* keep-alive idle; 0: 60 s */
+	uint64_t body_timeout_ms;   /* no body progress for this long; 0: 30 s */
+	size_t max_requests_per_conn; /* 0: unlimited */
+	const char *server_name;      /* "Server:" header; NULL: none */
+};
+
+/*
+ * Handler: a new request. ex is a new exchange flow the handler owns and
+ * must close. The request head is readable at once (rill_http_method...);
+ * read the body with rill_read(ex), answer with rill_http_respond or
+ * rill_http_respond_buf. Called from the loop.
+ */
+typedef void (*rill_http_handler)(struct rill_flow *ex, void *ud);
+
+/*
+ * A server on loop; opts may be NULL (defaults). Returns 0 and *out, or
+ * RILL_EINVAL / RILL_ENOMEM.
+ */
+RILL_EXTERN int rill_http_server_new(uv_loop_t *loop,
+                                     const struct rill_http_server_opts *opts,
+                                     rill_http_handler handler, void *ud,
+                                     struct rill_http_server **out);
+
+/*
+ * Serves HTTP on conn (an accepted flow of any kind); consumes conn even
+ * on failure. Returns 0, RILL_ENOMEM, or RILL_ECANCELED when the server is
+ * shutting down. The connection is closed by the server when the client
+ * leaves, on errors (after a 400/408/413/431/505 response where one
+ * applies), on timeouts, or at shutdown.
+ */
+RILL_EXTERN int rill_http_server_serve(struct rill_http_server *s,
+                                       struct rill_flow *conn);
+
+/*
+ * Graceful shutdown: accepts no new connections, closes idle ones now,
+ * lets requests in progress finish (their responses say
+ * "Connection: close"), then calls done(ud) once from the loop when no
+ * connection is left. done may be NULL.
+ */
+RILL_EXTERN void rill_http_server_shutdown(struct rill_http_server *s,
+                                           void (*done)(void *ud), void *ud);
+
+/* Closes every connection at once and frees s. No callback after. */
+RILL_EXTERN void rill_http_server_free(struct rill_http_server *s);
+
+/* Connections currently served. */
+RILL_EXTERN size_t rill_http_server_connections(struct rill_http_server *s);
+
+/*
+ * Starts the response on server exchange ex: status line and headers.
+ * content_length >= 0 frames the body by Content-Length (writes beyond it
+ * fail with RILL_EHTTP; a shutdown before it is reached aborts the
+ * connection); -1 selects chunked encoding (or, for an HTTP/1.0 client,
+ * a body delimited by closing the connection). Date, Content-Length /
+ * Transfer-Encoding and Connection are added by the server; do not pass
+ * them. The head is sent together with the first body write (one
+ * writev), or at the shutdown. For HEAD requests and 204/304 responses
+ * body writes are accepted and dropped.
+ * Returns 0, RILL_EINVAL (bad argument, response already started, not a
+ * server exchange), RILL_ECLOSED (connection gone), RILL_ENOMEM.
+ */
+RILL_EXTERN int rill_http_respond(struct rill_flow *ex, int status,
+                                  const struct rill_http_header *headers,
+                                  size_t nheaders, int64_t content_length);
+
+/*
+ * A whole response at once: head and body in one writev, then the
+ * response is complete (as after rill_shutdown(ex, RILL_SHUT_WR)). body
+ * may be NULL (empty); it is referenced, not copied: do not change its
+ * bytes afterwards. Same results as rill_http_respond.
+ */
+RILL_EXTERN int rill_http_respond_buf(struct rill_flow *ex, int status,
+                                      const struct rill_http_header *headers,
+                                      size_t nheaders, struct rill_buf *body);
+
+/* The standard reason phrase of a status code ("Not Found"), or "". */
+RILL_EXTERN const char *rill_http_reason(int status);
+
+/* ------------------------------------------------------------------------
+ * Client
+ */
+
+struct rill_http_client;
+
+struct rill_http_client_opts {
+	size_t max_header_bytes;    /* response head; 0: 64 KiB */
+	size_t max_headers;         /* 0: 200 */
+	uint64_t header_timeout_ms; /* response head after request; 0: none */
+};
+
+/*
+ * An HTTP client connection over conn (any connected flow), which it
+ * consumes even on failure. opts may be NULL. Returns 0 and *out, or
+ * RILL_ENOMEM / RILL_EINVAL.
+ */
+RILL_EXTERN int rill_http_client_new(struct rill_flow *conn,
+                                     const struct rill_http_client_opts *opts,
+                                     struct rill_http_client **out);
+
+/* Closes the connection and frees c (open exchanges then fail). */
+RILL_EXTERN void rill_http_client_free(struct rill_http_client *c);
+
+/*
+ * True while the connection can carry another request (keep-alive: the
+ * last response was read completely and did not say close).
+ */
+RILL_EXTERN bool rill_http_client_reusable(struct rill_http_client *c);
+
+/*
+ * Response head callback: status 0 and the head is readable on ex
+ * (rill_http_status, rill_http_header...), or a negative error (the
+ * connection failed, RILL_EHTTP for a malformed response, RILL_ETIMEDOUT).
+ * Either way ex stays owned by the caller, who closes it.
+ */
+typedef void (*rill_http_response_cb)(struct rill_flow *ex, int status,
+                                      void *ud);
+
+/*
+ * Sends a request on c: method, target ("/path?q"), headers (Host is the
+ * caller's to give), and a body of content_length bytes (0: none, -1:
+ * chunked), written to the returned exchange flow *ex; end it with
+ * rill_shutdown(RILL_SHUT_WR) (required for a chunked body; implied when
+ * content_length bytes were written). cb is called once with the
+ * response head; then read the response body from *ex.
+ * One exchange at a time: returns -EBUSY while the previous one is open,
+ * RILL_ECLOSED when the connection is not reusable, RILL_EINVAL,
+ * RILL_ENOMEM. On success the caller owns *ex.
+ */
+RILL_EXTERN int rill_http_request(struct rill_http_client *c,
+                                  const char *method, const char *target,
+                                  const struct rill_http_header *headers,
+                                  size_t nheaders, int64_t content_length,
+                                  rill_http_response_cb cb, void *ud,
+                                  struct rill_flow **ex);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_HTTP_H */

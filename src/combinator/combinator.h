@@ -1,0 +1,84 @@
+/*
+ * Internal interface between copy.c (the one-direction engine, generic and
+ * splice paths) and proxy.c (two engines sharing their sockets' pollers).
+ */
+#ifndef RILL_COMBINATOR_INTERNAL_H
+#define RILL_COMBINATOR_INTERNAL_H
+
+#include "rill/impl.h"
+
+/*
+ * A kernel socket watched for the splice path. One per fd: a proxy's two
+ * directions share it (one reads from it, the other writes into it),
+ * because libuv allows one poll handle per fd. It polls the flow's own fd
+ * when libuv lets it (the transport is not watching it), else a dup(2).
+ */
+struct rill__splice_ep {
+	uv_poll_t poll;
+	int fd;
+	bool own_fd; /* fd is our dup: close it */
+	int events;  /* currently polled UV_READABLE/UV_WRITABLE */
+	struct rill_copy *reader, *writer;
+};
+
+/* The engine of one direction (the public struct rill_copy). */
+struct rill_copy {
+	struct rill_flow *src, *dst;
+	rill_copy_cb cb;
+	void *ud;
+	/* Internal owner hooks (proxy): `ending` when no more data will be
+	 * written to dst (write error, or everything read was written);
+	 * `finished` when nothing is outstanding any more. When finished is
+	 * NULL the public callback runs and the copy frees itself. */
+	void (*ending)(struct rill_copy *c);
+	void (*finished)(struct rill_copy *c);
+	void *owner;
+	struct rill_copy_result res;
+	uint64_t t0;
+	uint64_t dst_wr_base; /* generic: dst's byte counter at start */
+	unsigned max_inflight;
+	unsigned inflight; /* generic: writes not yet completed */
+	bool reading;      /* generic: a read is pending on src */
+	bool rd_done;      /* src gave EOF or an error */
+	bool ended;        /* `ending` ran */
+	bool done;         /* `finished` / the callback ran */
+	bool in_cb;        /* inside the public callback */
+	bool standalone;   /* allocated by rill_copy: free on finish */
+	bool sigpipe_ign;  /* SIGPIPE is ignored: no masking needed */
+	/* splice path */
+	struct rill__splice_ep *in, *out;
+	int pipe_r, pipe_w;
+	size_t pipe_bytes, pipe_cap;
+};
+
+/* Fills c for src -> dst (no allocation, nothing started). */
+void rill__copy_init(struct rill_copy *c, struct rill_flow *src,
+                     struct rill_flow *dst, const struct rill_copy_opts *opts);
+
+/* The common argument checks of rill_copy / rill_proxy. */
+int rill__copy_check(struct rill_flow *src, struct rill_flow *dst);
+
+/* True when opts and the flows allow the splice path. */
+bool rill__splice_possible(struct rill_flow *src, struct rill_flow *dst,
+                           const struct rill_copy_opts *opts);
+
+/* A poller for f's fd, or NULL (then use the generic path). */
+struct rill__splice_ep *rill__splice_ep_new(struct rill_flow *f);
+/* Closes the poller (and its dup) in the background. */
+void rill__splice_ep_free(struct rill__splice_ep *ep);
+
+/* Starts c on the generic path, or on the splice path with these pollers
+ * (c becomes in->reader and out->writer). */
+void rill__copy_start_generic(struct rill_copy *c);
+void rill__copy_start_splice(struct rill_copy *c, struct rill__splice_ep *in,
+                             struct rill__splice_ep *out);
+
+/* Stops c for an abort: detaches from its pollers, drops its pipe. The
+ * flows must be closed by the caller (pending callbacks then never run). */
+void rill__copy_stop(struct rill_copy *c);
+
+/* Fills st with c's statistics now. */
+void rill__copy_stats_now(const struct rill_copy *c,
+                          struct rill_copy_stats *st);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * The socket core (DESIGN.md sections 2 and 5.1): one flow implementation
+ * for every stream socket family, parameterised by the family's address
+ * formatting, as ocaml-hvsock's Af_common is. TCP v4/v6, Unix and stdio use
+ * it now; AF_VSOCK, AF_HYPERV, hybrid vsock and HyperKit reuse it.
+ *
+ * A socket flow owns a non-blocking fd (or, for stdio, a pair of fds)
+ * watched by a libuv uv_poll_t. Reads are optimistic (read(2) first, poll
+ * only on EAGAIN) into a reusable 256 KiB chunk of which each read hands
+ * out a slice; writes map to one sendmsg(2)/writev(2) per attempt and
+ * resume after partial writes.
+ *
+ * Errors: reads report RILL_EOF at end of stream, RILL_ECONNRESET on a
+ * reset; writes report RILL_ECLOSED when the peer is gone (EPIPE or
+ * ECONNRESET); everything else is -errno.
+ */
+#ifndef RILL_TRANSPORT_SOCKET_H
+#define RILL_TRANSPORT_SOCKET_H
+
+#include <sys/socket.h>
+
+#include "uri.h"
+
+/*
+ * What differs between socket families. One static const instance per
+ * family; it must outlive every flow and listener made with it.
+ */
+struct rill_socket_family {
+	/* The flow kind and URI scheme, e.g. "tcp", "unix", "vsock". */
+	const char *name;
+	/* The ops table of flows of this family: use RILL_SOCKET_OPS(name). */
+	const struct rill_flow_ops *ops;
+	/* TCP_NODELAY and keepalive apply (else -ENOTSUP). */
+	bool tcp_options;
+	/*
+	 * Writes the URI of an address ("tcp://[::1]:80", "unix:@x") into
+	 * buf. `listener` is true for a listener's own address, where a
+	 * wildcard address should become one a client can connect to.
+	 * Returns 0, -ENOSPC, or -EAFNOSUPPORT.
+	 */
+	int (*format)(const struct sockaddr *sa, socklen_t len, bool listener,
+	              char *buf, size_t cap);
+};
+
+/* The operations shared by every socket family (see struct rill_flow_ops). */
+void rill__socket_read(struct rill_flow *f);
+void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
+                        size_t n);
+void rill__socket_shutdown_write(struct rill_flow *f);
+void rill__socket_shutdown_read(struct rill_flow *f);
+void rill__socket_close(struct rill_flow *f);
+int rill__socket_address(struct rill_flow *f, int which, char *buf, size_t len);
+int rill__socket_set_nodelay(struct rill_flow *f, bool on);
+int rill__socket_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
+                               unsigned interval_s, unsigned probes);
+int rill__socket_fd(struct rill_flow *f);
+
+/* An ops table initializer for a family named `kind`, e.g.
+ *   static const struct rill_flow_ops vsock_ops = RILL_SOCKET_OPS("vsock");
+ */
+#define RILL_SOCKET_OPS(kind)                                                 \
+	{                                                                     \
+		.name = (kind), .read = rill__socket_read,                    \
+		.write = rill__socket_write,                                  \
+		.shutdown_write = rill__socket_shutdown_write,                \
+		.shutdown_read = rill__socket_shutdown_read,                  \
+		.close = rill__socket_close, .address = rill__socket_address, \
+		.set_nodelay = rill__socket_set_nodelay,                      \
+		.set_keepalive = rill__socket_set_keepalive,                  \
+		.fd = rill__socket_fd,                                        \
+	}
+
+/*
+ * A flow over a connected stream socket fd. Takes ownership of fd: it is
+ * made non-blocking and close-on-exec, and closed with the flow, or at once
+ * if this fails. Returns 0 and *out, or -errno / RILL_ENOMEM.
+ */
+int rill__socket_flow_new(uv_loop_t *loop, int fd,
+                          const struct rill_socket_family *fam,
+                          struct rill_flow **out);
+
+/*
+ * A flow reading rfd and writing wfd that it does NOT own (stdio): fds that
+ * can be polled (pipes, sockets, ttys) are made non-blocking and their
+ * flags are restored on close; others (regular files, /dev/null) are used
+ * with plain blocking calls, which never wait long on such files.
+ * shutdown(write) on a non-socket replaces wfd with /dev/null (dup2) so the
+ * reader of the pipe sees end of file. rfd or wfd may be -1 (reads report
+ * EOF / writes fail with RILL_ECLOSED).
+ */
+int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
+                              const struct rill_socket_family *fam,
+                              struct rill_flow **out);
+
+/* One address to connect to. */
+struct rill__sockaddr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/*
+ * Connects a stream socket of fam to addrs[0..n) in order, the first that
+ * accepts wins. label names the target in messages ("tcp://h:80").
+ * timeout_ms (0: none) bounds the whole attempt: -ETIMEDOUT. With
+ * retry_until_ms > 0, refused (or missing Unix path) connects are retried
+ * until that many ms have passed since the call. A Unix listener whose
+ * backlog is full (EAGAIN) is retried until the deadline.
+ * Completion through cb exactly once, never inside this call: a new flow
+ * or an error with a message "connect <label> (<addr>): <reason>".
+ * Returns 0, or RILL_EINVAL / RILL_ENOMEM synchronously.
+ */
+int rill__socket_connect(uv_loop_t *loop, const struct rill_socket_family *fam,
+                         const struct rill__sockaddr *addrs, size_t n,
+                         const char *label, uint64_t timeout_ms,
+                         uint64_t retry_until_ms, rill_connect_cb cb, void *ud);
+
+/*
+ * Resolves host:port asynchronously (uv_getaddrinfo) and connects to
+ * every address in order (rill__socket_connect), all within timeout_ms.
+ * DNS failures: -ENOENT (no such name), -EAGAIN (temporary), -EIO, with a
+ * message naming the host.
+ */
+int rill__socket_connect_host(uv_loop_t *loop,
+                              const struct rill_socket_family *fam,
+                              const char *host, const char *port,
+                              const char *label, uint64_t timeout_ms,
+                              uint64_t retry_until_ms, rill_connect_cb cb,
+                              void *ud);
+
+/*
+ * A listener on a bound, listening socket fd (ownership taken; closed on
+ * failure). cb is called for every accepted flow. unlink_path (may be
+ * NULL; copied) is removed when the listener closes.
+ */
+int rill__socket_listen(uv_loop_t *loop, int fd,
+                        const struct rill_socket_family *fam,
+                        const char *unlink_path, rill_accept_cb cb, void *ud,
+                        struct rill_listener **out);
+
+/*
+ * Creates a socket of sa's family, sets SO_REUSEADDR when reuseaddr, binds
+ * it to sa, listens with backlog (0: 511) and makes a listener as above.
+ * Errors are -errno; rill_last_errmsg() says "listen <label>: <reason>".
+ */
+int rill__socket_bind_listen(uv_loop_t *loop,
+                             const struct rill_socket_family *fam,
+                             const struct sockaddr *sa, socklen_t len,
+                             int backlog, bool reuseaddr,
+                             const char *unlink_path, const char *label,
+                             rill_accept_cb cb, void *ud,
+                             struct rill_listener **out);
+
+/* The families defined so far. */
+extern const struct rill_socket_family rill__tcp_family;
+extern const struct rill_socket_family rill__unix_family;
+extern const struct rill_socket_family rill__stdio_family;
+
+/* Their URI schemes (listed in uri.c). */
+extern const struct rill_transport_scheme rill__tcp_scheme;
+extern const struct rill_transport_scheme rill__unix_scheme;
+extern const struct rill_transport_scheme rill__stdio_scheme;
+
+#endif

@@ -1,0 +1,13 @@
+/* The vsock family of transports (vsock.c): socket families and URI
+ * schemes, for the scheme registry in uri.c. */
+#ifndef RILL_TRANSPORT_VSOCK_H
+#define RILL_TRANSPORT_VSOCK_H
+
+#include "uri.h"
+
+extern const struct rill_transport_scheme rill__vsock_scheme;
+extern const struct rill_transport_scheme rill__hvsock_scheme;
+extern const struct rill_transport_scheme rill__hybrid_vsock_scheme;
+extern const struct rill_transport_scheme rill__hyperkit_scheme;
+
+#endif

@@ -1,0 +1,539 @@
+/*
+ * The shut layer, byte by byte: the exact bytes rill sends for every
+ * message (DESIGN.md 5.3), and what it makes of frames written by a
+ * hand-made peer. The peer is the raw end of an in-memory pair whose other
+ * end carries the shut layer.
+ */
+#include <stdlib.h>
+
+#include "harness.h"
+#include "rill.h"
+
+struct fx {
+	uv_loop_t loop;
+	struct rill_flow *shut; /* shut layer over one end of a pair */
+	struct rill_flow *raw;  /* the other end: the hand-made peer */
+};
+
+static void fx_init(struct fx *x)
+{
+	struct rill_flow *inner;
+	TH_OK(uv_loop_init(&x->loop));
+	TH_OK(rill_pair(&x->loop, 0, &inner, &x->raw));
+	TH_OK(rill_shut_attach(inner, &x->shut));
+	TH_EQ_STR(rill_flow_kind(x->shut), "shut");
+}
+
+/* Closes what is left and checks that every handle went away. */
+static void fx_done(struct fx *x)
+{
+	rill_close(x->shut);
+	rill_close(x->raw);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	TH_OK(uv_loop_close(&x->loop));
+}
+
+/* Reads exactly n bytes from f and compares them with want. */
+static void expect_bytes(struct rill_flow *f, const void *want, size_t n)
+{
+	uint8_t *got = malloc(n + 1);
+	size_t have = 0;
+	while (have < n) {
+		struct rill_buf *b = NULL;
+		int err = rill_read_sync(f, &b);
+		if (err != 0)
+			TH_FAIL("read after %zu of %zu bytes: %s", have, n,
+			        rill_err_name(err));
+		if (have + b->len > n)
+			TH_FAIL("%zu bytes more than expected",
+			        have + b->len - n);
+		memcpy(got + have, b->data, b->len);
+		have += b->len;
+		rill_buf_release(b);
+	}
+	TH_EQ_MEM(got, want, n);
+	free(got);
+}
+
+static void raw_write(struct fx *x, const void *p, size_t n)
+{
+	TH_OK(rill_write_sync(x->raw, p, n));
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* Reads from f until EOF or an error; returns the status, bytes in *got. */
+static int read_to_end(struct rill_flow *f, uint8_t *dst, size_t cap,
+                       size_t *got)
+{
+	*got = 0;
+	for (;;) {
+		struct rill_buf *b = NULL;
+		int err = rill_read_sync(f, &b);
+		if (err != 0)
+			return err;
+		if (*got + b->len > cap)
+			TH_FAIL("more than %zu bytes", cap);
+		memcpy(dst + *got, b->data, b->len);
+		*got += b->len;
+		rill_buf_release(b);
+	}
+}
+
+static const uint8_t MSG_SHUT_RD[4] = {0xEF, 0xBE, 0xAD, 0xDE};
+static const uint8_t MSG_SHUT_WR[4] = {0xAD, 0xDE, 0xEF, 0xBE};
+static const uint8_t MSG_CLOSE[4] = {0xAD, 0xDE, 0xAD, 0xDE};
+
+/* ---------------------------------------------------------------------- */
+/* What rill sends */
+
+TEST(sends_small_data_frame)
+{
+	struct fx x;
+	fx_init(&x);
+	TH_OK(rill_write_sync(x.shut, "hello", 5));
+	static const uint8_t want[] = {5, 0, 0, 0, 'h', 'e', 'l', 'l', 'o'};
+	expect_bytes(x.raw, want, sizeof want);
+	fx_done(&x);
+}
+
+TEST(sends_frames_of_at_most_4096)
+{
+	struct fx x;
+	fx_init(&x);
+	size_t n = 10000;
+	uint8_t *data = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	TH_OK(rill_write_sync(x.shut, data, n));
+	uint8_t *want = malloc(n + 12);
+	/* 4096 + 4096 + 1808 */
+	put32(want, 4096);
+	memcpy(want + 4, data, 4096);
+	put32(want + 4100, 4096);
+	memcpy(want + 4104, data + 4096, 4096);
+	put32(want + 8200, 1808);
+	memcpy(want + 8204, data + 8192, 1808);
+	static const uint8_t full[] = {0x00, 0x10, 0x00, 0x00};
+	TH_EQ_MEM(want, full, 4); /* the table's example, byte for byte */
+	expect_bytes(x.raw, want, n + 12);
+	free(data);
+	free(want);
+	fx_done(&x);
+}
+
+TEST(writev_frames_span_buffers)
+{
+	/* Frames cut across the user's buffers: 3000 + 3000 bytes go out as
+	 * one full frame and one of 1904, and empty buffers add nothing. */
+	struct fx x;
+	fx_init(&x);
+	struct rill_buf *b[3];
+	b[0] = rill_buf_new(3000);
+	b[1] = rill_buf_new(0);
+	b[2] = rill_buf_new(3000);
+	memset(b[0]->data, 'a', 3000);
+	memset(b[2]->data, 'b', 3000);
+	TH_OK(rill_writev(x.shut, b, 3, NULL, NULL));
+	for (int i = 0; i < 3; i++)
+		rill_buf_release(b[i]);
+	uint8_t *want = malloc(6008);
+	put32(want, 4096);
+	memset(want + 4, 'a', 3000);
+	memset(want + 3004, 'b', 1096);
+	put32(want + 4100, 1904);
+	memset(want + 4104, 'b', 1904);
+	expect_bytes(x.raw, want, 6008);
+	free(want);
+	fx_done(&x);
+}
+
+TEST(sends_shutdown_write)
+{
+	struct fx x;
+	fx_init(&x);
+	TH_OK(rill_write_sync(x.shut, "ab", 2));
+	TH_OK(rill_shutdown_sync(x.shut, RILL_SHUT_WR));
+	static const uint8_t want[] = {2,   0,    0,    0,    'a',
+	                               'b', 0xAD, 0xDE, 0xEF, 0xBE};
+	expect_bytes(x.raw, want, sizeof want);
+	TH_EQ_ERR(rill_write_copy(x.shut, "x", 1, NULL, NULL), RILL_ECLOSED);
+	fx_done(&x);
+}
+
+TEST(sends_shutdown_read)
+{
+	struct fx x;
+	fx_init(&x);
+	TH_OK(rill_shutdown_sync(x.shut, RILL_SHUT_RD));
+	expect_bytes(x.raw, MSG_SHUT_RD, 4);
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.shut, &b), RILL_EOF);
+	fx_done(&x);
+}
+
+TEST(sends_nothing_for_empty_write)
+{
+	struct fx x;
+	fx_init(&x);
+	TH_OK(rill_write_sync(x.shut, "", 0));
+	TH_OK(rill_write_sync(x.shut, "z", 1));
+	static const uint8_t want[] = {1, 0, 0, 0, 'z'};
+	expect_bytes(x.raw, want, sizeof want);
+	fx_done(&x);
+}
+
+TEST(close_sends_close_and_waits_for_answer)
+{
+	struct fx x;
+	fx_init(&x);
+	TH_OK(rill_write_sync(x.shut, "q", 1));
+	rill_close(x.shut);
+	x.shut = NULL;
+	static const uint8_t want[] = {1, 0, 0, 0, 'q', 0xAD, 0xDE, 0xAD, 0xDE};
+	expect_bytes(x.raw, want, sizeof want);
+	/* The layer drains: data and ShutdownWrite are skipped, and the
+	 * inner flow stays open until our Close arrives. */
+	uint8_t junk[8] = {3, 0, 0, 0, 'x', 'y', 'z'};
+	raw_write(&x, junk, 7);
+	raw_write(&x, MSG_SHUT_WR, 4);
+	uint64_t t0 = uv_hrtime();
+	raw_write(&x, MSG_CLOSE, 4);
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.raw, &b), RILL_EOF);
+	/* Far below the 5 s deadline: the answer ended the drain. */
+	TH_CMP_INT((uv_hrtime() - t0) / 1000000, <, 2000);
+	fx_done(&x);
+}
+
+TEST(close_drain_ends_on_shutdown_read)
+{
+	struct fx x;
+	fx_init(&x);
+	rill_close(x.shut);
+	x.shut = NULL;
+	expect_bytes(x.raw, MSG_CLOSE, 4);
+	raw_write(&x, MSG_SHUT_RD, 4);
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.raw, &b), RILL_EOF);
+	fx_done(&x);
+}
+
+TEST(close_deadline_when_peer_never_answers)
+{
+	struct fx x;
+	fx_init(&x);
+	TH_OK(rill_shut_set_close_timeout(x.shut, 300));
+	uint64_t t0 = uv_hrtime();
+	rill_close(x.shut);
+	x.shut = NULL;
+	expect_bytes(x.raw, MSG_CLOSE, 4);
+	/* The peer says nothing; the deadline closes the inner flow. */
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.raw, &b), RILL_EOF);
+	uint64_t ms = (uv_hrtime() - t0) / 1000000;
+	TH_CMP_INT(ms, >=, 250); /* the loop clock may lag a little */
+	TH_CMP_INT(ms, <, 3000);
+	fx_done(&x);
+}
+
+TEST(close_with_peer_gone_is_quick)
+{
+	/* The peer hangs up instead of answering: EOF ends the drain. */
+	struct fx x;
+	fx_init(&x);
+	rill_close(x.raw);
+	x.raw = NULL;
+	rill_close(x.shut);
+	x.shut = NULL;
+	uint64_t t0 = uv_hrtime();
+	uv_run(&x.loop, UV_RUN_DEFAULT);
+	TH_CMP_INT((uv_hrtime() - t0) / 1000000, <, 2000);
+	TH_OK(uv_loop_close(&x.loop));
+}
+
+/* ---------------------------------------------------------------------- */
+/* What rill accepts */
+
+TEST(accepts_frames_of_1_4096_5000)
+{
+	struct fx x;
+	fx_init(&x);
+	size_t sizes[] = {1, 4096, 5000};
+	size_t total = 0;
+	uint8_t *want = malloc(1 + 4096 + 5000);
+	for (size_t k = 0; k < 3; k++) {
+		uint8_t *fr = malloc(4 + sizes[k]);
+		put32(fr, (uint32_t)sizes[k]);
+		for (size_t i = 0; i < sizes[k]; i++)
+			fr[4 + i] = want[total + i] = (uint8_t)(k * 31 + i);
+		raw_write(&x, fr, 4 + sizes[k]);
+		total += sizes[k];
+		free(fr);
+	}
+	raw_write(&x, MSG_SHUT_WR, 4);
+	uint8_t *got = malloc(total);
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, total, &n), RILL_EOF);
+	TH_EQ_U64(n, total);
+	TH_EQ_MEM(got, want, total);
+	free(got);
+	free(want);
+	fx_done(&x);
+}
+
+TEST(accepts_frames_split_byte_by_byte)
+{
+	struct fx x;
+	fx_init(&x);
+	static const uint8_t s[] = {3, 0,   0,   0,    'a',  'b',  'c',
+	                            0, 0,   0,   0,    2,    0,    0,
+	                            0, 'd', 'e', 0xAD, 0xDE, 0xEF, 0xBE};
+	for (size_t i = 0; i < sizeof s; i++)
+		raw_write(&x, s + i, 1);
+	uint8_t got[16];
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, sizeof got, &n), RILL_EOF);
+	TH_EQ_U64(n, 5);
+	TH_EQ_MEM(got, "abcde", 5);
+	fx_done(&x);
+}
+
+TEST(skips_zero_length_frames)
+{
+	struct fx x;
+	fx_init(&x);
+	uint8_t s[4 * 5 + 5 + 4];
+	memset(s, 0, 12);                 /* three empty frames */
+	memcpy(s + 12, "\x01\0\0\0Z", 5); /* one byte */
+	memset(s + 17, 0, 8);             /* two more empty frames */
+	memcpy(s + 25, MSG_SHUT_WR, 4);
+	raw_write(&x, s, sizeof s);
+	uint8_t got[8];
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, sizeof got, &n), RILL_EOF);
+	TH_EQ_U64(n, 1);
+	TH_EQ_INT(got[0], 'Z');
+	fx_done(&x);
+}
+
+TEST(bad_length_is_frame_error)
+{
+	struct fx x;
+	fx_init(&x);
+	uint8_t s[4 + 2 + 4];
+	memcpy(s, "\x02\0\0\0ok", 6);
+	put32(s + 6, 0x80000000u);
+	raw_write(&x, s, sizeof s);
+	uint8_t got[8];
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, sizeof got, &n), RILL_EFRAME);
+	TH_EQ_U64(n, 2); /* data before the error comes first */
+	TH_CONTAINS(rill_flow_errmsg(x.shut), "0x80000000");
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.shut, &b), RILL_EFRAME); /* sticky */
+	fx_done(&x);
+}
+
+TEST(huge_but_legal_length_is_not_an_error)
+{
+	/* 0x7fffffff is a legal (if large) frame; a peer that then hangs
+	 * up has truncated it. */
+	struct fx x;
+	fx_init(&x);
+	uint8_t s[4 + 3];
+	put32(s, 0x7fffffffu);
+	memcpy(s + 4, "abc", 3);
+	raw_write(&x, s, sizeof s);
+	TH_OK(rill_shutdown_sync(x.raw, RILL_SHUT_WR));
+	uint8_t got[8];
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, sizeof got, &n), RILL_EFRAME);
+	TH_EQ_U64(n, 3);
+	TH_CONTAINS(rill_flow_errmsg(x.shut), "inside a frame");
+	fx_done(&x);
+}
+
+TEST(peer_vanishes_mid_frame)
+{
+	struct fx x;
+	fx_init(&x);
+	uint8_t s[4 + 10];
+	put32(s, 100);
+	memset(s + 4, 'v', 10);
+	raw_write(&x, s, sizeof s);
+	rill_close(x.raw);
+	x.raw = NULL;
+	uint8_t got[128];
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, sizeof got, &n), RILL_EFRAME);
+	TH_EQ_U64(n, 10);
+	TH_CONTAINS(rill_flow_errmsg(x.shut), "90 payload bytes missing");
+	fx_done(&x);
+}
+
+TEST(peer_vanishes_mid_header)
+{
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, "\x05\0", 2);
+	rill_close(x.raw);
+	x.raw = NULL;
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.shut, &b), RILL_EFRAME);
+	fx_done(&x);
+}
+
+TEST(peer_hangup_between_frames_is_eof)
+{
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, "\x01\0\0\0!", 5);
+	rill_close(x.raw);
+	x.raw = NULL;
+	uint8_t got[8];
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, sizeof got, &n), RILL_EOF);
+	TH_EQ_U64(n, 1);
+	fx_done(&x);
+}
+
+TEST(peer_shutdown_read_fails_writes)
+{
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, MSG_SHUT_RD, 4);
+	raw_write(&x, "\x02\0\0\0hi", 6);
+	/* Reading consumes the ShutdownRead and still delivers data. */
+	expect_bytes(x.shut, "hi", 2);
+	TH_EQ_ERR(rill_write_sync(x.shut, "no", 2), RILL_ECLOSED);
+	TH_CONTAINS(rill_flow_errmsg(x.shut), "shut down its reads");
+	fx_done(&x);
+}
+
+TEST(peer_close_means_eof_and_is_answered)
+{
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, "\x02\0\0\0hi", 6);
+	raw_write(&x, MSG_CLOSE, 4);
+	uint8_t got[8];
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, sizeof got, &n), RILL_EOF);
+	TH_EQ_U64(n, 2);
+	/* Our answer lets the peer finish its close handshake. */
+	expect_bytes(x.raw, MSG_CLOSE, 4);
+	TH_EQ_ERR(rill_write_sync(x.shut, "no", 2), RILL_ECLOSED);
+	/* Closing now needs no drain: the peer's Close was seen. */
+	rill_close(x.shut);
+	x.shut = NULL;
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.raw, &b), RILL_EOF);
+	fx_done(&x);
+}
+
+TEST(attach_consumes_inner_on_error)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *a, *b;
+	TH_OK(rill_pair(&loop, 0, &a, &b));
+	TH_EQ_ERR(rill_shut_attach(a, NULL), RILL_EINVAL);
+	/* a was closed: its peer reads EOF. */
+	struct rill_buf *buf = NULL;
+	TH_EQ_ERR(rill_read_sync(b, &buf), RILL_EOF);
+	struct rill_flow *out = (struct rill_flow *)&out;
+	TH_EQ_ERR(rill_shut_attach(NULL, &out), RILL_EINVAL);
+	TH_EQ_ERR(rill_shut_set_close_timeout(b, 5), RILL_EINVAL);
+	rill_close(b);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TH_OK(uv_loop_close(&loop));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Two shut ends */
+
+TEST(two_ends_half_close_both_ways)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *a, *b;
+	TH_OK(rill_pair(&loop, 0, &a, &b));
+	TH_OK(rill_shut_attach(a, &a));
+	TH_OK(rill_shut_attach(b, &b));
+	TH_OK(rill_write_sync(a, "request", 7));
+	TH_OK(rill_shutdown_sync(a, RILL_SHUT_WR));
+	uint8_t got[64];
+	size_t n;
+	TH_EQ_ERR(read_to_end(b, got, sizeof got, &n), RILL_EOF);
+	TH_EQ_U64(n, 7);
+	TH_OK(rill_write_sync(b, "response", 8));
+	TH_OK(rill_shutdown_sync(b, RILL_SHUT_WR));
+	TH_EQ_ERR(read_to_end(a, got, sizeof got, &n), RILL_EOF);
+	TH_EQ_U64(n, 8);
+	TH_EQ_MEM(got, "response", 8);
+	uint64_t t0 = uv_hrtime();
+	rill_close(a);
+	rill_close(b);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* Each Close answers the other's drain: no deadline involved. */
+	TH_CMP_INT((uv_hrtime() - t0) / 1000000, <, 2000);
+	TH_OK(uv_loop_close(&loop));
+}
+
+TEST(one_side_closes_other_reads_eof)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *a, *b;
+	TH_OK(rill_pair(&loop, 0, &a, &b));
+	TH_OK(rill_shut_attach(a, &a));
+	TH_OK(rill_shut_attach(b, &b));
+	TH_OK(rill_write_sync(a, "last words", 10));
+	rill_close(a);
+	uint8_t got[64];
+	size_t n;
+	TH_EQ_ERR(read_to_end(b, got, sizeof got, &n), RILL_EOF);
+	TH_EQ_U64(n, 10);
+	rill_close(b);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TH_OK(uv_loop_close(&loop));
+}
+
+TEST(peer_close_fails_writes_of_a_non_reader)
+{
+	/* The user only writes; the layer still sees the peer's Close and
+	 * answers it, and the writes fail instead of vanishing. */
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, MSG_CLOSE, 4);
+	expect_bytes(x.raw, MSG_CLOSE, 4);
+	TH_EQ_ERR(rill_write_sync(x.shut, "late", 4), RILL_ECLOSED);
+	TH_CONTAINS(rill_flow_errmsg(x.shut), "closed");
+	fx_done(&x);
+}
+
+TEST(peer_close_after_half_close_fails_writes)
+{
+	struct fx x;
+	fx_init(&x);
+	raw_write(&x, MSG_SHUT_WR, 4);
+	struct rill_buf *b = NULL;
+	TH_EQ_ERR(rill_read_sync(x.shut, &b), RILL_EOF);
+	TH_OK(rill_write_sync(x.shut, "answer", 6));
+	static const uint8_t want[] = {6,   0,   0,   0,   'a',
+	                               'n', 's', 'w', 'e', 'r'};
+	expect_bytes(x.raw, want, sizeof want);
+	raw_write(&x, MSG_CLOSE, 4);
+	int err = 0;
+	for (int i = 0; i < 100 && err == 0; i++)
+		err = rill_write_sync(x.shut, "more", 4);
+	TH_EQ_ERR(err, RILL_ECLOSED);
+	fx_done(&x);
+}
