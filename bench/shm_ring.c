@@ -50,8 +50,9 @@ static void shm_wake(int fd)
 
 static struct shm_ring *shm_ring_new(size_t size)
 {
-	struct shm_ring *r = mmap(NULL, sizeof *r + size, PROT_READ | PROT_WRITE,
-	                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shm_ring *r =
+	    mmap(NULL, sizeof *r + size, PROT_READ | PROT_WRITE,
+	         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r == MAP_FAILED)
 		return NULL;
 	r->size = (uint32_t)size;
@@ -210,7 +211,8 @@ double shm_ring_throughput(uint64_t bytes, size_t ring_size, size_t chunk)
 	memset(src, 0xa5, chunk);
 	double t0 = shm_now();
 	for (uint64_t sent = 0; sent < bytes;) {
-		size_t k = bytes - sent < chunk ? (size_t)(bytes - sent) : chunk;
+		size_t k =
+		    bytes - sent < chunk ? (size_t)(bytes - sent) : chunk;
 		shm_write(r, src, k, 50000);
 		sent += k;
 	}
@@ -298,7 +300,8 @@ double fd_throughput(uint64_t bytes, size_t chunk, bool unix_socket)
 	memset(src, 0xa5, chunk);
 	double t0 = shm_now();
 	for (uint64_t sent = 0; sent < bytes;) {
-		size_t k = bytes - sent < chunk ? (size_t)(bytes - sent) : chunk;
+		size_t k =
+		    bytes - sent < chunk ? (size_t)(bytes - sent) : chunk;
 		ssize_t w = write(ab[1], src, k);
 		if (w <= 0)
 			break;

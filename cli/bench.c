@@ -172,10 +172,7 @@ static int case_pair(const struct bench_opts *o, struct bench_row *row)
 static const struct {
 	const char *name;
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
-} cases[] = {
-    {"pair", case_pair},
-    BENCH_VCHAN_CASES
-};
+} cases[] = {{"pair", case_pair}, BENCH_VCHAN_CASES};
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
                       bool last)

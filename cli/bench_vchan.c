@@ -131,9 +131,10 @@ static void bv_write_more(struct bv_writer *w)
 {
 	while (w->err == 0 && w->inflight < 4 && w->sent < w->to_send) {
 		uint64_t left = w->to_send - w->sent;
-		struct rill_buf *b = left < w->chunk->len
-		                         ? rill_buf_slice(w->chunk, 0, (size_t)left)
-		                         : rill_buf_ref(w->chunk);
+		struct rill_buf *b =
+		    left < w->chunk->len
+		        ? rill_buf_slice(w->chunk, 0, (size_t)left)
+		        : rill_buf_ref(w->chunk);
 		int err = rill_write(w->f, b, bv_write_cb, w);
 		w->sent += b->len;
 		rill_buf_release(b);

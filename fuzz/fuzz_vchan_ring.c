@@ -18,9 +18,9 @@
  * coverage instrumentation sees it (the library is built without it). */
 #include "transport/vchan_ring.c"
 
-#define FUZZ_CHECK(c)                    \
-	do {                             \
-		if (!(c))                \
+#define FUZZ_CHECK(c)                     \
+	do {                              \
+		if (!(c))                 \
 			__builtin_trap(); \
 	} while (0)
 
@@ -38,11 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* Mapping sizes that fit orders 10..14 in various combinations,
 	 * and some that are one byte short. */
-	static const size_t lens[] = {4096,          4096 + 4096,
-	                              4096 + 8192,   4096 + 4096 + 4096,
-	                              4096 + 16384,  4096 + 8192 + 8192,
-	                              4095,          4096 + 4096 + 4095,
-	                              4096 + 32768,  4096 + 16384 + 4096};
+	static const size_t lens[] = {
+	    4096,         4096 + 4096,        4096 + 8192, 4096 + 4096 + 4096,
+	    4096 + 16384, 4096 + 8192 + 8192, 4095,        4096 + 4096 + 4095,
+	    4096 + 32768, 4096 + 16384 + 4096};
 	size_t len = lens[data[24] % (sizeof lens / sizeof lens[0])];
 	bool server = data[25] & 1;
 	uint8_t *mem = calloc(1, len);

@@ -23,10 +23,10 @@
 TEST(layout_matches_xen_vchan_interface)
 {
 #ifdef HAVE_XEN_VCHAN
-#define SAME(field)                                                   \
-	TH_EQ_INT(offsetof(struct rill__vchan_page, field),           \
-	          offsetof(struct vchan_interface, field));           \
-	TH_EQ_INT(sizeof(((struct rill__vchan_page *)0)->field),      \
+#define SAME(field)                                              \
+	TH_EQ_INT(offsetof(struct rill__vchan_page, field),      \
+	          offsetof(struct vchan_interface, field));      \
+	TH_EQ_INT(sizeof(((struct rill__vchan_page *)0)->field), \
 	          sizeof(((struct vchan_interface *)0)->field))
 	SAME(left.cons);
 	SAME(left.prod);
@@ -123,8 +123,8 @@ TEST(ring_rejects_bad_indices_and_orders)
 }
 
 /* Ring sizes requested (both directions), as the issue lists them. */
-static const size_t vt_sizes[] = {1023, 1024,   1025,      2047,     2048,
-                                  4095, 4096,   1u << 20, 16u << 20};
+static const size_t vt_sizes[] = {1023, 1024, 1025,     2047,     2048,
+                                  4095, 4096, 1u << 20, 16u << 20};
 
 static int expected_order(size_t n)
 {
@@ -238,8 +238,8 @@ TEST(server_writes_before_the_client_arrives)
 		uv_run(&loop, UV_RUN_NOWAIT);
 	TH_TRUE(!sv.done);
 	struct vt_connect c = {0};
-	TH_OK(rill_vchan_client(&loop, "dom0", "early", NULL, vt_connect_cb,
-	                        &c));
+	TH_OK(
+	    rill_vchan_client(&loop, "dom0", "early", NULL, vt_connect_cb, &c));
 	while (!c.done)
 		uv_run(&loop, UV_RUN_ONCE);
 	TH_OK(c.status);
@@ -272,8 +272,7 @@ TEST(names_and_paths)
 	char longname[200];
 	memset(longname, 'a', sizeof longname - 1);
 	longname[sizeof longname - 1] = '\0';
-	TH_EQ_ERR(rill_vchan_path(NULL, longname, p, sizeof p),
-	          -ENAMETOOLONG);
+	TH_EQ_ERR(rill_vchan_path(NULL, longname, p, sizeof p), -ENAMETOOLONG);
 	TH_EQ_ERR(rill_uri_check("vchan:a*b"), RILL_EURI);
 	TH_CONTAINS(rill_last_errmsg(), "a*b");
 	TH_EQ_ERR(rill_uri_check("vchan:p?read_size=0"), RILL_EURI);
@@ -288,8 +287,8 @@ TEST(no_server_and_retry)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	struct vt_connect c = {0};
-	TH_OK(rill_vchan_client(&loop, NULL, "nobody", NULL, vt_connect_cb,
-	                        &c));
+	TH_OK(
+	    rill_vchan_client(&loop, NULL, "nobody", NULL, vt_connect_cb, &c));
 	while (!c.done)
 		uv_run(&loop, UV_RUN_ONCE);
 	TH_EQ_ERR(c.status, -ENOENT);
@@ -297,8 +296,7 @@ TEST(no_server_and_retry)
 	/* with retry, a server that comes later is found */
 	struct rill_connect_opts o = {.retry_until_ms = 5000};
 	struct vt_connect c2 = {0};
-	TH_OK(rill_vchan_client(&loop, NULL, "later", &o, vt_connect_cb,
-	                        &c2));
+	TH_OK(rill_vchan_client(&loop, NULL, "later", &o, vt_connect_cb, &c2));
 	for (int i = 0; i < 3; i++)
 		uv_run(&loop, UV_RUN_ONCE);
 	struct rill_flow *s;
@@ -315,9 +313,9 @@ TEST(no_server_and_retry)
 	TH_EQ_ERR(rill_vchan_server(&loop, NULL, "taken", 1024, 1024, NULL,
 	                            NULL, &s3),
 	          -EADDRINUSE);
-	TH_EQ_ERR(rill_vchan_server(&loop, NULL, "sz", 0, 1024, NULL, NULL,
-	                            &s3),
-	          RILL_EINVAL);
+	TH_EQ_ERR(
+	    rill_vchan_server(&loop, NULL, "sz", 0, 1024, NULL, NULL, &s3),
+	    RILL_EINVAL);
 	rill_close(s);
 	rill_close(s2);
 	rill_close(c2.f);
@@ -341,7 +339,8 @@ TEST(stray_connector_does_not_kill_the_server)
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		TH_OK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
 		/* k 0: garbage; k 1: hang up in the middle of HELLO */
-		TH_EQ_INT(write(fd, k == 0 ? "GET / HTTP/1.0\r\n" : "RVCH", k == 0 ? 16 : 4),
+		TH_EQ_INT(write(fd, k == 0 ? "GET / HTTP/1.0\r\n" : "RVCH",
+		                k == 0 ? 16 : 4),
 		          k == 0 ? 16 : 4);
 		for (int i = 0; i < 10; i++)
 			uv_run(&loop, UV_RUN_NOWAIT);
@@ -350,8 +349,7 @@ TEST(stray_connector_does_not_kill_the_server)
 			uv_run(&loop, UV_RUN_NOWAIT);
 	}
 	struct vt_connect c = {0};
-	TH_OK(rill_vchan_client(&loop, NULL, "stray", NULL, vt_connect_cb,
-	                        &c));
+	TH_OK(rill_vchan_client(&loop, NULL, "stray", NULL, vt_connect_cb, &c));
 	while (!c.done)
 		uv_run(&loop, UV_RUN_ONCE);
 	TH_OK(c.status);
@@ -472,8 +470,8 @@ TEST_TIMEOUT(peer_killed_mid_transfer, 60)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	struct rill_flow *s;
-	TH_OK(rill_vchan_server(&loop, NULL, "victim", 65536, 65536, NULL,
-	                        NULL, &s));
+	TH_OK(rill_vchan_server(&loop, NULL, "victim", 65536, 65536, NULL, NULL,
+	                        &s));
 	pid_t pid = fork();
 	if (pid == 0) {
 		uv_loop_t cl;
@@ -569,8 +567,7 @@ TEST_TIMEOUT(ping_pong_without_spin, 60)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	struct rill_flow *s;
-	TH_OK(rill_vchan_server(&loop, NULL, "pp", 1024, 1024, NULL, NULL,
-	                        &s));
+	TH_OK(rill_vchan_server(&loop, NULL, "pp", 1024, 1024, NULL, NULL, &s));
 	pid_t pid = fork();
 	if (pid == 0) {
 		uv_loop_t cl;
@@ -601,6 +598,29 @@ TEST_TIMEOUT(ping_pong_without_spin, 60)
 	waitpid(pid, &st, 0);
 	TH_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	rill_close(s);
+	vt_drain(&loop);
+	TH_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+/* rill-to-rill, shutdown(write) on one side leaves the other direction
+ * open (an extension of the Xen protocol, see rill/vchan.h); over
+ * shut+vchan the same holds by the shut layer's framing. */
+TEST(half_close_rill_to_rill_and_over_shut)
+{
+	vt_private_dir();
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *s, *c;
+	TH_OK(vt_pair(&loop, "half", 4096, 2048, &s, &c));
+	vt_transfer(&loop, c, s, 300000, 0);
+	rill_close(s);
+	rill_close(c);
+	TH_OK(vt_pair(&loop, "half2", 1024, 1 << 20, &s, &c));
+	TH_OK(rill_shut_attach(s, &s));
+	TH_OK(rill_shut_attach(c, &c));
+	vt_transfer(&loop, s, c, 0, 500000);
+	rill_close(s);
+	rill_close(c);
 	vt_drain(&loop);
 	TH_EQ_INT(uv_loop_close(&loop), 0);
 }

@@ -62,8 +62,8 @@ static void *writer(void *arg)
 		size_t off = 0;
 		while (off < n) {
 			size_t put;
-			s->err = rill__vchan_write(&s->v, buf + off, n - off,
-			                           &put);
+			s->err =
+			    rill__vchan_write(&s->v, buf + off, n - off, &put);
 			if (s->err != 0)
 				return NULL;
 			off += put;
@@ -168,8 +168,7 @@ int main(void)
 	printf("1..4\n");
 	int bad = 0;
 	for (int i = 0; i < 4; i++) {
-		int r = run(cases[i].lo, cases[i].ro, cases[i].start,
-		            8u << 20);
+		int r = run(cases[i].lo, cases[i].ro, cases[i].start, 8u << 20);
 		bad |= r;
 		printf("%sok %d - threaded ring, orders %d/%d, start %u\n",
 		       r ? "not " : "", i + 1, cases[i].lo, cases[i].ro,

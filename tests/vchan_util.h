@@ -59,8 +59,8 @@ static inline int vt_pair(uv_loop_t *loop, const char *port, size_t rd,
 {
 	static struct vt_server s;
 	s.done = false;
-	int err = rill_vchan_server(loop, NULL, port, rd, wr, vt_server_cb,
-	                            &s, srv);
+	int err =
+	    rill_vchan_server(loop, NULL, port, rd, wr, vt_server_cb, &s, srv);
 	if (err != 0)
 		return err;
 	struct vt_connect c = {0};
@@ -129,8 +129,8 @@ static void vt_write_more(struct vt_dir *d)
 				len = 1;
 			b[k] = rill_buf_new(len);
 			for (size_t i = 0; i < len; i++)
-				b[k]->data[i] = vt_byte(d->sent + off + i,
-				                        d->salt);
+				b[k]->data[i] =
+				    vt_byte(d->sent + off + i, d->salt);
 			off += len;
 		}
 		int err = rill_writev(d->w, b, nb, vt_write_cb, d);
@@ -178,8 +178,7 @@ static inline void vt_read_cb(struct rill_flow *f, int status,
 
 /* Sends a->b and b->a at once, checks everything arrived, then EOF. */
 static inline void vt_transfer(uv_loop_t *loop, struct rill_flow *a,
-                               struct rill_flow *b, uint64_t ab,
-                               uint64_t ba)
+                               struct rill_flow *b, uint64_t ab, uint64_t ba)
 {
 	struct vt_dir x = {.w = a, .r = b, .total = ab, .salt = 1, .rnd = 7};
 	struct vt_dir y = {.w = b, .r = a, .total = ba, .salt = 2, .rnd = 9};

@@ -49,8 +49,7 @@ extern "C" {
  * failed before that (the flow's operations then fail too). Called at
  * most once, never after rill_close(f).
  */
-typedef void (*rill_vchan_server_cb)(struct rill_flow *f, int status,
-                                     void *ud);
+typedef void (*rill_vchan_server_cb)(struct rill_flow *f, int status, void *ud);
 
 /*
  * Creates the server end of a vchan on (domain, port), with a ring of at
@@ -96,8 +95,8 @@ RILL_EXTERN int rill_vchan_set_spin(struct rill_flow *f, uint64_t ns);
  * RILL_EINVAL (bad name), -ENAMETOOLONG (too long for a Unix socket or
  * for buf).
  */
-RILL_EXTERN int rill_vchan_path(const char *domain, const char *port,
-                                char *buf, size_t len);
+RILL_EXTERN int rill_vchan_path(const char *domain, const char *port, char *buf,
+                                size_t len);
 
 #ifdef __cplusplus
 }

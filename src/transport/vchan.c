@@ -49,7 +49,7 @@
 #define VCHAN_DEFAULT_SPIN_NS 50000u
 #define VCHAN_READ_MAX        (256u * 1024u)
 /* Work done in one go before letting the loop run other handles. */
-#define VCHAN_RUN_BUDGET 64
+#define VCHAN_RUN_BUDGET   64
 #define VCHAN_DEFAULT_SIZE (1u << 20)
 #define VCHAN_RETRY_MS     20
 
@@ -90,8 +90,8 @@ struct vchan_flow {
 	bool peer_gone; /* rendezvous socket hung up */
 	bool reading, writing, wr_shut;
 	bool in_run, rerun;
-	uint64_t spin_ns;  /* the tunable maximum */
-	uint64_t spin_cur; /* adaptive: what the last spins earned */
+	uint64_t spin_ns;   /* the tunable maximum */
+	uint64_t spin_cur;  /* adaptive: what the last spins earned */
 	unsigned spin_idle; /* sleeps since spinning was abandoned */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
@@ -267,8 +267,7 @@ static int vchan_path(const char *domain, const char *port, char *buf,
 	return 0;
 }
 
-int rill_vchan_path(const char *domain, const char *port, char *buf,
-                    size_t len)
+int rill_vchan_path(const char *domain, const char *port, char *buf, size_t len)
 {
 	if (buf == NULL || len == 0)
 		return RILL_EINVAL;
@@ -371,8 +370,7 @@ static void vchan_teardown(struct vchan_flow *vf)
 		hs[n++] = (uv_handle_t *)&vf->listen_poll;
 	if (vf->timer_init)
 		hs[n++] = (uv_handle_t *)&vf->timer;
-	vf->evt_init = vf->sock_init = vf->listen_init = vf->timer_init =
-	    false;
+	vf->evt_init = vf->sock_init = vf->listen_init = vf->timer_init = false;
 	if (n == 0) {
 		vchan_finish_teardown(vf);
 		return;
@@ -422,7 +420,8 @@ static bool vchan_try_read(struct vchan_flow *vf)
 		}
 	}
 	if (err != 0) {
-		vchan_fail(vf, err, "the peer wrote a producer index out of range");
+		vchan_fail(vf, err,
+		           "the peer wrote a producer index out of range");
 		vf->reading = false;
 		rill_flow_read_done(&vf->base, err, NULL);
 		return true;
@@ -497,8 +496,7 @@ static bool vchan_try_write(struct vchan_flow *vf)
 			vf->w_off = 0;
 		}
 	}
-	if (moved &&
-	    rill__vchan_take_request(&vf->v, RILL__VCHAN_NOTIFY_WRITE))
+	if (moved && rill__vchan_take_request(&vf->v, RILL__VCHAN_NOTIFY_WRITE))
 		vchan_evt_signal(vf->peer_evt);
 	if (vf->w_i == vf->w_n) {
 		vchan_write_done(vf, 0);
@@ -628,7 +626,9 @@ static void vchan_on_sock_connected(uv_poll_t *h, int status, int events)
 	struct vchan_flow *vf = h->data;
 	(void)events;
 	uint8_t scratch[256];
-	ssize_t r = status < 0 ? -1 : recv(vf->sock_fd, scratch, sizeof scratch, MSG_DONTWAIT);
+	ssize_t r = status < 0 ? -1
+	                       : recv(vf->sock_fd, scratch, sizeof scratch,
+	                              MSG_DONTWAIT);
 	if (r > 0)
 		return; /* reserved for later versions: ignored */
 	if (r < 0 && status >= 0 && (errno == EAGAIN || errno == EINTR))
@@ -685,8 +685,7 @@ static void vchan_close(struct rill_flow *f)
 	vchan_teardown(vf);
 }
 
-static int vchan_address(struct rill_flow *f, int which, char *buf,
-                         size_t len)
+static int vchan_address(struct rill_flow *f, int which, char *buf, size_t len)
 {
 	(void)f;
 	(void)which;
@@ -814,11 +813,11 @@ static int vchan_bind(const char *path, int *out)
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
 		int e = errno;
 		if (e == EADDRINUSE) {
-			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
-			                   0);
-			bool live = probe >= 0 &&
-			            connect(probe, (struct sockaddr *)&sa,
-			                    sizeof sa) == 0;
+			int probe =
+			    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			bool live =
+			    probe >= 0 && connect(probe, (struct sockaddr *)&sa,
+			                          sizeof sa) == 0;
 			e = errno;
 			if (probe >= 0)
 				close(probe);
@@ -925,8 +924,8 @@ static void vchan_srv_on_sock(uv_poll_t *h, int status, int events)
 {
 	(void)events;
 	struct vchan_flow *vf = h->data;
-	size_t want = vf->state == VS_SRV_HELLO ? VCHAN_HELLO_LEN
-	                                        : VCHAN_READY_LEN;
+	size_t want =
+	    vf->state == VS_SRV_HELLO ? VCHAN_HELLO_LEN : VCHAN_READY_LEN;
 	ssize_t r = status < 0 ? -1
 	                       : recv(vf->sock_fd, vf->hs + vf->hs_len,
 	                              want - vf->hs_len, MSG_DONTWAIT);
@@ -950,8 +949,8 @@ static void vchan_srv_on_sock(uv_poll_t *h, int status, int events)
 		}
 		int err = vchan_srv_send_offer(vf);
 		if (err != 0) {
-			vchan_srv_drop_client(vf, err,
-			                      "vchan: sending the OFFER failed");
+			vchan_srv_drop_client(
+			    vf, err, "vchan: sending the OFFER failed");
 			return;
 		}
 		vf->state = VS_SRV_READY;
@@ -997,8 +996,8 @@ static void vchan_srv_on_listen(uv_poll_t *h, int status, int events)
 	struct vchan_flow *vf = h->data;
 	if (status < 0 || vf->state != VS_LISTENING)
 		return;
-	int fd = accept4(vf->listen_fd, NULL, NULL,
-	                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int fd =
+	    accept4(vf->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	/* One rendezvous at a time; others wait in the backlog. */
@@ -1008,8 +1007,7 @@ static void vchan_srv_on_listen(uv_poll_t *h, int status, int events)
 
 int rill_vchan_server(uv_loop_t *loop, const char *domain, const char *port,
                       size_t read_size, size_t write_size,
-                      rill_vchan_server_cb cb, void *ud,
-                      struct rill_flow **out)
+                      rill_vchan_server_cb cb, void *ud, struct rill_flow **out)
 {
 	rill__set_last_errmsg("%s", "");
 	if (loop == NULL || out == NULL)
@@ -1062,8 +1060,7 @@ int rill_vchan_server(uv_loop_t *loop, const char *domain, const char *port,
 /* ---------------------------------------------------------------------- */
 /* Client */
 
-static void vchan_cli_finish(struct vchan_flow *vf, int status,
-                             const char *msg)
+static void vchan_cli_finish(struct vchan_flow *vf, int status, const char *msg)
 {
 	rill_connect_cb cb = vf->cli_cb;
 	vf->cli_cb = NULL;
@@ -1137,8 +1134,8 @@ static int vchan_cli_take_offer(struct vchan_flow *vf, int *fds, int nfds,
 	rill__vchan_set_live(&vf->v, RILL__VCHAN_LIVE_OPEN);
 	uint8_t ready[VCHAN_READY_LEN];
 	vchan_msg_header(ready, VCHAN_KIND_READY);
-	if (send(vf->sock_fd, ready, sizeof ready, MSG_NOSIGNAL | MSG_DONTWAIT) !=
-	    (ssize_t)sizeof ready) {
+	if (send(vf->sock_fd, ready, sizeof ready,
+	         MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof ready) {
 		*why = "sending READY failed";
 		return RILL_EHANDSHAKE;
 	}
@@ -1258,12 +1255,13 @@ static void vchan_cli_try(struct vchan_flow *vf)
 		    vf->retry_until > now) {
 			uint64_t wait = VCHAN_RETRY_MS;
 			if (vf->deadline != 0 && vf->deadline <= now + wait)
-				wait = vf->deadline > now ? vf->deadline - now
-				                          : 0;
+				wait =
+				    vf->deadline > now ? vf->deadline - now : 0;
 			uv_timer_start(&vf->timer, vchan_cli_on_timer, wait, 0);
 			if (vf->deadline != 0 && vf->deadline <= now) {
-				vchan_cli_finish(vf, RILL_ETIMEDOUT,
-				                 "no server before the deadline");
+				vchan_cli_finish(
+				    vf, RILL_ETIMEDOUT,
+				    "no server before the deadline");
 			}
 			return;
 		}
@@ -1295,8 +1293,8 @@ static void vchan_cli_try(struct vchan_flow *vf)
 }
 
 int rill_vchan_client(uv_loop_t *loop, const char *domain, const char *port,
-                      const struct rill_connect_opts *opts,
-                      rill_connect_cb cb, void *ud)
+                      const struct rill_connect_opts *opts, rill_connect_cb cb,
+                      void *ud)
 {
 	rill__set_last_errmsg("%s", "");
 	if (loop == NULL || cb == NULL)
@@ -1415,8 +1413,7 @@ static void vchan_listener_close(struct rill_listener *base)
 	unlink(l->path);
 }
 
-static int vchan_listener_uri(struct rill_listener *base, char *buf,
-                              size_t len)
+static int vchan_listener_uri(struct rill_listener *base, char *buf, size_t len)
 {
 	struct vchan_listener *l = (struct vchan_listener *)(void *)base;
 	int n = snprintf(buf, len, "%s", l->uri);
@@ -1447,8 +1444,8 @@ static int vchan_uri_split(const struct rill_uri *u, char *buf, size_t len,
 			*domain = "/";
 	}
 	if (!vchan_name_ok(*port, false))
-		return rill__uri_error(u, "bad vchan port (want [a-zA-Z0-9_-]+)",
-		                       *port);
+		return rill__uri_error(
+		    u, "bad vchan port (want [a-zA-Z0-9_-]+)", *port);
 	if (*domain != NULL && strchr(*domain, '/') == NULL &&
 	    !vchan_name_ok(*domain, true))
 		return rill__uri_error(u, "bad vchan domain", *domain);
@@ -1459,12 +1456,11 @@ static int vchan_uri_split(const struct rill_uri *u, char *buf, size_t len,
 	return 0;
 }
 
-static int vchan_uri_sizes(const struct rill_uri *u, uint64_t *rd,
-                           uint64_t *wr)
+static int vchan_uri_sizes(const struct rill_uri *u, uint64_t *rd, uint64_t *wr)
 {
 	uint64_t max = (uint64_t)1 << RILL__VCHAN_MAX_ORDER;
-	int err = rill__uri_param_u64(u, "read_size", 1, max,
-	                              VCHAN_DEFAULT_SIZE, rd);
+	int err =
+	    rill__uri_param_u64(u, "read_size", 1, max, VCHAN_DEFAULT_SIZE, rd);
 	if (err == 0)
 		err = rill__uri_param_u64(u, "write_size", 1, max,
 		                          VCHAN_DEFAULT_SIZE, wr);
@@ -1555,8 +1551,7 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
 	return 0;
 }
 
-static const char *const vchan_uri_params[] = {"read_size", "write_size",
-                                               NULL};
+static const char *const vchan_uri_params[] = {"read_size", "write_size", NULL};
 
 const struct rill_transport_scheme rill__vchan_scheme = {
     .name = "vchan",

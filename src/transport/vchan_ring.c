@@ -15,8 +15,7 @@ _Static_assert(offsetof(struct rill__vchan_page, left.prod) == 4, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, right.cons) == 8, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, right.prod) == 12, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, left_order) == 16, "layout");
-_Static_assert(offsetof(struct rill__vchan_page, right_order) == 18,
-               "layout");
+_Static_assert(offsetof(struct rill__vchan_page, right_order) == 18, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, cli_live) == 20, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, srv_live) == 21, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, cli_notify) == 22, "layout");
@@ -93,8 +92,7 @@ int rill__vchan_check_orders(int left_order, int right_order)
 	if (!vchan_order_ok(left_order) || !vchan_order_ok(right_order))
 		return RILL_ERING;
 	/* Two rings at the same offset in the page would overlap. */
-	if (left_order == right_order &&
-	    left_order < RILL__VCHAN_PAGE_SHIFT)
+	if (left_order == right_order && left_order < RILL__VCHAN_PAGE_SHIFT)
 		return RILL_ERING;
 	return 0;
 }
@@ -189,8 +187,7 @@ int rill__vchan_attach(struct rill__vchan *v, void *mem, size_t len,
 int rill__vchan_readable(struct rill__vchan *v, uint32_t *n)
 {
 	/* Acquire: the bytes the peer wrote before publishing prod. */
-	uint32_t prod =
-	    atomic_load_explicit(v->rd.prod, memory_order_acquire);
+	uint32_t prod = atomic_load_explicit(v->rd.prod, memory_order_acquire);
 	uint32_t ready = prod - v->rd.mine;
 	if (ready > v->rd.size)
 		return RILL_ERING;
@@ -201,8 +198,7 @@ int rill__vchan_readable(struct rill__vchan *v, uint32_t *n)
 int rill__vchan_writable(struct rill__vchan *v, uint32_t *n)
 {
 	/* Acquire: the peer finished reading what it released. */
-	uint32_t cons =
-	    atomic_load_explicit(v->wr.cons, memory_order_acquire);
+	uint32_t cons = atomic_load_explicit(v->wr.cons, memory_order_acquire);
 	uint32_t used = v->wr.mine - cons;
 	if (used > v->wr.size)
 		return RILL_ERING;
@@ -210,8 +206,7 @@ int rill__vchan_writable(struct rill__vchan *v, uint32_t *n)
 	return 0;
 }
 
-int rill__vchan_read(struct rill__vchan *v, void *dst, size_t cap,
-                     size_t *got)
+int rill__vchan_read(struct rill__vchan *v, void *dst, size_t cap, size_t *got)
 {
 	uint32_t ready;
 	*got = 0;
@@ -279,8 +274,8 @@ bool rill__vchan_take_request(struct rill__vchan *v, uint8_t bit)
 	 * request", and a plain load avoids a locked RMW per write. */
 	if (!(atomic_load_explicit(v->my_notify, memory_order_seq_cst) & bit))
 		return false;
-	uint8_t prev = atomic_fetch_and_explicit(
-	    v->my_notify, (uint8_t)~bit, memory_order_seq_cst);
+	uint8_t prev = atomic_fetch_and_explicit(v->my_notify, (uint8_t)~bit,
+	                                         memory_order_seq_cst);
 	return (prev & bit) != 0;
 }
 

@@ -107,8 +107,7 @@ int rill__vchan_writable(struct rill__vchan *v, uint32_t *n);
 
 /* Copies up to cap bytes out of the ring into dst (*got, possibly 0), or
  * RILL_ERING. */
-int rill__vchan_read(struct rill__vchan *v, void *dst, size_t cap,
-                     size_t *got);
+int rill__vchan_read(struct rill__vchan *v, void *dst, size_t cap, size_t *got);
 
 /* Copies up to len bytes from src into the ring (*put), or RILL_ERING. */
 int rill__vchan_write(struct rill__vchan *v, const void *src, size_t len,
