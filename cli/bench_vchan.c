@@ -262,16 +262,39 @@ static struct {
 	double rtt_vchan, rtt_nospin, rtt_ring, rtt_unix;
 } bv;
 
+/*
+ * Each measurement is repeated BV_ROUNDS times, the kinds interleaved
+ * round by round so that a burst of load from elsewhere hits them alike;
+ * the best of each (highest throughput, lowest median RTT) is reported.
+ */
+#define BV_ROUNDS 3
+
+static double bv_max(double a, double b)
+{
+	return a > b ? a : b;
+}
+
+static double bv_min(double a, double b)
+{
+	return a == 0 || b < a ? b : a;
+}
+
 static int bv_measure_tput(const struct bench_opts *o)
 {
 	if (bv.have_tput)
 		return 0;
-	bv.vchan = bv_vchan(o->bytes, false);
-	if (bv.vchan < 0)
-		return (int)bv.vchan;
-	bv.ring = shm_ring_throughput(o->bytes, BV_RING, BV_CHUNK);
-	bv.unix_sock = fd_throughput(o->bytes, BV_CHUNK, true);
-	bv.pipe_fd = fd_throughput(o->bytes, BV_CHUNK, false);
+	for (int i = 0; i < BV_ROUNDS; i++) {
+		double v = bv_vchan(o->bytes, false);
+		if (v < 0)
+			return (int)v;
+		bv.vchan = bv_max(bv.vchan, v);
+		bv.ring = bv_max(
+		    bv.ring, shm_ring_throughput(o->bytes, BV_RING, BV_CHUNK));
+		bv.unix_sock = bv_max(bv.unix_sock,
+		                      fd_throughput(o->bytes, BV_CHUNK, true));
+		bv.pipe_fd = bv_max(bv.pipe_fd,
+		                    fd_throughput(o->bytes, BV_CHUNK, false));
+	}
 	bv.have_tput = true;
 	return 0;
 }
@@ -280,16 +303,22 @@ static int bv_measure_rtt(void)
 {
 	if (bv.have_rtt)
 		return 0;
-	bv.rtt_vchan = bv_vchan(0, true);
-	if (bv.rtt_vchan < 0)
-		return (int)bv.rtt_vchan;
-	setenv("RILL_VCHAN_SPIN_NS", "0", 1);
-	bv.rtt_nospin = bv_vchan(0, true);
-	unsetenv("RILL_VCHAN_SPIN_NS");
-	if (bv.rtt_nospin < 0)
-		return (int)bv.rtt_nospin;
-	bv.rtt_ring = shm_ring_pingpong_us(BV_PING_ITERS, 0);
-	bv.rtt_unix = fd_pingpong_us(BV_PING_ITERS, true);
+	for (int i = 0; i < BV_ROUNDS; i++) {
+		double v = bv_vchan(0, true);
+		if (v < 0)
+			return (int)v;
+		bv.rtt_vchan = bv_min(bv.rtt_vchan, v);
+		setenv("RILL_VCHAN_SPIN_NS", "0", 1);
+		v = bv_vchan(0, true);
+		unsetenv("RILL_VCHAN_SPIN_NS");
+		if (v < 0)
+			return (int)v;
+		bv.rtt_nospin = bv_min(bv.rtt_nospin, v);
+		bv.rtt_ring =
+		    bv_min(bv.rtt_ring, shm_ring_pingpong_us(BV_PING_ITERS, 0));
+		bv.rtt_unix =
+		    bv_min(bv.rtt_unix, fd_pingpong_us(BV_PING_ITERS, true));
+	}
 	bv.have_rtt = true;
 	return 0;
 }
