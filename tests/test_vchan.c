@@ -624,3 +624,32 @@ TEST(half_close_rill_to_rill_and_over_shut)
 	vt_drain(&loop);
 	TH_EQ_INT(uv_loop_close(&loop), 0);
 }
+
+/* A big read's buffer comes from the flow's pool: it must stay valid
+ * after both flows are closed, and be freed when released (ASan and
+ * valgrind check the leak and the use). */
+TEST(read_buffer_outlives_the_flow)
+{
+	vt_private_dir();
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *s, *c;
+	TH_OK(vt_pair(&loop, "pool", 1 << 20, 1 << 20, &s, &c));
+	static uint8_t big[200000];
+	memset(big, 0x6b, sizeof big);
+	TH_OK(rill_write_sync(c, big, sizeof big));
+	struct rill_buf *b1 = NULL, *b2 = NULL;
+	TH_OK(rill_read_sync(s, &b1));
+	TH_CMP_INT(b1->len, >=, 32 * 1024);
+	TH_OK(rill_write_sync(c, big, sizeof big));
+	TH_OK(rill_read_sync(s, &b2));
+	TH_TRUE(b1->data != b2->data); /* never two owners of one block */
+	rill_buf_release(b2);
+	rill_close(s);
+	rill_close(c);
+	vt_drain(&loop);
+	TH_EQ_INT(uv_loop_close(&loop), 0);
+	TH_EQ_INT(b1->data[0], 0x6b);
+	TH_EQ_INT(b1->data[b1->len - 1], 0x6b);
+	rill_buf_release(b1);
+}
