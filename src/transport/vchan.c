@@ -21,6 +21,7 @@
  * vchan_ring.c), and sleep on the eventfd.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,8 +306,15 @@ static void vchan_evt_signal(int fd)
 	uint64_t one = 1;
 	struct iovec iov = {&one, sizeof one};
 	ssize_t r = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
-	if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
-		r = write(fd, &one, sizeof one);
+	if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+		/* Linux has no RWF_NOWAIT for eventfd writes (6.x): make sure
+		 * a write cannot block now (a peer that cleared O_NONBLOCK
+		 * and filled the counter). A peer racing this check could
+		 * still stall us; that residual risk is documented. */
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT))
+			r = write(fd, &one, sizeof one);
+	}
 	(void)r; /* EAGAIN: a wake-up is pending anyway */
 }
 
