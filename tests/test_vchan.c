@@ -653,3 +653,44 @@ TEST(read_buffer_outlives_the_flow)
 	TH_EQ_INT(b1->data[b1->len - 1], 0x6b);
 	rill_buf_release(b1);
 }
+
+static void vt_flag_cb(uv_timer_t *t)
+{
+	*(bool *)t->data = true;
+}
+
+static void vt_noop_read(struct rill_flow *f, int status, struct rill_buf *b,
+                         void *ud)
+{
+	(void)f;
+	(void)status;
+	(void)ud;
+	rill_buf_release(b);
+}
+
+/* A read pending on an idle vchan (also under the shut layer) must leave
+ * the loop free to run timers. */
+TEST(idle_read_lets_timers_run)
+{
+	vt_private_dir();
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *s, *c;
+	TH_OK(vt_pair(&loop, "idle", 256 * 1024, 256 * 1024, &s, &c));
+	TH_OK(rill_shut_attach(s, &s));
+	TH_OK(rill_shut_attach(c, &c));
+	TH_OK(rill_read(s, vt_noop_read, NULL));
+	uv_timer_t t;
+	bool done = false;
+	uv_timer_init(&loop, &t);
+	t.data = &done;
+	uv_timer_start(&t, vt_flag_cb, 2, 0);
+	for (int i = 0; i < 1000 && !done; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	TH_TRUE(done);
+	uv_close((uv_handle_t *)&t, NULL);
+	rill_close(s);
+	rill_close(c);
+	vt_drain(&loop);
+	TH_EQ_INT(uv_loop_close(&loop), 0);
+}
