@@ -219,6 +219,7 @@ static const struct {
     {"tls+tcp", case_tls_tcp},
     {"tls+tcp-handshakes", case_tls_handshakes},
     {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
+    BENCH_VCHAN_CASES
 };
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,

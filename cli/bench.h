@@ -38,5 +38,20 @@ int bench_tcp6(const struct bench_opts *o, struct bench_row *row);
 int bench_tcp6_rtt(const struct bench_opts *o, struct bench_row *row);
 int bench_unix(const struct bench_opts *o, struct bench_row *row);
 int bench_unix_rtt(const struct bench_opts *o, struct bench_row *row);
+/* cli/bench_vchan.c: vchan beside a plain shared-memory ring, a Unix
+ * socket and a pipe, each between two processes. */
+int bench_vchan_tput_ring(const struct bench_opts *o, struct bench_row *r);
+int bench_vchan_tput_unix(const struct bench_opts *o, struct bench_row *r);
+int bench_vchan_tput_pipe(const struct bench_opts *o, struct bench_row *r);
+int bench_vchan_rtt_ring(const struct bench_opts *o, struct bench_row *r);
+int bench_vchan_rtt_unix(const struct bench_opts *o, struct bench_row *r);
+int bench_vchan_rtt_nospin(const struct bench_opts *o, struct bench_row *r);
+#define BENCH_VCHAN_CASES                                \
+	{"vchan", bench_vchan_tput_ring},                \
+	    {"vchan-vs-unix", bench_vchan_tput_unix},    \
+	    {"vchan-vs-pipe", bench_vchan_tput_pipe},    \
+	    {"vchan-rtt", bench_vchan_rtt_ring},         \
+	    {"vchan-rtt-vs-unix", bench_vchan_rtt_unix}, \
+	    {"vchan-rtt-nospin", bench_vchan_rtt_nospin},
 
 #endif

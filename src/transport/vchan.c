@@ -21,6 +21,7 @@
  * vchan_ring.c), and sleep on the eventfd.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,25 @@ enum vchan_state {
 
 struct vchan_listener;
 
+/*
+ * Read buffers of VCHAN_READ_MAX bytes, recycled. Big fresh allocations
+ * on every read cost more than the copy itself (glibc serves them with
+ * mmap or trims its heap after each free: page faults per read), so a
+ * big read's memory returns here when the reader releases the buffer,
+ * for the next read. Shared by the flow and its outstanding buffers
+ * (refs); the last one out frees it. Small reads use plain buffers, so a
+ * reader that keeps many small buffers does not pin big blocks.
+ */
+#define VCHAN_POOL_MIN   (32u * 1024u)
+#define VCHAN_POOL_DEPTH 4
+
+struct vchan_pool {
+	unsigned refs;
+	bool flow_gone;
+	int nfree;
+	void *free[VCHAN_POOL_DEPTH];
+};
+
 struct vchan_flow {
 	struct rill_flow base;
 	struct rill__vchan v;
@@ -90,6 +110,7 @@ struct vchan_flow {
 	bool peer_gone; /* rendezvous socket hung up */
 	bool reading, writing, wr_shut;
 	bool in_run, rerun;
+	struct vchan_pool *pool;
 	uint64_t spin_ns;   /* the tunable maximum */
 	uint64_t spin_cur;  /* adaptive: what the last spins earned */
 	unsigned spin_idle; /* sleeps since spinning was abandoned */
@@ -285,8 +306,15 @@ static void vchan_evt_signal(int fd)
 	uint64_t one = 1;
 	struct iovec iov = {&one, sizeof one};
 	ssize_t r = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
-	if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
-		r = write(fd, &one, sizeof one);
+	if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+		/* Linux has no RWF_NOWAIT for eventfd writes (6.x): make sure
+		 * a write cannot block now (a peer that cleared O_NONBLOCK
+		 * and filled the counter). A peer racing this check could
+		 * still stall us; that residual risk is documented. */
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT))
+			r = write(fd, &one, sizeof one);
+	}
 	(void)r; /* EAGAIN: a wake-up is pending anyway */
 }
 
@@ -319,8 +347,18 @@ static void vchan_cpu_relax(void)
 /* ---------------------------------------------------------------------- */
 /* Teardown */
 
+static void vchan_pool_unref(struct vchan_pool *p);
+
 static void vchan_release_resources(struct vchan_flow *vf)
 {
+	if (vf->pool != NULL) {
+		vf->pool->flow_gone = true;
+		for (int i = 0; i < vf->pool->nfree; i++)
+			rill_free(vf->pool->free[i]);
+		vf->pool->nfree = 0;
+		vchan_pool_unref(vf->pool);
+		vf->pool = NULL;
+	}
 	if (vf->map != NULL)
 		munmap(vf->map, vf->map_len);
 	vf->map = NULL;
@@ -391,6 +429,50 @@ static void vchan_fail(struct vchan_flow *vf, int err, const char *what)
 	}
 }
 
+static void vchan_pool_unref(struct vchan_pool *p)
+{
+	if (--p->refs > 0)
+		return;
+	for (int i = 0; i < p->nfree; i++)
+		rill_free(p->free[i]);
+	rill_free(p);
+}
+
+static void vchan_pool_give_back(void *ctx, void *mem)
+{
+	struct vchan_pool *p = ctx;
+	if (!p->flow_gone && p->nfree < VCHAN_POOL_DEPTH)
+		p->free[p->nfree++] = mem;
+	else
+		rill_free(mem);
+	vchan_pool_unref(p);
+}
+
+/* A buffer for n bytes of a read. */
+static struct rill_buf *vchan_read_buf(struct vchan_flow *vf, size_t n)
+{
+	if (n < VCHAN_POOL_MIN)
+		return rill_buf_new(n);
+	if (vf->pool == NULL) {
+		vf->pool = rill_calloc(1, sizeof *vf->pool);
+		if (vf->pool == NULL)
+			return rill_buf_new(n);
+		vf->pool->refs = 1; /* the flow's */
+	}
+	struct vchan_pool *p = vf->pool;
+	void *mem =
+	    p->nfree > 0 ? p->free[--p->nfree] : rill_malloc(VCHAN_READ_MAX);
+	if (mem == NULL)
+		return NULL;
+	struct rill_buf *b = rill_buf_wrap(mem, n, vchan_pool_give_back, p);
+	if (b == NULL) {
+		rill_free(mem);
+		return NULL;
+	}
+	p->refs++;
+	return b;
+}
+
 /* Completes the pending read if it can; true when it did. */
 static bool vchan_try_read(struct vchan_flow *vf)
 {
@@ -427,7 +509,7 @@ static bool vchan_try_read(struct vchan_flow *vf)
 		return true;
 	}
 	size_t n = ready < VCHAN_READ_MAX ? ready : VCHAN_READ_MAX;
-	struct rill_buf *b = rill_buf_new(n);
+	struct rill_buf *b = vchan_read_buf(vf, n);
 	if (b == NULL) {
 		vf->reading = false;
 		rill_flow_read_done(&vf->base, RILL_ENOMEM, NULL);
