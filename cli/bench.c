@@ -211,16 +211,18 @@ static int case_tls_handshakes_s_server(const struct bench_opts *o,
 static const struct {
 	const char *name;
 	int (*run)(const struct bench_opts *o, struct bench_row *row);
-} cases[] = {
-    {"pair", case_pair},          {"tcp4", bench_tcp4},
-    {"tcp4-rtt", bench_tcp4_rtt}, {"tcp6", bench_tcp6},
-    {"tcp6-rtt", bench_tcp6_rtt}, {"unix", bench_unix},
-    {"unix-rtt", bench_unix_rtt}, {"shut+unix", case_shut_unix},
-    {"tls+tcp", case_tls_tcp},
-    {"tls+tcp-handshakes", case_tls_handshakes},
-    {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
-    BENCH_VCHAN_CASES
-};
+} cases[] = {{"pair", case_pair},
+             {"tcp4", bench_tcp4},
+             {"tcp4-rtt", bench_tcp4_rtt},
+             {"tcp6", bench_tcp6},
+             {"tcp6-rtt", bench_tcp6_rtt},
+             {"unix", bench_unix},
+             {"unix-rtt", bench_unix_rtt},
+             {"shut+unix", case_shut_unix},
+             {"tls+tcp", case_tls_tcp},
+             {"tls+tcp-handshakes", case_tls_handshakes},
+             {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
+             BENCH_VCHAN_CASES};
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
                       bool first)

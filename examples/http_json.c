@@ -33,8 +33,8 @@ static void reply(struct req *r, int status, const char *json)
 	struct rill_buf *b = rill_buf_copy(json, strlen(json));
 	if (b == NULL || rill_http_respond_buf(r->ex, status, h, 1, b) != 0)
 		fprintf(stderr, "server: cannot respond\n");
-	rill_buf_release(b);   /* the response holds its own reference */
-	rill_close(r->ex);     /* response complete: the connection goes on */
+	rill_buf_release(b); /* the response holds its own reference */
+	rill_close(r->ex);   /* response complete: the connection goes on */
 	free(r);
 }
 
@@ -74,7 +74,8 @@ static void on_body(struct rill_flow *ex, int status, struct rill_buf *b,
 	r->body[r->len] = '\0';
 	long a, bb;
 	if (!json_int(r->body, "a", &a) || !json_int(r->body, "b", &bb)) {
-		reply(r, 400, "{\"error\": \"want {\\\"a\\\": N, \\\"b\\\": N}\"}");
+		reply(r, 400,
+		      "{\"error\": \"want {\\\"a\\\": N, \\\"b\\\": N}\"}");
 		return;
 	}
 	char json[128];
@@ -101,8 +102,8 @@ static void handler(struct rill_flow *ex, void *ud)
 		reply(r, 500, "{\"error\": \"read\"}");
 }
 
-static void on_accept(struct rill_listener *l, struct rill_flow *f,
-                      int status, const char *errmsg, void *ud)
+static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                      const char *errmsg, void *ud)
 {
 	(void)l;
 	if (status == 0)
@@ -121,8 +122,8 @@ struct call {
 	size_t len;
 };
 
-static void on_answer_body(struct rill_flow *ex, int status,
-                           struct rill_buf *b, void *ud)
+static void on_answer_body(struct rill_flow *ex, int status, struct rill_buf *b,
+                           void *ud)
 {
 	struct call *c = ud;
 	if (status == 0) {

@@ -50,7 +50,8 @@ static int msg_take(struct msg_flow *m, struct rill_buf **out)
 			return RILL_EFRAME;
 		if (m->acc_len < 4 + (size_t)n)
 			return 0;
-		struct rill_buf *b = n > 0 ? rill_buf_copy(m->acc + 4, n) : NULL;
+		struct rill_buf *b =
+		    n > 0 ? rill_buf_copy(m->acc + 4, n) : NULL;
 		if (n > 0 && b == NULL)
 			return RILL_ENOMEM;
 		memmove(m->acc, m->acc + 4 + n, m->acc_len - 4 - n);
@@ -130,8 +131,8 @@ static void msg_write(struct rill_flow *f, struct rill_buf *const *bufs,
 	}
 	uint8_t hdr[4] = {(uint8_t)(total >> 24), (uint8_t)(total >> 16),
 	                  (uint8_t)(total >> 8), (uint8_t)total};
-	int err = rill_write_copy(rill_layer_inner(f), hdr, sizeof hdr, NULL,
-	                          NULL);
+	int err =
+	    rill_write_copy(rill_layer_inner(f), hdr, sizeof hdr, NULL, NULL);
 	if (err != 0) {
 		rill_flow_write_done(f, err);
 		return;
@@ -160,8 +161,8 @@ static const struct rill_flow_ops msg_ops = {
 /* Attaches the msg layer over inner (consumed, even on failure). */
 static struct rill_flow *msg_attach(struct rill_flow *inner)
 {
-	struct rill_layer *l = rill_layer_new(inner, &msg_ops,
-	                                      sizeof(struct msg_flow));
+	struct rill_layer *l =
+	    rill_layer_new(inner, &msg_ops, sizeof(struct msg_flow));
 	return l != NULL ? &l->base : NULL;
 }
 
@@ -200,8 +201,7 @@ static void srv_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	}
 	/* One reply message made of two buffers: one write, one message. */
 	struct rill_buf *parts[2] = {rill_buf_copy("echo: ", 6), b};
-	if (parts[0] == NULL ||
-	    rill_writev(f, parts, 2, NULL, NULL) != 0) {
+	if (parts[0] == NULL || rill_writev(f, parts, 2, NULL, NULL) != 0) {
 		rill_buf_release(parts[0]);
 		rill_buf_release(b);
 		rill_close(f);
@@ -212,8 +212,8 @@ static void srv_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	srv_read_next(f);
 }
 
-static void on_accept(struct rill_listener *l, struct rill_flow *f,
-                      int status, const char *errmsg, void *ud)
+static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                      const char *errmsg, void *ud)
 {
 	(void)l;
 	(void)ud;
@@ -245,15 +245,16 @@ int main(int argc, char **argv)
 	rill_listener_uri(l, laddr, sizeof laddr);
 	const char *p = strstr(laddr, "127.0.0.1:");
 	int port = p != NULL ? atoi(p + 10) : 0;
-	snprintf(curi, sizeof curi, "tls+tcp://127.0.0.1:%d?ca=%s&sni=localhost",
-	         port, argv[3]);
+	snprintf(curi, sizeof curi,
+	         "tls+tcp://127.0.0.1:%d?ca=%s&sni=localhost", port, argv[3]);
 
 	struct rill_flow *tls;
 	if (rill_connect_sync(loop, curi, NULL, &tls) != 0) {
 		fprintf(stderr, "connect %s: %s\n", curi, rill_last_errmsg());
 		return 1;
 	}
-	printf("connected: %s %s\n", rill_tls_version(tls), rill_tls_cipher(tls));
+	printf("connected: %s %s\n", rill_tls_version(tls),
+	       rill_tls_cipher(tls));
 	struct rill_flow *c = msg_attach(tls);
 
 	const char *msgs[] = {"hello", "a longer message, still one read",

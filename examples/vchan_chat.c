@@ -111,8 +111,8 @@ int main(int argc, char **argv)
 	uv_loop_t *loop = uv_default_loop();
 	struct rill_flow *f;
 	/* 64 KiB rings each way; the flow is usable at once. */
-	if (rill_vchan_server(loop, NULL, "chat", 65536, 65536, on_client,
-	                      NULL, &f) != 0) {
+	if (rill_vchan_server(loop, NULL, "chat", 65536, 65536, on_client, NULL,
+	                      &f) != 0) {
 		fprintf(stderr, "server: %s\n", rill_last_errmsg());
 		kill(pid, SIGTERM);
 		return 1;

@@ -27,7 +27,7 @@ struct proxy_conn {
 	unsigned id;
 	struct rill_flow *guest;  /* accepted on LISTEN_URI */
 	struct rill_flow *target; /* connected to TARGET_URI */
-	char halves[32];         /* which directions ended, in order */
+	char halves[32];          /* which directions ended, in order */
 };
 
 static const char *target_uri;
@@ -103,8 +103,8 @@ static void on_accept(struct rill_listener *l, struct rill_flow *guest,
 	c->guest = guest;
 	/* Connect with a deadline; the target may be slow to answer. */
 	struct rill_connect_opts o = {.timeout_ms = 10000};
-	if (rill_connect(rill_flow_loop(guest), target_uri, &o, on_target,
-	                 c) != 0) {
+	if (rill_connect(rill_flow_loop(guest), target_uri, &o, on_target, c) !=
+	    0) {
 		printf("conn %u: %s\n", c->id, rill_last_errmsg());
 		rill_close(guest);
 		free(c);
