@@ -200,6 +200,10 @@ static void ctx_wait(struct conf_ctx *c, const bool *flag, const char *what)
 static void ctx_sleep_cb(uv_timer_t *t)
 {
 	*(bool *)t->data = true;
+	/* In UV_RUN_ONCE the timers run before the poll: without a stop, the
+	 * same iteration would then block in poll with nothing to wake it
+	 * (an idle vchan flow keeps its fds polled but sends nothing). */
+	uv_stop(t->loop);
 }
 
 /* Runs the loop for ms milliseconds (other work proceeds meanwhile). */
