@@ -1,13 +1,34 @@
 /*
  * The shut layer, byte by byte: the exact bytes rill sends for every
  * message (DESIGN.md 5.3), and what it makes of frames written by a
- * hand-made peer. The peer is the raw end of an in-memory pair whose other
- * end carries the shut layer.
+ * hand-made peer. The peer is the raw end of an in-memory pair, or of a
+ * Unix socket connection, whose other end carries the shut layer. The
+ * receive tests run over both (TEST_BOTH): over a socket the layer reads
+ * with scatter reads (payload straight into one buffer, headers apart),
+ * over a pair with ordinary reads.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "rill.h"
+
+static bool over_unix;
+
+#define TEST_BOTH(name)                                              \
+	static void name(void);                                      \
+	static void th_both_##name(void *arg)                        \
+	{                                                            \
+		over_unix = arg != NULL;                             \
+		name();                                              \
+	}                                                            \
+	__attribute__((constructor)) static void th_reg_##name(void) \
+	{                                                            \
+		th_add(#name, th_both_##name, NULL, 0);              \
+		th_add(#name "_unix", th_both_##name, (void *)1, 0); \
+	}                                                            \
+	static void name(void)
 
 struct fx {
 	uv_loop_t loop;
@@ -15,11 +36,38 @@ struct fx {
 	struct rill_flow *raw;  /* the other end: the hand-made peer */
 };
 
+static void fx_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                      const char *errmsg, void *ud)
+{
+	(void)l;
+	(void)errmsg;
+	TH_OK(status);
+	*(struct rill_flow **)ud = f;
+}
+
+/* A connected pair of plain Unix socket flows. */
+static void unix_flows(uv_loop_t *loop, struct rill_flow **a,
+                       struct rill_flow **b)
+{
+	char uri[64];
+	snprintf(uri, sizeof uri, "unix:@rill-test-shut-%d", (int)getpid());
+	struct rill_listener *l;
+	*b = NULL;
+	TH_OK(rill_listen(loop, uri, NULL, fx_accept, b, &l));
+	TH_OK(rill_connect_sync(loop, uri, NULL, a));
+	while (*b == NULL)
+		uv_run(loop, UV_RUN_ONCE);
+	rill_listener_close(l);
+}
+
 static void fx_init(struct fx *x)
 {
 	struct rill_flow *inner;
 	TH_OK(uv_loop_init(&x->loop));
-	TH_OK(rill_pair(&x->loop, 0, &inner, &x->raw));
+	if (over_unix)
+		unix_flows(&x->loop, &inner, &x->raw);
+	else
+		TH_OK(rill_pair(&x->loop, 0, &inner, &x->raw));
 	TH_OK(rill_shut_attach(inner, &x->shut));
 	TH_EQ_STR(rill_flow_kind(x->shut), "shut");
 }
@@ -189,7 +237,7 @@ TEST(sends_nothing_for_empty_write)
 	fx_done(&x);
 }
 
-TEST(close_sends_close_and_waits_for_answer)
+TEST_BOTH(close_sends_close_and_waits_for_answer)
 {
 	struct fx x;
 	fx_init(&x);
@@ -212,7 +260,7 @@ TEST(close_sends_close_and_waits_for_answer)
 	fx_done(&x);
 }
 
-TEST(close_drain_ends_on_shutdown_read)
+TEST_BOTH(close_drain_ends_on_shutdown_read)
 {
 	struct fx x;
 	fx_init(&x);
@@ -225,7 +273,7 @@ TEST(close_drain_ends_on_shutdown_read)
 	fx_done(&x);
 }
 
-TEST(close_deadline_when_peer_never_answers)
+TEST_BOTH(close_deadline_when_peer_never_answers)
 {
 	struct fx x;
 	fx_init(&x);
@@ -243,7 +291,7 @@ TEST(close_deadline_when_peer_never_answers)
 	fx_done(&x);
 }
 
-TEST(close_with_peer_gone_is_quick)
+TEST_BOTH(close_with_peer_gone_is_quick)
 {
 	/* The peer hangs up instead of answering: EOF ends the drain. */
 	struct fx x;
@@ -261,7 +309,7 @@ TEST(close_with_peer_gone_is_quick)
 /* ---------------------------------------------------------------------- */
 /* What rill accepts */
 
-TEST(accepts_frames_of_1_4096_5000)
+TEST_BOTH(accepts_frames_of_1_4096_5000)
 {
 	struct fx x;
 	fx_init(&x);
@@ -288,7 +336,7 @@ TEST(accepts_frames_of_1_4096_5000)
 	fx_done(&x);
 }
 
-TEST(accepts_frames_split_byte_by_byte)
+TEST_BOTH(accepts_frames_split_byte_by_byte)
 {
 	struct fx x;
 	fx_init(&x);
@@ -305,7 +353,7 @@ TEST(accepts_frames_split_byte_by_byte)
 	fx_done(&x);
 }
 
-TEST(skips_zero_length_frames)
+TEST_BOTH(skips_zero_length_frames)
 {
 	struct fx x;
 	fx_init(&x);
@@ -323,7 +371,7 @@ TEST(skips_zero_length_frames)
 	fx_done(&x);
 }
 
-TEST(bad_length_is_frame_error)
+TEST_BOTH(bad_length_is_frame_error)
 {
 	struct fx x;
 	fx_init(&x);
@@ -341,7 +389,7 @@ TEST(bad_length_is_frame_error)
 	fx_done(&x);
 }
 
-TEST(huge_but_legal_length_is_not_an_error)
+TEST_BOTH(huge_but_legal_length_is_not_an_error)
 {
 	/* 0x7fffffff is a legal (if large) frame; a peer that then hangs
 	 * up has truncated it. */
@@ -360,7 +408,7 @@ TEST(huge_but_legal_length_is_not_an_error)
 	fx_done(&x);
 }
 
-TEST(peer_vanishes_mid_frame)
+TEST_BOTH(peer_vanishes_mid_frame)
 {
 	struct fx x;
 	fx_init(&x);
@@ -378,7 +426,7 @@ TEST(peer_vanishes_mid_frame)
 	fx_done(&x);
 }
 
-TEST(peer_vanishes_mid_header)
+TEST_BOTH(peer_vanishes_mid_header)
 {
 	struct fx x;
 	fx_init(&x);
@@ -390,7 +438,7 @@ TEST(peer_vanishes_mid_header)
 	fx_done(&x);
 }
 
-TEST(peer_hangup_between_frames_is_eof)
+TEST_BOTH(peer_hangup_between_frames_is_eof)
 {
 	struct fx x;
 	fx_init(&x);
@@ -404,7 +452,7 @@ TEST(peer_hangup_between_frames_is_eof)
 	fx_done(&x);
 }
 
-TEST(peer_shutdown_read_fails_writes)
+TEST_BOTH(peer_shutdown_read_fails_writes)
 {
 	struct fx x;
 	fx_init(&x);
@@ -417,7 +465,7 @@ TEST(peer_shutdown_read_fails_writes)
 	fx_done(&x);
 }
 
-TEST(peer_close_means_eof_and_is_answered)
+TEST_BOTH(peer_close_means_eof_and_is_answered)
 {
 	struct fx x;
 	fx_init(&x);
@@ -506,7 +554,7 @@ TEST(one_side_closes_other_reads_eof)
 	TH_OK(uv_loop_close(&loop));
 }
 
-TEST(peer_close_fails_writes_of_a_non_reader)
+TEST_BOTH(peer_close_fails_writes_of_a_non_reader)
 {
 	/* The user only writes; the layer still sees the peer's Close and
 	 * answers it, and the writes fail instead of vanishing. */
@@ -519,7 +567,7 @@ TEST(peer_close_fails_writes_of_a_non_reader)
 	fx_done(&x);
 }
 
-TEST(peer_close_after_half_close_fails_writes)
+TEST_BOTH(peer_close_after_half_close_fails_writes)
 {
 	struct fx x;
 	fx_init(&x);
@@ -538,7 +586,7 @@ TEST(peer_close_after_half_close_fails_writes)
 	fx_done(&x);
 }
 
-TEST(consecutive_frames_arrive_in_one_read)
+TEST_BOTH(consecutive_frames_arrive_in_one_read)
 {
 	/* Frames that arrive together are handed out together, their
 	 * headers removed; a control message still ends the run. */
@@ -554,5 +602,249 @@ TEST(consecutive_frames_arrive_in_one_read)
 	TH_EQ_MEM(b->data, "abcdef", 6);
 	rill_buf_release(b);
 	TH_EQ_ERR(rill_read_sync(x.shut, &b), RILL_EOF);
+	fx_done(&x);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A long stream of mixed frames, fed in pieces of random size */
+
+struct mix {
+	struct fx *x;
+	const uint8_t *wire;
+	size_t wire_len, wire_off;
+	uint8_t *got;
+	size_t got_len, got_cap;
+	int status;
+	bool done;
+	uint32_t rng;
+	uv_timer_t pause, wpause;
+	const size_t *hdr_at; /* wire offsets of the frame headers */
+	size_t n_hdr, hdr_i;
+};
+
+static uint32_t mix_rand(struct mix *m)
+{
+	m->rng = m->rng * 1103515245u + 12345u;
+	return m->rng >> 8;
+}
+
+static void mix_read(struct mix *m);
+
+static void mix_resume(uv_timer_t *t)
+{
+	mix_read(t->data);
+}
+
+static void mix_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
+                        void *ud)
+{
+	(void)f;
+	struct mix *m = ud;
+	if (status != 0) {
+		m->status = status;
+		m->done = true;
+		return;
+	}
+	if (m->got_len + b->len > m->got_cap)
+		TH_FAIL("%zu bytes more than sent",
+		        m->got_len + b->len - m->got_cap);
+	memcpy(m->got + m->got_len, b->data, b->len);
+	m->got_len += b->len;
+	rill_buf_release(b);
+	/* Sometimes stop reading for a moment: data piles up behind. */
+	if (mix_rand(m) % 8 == 0)
+		uv_timer_start(&m->pause, mix_resume, 1, 0);
+	else
+		mix_read(m);
+}
+
+static void mix_read(struct mix *m)
+{
+	TH_OK(rill_read(m->x->shut, mix_read_cb, m));
+}
+
+static void mix_write_paused(struct rill_flow *f, int status, void *ud);
+
+static void mix_write_cb(struct rill_flow *f, int status, void *ud)
+{
+	(void)f;
+	struct mix *m = ud;
+	TH_OK(status);
+	if (m->wire_off == m->wire_len)
+		return;
+	size_t n = 1 + mix_rand(m) % 70000;
+	bool pause = false;
+	while (m->hdr_i < m->n_hdr && m->hdr_at[m->hdr_i] < m->wire_off)
+		m->hdr_i++;
+	if (mix_rand(m) % 4 == 0) {
+		n = 1 + mix_rand(m) % 7;
+	} else if (mix_rand(m) % 3 == 0 && m->hdr_i + 3 < m->n_hdr) {
+		/* End 1-3 bytes into a header, and let the reader see
+		 * that much alone. */
+		size_t h = m->hdr_at[m->hdr_i + mix_rand(m) % 3];
+		n = h + 1 + mix_rand(m) % 3 - m->wire_off;
+		pause = true;
+	}
+	if (n > m->wire_len - m->wire_off)
+		n = m->wire_len - m->wire_off;
+	const uint8_t *p = m->wire + m->wire_off;
+	m->wire_off += n;
+	TH_OK(rill_write_copy(m->x->raw, p, n,
+	                      pause ? mix_write_paused : mix_write_cb, m));
+}
+
+static void mix_write_resume(uv_timer_t *t)
+{
+	mix_write_cb(NULL, 0, t->data);
+}
+
+static void mix_write_paused(struct rill_flow *f, int status, void *ud)
+{
+	(void)f;
+	struct mix *m = ud;
+	TH_OK(status);
+	uv_timer_start(&m->wpause, mix_write_resume, 2, 0);
+}
+
+/* Appends a data frame of n payload bytes to the wire, the payload to
+ * want. */
+static size_t mix_hdrs[8192];
+static size_t mix_n_hdr;
+
+static void mix_frame(uint8_t *wire, size_t *wl, uint8_t *want, size_t *pl,
+                      size_t n, uint32_t *seed)
+{
+	if (mix_n_hdr < sizeof mix_hdrs / sizeof *mix_hdrs)
+		mix_hdrs[mix_n_hdr++] = *wl;
+	put32(wire + *wl, (uint32_t)n);
+	*wl += 4;
+	for (size_t i = 0; i < n; i++) {
+		*seed = *seed * 1664525u + 1013904223u;
+		wire[*wl + i] = want[*pl + i] = (uint8_t)(*seed >> 24);
+	}
+	*wl += n;
+	*pl += n;
+}
+
+TEST_BOTH(mixed_frames_in_random_pieces)
+{
+	/* Full 4096-byte frames (what rill sends) mixed with short, empty,
+	 * 1 KiB, 2 KiB and over-long frames and ShutdownRead messages, the
+	 * wire cut at random places (often inside a header), the reader
+	 * pausing now and then: every payload byte arrives, in order, then
+	 * EOF at the ShutdownWrite. */
+	static const size_t pattern[] = {4096, 4096,  4096, 1,    4096, 0,
+	                                 5000, 4096,  100,  1024, 1024, 1024,
+	                                 2048, 70000, 4096, 4096, 3,    4096};
+	for (uint32_t seed = 1; seed <= 3; seed++) {
+		struct fx x;
+		fx_init(&x);
+		size_t cap = 16u << 20;
+		uint8_t *wire = malloc(cap), *want = malloc(cap);
+		size_t wl = 0, pl = 0;
+		uint32_t data_seed = seed;
+		mix_n_hdr = 0;
+		for (int rep = 0; rep < 20; rep++) {
+			for (size_t i = 0; rep % 2 == 0 &&
+			                   i < sizeof pattern / sizeof *pattern;
+			     i++)
+				mix_frame(wire, &wl, want, &pl, pattern[i],
+				          &data_seed);
+			/* Long runs of full frames: the scatter reads' case. */
+			for (int i = 0; i < (rep % 2 ? 150 : 20 + rep); i++)
+				mix_frame(wire, &wl, want, &pl, 4096,
+				          &data_seed);
+			if (rep % 7 == 3) {
+				memcpy(wire + wl, MSG_SHUT_RD, 4);
+				wl += 4;
+			}
+		}
+		memcpy(wire + wl, MSG_SHUT_WR, 4);
+		wl += 4;
+		TH_TRUE(wl <= cap);
+		struct mix m = {.x = &x,
+		                .wire = wire,
+		                .wire_len = wl,
+		                .got = malloc(pl),
+		                .got_cap = pl,
+		                .rng = seed,
+		                .hdr_at = mix_hdrs,
+		                .n_hdr = mix_n_hdr};
+		uv_timer_init(&x.loop, &m.pause);
+		m.pause.data = &m;
+		uv_timer_init(&x.loop, &m.wpause);
+		m.wpause.data = &m;
+		mix_read(&m);
+		mix_write_cb(NULL, 0, &m);
+		while (!m.done)
+			uv_run(&x.loop, UV_RUN_ONCE);
+		TH_EQ_ERR(m.status, RILL_EOF);
+		TH_EQ_U64(m.got_len, pl);
+		TH_EQ_MEM(m.got, want, pl);
+		/* The ShutdownRead messages on the way made writes fail. */
+		TH_EQ_ERR(rill_write_sync(x.shut, "x", 1), RILL_ECLOSED);
+		uv_close((uv_handle_t *)&m.pause, NULL);
+		uv_close((uv_handle_t *)&m.wpause, NULL);
+		free(m.got);
+		free(wire);
+		free(want);
+		fx_done(&x);
+	}
+}
+
+TEST_BOTH(close_behind_unread_data_fails_writes)
+{
+	/* The peer sends data, then Close; the user does not read. The
+	 * layer looks past the unread data, answers the Close and fails
+	 * the writes; the data is still there to read, then EOF. */
+	struct fx x;
+	fx_init(&x);
+	uint8_t *s = malloc(4 + 3000 + 4 + 4096 + 4);
+	put32(s, 3000);
+	memset(s + 4, 'a', 3000);
+	put32(s + 3004, 4096);
+	memset(s + 3008, 'b', 4096);
+	memcpy(s + 3008 + 4096, MSG_CLOSE, 4);
+	raw_write(&x, s, 3000 + 4096 + 12);
+	expect_bytes(x.raw, MSG_CLOSE, 4);
+	TH_EQ_ERR(rill_write_sync(x.shut, "late", 4), RILL_ECLOSED);
+	TH_CONTAINS(rill_flow_errmsg(x.shut), "closed");
+	uint8_t *got = malloc(8192);
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, 8192, &n), RILL_EOF);
+	TH_EQ_U64(n, 7096);
+	TH_TRUE(got[0] == 'a' && got[2999] == 'a' && got[3000] == 'b' &&
+	        got[7095] == 'b');
+	free(got);
+	free(s);
+	fx_done(&x);
+}
+
+TEST_BOTH(close_far_behind_unread_data_is_found)
+{
+	/* The Close comes after more data than one inner read brings: the
+	 * layer keeps reading (within its look-ahead budget) to find it. */
+	struct fx x;
+	fx_init(&x);
+	size_t frames = 40, len = frames * 4100 + 4;
+	uint8_t *s = malloc(len);
+	for (size_t i = 0; i < frames; i++) {
+		put32(s + i * 4100, 4096);
+		memset(s + i * 4100 + 4, (int)('A' + i % 26), 4096);
+	}
+	memcpy(s + frames * 4100, MSG_CLOSE, 4);
+	for (size_t off = 0; off < len; off += 1000)
+		raw_write(&x, s + off, len - off < 1000 ? len - off : 1000);
+	expect_bytes(x.raw, MSG_CLOSE, 4);
+	TH_EQ_ERR(rill_write_sync(x.shut, "late", 4), RILL_ECLOSED);
+	uint8_t *got = malloc(frames * 4096);
+	size_t n;
+	TH_EQ_ERR(read_to_end(x.shut, got, frames * 4096, &n), RILL_EOF);
+	TH_EQ_U64(n, frames * 4096);
+	for (size_t i = 0; i < frames; i++)
+		TH_TRUE(got[i * 4096] == 'A' + i % 26 &&
+		        got[i * 4096 + 4095] == 'A' + i % 26);
+	free(got);
+	free(s);
 	fx_done(&x);
 }

@@ -10,6 +10,28 @@ int rill__callback_depth(void);
 /* The kernel fd under a plain socket flow, or -1 (see ops->fd). */
 int rill__flow_fd(struct rill_flow *f);
 
+/*
+ * A read that lands where the caller says (the shut layer's receive path:
+ * frame payloads straight into one buffer, headers elsewhere). The next
+ * read of the socket flow f uses readv(2) into iov[0..iovcnt) (total bytes
+ * in all) instead of the flow's own chunk, and completes cb with a slice
+ * [0, n) of owner, n the number of bytes read: only the caller knows where
+ * they went. owner->len must be >= total; ri and everything it points to
+ * must stay valid until cb runs or f is closed. Returns -ENOTSUP when f is
+ * not a plain socket flow (the caller then reads normally), or what
+ * rill_read returns.
+ */
+struct iovec;
+struct rill__read_into {
+	struct rill_buf *owner;
+	const struct iovec *iov;
+	int iovcnt;
+	size_t total;
+};
+int rill__socket_read_into(struct rill_flow *f,
+                           const struct rill__read_into *ri, rill_read_cb cb,
+                           void *ud);
+
 /* Records the thread's last error message (rill_last_errmsg). */
 void rill__set_last_errmsg(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));

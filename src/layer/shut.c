@@ -23,31 +23,62 @@
  * closed. The core keeps our memory until rill_flow_destroyed().
  */
 #include <string.h>
+#include <sys/uio.h>
 
-#include "rill/impl.h"
+#include "core.h"
 #include "shut_codec.h"
 #include "uri.h"
 
 /* Payload bytes and buffers per rill_writev to the inner flow. */
 #define SHUT_BATCH_BYTES (256u * 1024u)
 #define SHUT_BATCH_ENTS  256u
+/* Raw bytes read past data the user has not read, looking for a Close. */
+#define SHUT_AHEAD_BYTES (256u * 1024u)
+#define SHUT_RAW_MAX     8u
+/* Scatter reads: payload room per buffer, frames per read, and the frame
+ * lengths they are used for. */
+#define SHUT_SG_ROOM      (256u * 1024u)
+#define SHUT_SG_MIN_ROOM  (64u * 1024u)
+#define SHUT_SG_FRAMES    64u
+#define SHUT_SG_MIN_FRAME 1024u
+#define SHUT_SG_MAX_FRAME (64u * 1024u)
 
 struct shut {
 	struct rill_layer l;
 	struct rill__shut_dec dec;
 
-	/* Reading: the inner buffer being decoded, and what comes after. */
-	struct rill_buf *rx;
+	/* Reading: the inner buffers received and not yet decoded (raw[0]
+	 * from rx_off on), and what comes after. */
+	struct rill_buf *raw[SHUT_RAW_MAX];
+	size_t n_raw;
 	size_t rx_off;
-	int rx_end;         /* inner read ended: RILL_EOF or an error */
-	int rd_end;         /* our read side ended: RILL_EOF or an error */
-	bool inner_reading; /* a rill_read on the inner flow is pending */
-	bool want_read;     /* ops->read awaits a result */
+	struct rill_buf *ready; /* payload of a scatter read, next in line */
+	int rx_end;             /* inner read ended: RILL_EOF or an error */
+	int rd_end;             /* our read side ended: RILL_EOF or an error */
+	bool inner_reading;     /* a rill_read on the inner flow is pending */
+	bool want_read;         /* ops->read awaits a result */
+
+	/* Looking past unread data for a Close or ShutdownRead (shut_scan). */
+	struct rill__shut_dec scan_dec;
+	size_t scan_idx, scan_off;
+	bool scan_valid, scan_done;
+
+	/* Scatter reads (shut_sg_prepare): payload straight into s->pl. */
+	bool sg_ok;      /* the inner flow may take them */
+	bool sg_pending; /* the inner read in flight is one */
+	uint8_t sg_backoff;
+	uint32_t sg_flen; /* the frame length expected */
+	unsigned sg_frames;
+	size_t sg_first;
+	struct rill_buf *pl;
+	size_t pl_off;
+	struct rill__read_into sg_ri;
 
 	/* What the peer told us, and what we told it. */
 	bool peer_wr_shut;
 	bool peer_rd_shut;
 	bool peer_closed;
+	bool peer_close_seen; /* a Close found behind unread data */
 	bool sent_close;
 	bool sent_shut_rd;
 
@@ -124,19 +155,262 @@ static void shut_send_close(struct shut *s)
 /* ---------------------------------------------------------------------- */
 /* Reading */
 
+/* The raw (still framed) inner buffers: raw[0] is decoded from rx_off. */
+static void shut_raw_push(struct shut *s, struct rill_buf *b)
+{
+	s->raw[s->n_raw++] = b;
+}
+
+static void shut_raw_pop(struct shut *s)
+{
+	rill_buf_release(s->raw[0]);
+	memmove(&s->raw[0], &s->raw[1], (s->n_raw - 1) * sizeof s->raw[0]);
+	s->raw[--s->n_raw] = NULL;
+	s->rx_off = 0;
+	s->scan_valid = false;
+}
+
+/*
+ * Merges raw[1..] into one buffer when the queue is full of small pieces
+ * (a peer writing a few bytes at a time while the user does not read), so
+ * that the look-ahead is bounded by bytes, not by the peer's write sizes.
+ */
+static bool shut_raw_merge(struct shut *s)
+{
+	if (s->n_raw < 3)
+		return false;
+	size_t len = 0;
+	for (size_t i = 1; i < s->n_raw; i++)
+		len += s->raw[i]->len;
+	struct rill_buf *m = rill_buf_new(len);
+	if (m == NULL)
+		return false;
+	size_t o = 0, scan_at = 0;
+	for (size_t i = 1; i < s->n_raw; i++) {
+		if (s->scan_valid && s->scan_idx == i)
+			scan_at = o + s->scan_off;
+		memcpy(m->data + o, s->raw[i]->data, s->raw[i]->len);
+		o += s->raw[i]->len;
+		rill_buf_release(s->raw[i]);
+		s->raw[i] = NULL;
+	}
+	if (s->scan_valid && s->scan_idx >= 1) {
+		if (s->scan_idx >= s->n_raw)
+			scan_at = len;
+		s->scan_idx = 1;
+		s->scan_off = scan_at;
+	}
+	s->raw[1] = m;
+	s->n_raw = 2;
+	return true;
+}
+
+/* Raw bytes received and not yet decoded. */
+static size_t shut_raw_bytes(const struct shut *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_raw; i++)
+		n += s->raw[i]->len;
+	return n - s->rx_off;
+}
+
+static void shut_release_rx(struct shut *s)
+{
+	while (s->n_raw > 0)
+		shut_raw_pop(s);
+	rill_buf_release(s->ready);
+	s->ready = NULL;
+	rill_buf_release(s->pl);
+	s->pl = NULL;
+}
+
+/* Remembers the length of a data frame whose header was just decoded: the
+ * scatter reads expect the next frames to be as long. */
+static void shut_note_frame(struct shut *s, size_t used, size_t dlen)
+{
+	if (used > dlen)
+		s->sg_flen = (uint32_t)(dlen + s->dec.need);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Scatter reads */
+
+/*
+ * The payload buffer of scatter reads: payload room first, then the
+ * header slots and the iovec array of the read in flight (the reader's
+ * slices never reach past the room).
+ */
+#define SG_HDRS_OFF SHUT_SG_ROOM
+#define SG_IOV_OFF  (SHUT_SG_ROOM + 4u * SHUT_SG_FRAMES)
+#define SG_BUF_LEN \
+	(SG_IOV_OFF + (2u * SHUT_SG_FRAMES + 1u) * sizeof(struct iovec))
+
+static bool shut_sg_usable(const struct shut *s)
+{
+	return s->sg_ok && s->sg_backoff == 0 &&
+	       s->sg_flen >= SHUT_SG_MIN_FRAME &&
+	       s->sg_flen <= SHUT_SG_MAX_FRAME && s->want_read &&
+	       s->ready == NULL && s->n_raw == 0 && s->dec.hdr_len == 0 &&
+	       !s->dec.bad;
+}
+
+/*
+ * Lays out the next read: the rest of the current frame's payload, then
+ * (header slot, sg_flen payload bytes) pairs, all payload contiguous in
+ * s->pl. A frame of another length breaks the pattern; shut_sg_done then
+ * rebuilds the raw bytes from that point (rare: a sender's last frame of
+ * a write, a control message).
+ */
+static bool shut_sg_prepare(struct shut *s)
+{
+	if (s->pl != NULL && s->pl->refs_ == 1)
+		s->pl_off = 0; /* nobody holds a slice: reuse from the start */
+	if (s->pl == NULL || SHUT_SG_ROOM - s->pl_off < SHUT_SG_MIN_ROOM) {
+		rill_buf_release(s->pl);
+		s->pl = rill_buf_new(SG_BUF_LEN);
+		s->pl_off = 0;
+		if (s->pl == NULL)
+			return false;
+	}
+	uint8_t *room = s->pl->data + s->pl_off;
+	size_t left = SHUT_SG_ROOM - s->pl_off;
+	uint8_t *hdrs = s->pl->data + SG_HDRS_OFF;
+	struct iovec *iov = (struct iovec *)(void *)(s->pl->data + SG_IOV_OFF);
+	int n = 0;
+	size_t pos = s->dec.need < left ? s->dec.need : left;
+	size_t total = pos;
+	if (pos > 0)
+		iov[n++] = (struct iovec){room, pos};
+	unsigned k = 0;
+	while (k < SHUT_SG_FRAMES && pos + s->sg_flen <= left) {
+		iov[n++] = (struct iovec){hdrs + 4u * k, 4};
+		iov[n++] = (struct iovec){room + pos, s->sg_flen};
+		pos += s->sg_flen;
+		total += 4u + s->sg_flen;
+		k++;
+	}
+	if (total == 0)
+		return false;
+	s->sg_first = pos - (size_t)k * s->sg_flen;
+	s->sg_frames = k;
+	s->sg_ri = (struct rill__read_into){
+	    .owner = s->pl, .iov = iov, .iovcnt = n, .total = total};
+	return true;
+}
+
+/*
+ * A scatter read brought n bytes: payload lands in s->ready; from the
+ * first header that is not a data frame of sg_flen bytes on, the bytes
+ * are put back together into one raw buffer for the ordinary decoder.
+ */
+static void shut_sg_done(struct shut *s, size_t n)
+{
+	uint8_t *room = s->pl->data + s->pl_off;
+	const uint8_t *hdrs = s->pl->data + SG_HDRS_OFF;
+	size_t flen = s->sg_flen, payload = 0, rem = n;
+	size_t take = rem < s->sg_first ? rem : s->sg_first;
+	payload += take;
+	rem -= take;
+	s->dec.need -= (uint32_t)take;
+	for (unsigned k = 0; rem > 0 && k < s->sg_frames; k++) {
+		const uint8_t *h = hdrs + 4u * k;
+		if (rem < 4) { /* the stream ends inside a header */
+			memcpy(s->dec.hdr, h, rem);
+			s->dec.hdr_len = (uint8_t)rem;
+			rem = 0;
+			break;
+		}
+		uint32_t v = (uint32_t)h[0] | (uint32_t)h[1] << 8 |
+		             (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+		if (v != flen) {
+			/* Rebuild [header k][region k][header k+1]... */
+			struct rill_buf *raw = rill_buf_new(rem);
+			if (raw == NULL) {
+				s->rx_end = RILL_ENOMEM;
+				break;
+			}
+			size_t o = 0;
+			for (unsigned j = k; o < rem; j++) {
+				size_t c = rem - o < 4 ? rem - o : 4;
+				memcpy(raw->data + o, hdrs + 4u * j, c);
+				o += c;
+				c = rem - o < flen ? rem - o : flen;
+				memcpy(raw->data + o,
+				       room + payload + (j - k) * flen, c);
+				o += c;
+			}
+			shut_raw_push(s, raw);
+			s->sg_backoff = 1;
+			rem = 0;
+			break;
+		}
+		rem -= 4;
+		take = rem < flen ? rem : flen;
+		payload += take;
+		rem -= take;
+		s->dec.need = (uint32_t)(flen - take);
+	}
+	if (payload > 0) {
+		s->ready = rill_buf_slice(s->pl, s->pl_off, payload);
+		if (s->ready == NULL)
+			s->rx_end = RILL_ENOMEM;
+		s->pl_off += (payload + 63u) & ~(size_t)63u;
+		if (s->pl_off > SHUT_SG_ROOM)
+			s->pl_off = SHUT_SG_ROOM;
+	}
+	if (n < s->sg_ri.total) {
+		/* The socket is drained: the next read waits, maybe for long.
+		 * An idle flow keeps no payload buffer. */
+		rill_buf_release(s->pl);
+		s->pl = NULL;
+	}
+}
+
 static void shut_inner_read_cb(struct rill_flow *inner, int status,
                                struct rill_buf *buf, void *ud)
 {
 	(void)inner;
 	struct shut *s = ud;
+	bool sg = s->sg_pending;
 	s->inner_reading = false;
-	if (status == 0) {
-		s->rx = buf;
-		s->rx_off = 0;
-	} else {
+	s->sg_pending = false;
+	if (status != 0) {
 		s->rx_end = status;
+	} else if (sg) {
+		size_t n = buf->len;
+		rill_buf_release(buf); /* a token: the bytes are in s->pl */
+		shut_sg_done(s, n);
+	} else {
+		shut_raw_push(s, buf);
 	}
+	if (s->sg_backoff > 0 && !sg)
+		s->sg_backoff--;
 	shut_pump(s);
+}
+
+/* Starts a read on the inner flow (a scatter read where it can be). */
+static void shut_inner_read(struct shut *s)
+{
+	int err;
+	s->inner_reading = true;
+	if (shut_sg_usable(s) && shut_sg_prepare(s)) {
+		s->sg_pending = true;
+		err = rill__socket_read_into(shut_inner(s), &s->sg_ri,
+		                             shut_inner_read_cb, s);
+		if (err == 0)
+			return;
+		s->sg_pending = false;
+		if (err == -ENOTSUP)
+			s->sg_ok = false;
+		else
+			goto fail;
+	}
+	err = rill_read(shut_inner(s), shut_inner_read_cb, s);
+	if (err == 0)
+		return;
+fail:
+	s->inner_reading = false;
+	s->rx_end = err;
 }
 
 static void shut_read_result(struct shut *s, int status, struct rill_buf *b)
@@ -186,13 +460,15 @@ static bool shut_control(struct shut *s, int ev, uint32_t bad)
  * peer's Close, ShutdownRead, a bad header, EOF or an error. */
 static void shut_pump_drain(struct shut *s)
 {
+	rill_buf_release(s->ready);
+	s->ready = NULL;
 	while (!s->drained) {
-		if (s->rx != NULL && s->rx_off < s->rx->len) {
+		if (s->n_raw > 0 && s->rx_off < s->raw[0]->len) {
 			size_t used, dlen;
 			uint32_t bad;
 			int ev = rill__shut_decode(
-			    &s->dec, s->rx->data + s->rx_off,
-			    s->rx->len - s->rx_off, &used, &dlen, &bad);
+			    &s->dec, s->raw[0]->data + s->rx_off,
+			    s->raw[0]->len - s->rx_off, &used, &dlen, &bad);
 			s->rx_off += used;
 			if (ev == RILL__SHUT_CLOSE ||
 			    ev == RILL__SHUT_SHUTDOWN_READ ||
@@ -202,9 +478,10 @@ static void shut_pump_drain(struct shut *s)
 			}
 			continue;
 		}
-		rill_buf_release(s->rx);
-		s->rx = NULL;
-		s->rx_off = 0;
+		if (s->n_raw > 0) {
+			shut_raw_pop(s);
+			continue;
+		}
 		if (s->rx_end != 0 || s->rd_end != 0) {
 			/* EOF or a reset during the drain: the peer can no
 			 * longer answer, which is an answer. */
@@ -213,41 +490,38 @@ static void shut_pump_drain(struct shut *s)
 		}
 		if (s->inner_reading)
 			return;
-		s->inner_reading = true;
-		int err = rill_read(shut_inner(s), shut_inner_read_cb, s);
-		if (err != 0) {
-			s->inner_reading = false;
-			s->rx_end = err;
-			continue;
-		}
-		return; /* shut_inner_read_cb resumes */
+		shut_inner_read(s);
+		if (s->inner_reading)
+			return; /* shut_inner_read_cb resumes */
 	}
 }
 
 /*
- * After a payload ending at rx[end], pulls the payloads of the data frames
- * that follow in the same inner buffer down over their headers, so that
- * one read hands out many frames: a peer sends at most 4096 bytes per
- * frame, and a callback per frame would cost more than the move. The
+ * After a payload ending at raw[0][end], pulls the payloads of the data
+ * frames that follow in the same inner buffer down over their headers, so
+ * that one read hands out many frames: a peer sends at most 4096 bytes
+ * per frame, and a callback per frame would cost more than the move. The
  * inner buffer is ours alone (the flow contract: a read buffer belongs to
  * the reader). Stops before anything that is not data; returns the number
- * of bytes appended after rx[end].
+ * of bytes appended after raw[0][end].
  */
 static size_t shut_coalesce(struct shut *s, size_t end)
 {
-	uint8_t *p = s->rx->data;
+	struct rill_buf *rx = s->raw[0];
+	uint8_t *p = rx->data;
 	size_t added = 0;
-	while (s->rx_off < s->rx->len) {
+	while (s->rx_off < rx->len) {
 		struct rill__shut_dec saved = s->dec;
 		size_t used, dlen;
 		uint32_t bad;
-		int ev = rill__shut_decode(&s->dec, p + s->rx_off,
-		                           s->rx->len - s->rx_off, &used, &dlen,
-		                           &bad);
+		int ev =
+		    rill__shut_decode(&s->dec, p + s->rx_off,
+		                      rx->len - s->rx_off, &used, &dlen, &bad);
 		if (ev != RILL__SHUT_DATA) {
 			s->dec = saved; /* handled by the next pump */
 			break;
 		}
+		shut_note_frame(s, used, dlen);
 		memmove(p + end + added, p + s->rx_off + used - dlen, dlen);
 		added += dlen;
 		s->rx_off += used;
@@ -256,14 +530,60 @@ static size_t shut_coalesce(struct shut *s, size_t end)
 }
 
 /*
+ * Looks past data the user has not read yet, through everything received,
+ * for the peer's Close or ShutdownRead: both make our writes fail at once
+ * (and a Close is answered at once, so the peer's drain ends), even while
+ * unread data stands before them. Returns true when it would look further
+ * with more bytes.
+ */
+static bool shut_scan(struct shut *s)
+{
+	if (!s->scan_valid) {
+		s->scan_dec = s->dec;
+		s->scan_idx = 0;
+		s->scan_off = s->rx_off;
+		s->scan_valid = true;
+	}
+	if (s->scan_done)
+		return false;
+	while (s->scan_idx < s->n_raw) {
+		struct rill_buf *b = s->raw[s->scan_idx];
+		if (s->scan_off >= b->len) {
+			s->scan_idx++;
+			s->scan_off = 0;
+			continue;
+		}
+		size_t used, dlen;
+		uint32_t bad;
+		int ev =
+		    rill__shut_decode(&s->scan_dec, b->data + s->scan_off,
+		                      b->len - s->scan_off, &used, &dlen, &bad);
+		s->scan_off += used;
+		if (ev == RILL__SHUT_SHUTDOWN_READ) {
+			s->peer_rd_shut = true;
+		} else if (ev == RILL__SHUT_CLOSE) {
+			s->peer_close_seen = true;
+			shut_send_close(s);
+			s->scan_done = true; /* the peer sends nothing after */
+			return false;
+		} else if (ev == RILL__SHUT_BAD) {
+			s->scan_done = true;
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Decodes what there is and reads the inner flow when more is needed.
  *
  * With a user read waiting, the first payload (or the end) is handed up.
  * Without one, the layer still looks ahead: it keeps one inner read
- * outstanding and handles the control messages at the head of the stream,
- * stopping at the first data (kept for the user; so at most one inner
- * buffer is held). That is how a peer's Close or ShutdownRead makes our
- * writes fail even when the user never reads.
+ * outstanding and handles the control messages at the head of the stream;
+ * behind data the user has not read it keeps reading, up to
+ * SHUT_AHEAD_BYTES, only to find a Close or ShutdownRead (shut_scan). That
+ * is how a peer's Close or ShutdownRead makes our writes fail even when
+ * the user never reads.
  *
  * Every path that hands a result to the core returns right after: the
  * core may run user code from there, which may close us.
@@ -275,6 +595,16 @@ static void shut_pump(struct shut *s)
 		return;
 	}
 	for (;;) {
+		if (s->ready != NULL) {
+			if (s->want_read) {
+				struct rill_buf *b = s->ready;
+				s->ready = NULL;
+				s->scan_valid = false;
+				shut_read_result(s, 0, b);
+				return;
+			}
+			goto held;
+		}
 		bool ended = s->rd_end != 0;
 		if (ended && s->want_read) {
 			shut_read_result(s, s->rd_end, NULL);
@@ -286,31 +616,34 @@ static void shut_pump(struct shut *s)
 		    !(s->peer_wr_shut && !s->peer_closed && !s->peer_rd_shut &&
 		      s->rx_end == 0 && !s->dec.bad))
 			return;
-		if (s->rx != NULL && s->rx_off < s->rx->len) {
+		if (s->n_raw > 0 && s->rx_off < s->raw[0]->len) {
+			struct rill_buf *rx = s->raw[0];
 			size_t used, dlen;
 			uint32_t bad = 0;
 			struct rill__shut_dec saved = s->dec;
 			int ev = rill__shut_decode(
-			    &s->dec, s->rx->data + s->rx_off,
-			    s->rx->len - s->rx_off, &used, &dlen, &bad);
+			    &s->dec, rx->data + s->rx_off, rx->len - s->rx_off,
+			    &used, &dlen, &bad);
 			if (ev == RILL__SHUT_DATA && !ended && !s->want_read) {
 				s->dec = saved; /* keep it for the user */
-				return;
+				goto held;
 			}
 			s->rx_off += used;
+			s->scan_valid = false;
 			if (ev == RILL__SHUT_MORE)
 				continue;
 			if (ev == RILL__SHUT_DATA) {
 				if (ended)
 					continue; /* data after EOF: dropped */
+				shut_note_frame(s, used, dlen);
 				size_t start = s->rx_off - dlen;
 				size_t total =
 				    dlen + shut_coalesce(s, start + dlen);
 				struct rill_buf *b;
-				if (start == 0 && total == s->rx->len)
-					b = rill_buf_ref(s->rx);
+				if (start == 0 && total == rx->len)
+					b = rill_buf_ref(rx);
 				else
-					b = rill_buf_slice(s->rx, start, total);
+					b = rill_buf_slice(rx, start, total);
 				shut_read_result(s, b != NULL ? 0 : RILL_ENOMEM,
 				                 b);
 				return;
@@ -327,10 +660,9 @@ static void shut_pump(struct shut *s)
 			shut_control(s, ev, bad);
 			continue;
 		}
-		if (s->rx != NULL) {
-			rill_buf_release(s->rx);
-			s->rx = NULL;
-			s->rx_off = 0;
+		if (s->n_raw > 0) {
+			shut_raw_pop(s);
+			continue;
 		}
 		if (s->rx_end != 0) {
 			if (ended)
@@ -351,15 +683,17 @@ static void shut_pump(struct shut *s)
 		}
 		if (s->inner_reading)
 			return;
-		s->inner_reading = true;
-		int err = rill_read(shut_inner(s), shut_inner_read_cb, s);
-		if (err != 0) {
-			s->inner_reading = false;
-			s->rx_end = err;
-			continue;
-		}
-		return; /* shut_inner_read_cb resumes */
+		shut_inner_read(s);
+		if (s->inner_reading)
+			return; /* shut_inner_read_cb resumes */
 	}
+held:
+	/* Data waits for the user: look behind it, within the budget. */
+	if (!shut_scan(s) || s->inner_reading || s->rx_end != 0 ||
+	    shut_raw_bytes(s) >= SHUT_AHEAD_BYTES)
+		return;
+	if (s->n_raw < SHUT_RAW_MAX || shut_raw_merge(s))
+		shut_inner_read(s);
 }
 
 static void shut_read(struct rill_flow *f)
@@ -457,11 +791,12 @@ static void shut_write_batch(struct shut *s)
 
 static int shut_write_refused(struct shut *s)
 {
-	if (!s->peer_rd_shut && !s->peer_closed)
+	bool closed = s->peer_closed || s->peer_close_seen;
+	if (!s->peer_rd_shut && !closed)
 		return 0;
 	rill_flow_set_errmsg(&s->l.base, "shut: the peer %s",
-	                     s->peer_closed ? "closed the flow"
-	                                    : "shut down its reads");
+	                     closed ? "closed the flow"
+	                            : "shut down its reads");
 	return RILL_ECLOSED;
 }
 
@@ -546,8 +881,7 @@ static void shut_finish(struct shut *s)
 		return;
 	s->finishing = true;
 	uv_timer_stop(&s->timer);
-	rill_buf_release(s->rx);
-	s->rx = NULL;
+	shut_release_rx(s);
 	rill_buf_release(s->hdr_full);
 	s->hdr_full = NULL;
 	/* No callback of the inner flow runs after this. */
@@ -575,7 +909,8 @@ static void shut_close(struct rill_flow *f)
 		               0);
 	}
 	shut_send_close(s);
-	if (s->peer_closed || s->peer_rd_shut || s->dec.bad || s->rx_end != 0)
+	if (s->peer_closed || s->peer_close_seen || s->peer_rd_shut ||
+	    s->dec.bad || s->rx_end != 0)
 		s->drained = true;
 	if (s->drained) {
 		shut_maybe_finish(s);
@@ -619,6 +954,8 @@ int rill_shut_attach(struct rill_flow *inner, struct rill_flow **out)
 	uv_timer_init(inner->loop, &s->timer);
 	s->timer.data = s;
 	s->close_timeout_ms = RILL_SHUT_CLOSE_TIMEOUT_MS;
+	s->sg_ok = true;
+	s->sg_flen = RILL__SHUT_MAX_FRAME;
 	*out = &s->l.base;
 	shut_pump(s); /* start looking ahead */
 	return 0;

@@ -64,6 +64,7 @@ struct sock_flow {
 	bool drained; /* the last read was short: the fd is likely empty */
 	struct rill_buf *chunk;
 	size_t chunk_off;
+	const struct rill__read_into *into; /* this read: the caller's layout */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
 };
@@ -122,15 +123,47 @@ static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
 /* ---------------------------------------------------------------------- */
 /* Reading */
 
+/* sock_try_read for a read into the caller's layout (s->into). */
+static bool sock_try_read_into(struct sock_flow *s)
+{
+	const struct rill__read_into *ri = s->into;
+	ssize_t n;
+	do
+		n = readv(s->rfd, ri->iov, ri->iovcnt);
+	while (n < 0 && errno == EINTR);
+	s->drained = n < 0 || (size_t)n < ri->total;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && s->rpollable)
+		return false;
+	s->reading = false;
+	s->into = NULL;
+	if (n < 0) {
+		int err = -errno;
+		rill_flow_set_errmsg(&s->base, "%s read: %s", s->fam->name,
+		                     strerror(-err));
+		rill_flow_read_done(&s->base, err, NULL);
+		return true;
+	}
+	if (n == 0) {
+		rill_flow_read_done(&s->base, RILL_EOF, NULL);
+		return true;
+	}
+	struct rill_buf *b = rill_buf_slice(ri->owner, 0, (size_t)n);
+	rill_flow_read_done(&s->base, b != NULL ? 0 : RILL_ENOMEM, b);
+	return true;
+}
+
 /* Tries one read; returns true when the operation completed (data, EOF or
  * error) and false on EAGAIN. */
 static bool sock_try_read(struct sock_flow *s)
 {
 	if (s->rfd < 0) {
 		s->reading = false;
+		s->into = NULL;
 		rill_flow_read_done(&s->base, RILL_EOF, NULL);
 		return true;
 	}
+	if (s->into != NULL)
+		return sock_try_read_into(s);
 	if (s->chunk != NULL && s->chunk->refs_ == 1)
 		s->chunk_off = 0; /* nobody holds a slice: reuse from start */
 	if (s->chunk == NULL || SOCK_CHUNK - s->chunk_off < SOCK_MIN_READ) {
@@ -195,6 +228,21 @@ void rill__socket_read(struct rill_flow *f)
 	}
 	if (!sock_try_read(s) && !s->closing)
 		sock_update_polls(s, true, s->writing);
+}
+
+int rill__socket_read_into(struct rill_flow *f,
+                           const struct rill__read_into *ri, rill_read_cb cb,
+                           void *ud)
+{
+	if (f == NULL || ri == NULL || f->ops->read != rill__socket_read ||
+	    ri->owner == NULL || ri->owner->len < ri->total || ri->total == 0)
+		return -ENOTSUP;
+	struct sock_flow *s = sock_of(f);
+	s->into = ri;
+	int err = rill_read(f, cb, ud);
+	if (err != 0)
+		s->into = NULL;
+	return err;
 }
 
 /* ---------------------------------------------------------------------- */
