@@ -7,15 +7,19 @@
  * input: payload up to the first ShutdownWrite, Close or bad header;
  * EFRAME for a bad header or a stream that ends inside a frame.
  *
- * Input: byte 0 picks the piece sizes and whether the peer ends with a
- * hang-up; the rest is what the peer sends.
+ * Input: byte 0 picks the piece sizes, whether the peer ends with a
+ * hang-up, and whether the layer sits on an in-memory pair or on a Unix
+ * socket (where it reads with scatter reads, payload straight into its
+ * buffer); the rest is what the peer sends.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "layer/shut_codec.h"
 #include "rill.h"
+#include "transport/socket.h"
 
 struct run {
 	uint8_t *got;
@@ -77,14 +81,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t cfg = data[0];
 	const uint8_t *in = data + 1;
 	size_t len = size - 1;
-	size_t piece = (size_t)(cfg & 0x3f) + 1;
+	bool over_socket = (cfg & 0x80) != 0;
+	size_t piece = ((size_t)(cfg & 0x3f) + 1) * (over_socket ? 67 : 1);
 	bool hangup = (cfg & 0x40) != 0;
 
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	struct rill_flow *a, *raw;
-	if (rill_pair(&loop, 0, &a, &raw) != 0)
+	if (over_socket) {
+		int fds[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0 ||
+		    rill__socket_flow_new(&loop, fds[0], &rill__unix_family,
+		                          &a) != 0 ||
+		    rill__socket_flow_new(&loop, fds[1], &rill__unix_family,
+		                          &raw) != 0)
+			abort();
+	} else if (rill_pair(&loop, 0, &a, &raw) != 0) {
 		abort();
+	}
 	struct rill_flow *s;
 	if (rill_shut_attach(a, &s) != 0)
 		abort();

@@ -13,24 +13,35 @@ int rill__flow_fd(struct rill_flow *f);
 /*
  * A read that lands where the caller says (the shut layer's receive path:
  * frame payloads straight into one buffer, headers elsewhere). The next
- * read of the socket flow f uses readv(2) into iov[0..iovcnt) (total bytes
- * in all) instead of the flow's own chunk, and completes cb with a slice
- * [0, n) of owner, n the number of bytes read: only the caller knows where
- * they went. owner->len must be >= total; ri and everything it points to
- * must stay valid until cb runs or f is closed. Returns -ENOTSUP when f is
- * not a plain socket flow (the caller then reads normally), or what
- * rill_read returns.
+ * read of the socket flow f uses readv(2) instead of the flow's own chunk:
+ * right before each attempt it calls ri->get(ri), which fills in owner,
+ * iov, iovcnt and total (the bytes of all iovecs; owner->len >= total) or
+ * returns false for ENOMEM; when the attempt finds nothing to read it
+ * calls ri->unget(ri), so a flow waiting for data holds no buffer. The
+ * read completes cb with a slice [0, n) of owner, n the number of bytes
+ * read: only the caller knows where they went. ri must stay valid until
+ * cb runs or f is closed. Returns -ENOTSUP when f is not a plain socket
+ * flow (the caller then reads normally), or what rill_read returns.
  */
 struct iovec;
 struct rill__read_into {
+	bool (*get)(struct rill__read_into *ri);
+	void (*unget)(struct rill__read_into *ri);
 	struct rill_buf *owner;
 	const struct iovec *iov;
 	int iovcnt;
 	size_t total;
 };
-int rill__socket_read_into(struct rill_flow *f,
-                           const struct rill__read_into *ri, rill_read_cb cb,
-                           void *ud);
+int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
+                           rill_read_cb cb, void *ud);
+
+/*
+ * A buffer of len bytes like rill_buf_new, for large read buffers: its
+ * memory goes back to a small per-thread cache when the last reference
+ * is released, and the next rill__bigbuf_new(len) on that thread takes it
+ * from there (see bigbuf.c). NULL on ENOMEM.
+ */
+struct rill_buf *rill__bigbuf_new(size_t len);
 
 /* Records the thread's last error message (rill_last_errmsg). */
 void rill__set_last_errmsg(const char *fmt, ...)

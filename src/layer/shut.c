@@ -70,8 +70,7 @@ struct shut {
 	uint32_t sg_flen; /* the frame length expected */
 	unsigned sg_frames;
 	size_t sg_first;
-	struct rill_buf *pl;
-	size_t pl_off;
+	struct rill_buf *pl; /* the buffer of the scatter read in flight */
 	struct rill__read_into sg_ri;
 
 	/* What the peer told us, and what we told it. */
@@ -240,6 +239,11 @@ static void shut_note_frame(struct shut *s, size_t used, size_t dlen)
  * header slots and the iovec array of the read in flight (the reader's
  * slices never reach past the room).
  */
+#ifdef SHUT_SG_CACHE
+#define SHUT_SG_NEW rill__bigbuf_new
+#else
+#define SHUT_SG_NEW rill_buf_new
+#endif
 #define SG_HDRS_OFF SHUT_SG_ROOM
 #define SG_IOV_OFF  (SHUT_SG_ROOM + 4u * SHUT_SG_FRAMES)
 #define SG_BUF_LEN \
@@ -255,25 +259,21 @@ static bool shut_sg_usable(const struct shut *s)
 }
 
 /*
- * Lays out the next read: the rest of the current frame's payload, then
- * (header slot, sg_flen payload bytes) pairs, all payload contiguous in
- * s->pl. A frame of another length breaks the pattern; shut_sg_done then
- * rebuilds the raw bytes from that point (rare: a sender's last frame of
- * a write, a control message).
+ * Lays out the next read (the socket calls this right before its readv):
+ * the rest of the current frame's payload, then (header slot, sg_flen
+ * payload bytes) pairs, all payload contiguous in a fresh s->pl. A frame of
+ * another length breaks the pattern; shut_sg_done then rebuilds the raw bytes
+ * from that point (rare: a sender's last frame of a write, a control message).
  */
-static bool shut_sg_prepare(struct shut *s)
+static bool shut_sg_get(struct rill__read_into *ri)
 {
-	if (s->pl != NULL && s->pl->refs_ == 1)
-		s->pl_off = 0; /* nobody holds a slice: reuse from the start */
-	if (s->pl == NULL || SHUT_SG_ROOM - s->pl_off < SHUT_SG_MIN_ROOM) {
-		rill_buf_release(s->pl);
-		s->pl = rill_buf_new(SG_BUF_LEN);
-		s->pl_off = 0;
-		if (s->pl == NULL)
-			return false;
-	}
-	uint8_t *room = s->pl->data + s->pl_off;
-	size_t left = SHUT_SG_ROOM - s->pl_off;
+	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
+	rill_buf_release(s->pl);
+	s->pl = SHUT_SG_NEW(SG_BUF_LEN);
+	if (s->pl == NULL)
+		return false;
+	uint8_t *room = s->pl->data;
+	size_t left = SHUT_SG_ROOM;
 	uint8_t *hdrs = s->pl->data + SG_HDRS_OFF;
 	struct iovec *iov = (struct iovec *)(void *)(s->pl->data + SG_IOV_OFF);
 	int n = 0;
@@ -289,13 +289,21 @@ static bool shut_sg_prepare(struct shut *s)
 		total += 4u + s->sg_flen;
 		k++;
 	}
-	if (total == 0)
-		return false;
 	s->sg_first = pos - (size_t)k * s->sg_flen;
 	s->sg_frames = k;
-	s->sg_ri = (struct rill__read_into){
-	    .owner = s->pl, .iov = iov, .iovcnt = n, .total = total};
+	ri->owner = s->pl;
+	ri->iov = iov;
+	ri->iovcnt = n;
+	ri->total = total;
 	return true;
+}
+
+/* The read found nothing: a flow waiting for data holds no buffer. */
+static void shut_sg_unget(struct rill__read_into *ri)
+{
+	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
+	rill_buf_release(s->pl);
+	s->pl = NULL;
 }
 
 /*
@@ -305,7 +313,7 @@ static bool shut_sg_prepare(struct shut *s)
  */
 static void shut_sg_done(struct shut *s, size_t n)
 {
-	uint8_t *room = s->pl->data + s->pl_off;
+	uint8_t *room = s->pl->data;
 	const uint8_t *hdrs = s->pl->data + SG_HDRS_OFF;
 	size_t flen = s->sg_flen, payload = 0, rem = n;
 	size_t take = rem < s->sg_first ? rem : s->sg_first;
@@ -351,19 +359,14 @@ static void shut_sg_done(struct shut *s, size_t n)
 		s->dec.need = (uint32_t)(flen - take);
 	}
 	if (payload > 0) {
-		s->ready = rill_buf_slice(s->pl, s->pl_off, payload);
+		s->ready = rill_buf_slice(s->pl, 0, payload);
 		if (s->ready == NULL)
 			s->rx_end = RILL_ENOMEM;
-		s->pl_off += (payload + 63u) & ~(size_t)63u;
-		if (s->pl_off > SHUT_SG_ROOM)
-			s->pl_off = SHUT_SG_ROOM;
 	}
-	if (n < s->sg_ri.total) {
-		/* The socket is drained: the next read waits, maybe for long.
-		 * An idle flow keeps no payload buffer. */
-		rill_buf_release(s->pl);
-		s->pl = NULL;
-	}
+	/* The payload keeps the buffer alive as long as the user holds it;
+	 * then it goes back to the thread's cache (rill__bigbuf_new). */
+	rill_buf_release(s->pl);
+	s->pl = NULL;
 }
 
 static void shut_inner_read_cb(struct rill_flow *inner, int status,
@@ -393,7 +396,7 @@ static void shut_inner_read(struct shut *s)
 {
 	int err;
 	s->inner_reading = true;
-	if (shut_sg_usable(s) && shut_sg_prepare(s)) {
+	if (shut_sg_usable(s)) {
 		s->sg_pending = true;
 		err = rill__socket_read_into(shut_inner(s), &s->sg_ri,
 		                             shut_inner_read_cb, s);
@@ -956,6 +959,8 @@ int rill_shut_attach(struct rill_flow *inner, struct rill_flow **out)
 	s->close_timeout_ms = RILL_SHUT_CLOSE_TIMEOUT_MS;
 	s->sg_ok = true;
 	s->sg_flen = RILL__SHUT_MAX_FRAME;
+	s->sg_ri.get = shut_sg_get;
+	s->sg_ri.unget = shut_sg_unget;
 	*out = &s->l.base;
 	shut_pump(s); /* start looking ahead */
 	return 0;

@@ -64,7 +64,7 @@ struct sock_flow {
 	bool drained; /* the last read was short: the fd is likely empty */
 	struct rill_buf *chunk;
 	size_t chunk_off;
-	const struct rill__read_into *into; /* this read: the caller's layout */
+	struct rill__read_into *into; /* this read: the caller's layout */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
 };
@@ -126,29 +126,40 @@ static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
 /* sock_try_read for a read into the caller's layout (s->into). */
 static bool sock_try_read_into(struct sock_flow *s)
 {
-	const struct rill__read_into *ri = s->into;
+	struct rill__read_into *ri = s->into;
+	if (!ri->get(ri)) {
+		s->reading = false;
+		s->into = NULL;
+		rill_flow_read_done(&s->base, RILL_ENOMEM, NULL);
+		return true;
+	}
 	ssize_t n;
 	do
 		n = readv(s->rfd, ri->iov, ri->iovcnt);
 	while (n < 0 && errno == EINTR);
 	s->drained = n < 0 || (size_t)n < ri->total;
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && s->rpollable)
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+	    s->rpollable) {
+		ri->unget(ri);
 		return false;
+	}
 	s->reading = false;
 	s->into = NULL;
+	struct rill_buf *b = NULL;
+	int st = 0;
 	if (n < 0) {
-		int err = -errno;
+		st = -errno;
 		rill_flow_set_errmsg(&s->base, "%s read: %s", s->fam->name,
-		                     strerror(-err));
-		rill_flow_read_done(&s->base, err, NULL);
-		return true;
+		                     strerror(-st));
+	} else if (n == 0) {
+		st = RILL_EOF;
+	} else {
+		b = rill_buf_slice(ri->owner, 0, (size_t)n);
+		st = b != NULL ? 0 : RILL_ENOMEM;
 	}
-	if (n == 0) {
-		rill_flow_read_done(&s->base, RILL_EOF, NULL);
-		return true;
-	}
-	struct rill_buf *b = rill_buf_slice(ri->owner, 0, (size_t)n);
-	rill_flow_read_done(&s->base, b != NULL ? 0 : RILL_ENOMEM, b);
+	if (st != 0)
+		ri->unget(ri);
+	rill_flow_read_done(&s->base, st, b);
 	return true;
 }
 
@@ -230,12 +241,10 @@ void rill__socket_read(struct rill_flow *f)
 		sock_update_polls(s, true, s->writing);
 }
 
-int rill__socket_read_into(struct rill_flow *f,
-                           const struct rill__read_into *ri, rill_read_cb cb,
-                           void *ud)
+int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
+                           rill_read_cb cb, void *ud)
 {
-	if (f == NULL || ri == NULL || f->ops->read != rill__socket_read ||
-	    ri->owner == NULL || ri->owner->len < ri->total || ri->total == 0)
+	if (f == NULL || ri == NULL || f->ops->read != rill__socket_read)
 		return -ENOTSUP;
 	struct sock_flow *s = sock_of(f);
 	s->into = ri;
