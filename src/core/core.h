@@ -35,14 +35,6 @@ struct rill__read_into {
 int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
                            rill_read_cb cb, void *ud);
 
-/*
- * A buffer of len bytes like rill_buf_new, for large read buffers: its
- * memory goes back to a small per-thread cache when the last reference
- * is released, and the next rill__bigbuf_new(len) on that thread takes it
- * from there (see bigbuf.c). NULL on ENOMEM.
- */
-struct rill_buf *rill__bigbuf_new(size_t len);
-
 /* Records the thread's last error message (rill_last_errmsg). */
 void rill__set_last_errmsg(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));

@@ -239,11 +239,6 @@ static void shut_note_frame(struct shut *s, size_t used, size_t dlen)
  * header slots and the iovec array of the read in flight (the reader's
  * slices never reach past the room).
  */
-#ifdef SHUT_SG_CACHE
-#define SHUT_SG_NEW rill__bigbuf_new
-#else
-#define SHUT_SG_NEW rill_buf_new
-#endif
 #define SG_HDRS_OFF SHUT_SG_ROOM
 #define SG_IOV_OFF  (SHUT_SG_ROOM + 4u * SHUT_SG_FRAMES)
 #define SG_BUF_LEN \
@@ -269,7 +264,7 @@ static bool shut_sg_get(struct rill__read_into *ri)
 {
 	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
 	rill_buf_release(s->pl);
-	s->pl = SHUT_SG_NEW(SG_BUF_LEN);
+	s->pl = rill_buf_new(SG_BUF_LEN);
 	if (s->pl == NULL)
 		return false;
 	uint8_t *room = s->pl->data;
@@ -363,8 +358,7 @@ static void shut_sg_done(struct shut *s, size_t n)
 		if (s->ready == NULL)
 			s->rx_end = RILL_ENOMEM;
 	}
-	/* The payload keeps the buffer alive as long as the user holds it;
-	 * then it goes back to the thread's cache (rill__bigbuf_new). */
+	/* The payload keeps the buffer alive as long as the user holds it. */
 	rill_buf_release(s->pl);
 	s->pl = NULL;
 }
