@@ -27,8 +27,11 @@
  * an allocation of that size per read. A new chunk is taken when less
  * than SOCK_MIN_READ bytes are left in the current one; while the reader
  * holds no slice of it, the chunk is reused from its start (warm cache).
+ * A read that has to wait for the poll parks the chunk (core/chunk.c): an
+ * idle flow holds no chunk once the reader released its slices, and the
+ * memory is recycled through a per-thread cache, not malloc/free.
  */
-#define SOCK_CHUNK    (256u * 1024u)
+#define SOCK_CHUNK    RILL__CHUNK_SIZE
 #define SOCK_MIN_READ (64u * 1024u)
 #define SOCK_IOV_MAX  64
 
@@ -63,6 +66,7 @@ struct sock_flow {
 	size_t sync_written;            /* bytes since the last poll wakeup */
 	bool drained; /* the last read was short: the fd is likely empty */
 	struct rill_buf *chunk;
+	struct rill_buf *parked; /* the chunk while reads wait (chunk.c) */
 	size_t chunk_off;
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
@@ -135,7 +139,7 @@ static bool sock_try_read(struct sock_flow *s)
 		s->chunk_off = 0; /* nobody holds a slice: reuse from start */
 	if (s->chunk == NULL || SOCK_CHUNK - s->chunk_off < SOCK_MIN_READ) {
 		rill_buf_release(s->chunk);
-		s->chunk = rill_buf_new(SOCK_CHUNK);
+		s->chunk = rill__chunk_new();
 		s->chunk_off = 0;
 		if (s->chunk == NULL) {
 			s->reading = false;
@@ -182,6 +186,22 @@ static bool sock_try_read(struct sock_flow *s)
 	return true;
 }
 
+/* sock_try_read with the chunk parked by the last wait, if it is still
+ * there (slices of it are held). */
+static bool sock_read_now(struct sock_flow *s)
+{
+	if (s->chunk == NULL)
+		s->chunk = rill__chunk_unpark(&s->parked);
+	return sock_try_read(s);
+}
+
+/* A read waits for the poll: an idle flow holds no chunk. */
+static void sock_read_wait(struct sock_flow *s)
+{
+	rill__chunk_park(&s->chunk, &s->parked);
+	sock_update_polls(s, true, s->writing);
+}
+
 void rill__socket_read(struct rill_flow *f)
 {
 	struct sock_flow *s = sock_of(f);
@@ -190,11 +210,11 @@ void rill__socket_read(struct rill_flow *f)
 	 * would only say EAGAIN, so wait for the poll straight away (its
 	 * interest in "readable" is usually still on, see sock_polls). */
 	if (s->drained && s->rpollable) {
-		sock_update_polls(s, true, s->writing);
+		sock_read_wait(s);
 		return;
 	}
-	if (!sock_try_read(s) && !s->closing)
-		sock_update_polls(s, true, s->writing);
+	if (!sock_read_now(s) && !s->closing)
+		sock_read_wait(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -311,8 +331,9 @@ static void sock_on_poll(uv_poll_t *h, int status, int events)
 	}
 	/* Errors and hang-ups show up as readable/writable too (libuv adds
 	 * them to the requested events), so each try finds them. */
-	if ((events & (UV_READABLE | UV_DISCONNECT)) && s->reading)
-		sock_try_read(s);
+	if ((events & (UV_READABLE | UV_DISCONNECT)) && s->reading &&
+	    !sock_read_now(s))
+		rill__chunk_park(&s->chunk, &s->parked); /* still waiting */
 	if (s->closing)
 		return;
 	if (events & UV_WRITABLE)
@@ -376,6 +397,7 @@ void rill__socket_shutdown_read(struct rill_flow *f)
 		shutdown(s->rfd, SHUT_RD);
 	rill_buf_release(s->chunk);
 	s->chunk = NULL;
+	rill__chunk_forget(&s->parked);
 	sock_polls(s, false, s->writing, false);
 }
 
@@ -393,6 +415,8 @@ static void sock_finish(struct sock_flow *s)
 	}
 	rill_buf_release(s->chunk);
 	s->chunk = NULL;
+	rill__chunk_forget(&s->parked);
+	rill__chunk_user_drop();
 	rill_flow_destroyed(&s->base);
 }
 
@@ -512,6 +536,7 @@ static struct sock_flow *sock_alloc(uv_loop_t *loop,
 	uv_idle_init(loop, &s->kick);
 	s->kick.data = s;
 	s->handles_open = 1;
+	rill__chunk_user_add();
 	return s;
 }
 
