@@ -58,7 +58,8 @@ struct sock_flow {
 	bool rpoll_open, wpoll_open; /* handles initialised, not closed */
 	bool reading, writing;
 	bool closing;
-	uv_poll_t rpoll, wpoll;
+	uv_poll_t rpoll;
+	uv_poll_t *wpoll; /* fd mode only: allocated behind the struct */
 	uv_idle_t kick;   /* resumes a write held back by the budget */
 	int rmask, wmask; /* events the polls are started for */
 	int handles_open;
@@ -111,9 +112,9 @@ static void sock_polls(struct sock_flow *s, bool want_r, bool want_w,
 	}
 	if (s->two_polls && wm != s->wmask) {
 		if (wm != 0)
-			uv_poll_start(&s->wpoll, wm, sock_on_poll);
+			uv_poll_start(s->wpoll, wm, sock_on_poll);
 		else
-			uv_poll_stop(&s->wpoll);
+			uv_poll_stop(s->wpoll);
 		s->wmask = wm;
 	}
 }
@@ -372,7 +373,7 @@ void rill__socket_shutdown_write(struct rill_flow *f)
 				fcntl(s->wfd, F_SETFL, s->wflags_saved);
 			s->wflags_saved = -1;
 			if (s->two_polls && s->wpollable) {
-				uv_poll_stop(&s->wpoll);
+				uv_poll_stop(s->wpoll);
 				s->wmask = 0;
 				s->wpollable = false;
 			}
@@ -438,7 +439,7 @@ void rill__socket_close(struct rill_flow *f)
 	if (s->rpoll_open)
 		uv_close((uv_handle_t *)&s->rpoll, sock_handle_closed);
 	if (s->wpoll_open)
-		uv_close((uv_handle_t *)&s->wpoll, sock_handle_closed);
+		uv_close((uv_handle_t *)s->wpoll, sock_handle_closed);
 	s->rpoll_open = s->wpoll_open = false;
 }
 
@@ -520,11 +521,16 @@ static int sock_set_nonblock(int fd, int *saved)
 	return 0;
 }
 
+/* A socket flow watches its one fd with rpoll; two_polls (fd mode) adds
+ * a second handle for wfd, allocated behind the struct. */
 static struct sock_flow *sock_alloc(uv_loop_t *loop,
-                                    const struct rill_socket_family *fam)
+                                    const struct rill_socket_family *fam,
+                                    bool two_polls)
 {
-	struct rill_flow *f =
-	    rill_flow_new(loop, fam->ops, sizeof(struct sock_flow));
+	size_t size = sizeof(struct sock_flow);
+	if (two_polls)
+		size += sizeof(uv_poll_t);
+	struct rill_flow *f = rill_flow_new(loop, fam->ops, size);
 	if (f == NULL)
 		return NULL;
 	struct sock_flow *s = sock_of(f);
@@ -532,7 +538,11 @@ static struct sock_flow *sock_alloc(uv_loop_t *loop,
 	s->rfd = s->wfd = -1;
 	s->rflags_saved = s->wflags_saved = -1;
 	s->rpoll.data = s;
-	s->wpoll.data = s;
+	s->two_polls = two_polls;
+	if (two_polls) {
+		s->wpoll = (uv_poll_t *)(s + 1);
+		s->wpoll->data = s;
+	}
 	uv_idle_init(loop, &s->kick);
 	s->kick.data = s;
 	s->handles_open = 1;
@@ -552,7 +562,7 @@ int rill__socket_flow_new(uv_loop_t *loop, int fd,
 	int err = sock_set_nonblock(fd, NULL);
 	if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
 		err = -errno;
-	struct sock_flow *s = err == 0 ? sock_alloc(loop, fam) : NULL;
+	struct sock_flow *s = err == 0 ? sock_alloc(loop, fam, false) : NULL;
 	if (s == NULL) {
 		close(fd);
 		return err != 0 ? err : RILL_ENOMEM;
@@ -602,18 +612,17 @@ int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
 {
 	if (loop == NULL || fam == NULL || out == NULL)
 		return RILL_EINVAL;
-	struct sock_flow *s = sock_alloc(loop, fam);
+	struct sock_flow *s = sock_alloc(loop, fam, true);
 	if (s == NULL)
 		return RILL_ENOMEM;
 	s->rfd = rfd;
 	s->wfd = wfd;
-	s->two_polls = true;
 	if (rfd >= 0)
 		s->rpollable =
 		    sock_fd_poll_init(s, &s->rpoll, rfd, &s->rflags_saved);
 	if (wfd >= 0)
 		s->wpollable =
-		    sock_fd_poll_init(s, &s->wpoll, wfd, &s->wflags_saved);
+		    sock_fd_poll_init(s, s->wpoll, wfd, &s->wflags_saved);
 	s->rpoll_open = s->rpollable;
 	s->wpoll_open = s->wpollable;
 	*out = &s->base;
