@@ -222,7 +222,7 @@ static const struct {
              {"tls+tcp", case_tls_tcp},
              {"tls+tcp-handshakes", case_tls_handshakes},
              {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
-             BENCH_VCHAN_CASES};
+             BENCH_VCHAN_CASES BENCH_RELAY_CASES};
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
                       bool first)
@@ -250,7 +250,8 @@ static void bench_usage(FILE *out)
 	        "\n"
 	        "Measures each flow kind beside a baseline measured in the\n"
 	        "same run and prints value, baseline and their ratio.\n"
-	        "  --bytes N   bytes per throughput run (default 1G)\n"
+	        "  --bytes N   bytes per throughput run (default 1G; the\n"
+	        "              relay cases: 256M)\n"
 	        "  --json      print JSON instead of a table\n"
 	        "  CASE        run only cases whose name contains CASE\n");
 }
@@ -302,6 +303,7 @@ int cli_bench(int argc, char **argv)
 			if (parse_size(optarg, &o.bytes) != 0)
 				return cli_usage_error("bench", "bad size '%s'",
 				                       optarg);
+			o.bytes_set = true;
 			break;
 		case 'j': o.json = true; break;
 		case 'h': bench_usage(stdout); return 0;
@@ -329,6 +331,11 @@ int cli_bench(int argc, char **argv)
 			continue;
 		struct bench_row row = {0};
 		int err = cases[i].run(&o, &row);
+		if (err == BENCH_SKIPPED) {
+			fprintf(stderr, "rill bench: %s skipped: %s\n",
+			        cases[i].name, row.skipped);
+			continue;
+		}
 		if (err != 0) {
 			cli_error("bench %s: %s", cases[i].name,
 			          rill_strerror(err));

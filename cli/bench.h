@@ -6,6 +6,7 @@
 
 struct bench_opts {
 	uint64_t bytes;
+	bool bytes_set; /* --bytes was given */
 	bool json;
 	const char *only;
 };
@@ -17,7 +18,13 @@ struct bench_row {
 	const char *baseline; /* name of the baseline */
 	double base_value;
 	const char *unit; /* NULL: "MB/s" */
+	/* Why the row could not be measured (with BENCH_SKIPPED). */
+	const char *skipped;
 };
+
+/* A case returns this (and sets row->skipped) when a tool it compares
+ * with is missing: a note on stderr, no row, not a failure. */
+#define BENCH_SKIPPED 1
 
 /* Monotonic seconds. */
 double bench_now(void);
@@ -46,6 +53,18 @@ int bench_vchan_tput_pipe(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_ring(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_unix(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_nospin(const struct bench_opts *o, struct bench_row *r);
+/* cli/bench_relay.c: `rill relay` (splice and generic paths) forwarding
+ * one loopback TCP stream, beside the stream without a relay and through
+ * socat, between a plain sender and receiver. */
+int bench_relay_splice(const struct bench_opts *o, struct bench_row *r);
+int bench_relay_splice_socat(const struct bench_opts *o, struct bench_row *r);
+int bench_relay_copy(const struct bench_opts *o, struct bench_row *r);
+int bench_relay_copy_socat(const struct bench_opts *o, struct bench_row *r);
+#define BENCH_RELAY_CASES                                        \
+	{"relay-splice", bench_relay_splice},                    \
+	    {"relay-splice-vs-socat", bench_relay_splice_socat}, \
+	    {"relay-copy", bench_relay_copy},                    \
+	    {"relay-copy-vs-socat", bench_relay_copy_socat},
 #define BENCH_VCHAN_CASES                                \
 	{"vchan", bench_vchan_tput_ring},                \
 	    {"vchan-vs-unix", bench_vchan_tput_unix},    \

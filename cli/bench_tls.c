@@ -215,9 +215,20 @@ struct bt_send {
 	uint64_t sent;
 	int inflight;
 	bool shut;
+	bool shut_done; /* the write shutdown completed (or failed) */
 };
 
 static void bt_send_more(struct bt_send *s);
+
+/* A TLS write completes once its bytes are encrypted, not sent: only the
+ * write shutdown's completion says everything reached the socket. */
+static void bt_shut_cb(struct rill_flow *f, int status, void *ud)
+{
+	struct bt_send *s = ud;
+	s->shut_done = true;
+	if (status != 0)
+		bt_fail(s->r, status, "sender shutdown", rill_flow_errmsg(f));
+}
 
 static void bt_sent_cb(struct rill_flow *f, int status, void *ud)
 {
@@ -249,7 +260,11 @@ static void bt_send_more(struct bt_send *s)
 	}
 	if (s->sent == s->r->bytes && s->inflight == 0 && !s->shut) {
 		s->shut = true;
-		rill_shutdown(s->f, RILL_SHUT_WR, NULL, NULL);
+		int err = rill_shutdown(s->f, RILL_SHUT_WR, bt_shut_cb, s);
+		if (err != 0) {
+			s->shut_done = true;
+			bt_fail(s->r, err, "sender shutdown", NULL);
+		}
 	}
 }
 
@@ -288,11 +303,12 @@ static int bt_rill_throughput(const struct bt_files *files, uint64_t bytes,
 			memset(s.chunk->data, 0x5a, BT_CHUNK);
 			r.t_start = bt_now();
 			bt_send_more(&s);
-			while (uv_run(&loop, UV_RUN_ONCE) != 0 && r.err == 0 &&
-			       !(s.shut && s.inflight == 0))
+			/* Until the shutdown completed: the receiver
+			 * waits for its close_notify, and the last
+			 * ciphertext may still be queued before it. */
+			while (r.err == 0 && !s.shut_done &&
+			       uv_run(&loop, UV_RUN_ONCE) != 0)
 				;
-			/* Let the shutdown complete before closing. */
-			uv_run(&loop, UV_RUN_NOWAIT);
 			rill_buf_release(s.chunk);
 		}
 		pthread_join(th, NULL);

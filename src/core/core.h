@@ -47,4 +47,36 @@ void rill__set_last_errmsg(const char *fmt, ...)
 void rill__sync_drop_read(rill_read_cb cb, void *ud);
 void rill__sync_drop_status(rill_write_cb cb, void *ud);
 
+/*
+ * Read chunks (chunk.c): buffers of RILL__CHUNK_SIZE bytes for a
+ * transport to read into and hand out slices of, recycled through a small
+ * per-thread cache.
+ *
+ * rill__chunk_new: a new chunk (one reference), or NULL on ENOMEM.
+ * rill__chunk_park: the owner of *chunk stops holding it while its reads
+ *   wait: *chunk becomes NULL and the owner's reference goes, so the
+ *   memory returns as soon as no slice holds it either. Until then
+ *   *parked points to it (and is set to NULL when it goes): *parked must
+ *   stay valid until rill__chunk_unpark or rill__chunk_forget.
+ * rill__chunk_unpark: takes a parked chunk back (a new reference), or
+ *   NULL if its memory went meanwhile.
+ * rill__chunk_forget: the owner goes away; a parked chunk lives on with
+ *   its slices.
+ * rill__chunk_user_add / _drop: every chunk owner (a transport flow)
+ *   counts itself for its lifetime; when the last one in the process
+ *   goes, the calling thread's cache is emptied, so that nothing stays
+ *   allocated once every flow is closed.
+ * rill__chunk_cache_empty / rill__chunk_cached: empty / count this
+ *   thread's cache (tests).
+ */
+#define RILL__CHUNK_SIZE (256u * 1024u)
+struct rill_buf *rill__chunk_new(void);
+void rill__chunk_park(struct rill_buf **chunk, struct rill_buf **parked);
+struct rill_buf *rill__chunk_unpark(struct rill_buf **parked);
+void rill__chunk_forget(struct rill_buf **parked);
+void rill__chunk_user_add(void);
+void rill__chunk_user_drop(void);
+void rill__chunk_cache_empty(void);
+size_t rill__chunk_cached(void);
+
 #endif

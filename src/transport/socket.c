@@ -27,8 +27,11 @@
  * an allocation of that size per read. A new chunk is taken when less
  * than SOCK_MIN_READ bytes are left in the current one; while the reader
  * holds no slice of it, the chunk is reused from its start (warm cache).
+ * A read that has to wait for the poll parks the chunk (core/chunk.c): an
+ * idle flow holds no chunk once the reader released its slices, and the
+ * memory is recycled through a per-thread cache, not malloc/free.
  */
-#define SOCK_CHUNK    (256u * 1024u)
+#define SOCK_CHUNK    RILL__CHUNK_SIZE
 #define SOCK_MIN_READ (64u * 1024u)
 #define SOCK_IOV_MAX  64
 
@@ -55,7 +58,8 @@ struct sock_flow {
 	bool rpoll_open, wpoll_open; /* handles initialised, not closed */
 	bool reading, writing;
 	bool closing;
-	uv_poll_t rpoll, wpoll;
+	uv_poll_t rpoll;
+	uv_poll_t *wpoll; /* fd mode only: allocated behind the struct */
 	uv_idle_t kick;   /* resumes a write held back by the budget */
 	int rmask, wmask; /* events the polls are started for */
 	int handles_open;
@@ -63,6 +67,7 @@ struct sock_flow {
 	size_t sync_written;            /* bytes since the last poll wakeup */
 	bool drained; /* the last read was short: the fd is likely empty */
 	struct rill_buf *chunk;
+	struct rill_buf *parked; /* the chunk while reads wait (chunk.c) */
 	size_t chunk_off;
 	struct rill__read_into *into; /* this read: the caller's layout */
 	struct rill_buf *const *w_bufs;
@@ -108,9 +113,9 @@ static void sock_polls(struct sock_flow *s, bool want_r, bool want_w,
 	}
 	if (s->two_polls && wm != s->wmask) {
 		if (wm != 0)
-			uv_poll_start(&s->wpoll, wm, sock_on_poll);
+			uv_poll_start(s->wpoll, wm, sock_on_poll);
 		else
-			uv_poll_stop(&s->wpoll);
+			uv_poll_stop(s->wpoll);
 		s->wmask = wm;
 	}
 }
@@ -179,7 +184,7 @@ static bool sock_try_read(struct sock_flow *s)
 		s->chunk_off = 0; /* nobody holds a slice: reuse from start */
 	if (s->chunk == NULL || SOCK_CHUNK - s->chunk_off < SOCK_MIN_READ) {
 		rill_buf_release(s->chunk);
-		s->chunk = rill_buf_new(SOCK_CHUNK);
+		s->chunk = rill__chunk_new();
 		s->chunk_off = 0;
 		if (s->chunk == NULL) {
 			s->reading = false;
@@ -226,6 +231,22 @@ static bool sock_try_read(struct sock_flow *s)
 	return true;
 }
 
+/* sock_try_read with the chunk parked by the last wait, if it is still
+ * there (slices of it are held). */
+static bool sock_read_now(struct sock_flow *s)
+{
+	if (s->chunk == NULL)
+		s->chunk = rill__chunk_unpark(&s->parked);
+	return sock_try_read(s);
+}
+
+/* A read waits for the poll: an idle flow holds no chunk. */
+static void sock_read_wait(struct sock_flow *s)
+{
+	rill__chunk_park(&s->chunk, &s->parked);
+	sock_update_polls(s, true, s->writing);
+}
+
 void rill__socket_read(struct rill_flow *f)
 {
 	struct sock_flow *s = sock_of(f);
@@ -234,11 +255,11 @@ void rill__socket_read(struct rill_flow *f)
 	 * would only say EAGAIN, so wait for the poll straight away (its
 	 * interest in "readable" is usually still on, see sock_polls). */
 	if (s->drained && s->rpollable) {
-		sock_update_polls(s, true, s->writing);
+		sock_read_wait(s);
 		return;
 	}
-	if (!sock_try_read(s) && !s->closing)
-		sock_update_polls(s, true, s->writing);
+	if (!sock_read_now(s) && !s->closing)
+		sock_read_wait(s);
 }
 
 int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
@@ -368,8 +389,9 @@ static void sock_on_poll(uv_poll_t *h, int status, int events)
 	}
 	/* Errors and hang-ups show up as readable/writable too (libuv adds
 	 * them to the requested events), so each try finds them. */
-	if ((events & (UV_READABLE | UV_DISCONNECT)) && s->reading)
-		sock_try_read(s);
+	if ((events & (UV_READABLE | UV_DISCONNECT)) && s->reading &&
+	    !sock_read_now(s))
+		rill__chunk_park(&s->chunk, &s->parked); /* still waiting */
 	if (s->closing)
 		return;
 	if (events & UV_WRITABLE)
@@ -408,7 +430,7 @@ void rill__socket_shutdown_write(struct rill_flow *f)
 				fcntl(s->wfd, F_SETFL, s->wflags_saved);
 			s->wflags_saved = -1;
 			if (s->two_polls && s->wpollable) {
-				uv_poll_stop(&s->wpoll);
+				uv_poll_stop(s->wpoll);
 				s->wmask = 0;
 				s->wpollable = false;
 			}
@@ -433,6 +455,7 @@ void rill__socket_shutdown_read(struct rill_flow *f)
 		shutdown(s->rfd, SHUT_RD);
 	rill_buf_release(s->chunk);
 	s->chunk = NULL;
+	rill__chunk_forget(&s->parked);
 	sock_polls(s, false, s->writing, false);
 }
 
@@ -450,6 +473,8 @@ static void sock_finish(struct sock_flow *s)
 	}
 	rill_buf_release(s->chunk);
 	s->chunk = NULL;
+	rill__chunk_forget(&s->parked);
+	rill__chunk_user_drop();
 	rill_flow_destroyed(&s->base);
 }
 
@@ -471,7 +496,7 @@ void rill__socket_close(struct rill_flow *f)
 	if (s->rpoll_open)
 		uv_close((uv_handle_t *)&s->rpoll, sock_handle_closed);
 	if (s->wpoll_open)
-		uv_close((uv_handle_t *)&s->wpoll, sock_handle_closed);
+		uv_close((uv_handle_t *)s->wpoll, sock_handle_closed);
 	s->rpoll_open = s->wpoll_open = false;
 }
 
@@ -553,11 +578,16 @@ static int sock_set_nonblock(int fd, int *saved)
 	return 0;
 }
 
+/* A socket flow watches its one fd with rpoll; two_polls (fd mode) adds
+ * a second handle for wfd, allocated behind the struct. */
 static struct sock_flow *sock_alloc(uv_loop_t *loop,
-                                    const struct rill_socket_family *fam)
+                                    const struct rill_socket_family *fam,
+                                    bool two_polls)
 {
-	struct rill_flow *f =
-	    rill_flow_new(loop, fam->ops, sizeof(struct sock_flow));
+	size_t size = sizeof(struct sock_flow);
+	if (two_polls)
+		size += sizeof(uv_poll_t);
+	struct rill_flow *f = rill_flow_new(loop, fam->ops, size);
 	if (f == NULL)
 		return NULL;
 	struct sock_flow *s = sock_of(f);
@@ -565,10 +595,15 @@ static struct sock_flow *sock_alloc(uv_loop_t *loop,
 	s->rfd = s->wfd = -1;
 	s->rflags_saved = s->wflags_saved = -1;
 	s->rpoll.data = s;
-	s->wpoll.data = s;
+	s->two_polls = two_polls;
+	if (two_polls) {
+		s->wpoll = (uv_poll_t *)(s + 1);
+		s->wpoll->data = s;
+	}
 	uv_idle_init(loop, &s->kick);
 	s->kick.data = s;
 	s->handles_open = 1;
+	rill__chunk_user_add();
 	return s;
 }
 
@@ -584,7 +619,7 @@ int rill__socket_flow_new(uv_loop_t *loop, int fd,
 	int err = sock_set_nonblock(fd, NULL);
 	if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
 		err = -errno;
-	struct sock_flow *s = err == 0 ? sock_alloc(loop, fam) : NULL;
+	struct sock_flow *s = err == 0 ? sock_alloc(loop, fam, false) : NULL;
 	if (s == NULL) {
 		close(fd);
 		return err != 0 ? err : RILL_ENOMEM;
@@ -634,18 +669,17 @@ int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
 {
 	if (loop == NULL || fam == NULL || out == NULL)
 		return RILL_EINVAL;
-	struct sock_flow *s = sock_alloc(loop, fam);
+	struct sock_flow *s = sock_alloc(loop, fam, true);
 	if (s == NULL)
 		return RILL_ENOMEM;
 	s->rfd = rfd;
 	s->wfd = wfd;
-	s->two_polls = true;
 	if (rfd >= 0)
 		s->rpollable =
 		    sock_fd_poll_init(s, &s->rpoll, rfd, &s->rflags_saved);
 	if (wfd >= 0)
 		s->wpollable =
-		    sock_fd_poll_init(s, &s->wpoll, wfd, &s->wflags_saved);
+		    sock_fd_poll_init(s, s->wpoll, wfd, &s->wflags_saved);
 	s->rpoll_open = s->rpollable;
 	s->wpoll_open = s->wpollable;
 	*out = &s->base;
