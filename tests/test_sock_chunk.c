@@ -113,7 +113,7 @@ static void rd_wait(struct fixture *fx, struct rd *r)
 static size_t held(const struct fixture *fx)
 {
 	return live_bytes - fx->live0 -
-	       rill__chunk_cached() * (size_t)RILL__CHUNK_SIZE;
+	       rill__chunk_cached() * (size_t)RILL__CHUNK_ALLOC;
 }
 
 TEST(idle_read_holds_no_chunk)

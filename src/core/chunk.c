@@ -43,10 +43,12 @@ static bool chunk_key_ok;
 /* Chunk users (transport flows) alive in the process. */
 static atomic_long chunk_users;
 
+static void chunk_mem_free(void *mem);
+
 static void cache_empty(struct chunk_cache *c)
 {
 	while (c->n > 0)
-		rill_free(c->mem[--c->n]);
+		chunk_mem_free(c->mem[--c->n]);
 }
 
 static void cache_thread_exit(void *p)
@@ -80,13 +82,36 @@ static void chunk_gone(void *ctx, void *mem)
 			return;
 		}
 	}
-	rill_free(mem);
+	chunk_mem_free(mem);
+}
+
+/*
+ * Chunk memory starts on a cache-line boundary: reads copy into it, and
+ * copy_to_user into a destination 16 bytes off a line (what a large malloc
+ * returns) measured ~6 % slower on a Unix socket. The allocation's own
+ * address is kept just before the aligned start.
+ */
+static void *chunk_mem_alloc(void)
+{
+	uint8_t *raw = rill_malloc(RILL__CHUNK_ALLOC);
+	if (raw == NULL)
+		return NULL;
+	uintptr_t a =
+	    ((uintptr_t)raw + sizeof(void *) + RILL__CHUNK_ALIGN - 1) &
+	    ~(uintptr_t)(RILL__CHUNK_ALIGN - 1);
+	((void **)a)[-1] = raw;
+	return (void *)a;
+}
+
+static void chunk_mem_free(void *mem)
+{
+	rill_free(((void **)mem)[-1]);
 }
 
 struct rill_buf *rill__chunk_new(void)
 {
 	struct chunk_cache *c = &chunk_cache;
-	void *mem = c->n > 0 ? c->mem[--c->n] : rill_malloc(RILL__CHUNK_SIZE);
+	void *mem = c->n > 0 ? c->mem[--c->n] : chunk_mem_alloc();
 	if (mem == NULL)
 		return NULL;
 	struct rill_buf *b =

@@ -70,6 +70,10 @@ void rill__sync_drop_status(rill_write_cb cb, void *ud);
  *   thread's cache (tests).
  */
 #define RILL__CHUNK_SIZE (256u * 1024u)
+/* What one chunk allocates: its memory is aligned to a cache line. */
+#define RILL__CHUNK_ALIGN 64u
+#define RILL__CHUNK_ALLOC \
+	(RILL__CHUNK_SIZE + RILL__CHUNK_ALIGN + sizeof(void *))
 struct rill_buf *rill__chunk_new(void);
 void rill__chunk_park(struct rill_buf **chunk, struct rill_buf **parked);
 struct rill_buf *rill__chunk_unpark(struct rill_buf **parked);

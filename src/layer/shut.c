@@ -71,6 +71,7 @@ struct shut {
 	unsigned sg_frames;
 	size_t sg_first;
 	struct rill_buf *pl; /* the buffer of the scatter read in flight */
+	size_t pl_a;         /* where its payload starts (64-byte aligned) */
 	struct rill__read_into sg_ri;
 
 	/* What the peer told us, and what we told it. */
@@ -264,13 +265,16 @@ static bool shut_sg_get(struct rill__read_into *ri)
 {
 	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
 	rill_buf_release(s->pl);
-	s->pl = rill_buf_new(SG_BUF_LEN);
+	/* Payload starts on a cache-line boundary (the kernel copies into
+	 * it; a misaligned destination measured slower). */
+	s->pl = rill_buf_new(SG_BUF_LEN + 64);
 	if (s->pl == NULL)
 		return false;
-	uint8_t *room = s->pl->data;
+	s->pl_a = (64u - ((uintptr_t)s->pl->data & 63u)) & 63u;
+	uint8_t *room = s->pl->data + s->pl_a;
 	size_t left = SHUT_SG_ROOM;
-	uint8_t *hdrs = s->pl->data + SG_HDRS_OFF;
-	struct iovec *iov = (struct iovec *)(void *)(s->pl->data + SG_IOV_OFF);
+	uint8_t *hdrs = room + SG_HDRS_OFF;
+	struct iovec *iov = (struct iovec *)(void *)(room + SG_IOV_OFF);
 	int n = 0;
 	size_t pos = s->dec.need < left ? s->dec.need : left;
 	size_t total = pos;
@@ -308,8 +312,8 @@ static void shut_sg_unget(struct rill__read_into *ri)
  */
 static void shut_sg_done(struct shut *s, size_t n)
 {
-	uint8_t *room = s->pl->data;
-	const uint8_t *hdrs = s->pl->data + SG_HDRS_OFF;
+	uint8_t *room = s->pl->data + s->pl_a;
+	const uint8_t *hdrs = room + SG_HDRS_OFF;
 	size_t flen = s->sg_flen, payload = 0, rem = n;
 	size_t take = rem < s->sg_first ? rem : s->sg_first;
 	payload += take;
@@ -354,7 +358,7 @@ static void shut_sg_done(struct shut *s, size_t n)
 		s->dec.need = (uint32_t)(flen - take);
 	}
 	if (payload > 0) {
-		s->ready = rill_buf_slice(s->pl, 0, payload);
+		s->ready = rill_buf_slice(s->pl, s->pl_a, payload);
 		if (s->ready == NULL)
 			s->rx_end = RILL_ENOMEM;
 	}
