@@ -9,14 +9,39 @@
  * byte once).
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "bench_tls.h"
 
 #define BENCH_CHUNK (64u * 1024u)
+
+bool bench_wait_listen(int port, pid_t pid)
+{
+	char needle[32];
+	snprintf(needle, sizeof needle, ":%04X 00000000:0000 0A", port);
+	for (int i = 0; i < 500; i++) {
+		FILE *f = fopen("/proc/net/tcp", "r");
+		char line[256];
+		bool found = false;
+		while (f != NULL && fgets(line, sizeof line, f) != NULL)
+			if (strstr(line, needle) != NULL)
+				found = true;
+		if (f != NULL)
+			fclose(f);
+		if (found)
+			return true;
+		if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		usleep(10000);
+	}
+	return false;
+}
 
 double bench_now(void)
 {

@@ -2,6 +2,8 @@
 #ifndef RILL_CLI_BENCH_H
 #define RILL_CLI_BENCH_H
 
+#include <sys/types.h>
+
 #include "cli.h"
 
 struct bench_opts {
@@ -25,6 +27,11 @@ struct bench_row {
 /* A case returns this (and sets row->skipped) when a tool it compares
  * with is missing: a note on stderr, no row, not a failure. */
 #define BENCH_SKIPPED 1
+
+/* Waits (up to 5 s) until something listens on TCP port `port` of any
+ * IPv4 address (read from /proc/net/tcp); false at the deadline or, when
+ * pid > 0, as soon as that child process has exited. */
+bool bench_wait_listen(int port, pid_t pid);
 
 /* Monotonic seconds. */
 double bench_now(void);

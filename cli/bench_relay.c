@@ -119,30 +119,6 @@ static int br_free_port(void)
 	return port;
 }
 
-/* Waits until something listens on 127.0.0.1:port (from /proc), or the
- * child pid exits. */
-static bool br_wait_listen(int port, pid_t pid)
-{
-	char needle[40];
-	snprintf(needle, sizeof needle, "0100007F:%04X 00000000:0000 0A", port);
-	for (int i = 0; i < 500; i++) {
-		FILE *f = fopen("/proc/net/tcp", "r");
-		char line[256];
-		bool found = false;
-		while (f != NULL && fgets(line, sizeof line, f) != NULL)
-			if (strstr(line, needle) != NULL)
-				found = true;
-		if (f != NULL)
-			fclose(f);
-		if (found)
-			return true;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return false;
-		usleep(10000);
-	}
-	return false;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Forwarder processes */
 
@@ -188,7 +164,7 @@ static pid_t br_spawn(const char *exe, char *const argv[], int port,
 		execvp(exe != NULL ? exe : argv[0], argv);
 		_exit(127);
 	}
-	if (!br_wait_listen(port, pid)) {
+	if (!bench_wait_listen(port, pid)) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		return -EIO;

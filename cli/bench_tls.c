@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "bench_tls.h"
 #include "cli.h"
 
@@ -360,27 +361,6 @@ static int bt_free_port(void)
 	             10000u);
 }
 
-/* Waits until something listens on 127.0.0.1:port (from /proc). */
-static bool bt_wait_listen(int port)
-{
-	char needle[32];
-	snprintf(needle, sizeof needle, ":%04X 00000000:0000 0A", port);
-	for (int i = 0; i < 500; i++) {
-		FILE *f = fopen("/proc/net/tcp", "r");
-		char line[256];
-		bool found = false;
-		while (f != NULL && fgets(line, sizeof line, f) != NULL)
-			if (strstr(line, needle) != NULL)
-				found = true;
-		if (f != NULL)
-			fclose(f);
-		if (found)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
 static int bt_reap(pid_t pid)
 {
 	int st;
@@ -407,7 +387,7 @@ static int bt_socat_throughput(const struct bt_files *files, uint64_t bytes,
 	                 NULL};
 	char *sargv[] = {"socat", "-u", "-b", "131072", zero, connect, NULL};
 	pid_t rp = bt_spawn(files, rargv);
-	if (!bt_wait_listen(port)) {
+	if (!bench_wait_listen(port, 0)) {
 		kill(rp, SIGKILL);
 		waitpid(rp, NULL, 0);
 		cli_error("bench tls: socat did not listen on port %d", port);
@@ -496,7 +476,7 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 		pid_t pid = bt_spawn(&files, peer == BENCH_TLS_PEER_SOCAT
 		                                 ? socat_argv
 		                                 : s_server_argv);
-		if (!bt_wait_listen(port)) {
+		if (!bench_wait_listen(port, 0)) {
 			cli_error("bench tls: %s did not listen",
 			          peer == BENCH_TLS_PEER_SOCAT ? "socat"
 			                                       : "s_server");
