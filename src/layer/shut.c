@@ -71,7 +71,6 @@ struct shut {
 	unsigned sg_frames;
 	size_t sg_first;
 	struct rill_buf *pl; /* the buffer of the scatter read in flight */
-	size_t pl_a;         /* where its payload starts (64-byte aligned) */
 	struct rill__read_into sg_ri;
 
 	/* What the peer told us, and what we told it. */
@@ -261,23 +260,28 @@ static bool shut_sg_usable(const struct shut *s)
  * another length breaks the pattern; shut_sg_done then rebuilds the raw bytes
  * from that point (rare: a sender's last frame of a write, a control message).
  */
+/* Where the payload of s->pl starts: its first cache-line boundary (the
+ * kernel copies into it; a misaligned destination measured slower). */
+static size_t shut_sg_start(const struct shut *s)
+{
+	return (64u - ((uintptr_t)s->pl->data & 63u)) & 63u;
+}
+
 static bool shut_sg_get(struct rill__read_into *ri)
 {
 	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
 	rill_buf_release(s->pl);
-	/* Payload starts on a cache-line boundary (the kernel copies into
-	 * it; a misaligned destination measured slower). */
-	s->pl = rill_buf_new(SG_BUF_LEN + 64);
+	s->pl = rill_buf_new(SG_BUF_LEN + 64); /* + room to align */
 	if (s->pl == NULL)
 		return false;
-	s->pl_a = (64u - ((uintptr_t)s->pl->data & 63u)) & 63u;
-	uint8_t *room = s->pl->data + s->pl_a;
+	uint8_t *room = s->pl->data + shut_sg_start(s);
 	size_t left = SHUT_SG_ROOM;
 	uint8_t *hdrs = room + SG_HDRS_OFF;
 	struct iovec *iov = (struct iovec *)(void *)(room + SG_IOV_OFF);
 	int n = 0;
 	size_t pos = s->dec.need < left ? s->dec.need : left;
 	size_t total = pos;
+	s->sg_first = pos;
 	if (pos > 0)
 		iov[n++] = (struct iovec){room, pos};
 	unsigned k = 0;
@@ -288,7 +292,6 @@ static bool shut_sg_get(struct rill__read_into *ri)
 		total += 4u + s->sg_flen;
 		k++;
 	}
-	s->sg_first = pos - (size_t)k * s->sg_flen;
 	s->sg_frames = k;
 	ri->owner = s->pl;
 	ri->iov = iov;
@@ -312,7 +315,7 @@ static void shut_sg_unget(struct rill__read_into *ri)
  */
 static void shut_sg_done(struct shut *s, size_t n)
 {
-	uint8_t *room = s->pl->data + s->pl_a;
+	uint8_t *room = s->pl->data + shut_sg_start(s);
 	const uint8_t *hdrs = room + SG_HDRS_OFF;
 	size_t flen = s->sg_flen, payload = 0, rem = n;
 	size_t take = rem < s->sg_first ? rem : s->sg_first;
@@ -327,8 +330,7 @@ static void shut_sg_done(struct shut *s, size_t n)
 			rem = 0;
 			break;
 		}
-		uint32_t v = (uint32_t)h[0] | (uint32_t)h[1] << 8 |
-		             (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+		uint32_t v = rill__shut_get_le32(h);
 		if (v != flen) {
 			/* Rebuild [header k][region k][header k+1]... */
 			struct rill_buf *raw = rill_buf_new(rem);
@@ -358,7 +360,7 @@ static void shut_sg_done(struct shut *s, size_t n)
 		s->dec.need = (uint32_t)(flen - take);
 	}
 	if (payload > 0) {
-		s->ready = rill_buf_slice(s->pl, s->pl_a, payload);
+		s->ready = rill_buf_slice(s->pl, shut_sg_start(s), payload);
 		if (s->ready == NULL)
 			s->rx_end = RILL_ENOMEM;
 	}

@@ -1,12 +1,6 @@
 /* The shut frame decoder; see shut_codec.h for the wire format. */
 #include "shut_codec.h"
 
-static uint32_t shut_get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 int rill__shut_decode(struct rill__shut_dec *d, const uint8_t *in, size_t len,
                       size_t *used, size_t *data_len, uint32_t *bad_value)
 {
@@ -14,7 +8,7 @@ int rill__shut_decode(struct rill__shut_dec *d, const uint8_t *in, size_t len,
 	*data_len = 0;
 	if (d->bad) {
 		*used = 0;
-		*bad_value = shut_get_le32(d->hdr);
+		*bad_value = rill__shut_get_le32(d->hdr);
 		return RILL__SHUT_BAD;
 	}
 	for (;;) {
@@ -38,7 +32,7 @@ int rill__shut_decode(struct rill__shut_dec *d, const uint8_t *in, size_t len,
 			*used = i;
 			return RILL__SHUT_MORE;
 		}
-		uint32_t v = shut_get_le32(d->hdr);
+		uint32_t v = rill__shut_get_le32(d->hdr);
 		*used = i;
 		switch (v) {
 		case RILL__SHUT_MSG_SHUTDOWN_READ:

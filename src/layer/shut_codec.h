@@ -58,6 +58,13 @@ static inline int rill__shut_dec_idle(const struct rill__shut_dec *d)
 	return d->need == 0 && d->hdr_len == 0 && !d->bad;
 }
 
+/* The little-endian u32 at p[0..4). */
+static inline uint32_t rill__shut_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
 /* Stores v little-endian in out[0..4). */
 static inline void rill__shut_put_le32(uint8_t *out, uint32_t v)
 {

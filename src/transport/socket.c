@@ -235,7 +235,7 @@ static bool sock_try_read(struct sock_flow *s)
  * there (slices of it are held). */
 static bool sock_read_now(struct sock_flow *s)
 {
-	if (s->chunk == NULL)
+	if (s->chunk == NULL && s->into == NULL) /* into: no chunk needed */
 		s->chunk = rill__chunk_unpark(&s->parked);
 	return sock_try_read(s);
 }
