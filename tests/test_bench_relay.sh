@@ -5,42 +5,7 @@
 # transfers; timings are not asserted. TAP output.
 # Usage: test_bench_relay.sh PATH/TO/rill
 RILL=${1:?usage: $0 PATH/TO/rill}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0
-failed=0
-
-check() {
-	name=$1 want=$2
-	shift 2
-	n=$((n + 1))
-	"$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" = "$want" ]; then
-		ok=1
-	else
-		ok=0
-		why="exit status $got, expected $want"
-	fi
-}
-
-expect() {
-	if [ "$ok" = 1 ] && ! grep -Eq -- "$2" "$T/$1"; then
-		ok=0
-		why="$1 lacks /$2/"
-	fi
-}
-
-report() {
-	if [ "$ok" = 1 ]; then
-		echo "ok $n - $name"
-	else
-		echo "not ok $n - $name # $why"
-		sed 's/^/#   out: /' "$T/out"
-		sed 's/^/#   err: /' "$T/err"
-		failed=$((failed + 1))
-	fi
-}
+. "$(dirname "$0")/tap_lib.sh"
 
 row='throughput +[0-9.]+ MB/s +'
 echo "1..3"

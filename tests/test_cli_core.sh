@@ -4,52 +4,7 @@
 # memcpy baseline (timings are not asserted). TAP output.
 # Usage: test_cli_core.sh PATH/TO/rill
 RILL=${1:?usage: $0 PATH/TO/rill}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0
-failed=0
-
-# check NAME EXPECTED_STATUS CMD...: runs CMD, stdout in $T/out, stderr in
-# $T/err; passes when the exit status is as expected.
-check() {
-	name=$1 want=$2
-	shift 2
-	n=$((n + 1))
-	"$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" = "$want" ]; then
-		ok=1
-	else
-		ok=0
-		why="exit status $got, expected $want"
-	fi
-}
-
-# expect FILE PATTERN: grep -E, or the test fails.
-expect() {
-	if [ "$ok" = 1 ] && ! grep -Eq -- "$2" "$T/$1"; then
-		ok=0
-		why="$1 lacks /$2/"
-	fi
-}
-
-empty() {
-	if [ "$ok" = 1 ] && [ -s "$T/$1" ]; then
-		ok=0
-		why="$1 is not empty"
-	fi
-}
-
-report() {
-	if [ "$ok" = 1 ]; then
-		echo "ok $n - $name"
-	else
-		echo "not ok $n - $name # $why"
-		sed 's/^/#   out: /' "$T/out"
-		sed 's/^/#   err: /' "$T/err"
-		failed=$((failed + 1))
-	fi
-}
+. "$(dirname "$0")/tap_lib.sh"
 
 echo "1..12"
 
