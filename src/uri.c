@@ -14,7 +14,7 @@
 #include "core.h"
 #include "uri.h"
 #include "transport/vsock.h"
-#include "layer/tls_internal.h"
+#include "layer/tls/tls_internal.h"
 #include "transport/socket.h"
 #include "transport/vchan.h"
 
