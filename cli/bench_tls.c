@@ -438,7 +438,7 @@ static int bt_client_handshakes(const char *uri, double secs, double *rate)
 
 int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 {
-	struct bt_files files;
+	struct bt_files files = {0};
 	int err = bt_files_make(&files);
 	if (err != 0)
 		return err;
@@ -497,7 +497,7 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 
 int bench_tls_throughput(uint64_t bytes, double *rill_mbs, double *socat_mbs)
 {
-	struct bt_files files;
+	struct bt_files files = {0};
 	int err = bt_files_make(&files);
 	if (err != 0)
 		return err;
