@@ -151,13 +151,23 @@ int cli_workers_listen(struct cli_workers *g, const char *uri,
 	return 0;
 }
 
+/* Runs w's loop to its end on this thread, then its finish hook, then
+ * the loop again for what closed. */
+static void workers_run_one(struct cli_worker *w)
+{
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	if (w->group->ops->finish != NULL)
+		w->group->ops->finish(w);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
 static void *workers_thread_main(void *arg)
 {
 	struct cli_worker *w = arg;
 	char name[16];
 	snprintf(name, sizeof name, "rill-loop-%u", w->index);
 	pthread_setname_np(pthread_self(), name);
-	uv_run(&w->loop, UV_RUN_DEFAULT);
+	workers_run_one(w);
 	return NULL;
 }
 
@@ -182,14 +192,11 @@ void cli_workers_run(struct cli_workers *g)
 			exit(1);
 		}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	uv_run(l0, UV_RUN_DEFAULT);
+	workers_run_one(&g->w[0]);
 	for (unsigned i = 1; i < g->n; i++)
 		pthread_join(g->w[i].thread, NULL);
-	for (unsigned i = 0; i < g->n; i++) {
-		/* Closed flows may still owe their loop a callback. */
-		uv_run(&g->w[i].loop, UV_RUN_DEFAULT);
+	for (unsigned i = 0; i < g->n; i++)
 		uv_loop_close(&g->w[i].loop);
-	}
 	free(g->w);
 	g->w = NULL;
 }

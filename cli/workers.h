@@ -41,6 +41,10 @@ struct cli_workers_ops {
 	/* On loop 0's thread when a signal arrives (first: the first one),
 	 * e.g. for a log line. May be NULL. */
 	void (*signalled)(struct cli_workers *g, int signum, bool first);
+	/* On the worker's thread once its loop has ended, to free what
+	 * lives on it (the loop runs again afterwards, for the closes).
+	 * May be NULL. */
+	void (*finish)(struct cli_worker *w);
 };
 
 struct cli_workers {
