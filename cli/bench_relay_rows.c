@@ -204,11 +204,16 @@ static void br_report_goals(FILE *out)
 	fprintf(out,
 	        "  throughput: %.2fx the best peer (%s); goal >= 1.3x: %s\n",
 	        rt, br_names[bt], rt >= 1.3 ? "met" : "NOT met");
-	double rc = me->cpu_gib / br_run.res[bc].cpu_gib;
-	fprintf(out,
-	        "  CPU per byte: %.2fx the best peer's (%s); goal <= 0.5x: "
-	        "%s\n",
-	        rc, br_names[bc], rc <= 0.5 ? "met" : "NOT met");
+	if (br_run.res[bc].cpu_gib > 0) {
+		double rc = me->cpu_gib / br_run.res[bc].cpu_gib;
+		fprintf(out,
+		        "  CPU per byte: %.2fx the best peer's (%s); goal <= "
+		        "0.5x: %s\n",
+		        rc, br_names[bc], rc <= 0.5 ? "met" : "NOT met");
+	} else {
+		fprintf(out, "  CPU per byte: too little to measure (use more "
+		             "--bytes)\n");
+	}
 	if (br_run.measured & 1u << BR_DIRECT) {
 		int n = 0;
 		double med = br_peer_median_added(&n);
