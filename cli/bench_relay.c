@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -257,6 +258,7 @@ static double br_rtt(int lfd, int port)
 
 struct br_samples {
 	double mbs[BR_MAX_ROUNDS], cpu[BR_MAX_ROUNDS], rtt[BR_MAX_ROUNDS];
+	double ends[BR_MAX_ROUNDS];
 	double mbs4[BR_MAX_ROUNDS];
 	int busy[BR_MAX_ROUNDS], threads[BR_MAX_ROUNDS];
 	int n;
@@ -309,15 +311,27 @@ static double br_four(int lfd, int port, const struct br_fwd *f, uint64_t bytes,
 	return v;
 }
 
+/* CPU seconds of this process (the endpoints' threads) so far. */
+static double br_self_cpu(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 /* One round of every metric through one forwarder (f NULL: direct). */
 static int br_round(int lfd, int direct_port, const struct br_fwd *f,
                     uint64_t bytes, const uint8_t *chunk, struct br_samples *s)
 {
 	int port = f != NULL ? f->port : direct_port;
 	double c0 = f != NULL ? br_fwd_cpu(f) : 0;
+	double e0 = br_self_cpu();
 	double v = br_streams(lfd, port, bytes, 1, chunk);
 	if (v < 0)
 		return (int)v;
+	double e1 = br_self_cpu();
 	double c1 = f != NULL ? br_fwd_cpu(f) : 0;
 	double rtt = br_rtt(lfd, port);
 	if (rtt < 0)
@@ -328,6 +342,7 @@ static int br_round(int lfd, int direct_port, const struct br_fwd *f,
 		return (int)v4;
 	s->mbs[s->n] = v;
 	s->cpu[s->n] = (c1 - c0) / ((double)bytes / (1u << 30));
+	s->ends[s->n] = (e1 - e0) / ((double)bytes / (1u << 30));
 	s->rtt[s->n] = rtt;
 	s->mbs4[s->n] = v4;
 	s->busy[s->n] = busy;
@@ -345,6 +360,7 @@ static void br_store(struct br_result *r, struct br_samples *s)
 {
 	r->mbs = br_median(s->mbs, s->n);
 	r->cpu_gib = br_median(s->cpu, s->n);
+	r->ends_gib = br_median(s->ends, s->n);
 	r->rtt_us = br_median(s->rtt, s->n);
 	r->mbs4 = br_median(s->mbs4, s->n);
 	qsort(s->busy, (size_t)s->n, sizeof s->busy[0], br_cmp_int);

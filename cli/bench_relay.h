@@ -70,6 +70,7 @@ int br_listen(int *port);
 struct br_result {
 	double mbs;       /* one stream, MB/s */
 	double cpu_gib;   /* forwarder CPU seconds per GiB (one stream) */
+	double ends_gib;  /* the sender's and sink's, per GiB (same run) */
 	double rtt_us;    /* 1-byte round trip through it */
 	double mbs4;      /* four parallel streams, MB/s in total */
 	int busy_threads; /* threads with >= 20% of its CPU (4 streams) */

@@ -552,16 +552,12 @@ def t_target_killed(path, opts):
         echo.wait()
 
 
-def t_many(path, opts):
-    raise_nofile()
-    echo, eport = echo_process()
-    r = Relay("tcp://127.0.0.1:%d" % eport, *opts)
-    n = 1000
-    size = 16 << 10
-
+def many_conns(port, n, size):
+    """n concurrent connections through port, size random bytes each way
+    (echoed); True for each whose reply hashes like what it sent."""
     async def one(i):
         data = random.Random(i).randbytes(size)
-        rd, wr = await asyncio.open_connection("127.0.0.1", r.port)
+        rd, wr = await asyncio.open_connection("127.0.0.1", port)
         wr.write(data)
         await wr.drain()
         wr.write_eof()
@@ -572,8 +568,16 @@ def t_many(path, opts):
     async def main():
         return await asyncio.gather(*[one(i) for i in range(n)])
 
+    return asyncio.run(main())
+
+
+def t_many(path, opts):
+    raise_nofile()
+    echo, eport = echo_process()
+    r = Relay("tcp://127.0.0.1:%d" % eport, *opts)
+    n = 1000
     try:
-        ok = asyncio.run(main())
+        ok = many_conns(r.port, n, 16 << 10)
         check(all(ok), "%d of %d connections corrupted" % (ok.count(False),
                                                            n))
         lines = r.wait_lines(n, timeout=30)
@@ -609,23 +613,9 @@ def t_threads_many(path, opts):
     r = Relay("tcp://127.0.0.1:%d" % eport, "--threads", "2", *opts)
     n = 1000
     size = 64 << 10
-
-    async def one(i):
-        data = random.Random(i).randbytes(size)
-        rd, wr = await asyncio.open_connection("127.0.0.1", r.port)
-        wr.write(data)
-        await wr.drain()
-        wr.write_eof()
-        got = await rd.read()
-        wr.close()
-        return hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
-
-    async def main():
-        return await asyncio.gather(*[one(i) for i in range(n)])
-
     try:
         check("(2 threads)" in r.text(), r.text())
-        ok = asyncio.run(main())
+        ok = many_conns(r.port, n, size)
         check(all(ok), "%d of %d connections corrupted" % (ok.count(False),
                                                            n))
         lines = r.wait_lines(n, timeout=30)
