@@ -13,6 +13,8 @@
 
 #include "core.h"
 #include "uri.h"
+#include "transport/exec.h"
+#include "transport/fd.h"
 #include "transport/vsock.h"
 #include "layer/tls_internal.h"
 #include "transport/socket.h"
@@ -26,6 +28,8 @@ static const struct rill_transport_scheme *const uri_transports[] = {
     &rill__tcp_scheme,
     &rill__unix_scheme,
     &rill__stdio_scheme,
+    &rill__exec_scheme,
+    &rill__fd_scheme,
     &rill__vsock_scheme,
     &rill__hvsock_scheme,
     &rill__hybrid_vsock_scheme,
@@ -91,8 +95,7 @@ static int uri_hexval(char c)
 	return -1;
 }
 
-/* Decodes %XX in place; false on a malformed escape or an encoded NUL. */
-static bool uri_pct_decode(char *s)
+bool rill__uri_pct_decode(char *s)
 {
 	char *w = s;
 	for (char *r = s; *r != '\0'; r++) {
@@ -144,7 +147,7 @@ static int uri_parse_query(struct rill_uri *u, char *q)
 			return RILL_ENOMEM;
 		}
 		u->nparams++;
-		if (!uri_pct_decode(p->value))
+		if (!rill__uri_pct_decode(p->value))
 			return rill__uri_error(u, "bad escape in parameter",
 			                       p->key);
 	}
