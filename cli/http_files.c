@@ -325,16 +325,16 @@ static int files_preconditions(struct rill_flow *ex, const struct http_file *hf)
 {
 	bool present;
 	time_t t;
-	bool match = files_header_match(ex, "If-Match", hf->etag, false,
-	                                &present);
+	bool match =
+	    files_header_match(ex, "If-Match", hf->etag, false, &present);
 	if (present && !match)
 		return 412;
 	const char *ius = rill_http_header(ex, "If-Unmodified-Since");
 	if (!present && ius != NULL && http_date_parse(ius, &t) &&
 	    hf->mtime > t)
 		return 412;
-	match = files_header_match(ex, "If-None-Match", hf->etag, true,
-	                           &present);
+	match =
+	    files_header_match(ex, "If-None-Match", hf->etag, true, &present);
 	if (present)
 		return match ? 304 : 0;
 	const char *ims = rill_http_header(ex, "If-Modified-Since");

@@ -612,6 +612,7 @@ int rill_listener_uri(struct rill_listener *l, char *buf, size_t len)
 /* Blocking connect */
 
 struct uri_sync {
+	uv_loop_t *loop;
 	bool done;
 	bool abandoned;
 	int status;
@@ -632,6 +633,9 @@ static void uri_sync_cb(struct rill_flow *f, int status, const char *errmsg,
 	s->done = true;
 	s->status = status;
 	s->f = f;
+	/* Do not let the waiting uv_run(UV_RUN_ONCE) block for I/O after a
+	 * completion that came from a timer (see sync.c). */
+	uv_stop(s->loop);
 }
 
 int rill_connect_sync(uv_loop_t *loop, const char *uri,
@@ -646,6 +650,7 @@ int rill_connect_sync(uv_loop_t *loop, const char *uri,
 	struct uri_sync *s = rill_calloc(1, sizeof *s);
 	if (s == NULL)
 		return RILL_ENOMEM;
+	s->loop = loop;
 	int err = rill_connect(loop, uri, opts, uri_sync_cb, s);
 	if (err != 0) {
 		rill_free(s);
