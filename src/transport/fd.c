@@ -103,6 +103,22 @@ void rill__fd_activation_load(void)
 	pthread_once(&fd_once, fd_activation_read);
 }
 
+/*
+ * The descriptors open when the program started (before main, when
+ * nothing of rill or libuv had opened any): a later "fd:3" that names
+ * something not open then (libuv's epoll fd, say) gets an error that says
+ * so, rather than "not a socket". Only for the message: a program may
+ * also hand rill a socket it made itself (a socketpair end).
+ */
+#define FD_STARTUP_MAX 256
+static bool fd_at_startup[FD_STARTUP_MAX];
+
+__attribute__((constructor)) static void fd_note_startup(void)
+{
+	for (int fd = 0; fd < FD_STARTUP_MAX; fd++)
+		fd_at_startup[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* fd:N and fd:NAME */
 
@@ -181,10 +197,16 @@ static int fd_inspect(int fd, const char *uri, bool *listening,
 	socklen_t len = sizeof type;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
 		int err = -errno;
-		snprintf(msg, cap, "%s: %s", uri,
-		         err == -EBADF      ? "no such open file descriptor"
-		         : err == -ENOTSOCK ? "not a socket"
-		                            : strerror(-err));
+		if (fd < FD_STARTUP_MAX && !fd_at_startup[fd])
+			snprintf(msg, cap,
+			         "%s: no descriptor %d was inherited (none "
+			         "was open when the program started)",
+			         uri, fd);
+		else
+			snprintf(msg, cap, "%s: %s", uri,
+			         err == -EBADF ? "no such open file descriptor"
+			         : err == -ENOTSOCK ? "not a socket"
+			                            : strerror(-err));
 		return err;
 	}
 	if (type != SOCK_STREAM) {
