@@ -546,7 +546,7 @@ TEST(fd_errors)
 	while (!r.done)
 		uv_run(loop(), UV_RUN_ONCE);
 	TH_EQ_ERR(r.status, -EBADF);
-	TH_CONTAINS(r.msg, "fd:200: no descriptor 200 was inherited");
+	TH_CONTAINS(r.msg, "fd:200: no such open file descriptor");
 	int p[2];
 	TH_OK(pipe(p));
 	char uri[32];

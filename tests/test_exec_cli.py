@@ -359,7 +359,7 @@ def test_activated_accept(tmp):
 def test_fd_errors(tmp):
     p = subprocess.run([RILL, "echo", "fd:3"], capture_output=True,
                        text=True, timeout=10)
-    ok(p.returncode == 1 and "fd:3: no descriptor 3 was inherited" in
+    ok(p.returncode == 1 and "fd:3: not a socket, and not inherited" in
        p.stderr, "listening on a descriptor that was not inherited",
        p.stderr)
     p = subprocess.run([RILL, "relay", "fd:web", "tcp://127.0.0.1:1"],

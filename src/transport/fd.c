@@ -197,10 +197,12 @@ static int fd_inspect(int fd, const char *uri, bool *listening,
 	socklen_t len = sizeof type;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
 		int err = -errno;
-		if (fd < FD_STARTUP_MAX && !fd_at_startup[fd])
+		if (err == -ENOTSOCK && fd < FD_STARTUP_MAX &&
+		    !fd_at_startup[fd])
 			snprintf(msg, cap,
-			         "%s: no descriptor %d was inherited (none "
-			         "was open when the program started)",
+			         "%s: not a socket, and not inherited (no "
+			         "descriptor %d was open when the program "
+			         "started)",
 			         uri, fd);
 		else
 			snprintf(msg, cap, "%s: %s", uri,
