@@ -26,37 +26,12 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tap_lib import Tap, free_port  # noqa: E402
+
 RILL = os.path.abspath(sys.argv[1])
-n_test = 0
-failed = 0
-
-
-def ok(cond, name, detail=""):
-    global n_test, failed
-    n_test += 1
-    if cond:
-        print("ok %d - %s" % (n_test, name))
-    else:
-        failed += 1
-        print("not ok %d - %s" % (n_test, name))
-        for line in str(detail).splitlines()[-20:]:
-            print("#   " + line)
-    sys.stdout.flush()
-
-
-def skip(name, why):
-    global n_test
-    n_test += 1
-    print("ok %d - %s # SKIP %s" % (n_test, name, why))
-    sys.stdout.flush()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+T = Tap()
+ok, skip = T.ok, T.skip
 
 
 class Proc:
@@ -392,8 +367,7 @@ def main():
                 ok(False, t.__name__, repr(e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_test)
-    return 1 if failed else 0
+    return T.done()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tap_lib import Tap, free_port, wait_port  # noqa: E402
+
 try:
     import h11
 except ImportError:
@@ -31,46 +34,8 @@ except ImportError:
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 RILL = os.path.join(BUILD, "rill")
-n_test = 0
-failed = 0
-
-
-def ok(cond, name, detail=""):
-    global n_test, failed
-    n_test += 1
-    if cond:
-        print("ok %d - %s" % (n_test, name))
-    else:
-        failed += 1
-        print("not ok %d - %s" % (n_test, name))
-        for line in str(detail).splitlines()[:20]:
-            print("#   " + line)
-    sys.stdout.flush()
-
-
-def skip(name, why):
-    global n_test
-    n_test += 1
-    print("ok %d - %s # SKIP %s" % (n_test, name, why))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=10.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+T = Tap()
+ok, skip = T.ok, T.skip
 
 
 class H11Client:
@@ -338,8 +303,7 @@ def main():
             rc = srv.wait()
         ok(rc == 0, "rill http serve exits 0 on SIGTERM", rc)
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_test)
-    return 1 if failed else 0
+    return T.done()
 
 
 if __name__ == "__main__":

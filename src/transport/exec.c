@@ -401,7 +401,6 @@ static int exec_connect(uv_loop_t *loop, const struct rill_uri *u,
                         const struct rill_connect_opts *opts,
                         rill_connect_cb cb, void *ud)
 {
-	(void)opts;
 	struct exec_argv a;
 	uint64_t kill_after = 0;
 	int err = rill__uri_param_u64(u, "kill_after", 0, EXEC_KILL_AFTER_MAX,
@@ -459,11 +458,6 @@ static int exec_listen(uv_loop_t *loop, const struct rill_uri *u,
                        const struct rill_listen_opts *opts, rill_accept_cb cb,
                        void *ud, struct rill_listener **out)
 {
-	(void)loop;
-	(void)opts;
-	(void)cb;
-	(void)ud;
-	(void)out;
 	rill__set_last_errmsg(
 	    "cannot listen with \"%s\": an exec: URI only connects; to run "
 	    "a program per connection (inetd mode), give it as the target "

@@ -148,6 +148,7 @@ static bool fd_name_char(char c)
 /* The descriptor u names; RILL_EURI with a message when none. */
 static int fd_resolve(const struct rill_uri *u, int *out)
 {
+	rill__fd_activation_load();
 	const char *s = u->rest;
 	if (*s == '\0')
 		return rill__uri_error(u, "missing descriptor number or name",
@@ -167,7 +168,6 @@ static int fd_resolve(const struct rill_uri *u, int *out)
 			return rill__uri_error(u, "bad descriptor name", s);
 	if (len > FD_NAME_MAX)
 		return rill__uri_error(u, "descriptor name too long", s);
-	rill__fd_activation_load();
 	for (int i = 0; i < fd_names_count; i++) {
 		if (strcmp(fd_names[i], s) == 0) {
 			*out = FD_LISTEN_START + i;
@@ -256,16 +256,20 @@ static void fd_connect_fire(uv_timer_t *t)
 	c->cb(c->f, c->err, c->err != 0 ? c->msg : NULL, c->ud);
 }
 
-/* Adopts fd as a connected flow; 0, or an error with msg. */
-static int fd_adopt_connected(uv_loop_t *loop, const struct rill_uri *u, int fd,
-                              struct rill_flow **f, char *msg, size_t cap)
+/*
+ * Checks that fd is a stream socket of the kind the caller wants (a
+ * listening one for listen, a connected one for connect), then claims it.
+ * Returns 0 and its family, or an error with msg.
+ */
+static int fd_adopt(const struct rill_uri *u, int fd, bool listen,
+                    const struct rill_socket_family **fam, char *msg,
+                    size_t cap)
 {
 	bool listening = false;
-	const struct rill_socket_family *fam = NULL;
-	int err = fd_inspect(fd, u->text, &listening, &fam, msg, cap);
+	int err = fd_inspect(fd, u->text, &listening, fam, msg, cap);
 	if (err != 0)
 		return err;
-	if (listening) {
+	if (listening && !listen) {
 		snprintf(msg, cap,
 		         "%s is a listening socket: use it where a command "
 		         "listens (rill relay's first URI, rill http serve, "
@@ -273,33 +277,42 @@ static int fd_adopt_connected(uv_loop_t *loop, const struct rill_uri *u, int fd,
 		         u->text);
 		return RILL_EINVAL;
 	}
+	if (!listening && listen) {
+		snprintf(msg, cap,
+		         "%s is not a listening socket (a connected one is "
+		         "for connecting: rill cat %s, or rill relay's target)",
+		         u->text, u->text);
+		return RILL_EINVAL;
+	}
 	if (!fd_claim(fd)) {
 		snprintf(msg, cap, "%s: descriptor %d was already used once",
 		         u->text, fd);
 		return -EBUSY;
 	}
-	err = rill__socket_flow_new(loop, fd, fam, f);
-	if (err != 0)
-		snprintf(msg, cap, "%s: %s", u->text, rill_strerror(err));
-	return err;
+	return 0;
 }
 
 static int fd_connect(uv_loop_t *loop, const struct rill_uri *u,
                       const struct rill_connect_opts *opts, rill_connect_cb cb,
                       void *ud)
 {
-	(void)opts;
 	int fd;
 	int err = fd_resolve(u, &fd);
 	if (err != 0)
 		return err;
-	rill__fd_activation_load();
 	struct fd_connect *c = rill_calloc(1, sizeof *c);
 	if (c == NULL)
 		return RILL_ENOMEM;
 	c->cb = cb;
 	c->ud = ud;
-	c->err = fd_adopt_connected(loop, u, fd, &c->f, c->msg, sizeof c->msg);
+	const struct rill_socket_family *fam = NULL;
+	c->err = fd_adopt(u, fd, false, &fam, c->msg, sizeof c->msg);
+	if (c->err == 0) {
+		c->err = rill__socket_flow_new(loop, fd, fam, &c->f);
+		if (c->err != 0)
+			snprintf(c->msg, sizeof c->msg, "%s: %s", u->text,
+			         rill_strerror(c->err));
+	}
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
 	uv_timer_start(&c->timer, fd_connect_fire, 0, 0);
@@ -310,29 +323,13 @@ static int fd_listen(uv_loop_t *loop, const struct rill_uri *u,
                      const struct rill_listen_opts *opts, rill_accept_cb cb,
                      void *ud, struct rill_listener **out)
 {
-	(void)opts;
 	int fd;
 	int err = fd_resolve(u, &fd);
 	if (err != 0)
 		return err;
-	rill__fd_activation_load();
-	bool listening = false;
 	const struct rill_socket_family *fam = NULL;
 	char msg[320];
-	err = fd_inspect(fd, u->text, &listening, &fam, msg, sizeof msg);
-	if (err == 0 && !listening) {
-		snprintf(msg, sizeof msg,
-		         "%s is not a listening socket (a connected one is "
-		         "for connecting: rill cat %s, or rill relay's target)",
-		         u->text, u->text);
-		err = RILL_EINVAL;
-	}
-	if (err == 0 && !fd_claim(fd)) {
-		snprintf(msg, sizeof msg,
-		         "%s: descriptor %d was already used once", u->text,
-		         fd);
-		err = -EBUSY;
-	}
+	err = fd_adopt(u, fd, true, &fam, msg, sizeof msg);
 	if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
 		err = -errno;
 		snprintf(msg, sizeof msg, "%s: %s", u->text, strerror(-err));
