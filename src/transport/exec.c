@@ -187,10 +187,12 @@ static void exec_on_exit(uv_process_t *p, int64_t status, int sig)
 		uv_close((uv_handle_t *)&c->timer, exec_handle_closed);
 		return;
 	}
+	/* sigdescr_np, unlike strsignal, is thread-safe (glibc 2.32). */
+	const char *what = sig != 0 ? sigdescr_np(sig) : NULL;
 	if (sig != 0)
-		rill_flow_set_errmsg(&e->layer.base,
-		                     "exec %s: killed by signal %d (%s)",
-		                     c->label, sig, strsignal(sig));
+		rill_flow_set_errmsg(
+		    &e->layer.base, "exec %s: killed by signal %d (%s)",
+		    c->label, sig, what != NULL ? what : "unknown signal");
 	else
 		rill_flow_set_errmsg(&e->layer.base,
 		                     "exec %s: exited with status %d", c->label,
@@ -246,7 +248,6 @@ static void exec_on_start(uv_timer_t *t)
 static void exec_read_cb(struct rill_flow *inner, int status,
                          struct rill_buf *buf, void *ud)
 {
-	(void)inner;
 	struct exec_flow *e = ud;
 	struct exec_child *c = e->child;
 	if (status == RILL_EOF && c != NULL && !c->exited) {
