@@ -127,9 +127,30 @@ static char *peer_of(struct rill_flow *f)
 	return strdup(buf);
 }
 
+/* For an exec: target, how its child ended: " exit=STATUS",
+ * " exit=SIGNAME" or " exit=running"; "" for other targets. */
+static void child_note(struct rill_flow *target, char *buf, size_t len)
+{
+	int v = 0;
+	const char *sig;
+	switch (rill_exec_status(target, &v, NULL)) {
+	case RILL_EXEC_RUNNING: snprintf(buf, len, " exit=running"); break;
+	case RILL_EXEC_EXITED: snprintf(buf, len, " exit=%d", v); break;
+	case RILL_EXEC_SIGNALED:
+		sig = sigabbrev_np(v);
+		if (sig != NULL)
+			snprintf(buf, len, " exit=SIG%s", sig);
+		else
+			snprintf(buf, len, " exit=signal-%d", v);
+		break;
+	default: buf[0] = '\0';
+	}
+}
+
 /* One line per connection, on stderr, when it ends:
  *   rill relay: #ID CLIENT -> TARGET up=BYTES down=BYTES time=S end=WHY
- * up is client->target, down target->client. */
+ * up is client->target, down target->client; an exec: target adds how
+ * its child ended (child_note). */
 static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
                      const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -151,10 +172,12 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
 	double secs = (double)(now_ms(c->rl) - c->t0_ms) / 1000.0;
+	char child[48];
+	child_note(c->target, child, sizeof child);
 	fprintf(stderr,
 	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64 " down=%" PRIu64
-	        " time=%.3fs%s end=%s\n",
-	        c->id, ca, ta, up, down, secs, via, why);
+	        " time=%.3fs%s end=%s%s\n",
+	        c->id, ca, ta, up, down, secs, via, why, child);
 }
 
 /* Ends a proxying connection now (timeout, shutdown): log, then abort the
@@ -514,7 +537,9 @@ static void relay_usage(FILE *out)
 	    "up counts bytes client->target, down target->client. WHY is\n"
 	    "eof, client-error(..), target-error(..), both-error(..),\n"
 	    "connect-failed(..), refused(max-conns N reached),\n"
-	    "idle-timeout, linger-timeout or shutdown.\n"
+	    "idle-timeout, linger-timeout or shutdown. With an exec:\n"
+	    "target (one child per connection, inetd style) the line ends\n"
+	    "with exit=STATUS, exit=SIGNAME or exit=running.\n"
 	    "\n"
 	    "Example: rill relay tcp://0.0.0.0:8080 unix:/run/app.sock\n");
 }

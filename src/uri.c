@@ -13,6 +13,8 @@
 
 #include "core.h"
 #include "uri.h"
+#include "transport/exec.h"
+#include "transport/fd.h"
 #include "transport/vsock.h"
 #include "layer/tls_internal.h"
 #include "transport/socket.h"
@@ -26,6 +28,8 @@ static const struct rill_transport_scheme *const uri_transports[] = {
     &rill__tcp_scheme,
     &rill__unix_scheme,
     &rill__stdio_scheme,
+    &rill__exec_scheme,
+    &rill__fd_scheme,
     &rill__vsock_scheme,
     &rill__hvsock_scheme,
     &rill__hybrid_vsock_scheme,
@@ -91,8 +95,7 @@ static int uri_hexval(char c)
 	return -1;
 }
 
-/* Decodes %XX in place; false on a malformed escape or an encoded NUL. */
-static bool uri_pct_decode(char *s)
+bool rill__uri_pct_decode(char *s)
 {
 	char *w = s;
 	for (char *r = s; *r != '\0'; r++) {
@@ -144,7 +147,7 @@ static int uri_parse_query(struct rill_uri *u, char *q)
 			return RILL_ENOMEM;
 		}
 		u->nparams++;
-		if (!uri_pct_decode(p->value))
+		if (!rill__uri_pct_decode(p->value))
 			return rill__uri_error(u, "bad escape in parameter",
 			                       p->key);
 	}
@@ -642,6 +645,7 @@ int rill_listener_uri(struct rill_listener *l, char *buf, size_t len)
 /* Blocking connect */
 
 struct uri_sync {
+	uv_loop_t *loop;
 	bool done;
 	bool abandoned;
 	int status;
@@ -662,6 +666,9 @@ static void uri_sync_cb(struct rill_flow *f, int status, const char *errmsg,
 	s->done = true;
 	s->status = status;
 	s->f = f;
+	/* Do not let the waiting uv_run(UV_RUN_ONCE) block for I/O after a
+	 * completion that came from a timer (see sync.c). */
+	uv_stop(s->loop);
 }
 
 int rill_connect_sync(uv_loop_t *loop, const char *uri,
@@ -676,6 +683,7 @@ int rill_connect_sync(uv_loop_t *loop, const char *uri,
 	struct uri_sync *s = rill_calloc(1, sizeof *s);
 	if (s == NULL)
 		return RILL_ENOMEM;
+	s->loop = loop;
 	int err = rill_connect(loop, uri, opts, uri_sync_cb, s);
 	if (err != 0) {
 		rill_free(s);

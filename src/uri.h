@@ -38,6 +38,10 @@ struct rill_uri {
 int rill__uri_parse(const char *text, struct rill_uri *out);
 void rill__uri_free(struct rill_uri *u);
 
+/* Decodes %XX escapes of s in place; false on a malformed escape or an
+ * encoded NUL (s is then partly decoded). */
+bool rill__uri_pct_decode(char *s);
+
 /* The value of a query parameter, or NULL. */
 const char *rill__uri_param(const struct rill_uri *u, const char *key);
 

@@ -561,7 +561,8 @@ int rill__socket_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
 int rill__socket_fd(struct rill_flow *f)
 {
 	struct sock_flow *s = sock_of(f);
-	return s->is_socket ? s->rfd : -1;
+	/* A flow over two sockets (exec) has no one fd to splice with. */
+	return s->is_socket && s->rfd == s->wfd ? s->rfd : -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -683,6 +684,49 @@ int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
 		    sock_fd_poll_init(s, s->wpoll, wfd, &s->wflags_saved);
 	s->rpoll_open = s->rpollable;
 	s->wpoll_open = s->wpollable;
+	*out = &s->base;
+	return 0;
+}
+
+int rill__socket_flow_new_split(uv_loop_t *loop, int rfd, int wfd,
+                                const struct rill_socket_family *fam,
+                                struct rill_flow **out)
+{
+	int err = loop == NULL || fam == NULL || out == NULL || rfd < 0 ||
+	                  wfd < 0 || rfd == wfd
+	              ? RILL_EINVAL
+	              : 0;
+	for (int i = 0; i < 2 && err == 0; i++) {
+		int fd = i == 0 ? rfd : wfd;
+		err = sock_set_nonblock(fd, NULL);
+		if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+			err = -errno;
+	}
+	struct sock_flow *s = err == 0 ? sock_alloc(loop, fam, true) : NULL;
+	if (s == NULL) {
+		if (rfd >= 0)
+			close(rfd);
+		if (wfd >= 0 && wfd != rfd)
+			close(wfd);
+		return err != 0 ? err : RILL_ENOMEM;
+	}
+	s->rfd = rfd;
+	s->wfd = wfd;
+	s->owns_fds = true;
+	s->is_socket = true;
+	err = uv_poll_init(loop, &s->rpoll, rfd);
+	if (err == 0) {
+		s->rpoll_open = true;
+		s->handles_open++;
+		err = uv_poll_init(loop, s->wpoll, wfd);
+	}
+	if (err != 0) {
+		rill__socket_close(&s->base); /* closes both fds */
+		return err;
+	}
+	s->wpoll_open = true;
+	s->handles_open++;
+	s->rpollable = s->wpollable = true;
 	*out = &s->base;
 	return 0;
 }

@@ -95,6 +95,19 @@ int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
                               const struct rill_socket_family *fam,
                               struct rill_flow **out);
 
+/*
+ * A flow reading the socket rfd and writing the socket wfd, two different
+ * fds it owns (the exec transport: a child's stdout and stdin). Both are
+ * made non-blocking and close-on-exec and closed with the flow, or at once
+ * if this fails. Writes use MSG_NOSIGNAL, shutdown(write) is
+ * shutdown(wfd, SHUT_WR) and shutdown(read) shutdown(rfd, SHUT_RD). No
+ * splice fast path (ops->fd says -1). Returns 0 and *out, or RILL_EINVAL
+ * (rfd == wfd, a negative fd), -errno, RILL_ENOMEM.
+ */
+int rill__socket_flow_new_split(uv_loop_t *loop, int rfd, int wfd,
+                                const struct rill_socket_family *fam,
+                                struct rill_flow **out);
+
 /* One address to connect to. */
 struct rill__sockaddr {
 	struct sockaddr_storage ss;
