@@ -35,6 +35,17 @@ struct rill__read_into {
 int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
                            rill_read_cb cb, void *ud);
 
+/*
+ * Teardown accounting (closing.c), called by the flow core only:
+ * rill__closing_flow_new when a flow is made on loop (RILL_ENOMEM: the
+ * flow cannot be made), rill__closing_start when it is closed, and
+ * rill__closing_flow_freed when its memory went (was_closing: it had been
+ * counted by rill__closing_start).
+ */
+int rill__closing_flow_new(uv_loop_t *loop);
+void rill__closing_start(uv_loop_t *loop);
+void rill__closing_flow_freed(uv_loop_t *loop, bool was_closing);
+
 /* Records the thread's last error message (rill_last_errmsg). */
 void rill__set_last_errmsg(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));

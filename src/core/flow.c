@@ -39,6 +39,7 @@ enum {
 	F_DEFERRED = 1u << 10,   /* defer_ idle handle started */
 	F_DESTROYED = 1u << 11,  /* implementation finished its close */
 	F_FREEING = 1u << 12,    /* uv_close(defer_) issued */
+	F_TEARDOWN = 1u << 13,   /* counted by rill_closing_flows */
 };
 
 /* A queued write or write shutdown. */
@@ -87,6 +88,10 @@ struct rill_flow *rill_flow_new(uv_loop_t *loop,
 	struct rill_flow *f = rill_calloc(1, size);
 	if (f == NULL)
 		return NULL;
+	if (rill__closing_flow_new(loop) != 0) {
+		rill_free(f);
+		return NULL;
+	}
 	f->ops = ops;
 	f->loop = loop;
 	uv_idle_init(loop, &f->defer_);
@@ -673,7 +678,8 @@ void rill_close(struct rill_flow *f)
 {
 	if (f == NULL || (f->flags_ & F_CLOSED))
 		return;
-	f->flags_ |= F_CLOSED;
+	f->flags_ |= F_CLOSED | F_TEARDOWN;
+	rill__closing_start(f->loop);
 	if (f->flags_ & F_RD_PENDING)
 		rill__sync_drop_read(f->read_cb_, f->read_ud_);
 	f->read_cb_ = NULL;
@@ -708,8 +714,12 @@ void rill_close(struct rill_flow *f)
 static void flow_free_cb(uv_handle_t *h)
 {
 	struct rill_flow *f = h->data;
+	uv_loop_t *loop = f->loop;
+	bool counted = (f->flags_ & F_TEARDOWN) != 0;
 	rill_free(f->errmsg_);
 	rill_free(f);
+	/* After the free: the teardown is over when the memory is gone. */
+	rill__closing_flow_freed(loop, counted);
 }
 
 void rill_flow_destroyed(struct rill_flow *f)
