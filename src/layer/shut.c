@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "core.h"
+#include "rill/impl.h"
 #include "shut_codec.h"
 #include "uri.h"
 
@@ -71,7 +71,7 @@ struct shut {
 	unsigned sg_frames;
 	size_t sg_first;
 	struct rill_buf *pl; /* the buffer of the scatter read in flight */
-	struct rill__read_into sg_ri;
+	struct rill_read_into sg_ri;
 
 	/* What the peer told us, and what we told it. */
 	bool peer_wr_shut;
@@ -254,11 +254,12 @@ static bool shut_sg_usable(const struct shut *s)
 }
 
 /*
- * Lays out the next read (the socket calls this right before its readv):
- * the rest of the current frame's payload, then (header slot, sg_flen
- * payload bytes) pairs, all payload contiguous in a fresh s->pl. A frame of
- * another length breaks the pattern; shut_sg_done then rebuilds the raw bytes
- * from that point (rare: a sender's last frame of a write, a control message).
+ * Lays out the next read (the flow below calls this right before it reads;
+ * a socket with one readv): the rest of the current frame's payload, then
+ * (header slot, sg_flen payload bytes) pairs, all payload contiguous in a
+ * fresh s->pl. A frame of another length breaks the pattern; shut_sg_done
+ * then rebuilds the raw bytes from that point (rare: a sender's last frame
+ * of a write, a control message).
  */
 /* Where the payload of s->pl starts: its first cache-line boundary (the
  * kernel copies into it; a misaligned destination measured slower). */
@@ -267,7 +268,7 @@ static size_t shut_sg_start(const struct shut *s)
 	return (64u - ((uintptr_t)s->pl->data & 63u)) & 63u;
 }
 
-static bool shut_sg_get(struct rill__read_into *ri)
+static bool shut_sg_get(struct rill_read_into *ri)
 {
 	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
 	rill_buf_release(s->pl);
@@ -301,7 +302,7 @@ static bool shut_sg_get(struct rill__read_into *ri)
 }
 
 /* The read found nothing: a flow waiting for data holds no buffer. */
-static void shut_sg_unget(struct rill__read_into *ri)
+static void shut_sg_unget(struct rill_read_into *ri)
 {
 	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
 	rill_buf_release(s->pl);
@@ -398,8 +399,8 @@ static void shut_inner_read(struct shut *s)
 	s->inner_reading = true;
 	if (shut_sg_usable(s)) {
 		s->sg_pending = true;
-		err = rill__socket_read_into(shut_inner(s), &s->sg_ri,
-		                             shut_inner_read_cb, s);
+		err = rill_read_into(shut_inner(s), &s->sg_ri,
+		                     shut_inner_read_cb, s);
 		if (err == 0)
 			return;
 		s->sg_pending = false;
