@@ -20,7 +20,10 @@
  * Closing. rill_close() sends Close, then keeps reading in the background,
  * discarding data and skipping ShutdownWrite, until the peer's Close,
  * ShutdownRead, EOF, an error or the deadline; only then is the inner flow
- * closed. The core keeps our memory until rill_flow_destroyed().
+ * closed. That holds in every state: a ShutdownWrite (an EOF our reader
+ * saw) that came before does not end the drain. The core keeps our memory
+ * until rill_flow_destroyed(), and counts the teardown in
+ * rill_closing_flows().
  */
 #include <string.h>
 #include <sys/uio.h>
@@ -460,8 +463,14 @@ static bool shut_control(struct shut *s, int ev, uint32_t bad)
 	}
 }
 
-/* The drain of a close: discards data, skips ShutdownWrite, ends at the
- * peer's Close, ShutdownRead, a bad header, EOF or an error. */
+/*
+ * The drain of a close: discards data, skips ShutdownWrite, ends at the
+ * peer's Close, ShutdownRead, a bad header, or EOF or an error of the flow
+ * below. A ShutdownWrite decoded before our close (the EOF our reader
+ * saw) does not end it: the peer is still going to close, and its Close
+ * must find the flow below open, or its write fails (EPIPE), or the Close
+ * arrives after we closed and the kernel resets the connection.
+ */
 static void shut_pump_drain(struct shut *s)
 {
 	rill_buf_release(s->ready);
@@ -486,8 +495,8 @@ static void shut_pump_drain(struct shut *s)
 			shut_raw_pop(s);
 			continue;
 		}
-		if (s->rx_end != 0 || s->rd_end != 0) {
-			/* EOF or a reset during the drain: the peer can no
+		if (s->rx_end != 0) {
+			/* EOF or a reset of the flow below: the peer can no
 			 * longer answer, which is an answer. */
 			shut_drained(s);
 			return;
@@ -913,8 +922,12 @@ static void shut_close(struct rill_flow *f)
 		               0);
 	}
 	shut_send_close(s);
-	if (s->peer_closed || s->peer_close_seen || s->peer_rd_shut ||
-	    s->dec.bad || s->rx_end != 0)
+	/* The peer's Close already came: it sends nothing more and waits
+	 * for ours. A ShutdownRead that came before our close does not end
+	 * the drain (the peer may still write its Close); one the drain
+	 * decodes does. */
+	if (s->peer_closed || s->peer_close_seen || s->dec.bad ||
+	    s->rx_end != 0)
 		s->drained = true;
 	if (s->drained) {
 		shut_maybe_finish(s);
