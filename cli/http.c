@@ -693,6 +693,7 @@ static int http_serve(int argc, char **argv)
 	rill_listener_close(svp->lis);
 	rill_http_server_free(svp->srv);
 	uv_run(svp->loop, UV_RUN_DEFAULT);
+	cli_wait_closed(svp->loop); /* the connections' close handshakes */
 	close(svp->dirfd);
 	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
 		rill_buf_release(svp->cache[i].body);
@@ -852,6 +853,7 @@ static int http_get(int argc, char **argv)
 	if (err != 0) {
 		cli_error("http get %s: %s", url, rill_strerror(err));
 		rill_http_client_free(cl);
+		cli_wait_closed(loop);
 		return 1;
 	}
 	while (!g.head_done)
@@ -883,7 +885,8 @@ static int http_get(int argc, char **argv)
 	}
 	rill_close(ex);
 	rill_http_client_free(cl);
-	uv_run(loop, UV_RUN_NOWAIT);
+	/* Over shut+, the close handshake must finish before we exit. */
+	cli_wait_closed(loop);
 	return rc;
 }
 

@@ -21,6 +21,22 @@ static const struct command commands[] = {
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+static void cli_closed(uv_loop_t *loop, void *ud)
+{
+	(void)loop;
+	*(bool *)ud = true;
+}
+
+void cli_wait_closed(uv_loop_t *loop)
+{
+	static bool done; /* static: a waiter left behind stays valid */
+	done = false;
+	if (rill_when_flows_closed(loop, cli_closed, &done) != 0)
+		return; /* out of memory: nothing better to do */
+	while (!done && uv_run(loop, UV_RUN_ONCE) != 0)
+		;
+}
+
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;

@@ -305,6 +305,12 @@ static void relay_maybe_done(struct relay *r)
 		relay_stop_loop(r);
 }
 
+static void relay_exit(uv_loop_t *loop, void *ud)
+{
+	(void)loop;
+	exit(((struct relay *)ud)->exit_code);
+}
+
 static void on_sweep(uv_timer_t *t)
 {
 	struct relay *r = t->data;
@@ -338,13 +344,16 @@ static void on_sweep(uv_timer_t *t)
 	}
 	if (grace_over && r->nconns > 0) {
 		/* Only connects are left; they cannot be cancelled through
-		 * the API, and the grace period is over. */
+		 * the API, and the grace period is over. The flows closed
+		 * so far finish their close handshakes (shut+) first. */
 		if (!r->quiet)
 			fprintf(stderr,
 			        "rill relay: exiting with %" PRIu64
 			        " connect(s) still pending\n",
 			        r->nconns);
-		exit(r->exit_code);
+		uv_timer_stop(&r->sweep);
+		if (rill_when_flows_closed(r->loop, relay_exit, r) != 0)
+			exit(r->exit_code);
 	}
 }
 
@@ -561,6 +570,7 @@ int cli_relay(int argc, char **argv)
 	uv_signal_start(&r.sigterm, on_signal, SIGTERM);
 
 	uv_run(r.loop, UV_RUN_DEFAULT);
+	cli_wait_closed(r.loop);
 	if (!r.quiet)
 		fprintf(stderr, "rill relay: stopped\n");
 	uv_loop_close(r.loop);

@@ -35,6 +35,7 @@ enum { EV_DATA, EV_SHUT_WR, EV_SHUT_RD, EV_CLOSE, EV_EOF, EV_ERROR };
 
 struct peer {
 	int fd;
+	const struct peer_plan *plan;
 	struct peer_result *res;
 	bool sent_close, got_close, got_shut_wr;
 	/* Receive buffer and the frame decoder's state. */
@@ -262,6 +263,10 @@ static bool peer_read_all(struct peer *p)
 		case EV_SHUT_RD: continue;
 		case EV_CLOSE:
 			p->got_close = true;
+			if (p->plan->answer_delay_ms > 0)
+				usleep(p->plan->answer_delay_ms * 1000u);
+			if (p->plan->before_answer != NULL)
+				p->plan->before_answer(p->plan->ud);
 			if (!p->sent_close)
 				peer_send_close(p, "Close (the answer)");
 			return true;
@@ -284,7 +289,7 @@ static void peer_close(struct peer *p)
 {
 	if (!p->sent_close)
 		peer_send_close(p, "Close");
-	bool ended = p->got_close;
+	bool ended = p->got_close, by_shut_rd = false;
 	while (!ended && p->res->ok) {
 		const uint8_t *d;
 		size_t n;
@@ -295,7 +300,7 @@ static void peer_close(struct peer *p)
 			p->got_close = true;
 			ended = true;
 			break;
-		case EV_SHUT_RD: ended = true; break;
+		case EV_SHUT_RD: ended = by_shut_rd = true; break;
 		case EV_EOF:
 			peer_fail(p, "hang-up before the other side's Close");
 			ended = true;
@@ -303,12 +308,25 @@ static void peer_close(struct peer *p)
 		default: ended = true; break;
 		}
 	}
-	if (p->res->ok) {
+	/* After a Close nothing may follow; after a ShutdownRead, the rest
+	 * of the stream up to its Close may (upstream would have hung up
+	 * already, and never see it). */
+	while (p->res->ok) {
 		const uint8_t *d;
 		size_t n;
 		int ev = peer_next(p, &d, &n);
-		if (ev != EV_EOF && ev != EV_ERROR)
-			peer_fail(p, "a message after the other side's Close");
+		static const char *const names[] = {"data", "ShutdownWrite",
+		                                    "ShutdownRead", "Close"};
+		if (ev == EV_EOF || ev == EV_ERROR)
+			break;
+		if (!by_shut_rd || p->got_close) {
+			peer_fail(p, "%s after the other side's %s", names[ev],
+			          by_shut_rd ? "ShutdownRead and Close"
+			                     : "Close");
+			break;
+		}
+		if (ev == EV_CLOSE)
+			p->got_close = true;
 	}
 	p->res->saw_close = p->got_close;
 }
@@ -320,6 +338,7 @@ void peer_run(int fd, const struct peer_plan *plan, struct peer_result *res)
 	static _Thread_local struct peer p;
 	memset(&p, 0, sizeof p);
 	p.fd = fd;
+	p.plan = plan;
 	p.res = res;
 	unsigned ms = plan->timeout_ms != 0 ? plan->timeout_ms : 10000;
 	struct timeval tv = {.tv_sec = ms / 1000,
@@ -329,13 +348,17 @@ void peer_run(int fd, const struct peer_plan *plan, struct peer_result *res)
 	bool ok = true;
 	switch (plan->order) {
 	case ORDER_RILL_HALF_CLOSES_FIRST:
+		/* After the other side's Close (answered), the flow is
+		 * closed: upstream writes nothing more. */
 		ok = peer_read_all(&p) &&
-		     peer_write(&p, plan->send_seed, plan->send_len) &&
-		     peer_send_msg(&p, MSG_SHUTDOWN_WRITE, "ShutdownWrite");
+		     (p.sent_close ||
+		      (peer_write(&p, plan->send_seed, plan->send_len) &&
+		       peer_send_msg(&p, MSG_SHUTDOWN_WRITE, "ShutdownWrite")));
 		break;
 	case ORDER_PEER_CLOSES_AFTER_WRITE:
 		ok = peer_read_all(&p) &&
-		     peer_write(&p, plan->send_seed, plan->send_len);
+		     (p.sent_close ||
+		      peer_write(&p, plan->send_seed, plan->send_len));
 		break;
 	default:
 		ok = peer_write(&p, plan->send_seed, plan->send_len) &&
@@ -343,6 +366,8 @@ void peer_run(int fd, const struct peer_plan *plan, struct peer_result *res)
 		     peer_read_all(&p);
 		break;
 	}
+	if (ok && plan->before_close != NULL)
+		plan->before_close(plan->ud);
 	if (ok)
 		peer_close(&p);
 	close(fd);

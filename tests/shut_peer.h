@@ -39,7 +39,11 @@ struct peer_plan {
 	uint64_t send_seed;
 	size_t recv_len;
 	uint64_t recv_seed;
-	unsigned timeout_ms; /* per blocking read/write; 0: 10 s */
+	unsigned timeout_ms;            /* per blocking read/write; 0: 10 s */
+	unsigned answer_delay_ms;       /* a slow peer: wait before answering */
+	void (*before_close)(void *ud); /* called right before our close */
+	void (*before_answer)(void *ud); /* ... before answering a Close */
+	void *ud;
 };
 
 /* The outcome. ok is false on any failure; why says which one. */

@@ -872,7 +872,12 @@ static void shut_shutdown_write(struct rill_flow *f)
 static void shut_shutdown_read(struct rill_flow *f)
 {
 	struct shut *s = shut_of(f);
-	if (s->sent_shut_rd || s->sent_close)
+	/* After the peer's ShutdownWrite or Close the message says nothing
+	 * the peer needs (it sends no more data), and a peer that is
+	 * draining its close takes a ShutdownRead as the end of the drain:
+	 * it would hang up while our Close is on its way. */
+	if (s->sent_shut_rd || s->sent_close || s->peer_wr_shut ||
+	    s->peer_closed || s->peer_close_seen)
 		return;
 	s->sent_shut_rd = true;
 	/* Best effort: a failure shows up on the next write anyway. */
