@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "workers.h"
 
 #define SERVE_SMALL     (256u * 1024u) /* files read whole */
 #define SERVE_CHUNK     (256u * 1024u)
@@ -62,9 +63,7 @@ struct serve {
 	bool listing;
 	bool quiet;
 	struct rill_http_server *srv;
-	struct rill_listener *lis;
-	uv_signal_t sigint, sigterm;
-	bool stopping;
+	struct cli_worker *w; /* the loop (thread) this one serves on */
 };
 
 static const struct {
@@ -542,7 +541,8 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
                             int status, const char *errmsg, void *ud)
 {
 	(void)l;
-	struct serve *sv = ud;
+	struct cli_worker *w = ud;
+	struct serve *sv = w->data;
 	if (status != 0) {
 		if (!sv->quiet)
 			cli_error("accept: %s", errmsg);
@@ -554,25 +554,78 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 static void serve_stopped(void *ud)
 {
 	struct serve *sv = ud;
-	uv_close((uv_handle_t *)&sv->sigint, NULL);
-	uv_close((uv_handle_t *)&sv->sigterm, NULL);
+	cli_worker_done(sv->w);
 }
 
-static void serve_on_signal(uv_signal_t *h, int sig)
+/* SIGINT/SIGTERM: in-flight requests finish (the listener is closed). */
+static void serve_on_stop(struct cli_worker *w)
 {
-	(void)sig;
-	struct serve *sv = h->data;
-	if (sv->stopping) {
-		/* A second signal: stop now. */
-		rill_http_server_free(sv->srv);
-		sv->srv = NULL;
-		serve_stopped(sv);
-		return;
-	}
-	sv->stopping = true;
-	rill_listener_close(sv->lis);
-	sv->lis = NULL;
+	struct serve *sv = w->data;
 	rill_http_server_shutdown(sv->srv, serve_stopped, sv);
+}
+
+/* A second signal: stop now. */
+static void serve_on_hurry(struct cli_worker *w)
+{
+	struct serve *sv = w->data;
+	rill_http_server_free(sv->srv);
+	sv->srv = NULL;
+	cli_worker_done(w);
+}
+
+static void serve_on_finish(struct cli_worker *w)
+{
+	struct serve *sv = w->data;
+	rill_http_server_free(sv->srv);
+	sv->srv = NULL;
+	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
+		rill_buf_release(sv->cache[i].body);
+}
+
+static const struct cli_workers_ops serve_ops = {
+    .accept = serve_on_accept,
+    .stop = serve_on_stop,
+    .hurry = serve_on_hurry,
+    .finish = serve_on_finish,
+};
+
+/* One struct serve per loop (its own cache and HTTP server), the root
+ * shared; then every loop runs. Returns the exit status. */
+static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
+                     const struct rill_http_server_opts *o)
+{
+	struct cli_workers g;
+	struct serve *svs = calloc(threads, sizeof *svs);
+	int err = svs == NULL ? RILL_ENOMEM
+	                      : cli_workers_init(&g, threads, &serve_ops, NULL);
+	for (unsigned i = 0; err == 0 && i < threads; i++) {
+		struct serve *sv = &svs[i];
+		sv->loop = &g.w[i].loop;
+		sv->dirfd = tmpl->dirfd;
+		memcpy(sv->root, tmpl->root, sizeof sv->root);
+		sv->listing = tmpl->listing;
+		sv->quiet = tmpl->quiet;
+		sv->w = &g.w[i];
+		g.w[i].data = sv;
+		err = rill_http_server_new(sv->loop, o, serve_handler, sv,
+		                           &sv->srv);
+	}
+	if (err == 0)
+		err = cli_workers_listen(&g, uri, NULL, tmpl->quiet);
+	if (err != 0) {
+		const char *why = rill_last_errmsg();
+		cli_error("http serve: %s",
+		          why && *why ? why : rill_strerror(err));
+		for (unsigned i = 0; svs != NULL && i < threads; i++)
+			rill_http_server_free(svs[i].srv);
+		if (svs != NULL && g.w != NULL)
+			cli_workers_abandon(&g);
+		free(svs);
+		return 1;
+	}
+	cli_workers_run(&g);
+	free(svs);
+	return 0;
 }
 
 static void serve_usage(FILE *out)
@@ -603,6 +656,9 @@ static void serve_usage(FILE *out)
 	    "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
 	    "  --header-timeout MS   request head deadline (default 10000)\n"
 	    "  --body-timeout MS     request body progress (default 30000)\n"
+	    "  --threads N           N event loops on N threads, the\n"
+	    "                        connections spread over them (default:\n"
+	    "                        the number of online CPUs)\n"
 	    "  -q, --quiet           no messages for failed accepts\n"
 	    "  -h, --help            this help\n"
 	    "\n"
@@ -619,11 +675,13 @@ static int http_serve(int argc, char **argv)
 	    {"idle-timeout", required_argument, NULL, 'I'},
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"body-timeout", required_argument, NULL, 'Y'},
+	    {"threads", required_argument, NULL, 'N'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool listing = true, quiet = false;
+	unsigned threads = cli_threads_default();
 	struct rill_http_server_opts o = {0};
 	int c;
 	optind = 1;
@@ -643,6 +701,12 @@ static int http_serve(int argc, char **argv)
 		case 'I': o.idle_timeout_ms = v; break;
 		case 'T': o.header_timeout_ms = v; break;
 		case 'Y': o.body_timeout_ms = v; break;
+		case 'N':
+			if (v > 1024)
+				return cli_usage_error(
+				    "http serve", "bad --threads '%s'", optarg);
+			threads = (unsigned)v;
+			break;
 		case 'q': quiet = true; break;
 		case 'h': serve_usage(stdout); return 0;
 		default: return cli_usage_error("http serve", "bad option");
@@ -668,37 +732,10 @@ static int http_serve(int argc, char **argv)
 		free(svp);
 		return 1;
 	}
-	svp->loop = uv_default_loop();
-	int err =
-	    rill_http_server_new(svp->loop, &o, serve_handler, svp, &svp->srv);
-	if (err == 0)
-		err = rill_listen(svp->loop, uri, NULL, serve_on_accept, svp,
-		                  &svp->lis);
-	if (err != 0) {
-		const char *why = rill_last_errmsg();
-		cli_error("http serve: %s",
-		          why && *why ? why : rill_strerror(err));
-		rill_http_server_free(svp->srv);
-		uv_run(svp->loop, UV_RUN_NOWAIT);
-		close(svp->dirfd);
-		free(svp);
-		return 1;
-	}
-	uv_signal_init(svp->loop, &svp->sigint);
-	uv_signal_init(svp->loop, &svp->sigterm);
-	svp->sigint.data = svp->sigterm.data = svp;
-	uv_signal_start(&svp->sigint, serve_on_signal, SIGINT);
-	uv_signal_start(&svp->sigterm, serve_on_signal, SIGTERM);
-	uv_run(svp->loop, UV_RUN_DEFAULT);
-	rill_listener_close(svp->lis);
-	rill_http_server_free(svp->srv);
-	uv_run(svp->loop, UV_RUN_DEFAULT);
-	cli_wait_closed(svp->loop); /* the connections' close handshakes */
+	int code = serve_run(svp, uri, threads, &o);
 	close(svp->dirfd);
-	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
-		rill_buf_release(svp->cache[i].body);
 	free(svp);
-	return 0;
+	return code;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -29,7 +29,9 @@ static void cli_closed(uv_loop_t *loop, void *ud)
 
 void cli_wait_closed(uv_loop_t *loop)
 {
-	static bool done; /* static: a waiter left behind stays valid */
+	/* Not on the stack: a waiter left behind (the loop ran out of work
+	 * first) stays valid. Per thread: the relay runs a loop on each. */
+	static _Thread_local bool done;
 	done = false;
 	if (rill_when_flows_closed(loop, cli_closed, &done) != 0)
 		return; /* out of memory: nothing better to do */

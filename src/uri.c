@@ -442,6 +442,7 @@ int rill_connect(uv_loop_t *loop, const char *uri,
 struct uri_listener {
 	struct rill_listener base;
 	struct rill_listener *inner;
+	const struct rill_transport_scheme *t;
 	struct rill_uri u;
 	const struct rill_layer_scheme *layers[RILL_URI_MAX_LAYERS];
 	uint64_t handshake_ms;
@@ -549,6 +550,34 @@ static const struct rill_listener_ops uri_listener_ops = {
     .uri = uri_listener_uri,
 };
 
+/* rill_listen with opts->join: l joins the group of acceptor. */
+static int uri_join(struct uri_listener *l, struct rill_listener *acceptor)
+{
+	if (acceptor->ops != &uri_listener_ops) {
+		rill__set_last_errmsg("listen %s: join: not a listener from "
+		                      "rill_listen",
+		                      l->u.text);
+		return RILL_EINVAL;
+	}
+	struct uri_listener *a = (struct uri_listener *)(void *)acceptor;
+	if (a->t != l->t) {
+		rill__set_last_errmsg("listen %s: join: the listener to join "
+		                      "is a %s listener",
+		                      l->u.text, a->t->name);
+		return RILL_EINVAL;
+	}
+	if (l->t->join == NULL) {
+		rill__set_last_errmsg("listen %s: scheme %s cannot spread its "
+		                      "connections over listeners",
+		                      l->u.text, l->t->name);
+		return -ENOTSUP;
+	}
+	if (a->inner == NULL || a->closed)
+		return RILL_ECLOSED;
+	return l->t->join(l->base.loop, &l->u, a->inner, uri_inner_accept, l,
+	                  &l->inner);
+}
+
 int rill_listen(uv_loop_t *loop, const char *uri,
                 const struct rill_listen_opts *opts, rill_accept_cb cb,
                 void *ud, struct rill_listener **out)
@@ -580,8 +609,12 @@ int rill_listen(uv_loop_t *loop, const char *uri,
 		l->handshake_ms = opts->handshake_timeout_ms > 0
 		                      ? opts->handshake_timeout_ms
 		                      : URI_DEFAULT_HANDSHAKE_MS;
-		err = t->listen(loop, &l->u, opts, uri_inner_accept, l,
-		                &l->inner);
+		l->t = t;
+		if (opts->join != NULL)
+			err = uri_join(l, opts->join);
+		else
+			err = t->listen(loop, &l->u, opts, uri_inner_accept, l,
+			                &l->inner);
 	}
 	if (err != 0) {
 		rill__uri_free(&l->u);

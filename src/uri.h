@@ -78,6 +78,11 @@ struct rill_transport_scheme {
 	int (*listen)(uv_loop_t *loop, const struct rill_uri *u,
 	              const struct rill_listen_opts *opts, rill_accept_cb cb,
 	              void *ud, struct rill_listener **out);
+	/* Joins the group of acceptor, a listener this scheme's listen
+	 * made (see rill_listen_opts.join); NULL when the scheme cannot. */
+	int (*join)(uv_loop_t *loop, const struct rill_uri *u,
+	            struct rill_listener *acceptor, rill_accept_cb cb, void *ud,
+	            struct rill_listener **out);
 };
 
 enum rill_layer_role { RILL_ROLE_CONNECT = 0, RILL_ROLE_ACCEPT = 1 };

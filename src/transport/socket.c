@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "spread.h"
 #include "transport/socket.h"
 
 /*
@@ -1076,6 +1077,7 @@ int rill__socket_connect_host(uv_loop_t *loop,
 
 struct sock_listener {
 	struct rill_listener base;
+	struct rill__spread_member spread; /* a group's acceptor */
 	const struct rill_socket_family *fam;
 	int fd;
 	uv_poll_t poll;
@@ -1130,6 +1132,8 @@ static void lst_on_poll(uv_poll_t *h, int status, int events)
 			l->base.cb(&l->base, NULL, -e, msg, l->base.ud);
 			return;
 		}
+		if (rill__spread_hand(&l->spread, fd))
+			continue; /* another listener of the group takes it */
 		struct rill_flow *f = NULL;
 		int err = rill__socket_flow_new(l->base.loop, fd, l->fam, &f);
 		if (err != 0) {
@@ -1152,6 +1156,7 @@ static void lst_close(struct rill_listener *base)
 {
 	struct sock_listener *l = (struct sock_listener *)base;
 	l->closing = true;
+	rill__spread_leave(&l->spread);
 	uv_close((uv_handle_t *)&l->poll, lst_handle_closed);
 	uv_close((uv_handle_t *)&l->pause, lst_handle_closed);
 	/* uv_close stopped the watcher: the fd can go now, so that the
@@ -1185,6 +1190,19 @@ static const struct rill_listener_ops lst_ops = {
     .uri = lst_uri,
 };
 
+struct rill__spread_member *
+rill__socket_listener_spread(struct rill_listener *base,
+                             const struct rill_socket_family **fam)
+{
+	if (base == NULL || base->ops != &lst_ops)
+		return NULL;
+	struct sock_listener *l = (struct sock_listener *)base;
+	if (l->closing)
+		return NULL;
+	*fam = l->fam;
+	return &l->spread;
+}
+
 int rill__socket_listen(uv_loop_t *loop, int fd,
                         const struct rill_socket_family *fam,
                         const char *unlink_path, rill_accept_cb cb, void *ud,
@@ -1206,7 +1224,12 @@ int rill__socket_listen(uv_loop_t *loop, int fd,
 	}
 	int err = sock_set_nonblock(fd, NULL);
 	if (err == 0)
+		err = rill__spread_open(&l->spread, loop);
+	if (err == 0) {
 		err = uv_poll_init(loop, &l->poll, fd);
+		if (err != 0)
+			rill__spread_leave(&l->spread);
+	}
 	if (err != 0) {
 		rill_free(l);
 		rill_free(path);

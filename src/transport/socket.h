@@ -154,6 +154,26 @@ int rill__socket_bind_listen(uv_loop_t *loop,
                              rill_accept_cb cb, void *ud,
                              struct rill_listener **out);
 
+/*
+ * The acceptor's side of a socket listener made by rill__socket_listen
+ * (and its family), for a listener group; NULL when l is another kind
+ * of listener or is closing.
+ */
+struct rill__spread_member *
+rill__socket_listener_spread(struct rill_listener *l,
+                             const struct rill_socket_family **fam);
+
+/*
+ * Joins the group of the socket listener `acceptor` (any URI scheme built
+ * on rill__socket_listen): the connections it hands over become flows on
+ * loop and go to cb there. 0, RILL_EINVAL (acceptor is not such a
+ * listener), RILL_ECLOSED, RILL_ENOMEM. The u argument is unused (the
+ * scheme was checked by the caller).
+ */
+int rill__socket_join(uv_loop_t *loop, const struct rill_uri *u,
+                      struct rill_listener *acceptor, rill_accept_cb cb,
+                      void *ud, struct rill_listener **out);
+
 /* The families defined so far. */
 extern const struct rill_socket_family rill__tcp_family;
 extern const struct rill_socket_family rill__unix_family;
