@@ -6,8 +6,8 @@
  *
  * SIGINT or SIGTERM stops it: no more connections are accepted, the live
  * ones are closed, and the process exits once every close handshake is
- * over (rill_when_flows_closed), so that shut+ peers lose nothing. A
- * second signal exits at once.
+ * over (cli_wait_closed), so that shut+ peers lose nothing. A second
+ * signal exits at once.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -147,15 +147,6 @@ static void echo_accepted(struct rill_listener *l, struct rill_flow *f,
 	echo_read(e);
 }
 
-static void echo_all_closed(uv_loop_t *loop, void *ud)
-{
-	(void)loop;
-	struct echo_server *srv = ud;
-	/* The last handles of our own: uv_run returns. */
-	uv_close((uv_handle_t *)&srv->sigint, NULL);
-	uv_close((uv_handle_t *)&srv->sigterm, NULL);
-}
-
 static void echo_on_signal(uv_signal_t *h, int signum)
 {
 	(void)signum;
@@ -165,10 +156,10 @@ static void echo_on_signal(uv_signal_t *h, int signum)
 	srv->stopping = true;
 	rill_listener_close(srv->listener);
 	srv->listener = NULL;
+	/* Their teardowns keep the loop running (the signal handles do
+	 * not), then cli_wait_closed makes sure. */
 	while (srv->conns != NULL)
 		echo_end(srv->conns, 0);
-	if (rill_when_flows_closed(srv->loop, echo_all_closed, srv) != 0)
-		echo_all_closed(srv->loop, srv);
 }
 
 static void echo_usage(FILE *out)
@@ -235,6 +226,13 @@ int cli_echo(int argc, char **argv)
 	srv.sigint.data = srv.sigterm.data = &srv;
 	uv_signal_start(&srv.sigint, echo_on_signal, SIGINT);
 	uv_signal_start(&srv.sigterm, echo_on_signal, SIGTERM);
+	/* The loop ends when the listener and the connections are gone (a
+	 * stdio listener serves once), not for the signal handles. */
+	uv_unref((uv_handle_t *)&srv.sigint);
+	uv_unref((uv_handle_t *)&srv.sigterm);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&srv.sigint, NULL);
+	uv_close((uv_handle_t *)&srv.sigterm, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cli_wait_closed(&loop);
 	uv_loop_close(&loop);
