@@ -16,8 +16,8 @@ for i in $(seq "$N"); do
 	for w in $order; do
 		if [ "$w" = A ]; then r=$A; else r=$B; fi
 		taskset -c 0 "$r" bench --bytes "$BYTES" shut+unix 2>&1 |
-			awk -v w="$w" '/^shut\+unix/ {sub("x", "", $9);
-				print w, $4, $7, $9}' | tee -a "$out"
+			awk -v w="$w" '/^shut\+unix/ {sub("x", "", $8);
+				print w, $3, $6, $8}' | tee -a "$out"
 	done
 done
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
