@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "spread.h"
 #include "transport/socket.h"
 
 /*
@@ -69,7 +70,7 @@ struct sock_flow {
 	struct rill_buf *chunk;
 	struct rill_buf *parked; /* the chunk while reads wait (chunk.c) */
 	size_t chunk_off;
-	struct rill__read_into *into; /* this read: the caller's layout */
+	struct rill_read_into *into; /* this read: the caller's layout */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
 };
@@ -131,7 +132,7 @@ static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
 /* sock_try_read for a read into the caller's layout (s->into). */
 static bool sock_try_read_into(struct sock_flow *s)
 {
-	struct rill__read_into *ri = s->into;
+	struct rill_read_into *ri = s->into;
 	if (!ri->get(ri)) {
 		s->reading = false;
 		s->into = NULL;
@@ -247,9 +248,8 @@ static void sock_read_wait(struct sock_flow *s)
 	sock_update_polls(s, true, s->writing);
 }
 
-void rill__socket_read(struct rill_flow *f)
+static void sock_read_start(struct sock_flow *s)
 {
-	struct sock_flow *s = sock_of(f);
 	s->reading = true;
 	/* After a short read the fd is most likely empty: a read(2) now
 	 * would only say EAGAIN, so wait for the poll straight away (its
@@ -262,17 +262,19 @@ void rill__socket_read(struct rill_flow *f)
 		sock_read_wait(s);
 }
 
-int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
-                           rill_read_cb cb, void *ud)
+void rill__socket_read(struct rill_flow *f)
 {
-	if (f == NULL || ri == NULL || f->ops->read != rill__socket_read)
-		return -ENOTSUP;
+	struct sock_flow *s = sock_of(f);
+	s->into = NULL;
+	sock_read_start(s);
+}
+
+/* ops->read_into: one readv(2) into the reader's layout. */
+void rill__socket_read_into(struct rill_flow *f, struct rill_read_into *ri)
+{
 	struct sock_flow *s = sock_of(f);
 	s->into = ri;
-	int err = rill_read(f, cb, ud);
-	if (err != 0)
-		s->into = NULL;
-	return err;
+	sock_read_start(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -491,6 +493,7 @@ void rill__socket_close(struct rill_flow *f)
 	s->closing = true;
 	s->reading = false;
 	s->writing = false;
+	s->into = NULL;
 	/* The fds are closed only after libuv let go of them. */
 	uv_close((uv_handle_t *)&s->kick, sock_handle_closed);
 	if (s->rpoll_open)
@@ -560,7 +563,8 @@ int rill__socket_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
 int rill__socket_fd(struct rill_flow *f)
 {
 	struct sock_flow *s = sock_of(f);
-	return s->is_socket ? s->rfd : -1;
+	/* A flow over two sockets (exec) has no one fd to splice with. */
+	return s->is_socket && s->rfd == s->wfd ? s->rfd : -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -682,6 +686,49 @@ int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
 		    sock_fd_poll_init(s, s->wpoll, wfd, &s->wflags_saved);
 	s->rpoll_open = s->rpollable;
 	s->wpoll_open = s->wpollable;
+	*out = &s->base;
+	return 0;
+}
+
+int rill__socket_flow_new_split(uv_loop_t *loop, int rfd, int wfd,
+                                const struct rill_socket_family *fam,
+                                struct rill_flow **out)
+{
+	int err = loop == NULL || fam == NULL || out == NULL || rfd < 0 ||
+	                  wfd < 0 || rfd == wfd
+	              ? RILL_EINVAL
+	              : 0;
+	for (int i = 0; i < 2 && err == 0; i++) {
+		int fd = i == 0 ? rfd : wfd;
+		err = sock_set_nonblock(fd, NULL);
+		if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+			err = -errno;
+	}
+	struct sock_flow *s = err == 0 ? sock_alloc(loop, fam, true) : NULL;
+	if (s == NULL) {
+		if (rfd >= 0)
+			close(rfd);
+		if (wfd >= 0 && wfd != rfd)
+			close(wfd);
+		return err != 0 ? err : RILL_ENOMEM;
+	}
+	s->rfd = rfd;
+	s->wfd = wfd;
+	s->owns_fds = true;
+	s->is_socket = true;
+	err = uv_poll_init(loop, &s->rpoll, rfd);
+	if (err == 0) {
+		s->rpoll_open = true;
+		s->handles_open++;
+		err = uv_poll_init(loop, s->wpoll, wfd);
+	}
+	if (err != 0) {
+		rill__socket_close(&s->base); /* closes both fds */
+		return err;
+	}
+	s->wpoll_open = true;
+	s->handles_open++;
+	s->rpollable = s->wpollable = true;
 	*out = &s->base;
 	return 0;
 }
@@ -1074,6 +1121,7 @@ int rill__socket_connect_host(uv_loop_t *loop,
 
 struct sock_listener {
 	struct rill_listener base;
+	struct rill__spread_member spread; /* a group's acceptor */
 	const struct rill_socket_family *fam;
 	int fd;
 	uv_poll_t poll;
@@ -1128,6 +1176,8 @@ static void lst_on_poll(uv_poll_t *h, int status, int events)
 			l->base.cb(&l->base, NULL, -e, msg, l->base.ud);
 			return;
 		}
+		if (rill__spread_hand(&l->spread, fd))
+			continue; /* another listener of the group takes it */
 		struct rill_flow *f = NULL;
 		int err = rill__socket_flow_new(l->base.loop, fd, l->fam, &f);
 		if (err != 0) {
@@ -1150,6 +1200,7 @@ static void lst_close(struct rill_listener *base)
 {
 	struct sock_listener *l = (struct sock_listener *)base;
 	l->closing = true;
+	rill__spread_leave(&l->spread);
 	uv_close((uv_handle_t *)&l->poll, lst_handle_closed);
 	uv_close((uv_handle_t *)&l->pause, lst_handle_closed);
 	/* uv_close stopped the watcher: the fd can go now, so that the
@@ -1183,6 +1234,19 @@ static const struct rill_listener_ops lst_ops = {
     .uri = lst_uri,
 };
 
+struct rill__spread_member *
+rill__socket_listener_spread(struct rill_listener *base,
+                             const struct rill_socket_family **fam)
+{
+	if (base == NULL || base->ops != &lst_ops)
+		return NULL;
+	struct sock_listener *l = (struct sock_listener *)base;
+	if (l->closing)
+		return NULL;
+	*fam = l->fam;
+	return &l->spread;
+}
+
 int rill__socket_listen(uv_loop_t *loop, int fd,
                         const struct rill_socket_family *fam,
                         const char *unlink_path, rill_accept_cb cb, void *ud,
@@ -1204,7 +1268,12 @@ int rill__socket_listen(uv_loop_t *loop, int fd,
 	}
 	int err = sock_set_nonblock(fd, NULL);
 	if (err == 0)
+		err = rill__spread_open(&l->spread, loop);
+	if (err == 0) {
 		err = uv_poll_init(loop, &l->poll, fd);
+		if (err != 0)
+			rill__spread_leave(&l->spread);
+	}
 	if (err != 0) {
 		rill_free(l);
 		rill_free(path);
