@@ -12,6 +12,9 @@
 #   socat VSOCK-LISTEN / VSOCK-CONNECT against rill, both directions
 RILL=${RILL:?}
 . /etc/rill-vm/tap_lib.sh
+# Every rill and socat process is killed after 30 s: a flow that never
+# ends (a lost half-close, say) fails its test instead of hanging the rest.
+LIMIT="timeout 30"
 
 # -- helpers ---------------------------------------------------------------
 
@@ -94,10 +97,10 @@ echo "the reply of the listener" >"$T/reply"
 # input half-closes the flow; the echo's half-close ends the output.
 echo_cat() {
 	begin "${1}vsock: rill cat -> rill echo, half-close, 4 MiB by hash"
-	"$RILL" echo -v "${1}vsock://any:$2" 2>"$T/echo.err" &
+	$LIMIT "$RILL" echo -v "${1}vsock://any:$2" 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
-	"$RILL" cat "${1}vsock://1:$2" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$RILL" cat "${1}vsock://1:$2" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	same "$T/d4m" "$T/got"
 	stop $e
@@ -110,10 +113,10 @@ echo_cat shut+ 5002
 # rill cat -l on one end, rill cat on the other: both send while both
 # receive; each side's end of input reaches the other as end of file.
 begin "vsock: rill cat -l <-> rill cat, both directions by hash"
-"$RILL" cat -l -v vsock://any:5003 <"$T/reply" >"$T/lgot" 2>"$T/l.err" &
+$LIMIT "$RILL" cat -l -v vsock://any:5003 <"$T/reply" >"$T/lgot" 2>"$T/l.err" &
 l=$!
 wait_for "$T/l.err" "listening on"
-"$RILL" cat vsock://1:5003 <"$T/d1m" >"$T/cgot" 2>>"$T/err" ||
+$LIMIT "$RILL" cat vsock://1:5003 <"$T/d1m" >"$T/cgot" 2>>"$T/err" ||
 	bad "rill cat exited with status $?"
 wait $l || bad "rill cat -l exited with status $?"
 same "$T/d1m" "$T/lgot"
@@ -124,13 +127,13 @@ report
 # -- concurrent clients ----------------------------------------------------
 
 begin "vsock: 8 concurrent rill cat clients of one rill echo, by hash"
-"$RILL" echo -v vsock://any:5004 2>"$T/echo.err" &
+$LIMIT "$RILL" echo -v vsock://any:5004 2>"$T/echo.err" &
 e=$!
 wait_for "$T/echo.err" "listening on"
 pids=
 for i in 1 2 3 4 5 6 7 8; do
 	head -c $((256 << 10)) /dev/urandom >"$T/c$i"
-	"$RILL" cat vsock://1:5004 <"$T/c$i" >"$T/c$i.got" 2>>"$T/err" &
+	$LIMIT "$RILL" cat vsock://1:5004 <"$T/c$i" >"$T/c$i.got" 2>>"$T/err" &
 	pids="$pids $!"
 done
 for p in $pids; do
@@ -150,14 +153,14 @@ report
 # processes go to $T/l.err and $T/s.err.
 stalled_case() {
 	rm -f "$T/l.err" "$T/s.err"
-	time -v "$RILL" cat -l -v "vsock://any:$2" </dev/null 2>"$T/l.err" |
+	time -v $LIMIT "$RILL" cat -l -v "vsock://any:$2" </dev/null 2>"$T/l.err" |
 		{
 			sleep "$3"
 			cat >"$T/got"
 		} &
 	l=$!
 	wait_for "$T/l.err" "listening on"
-	time -v "$RILL" cat "vsock://1:$2" <"$1" >/dev/null 2>"$T/s.err" &
+	time -v $LIMIT "$RILL" cat "vsock://1:$2" <"$1" >/dev/null 2>"$T/s.err" &
 	s=$!
 	if [ "$3" != 0 ]; then
 		sleep $(($3 - 1))
@@ -206,14 +209,14 @@ relay_case() {
 	via=splice
 	[ -n "$opt" ] && via=copy
 	begin "relay $what ($via): 4 MiB by hash, half-close across"
-	"$RILL" echo -v "$server" 2>"$T/echo.err" &
+	$LIMIT "$RILL" echo -v "$server" 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
 	# shellcheck disable=SC2086
-	"$RILL" relay $opt "$listen" "$target" 2>"$T/relay.err" &
+	$LIMIT "$RILL" relay $opt "$listen" "$target" 2>"$T/relay.err" &
 	r=$!
 	wait_for "$T/relay.err" "listening on"
-	"$RILL" cat "$client" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$RILL" cat "$client" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	same "$T/d4m" "$T/got"
 	wait_for "$T/relay.err" "end=" &&
@@ -235,15 +238,15 @@ relay_case "tcp->vsock" tcp://127.0.0.1:7002 vsock://1:5008 \
 # The client comes first; the vsock listener 1.5 s later. The relay's
 # refused connects are retried until it is there.
 begin "relay --retry-until: a vsock target that starts listening late"
-"$RILL" relay --retry-until 20 tcp://127.0.0.1:7003 vsock://1:5009 \
+$LIMIT "$RILL" relay --retry-until 20 tcp://127.0.0.1:7003 vsock://1:5009 \
 	2>"$T/relay.err" &
 r=$!
 wait_for "$T/relay.err" "listening on"
-"$RILL" cat tcp://127.0.0.1:7003 <"$T/d1m" >"$T/got" 2>>"$T/err" &
+$LIMIT "$RILL" cat tcp://127.0.0.1:7003 <"$T/d1m" >"$T/got" 2>>"$T/err" &
 c=$!
 sleep 1.5
 kill -0 $c 2>/dev/null || bad "the client ended before the target listened"
-"$RILL" echo vsock://any:5009 2>"$T/echo.err" &
+$LIMIT "$RILL" echo vsock://any:5009 2>"$T/echo.err" &
 e=$!
 wait $c || bad "rill cat exited with status $?"
 same "$T/d1m" "$T/got"
@@ -256,20 +259,20 @@ report
 # -- refused ---------------------------------------------------------------
 
 check "vsock: rill cat to a port without listener says refused" 1 \
-	"$RILL" cat vsock://1:5010
+	$LIMIT "$RILL" cat vsock://1:5010
 expect err "connect vsock://1:5010.*[Rr]efused"
 report
 
-check "shut+vsock: refused too" 1 "$RILL" cat shut+vsock://1:5010
+check "shut+vsock: refused too" 1 $LIMIT "$RILL" cat shut+vsock://1:5010
 expect err "[Rr]efused"
 report
 
 begin "relay to a refused vsock target: connect-failed(...refused)"
-"$RILL" relay --retry-until 0.5 tcp://127.0.0.1:7004 vsock://1:5010 \
+$LIMIT "$RILL" relay --retry-until 0.5 tcp://127.0.0.1:7004 vsock://1:5010 \
 	2>"$T/relay.err" &
 r=$!
 wait_for "$T/relay.err" "listening on"
-"$RILL" cat tcp://127.0.0.1:7004 </dev/null >"$T/got" 2>>"$T/err"
+$LIMIT "$RILL" cat tcp://127.0.0.1:7004 </dev/null >"$T/got" 2>>"$T/err"
 wait_for "$T/relay.err" "end=" &&
 	{ grep -q "end=connect-failed(.*[Rr]efused" "$T/relay.err" ||
 		bad "the relay's log lacks end=connect-failed(...refused)"; }
@@ -283,10 +286,10 @@ report
 mkdir "$T/www"
 cp "$T/d1m" "$T/www/one.bin"
 begin "http over vsock: rill http serve, rill http get, 1 MiB by hash"
-"$RILL" http serve vsock://any:5011 "$T/www" >"$T/http.out" 2>"$T/http.err" &
+$LIMIT "$RILL" http serve vsock://any:5011 "$T/www" >"$T/http.out" 2>"$T/http.err" &
 h=$!
 i=0
-until "$RILL" http get --via vsock://1:5011 http://guest/one.bin \
+until $LIMIT "$RILL" http get --via vsock://1:5011 http://guest/one.bin \
 	>"$T/got" 2>"$T/get.err"; do
 	i=$((i + 1))
 	if [ $i -gt 100 ]; then
@@ -302,7 +305,7 @@ report
 if [ -n "${SOCAT:-}" ]; then
 	begin "http over vsock: socat VSOCK-CONNECT as the client"
 	printf 'GET /one.bin HTTP/1.1\r\nHost: guest\r\nConnection: close\r\n\r\n' |
-		"$SOCAT" -t 30 - VSOCK-CONNECT:1:5011 >"$T/resp" 2>>"$T/err" ||
+		$LIMIT "$SOCAT" -t 30 - VSOCK-CONNECT:1:5011 >"$T/resp" 2>>"$T/err" ||
 		bad "socat exited with status $?"
 	head -n 1 "$T/resp" | grep -q "^HTTP/1.1 200" ||
 		bad "no 200 status line: $(head -n 1 "$T/resp")"
@@ -323,10 +326,10 @@ if [ -z "${SOCAT:-}" ]; then
 else
 	# socat -d -d logs "listening on" once its socket listens.
 	begin "socat VSOCK-LISTEN <- rill cat: 4 MiB by hash"
-	"$SOCAT" -d -d -u VSOCK-LISTEN:5012 CREATE:"$T/got" 2>"$T/socat.err" &
+	$LIMIT "$SOCAT" -d -d -u VSOCK-LISTEN:5012 CREATE:"$T/got" 2>"$T/socat.err" &
 	s=$!
 	wait_for "$T/socat.err" "listening on"
-	"$RILL" cat vsock://1:5012 <"$T/d4m" >/dev/null 2>>"$T/err" ||
+	$LIMIT "$RILL" cat vsock://1:5012 <"$T/d4m" >/dev/null 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	wait $s || bad "socat exited with status $?"
 	same "$T/d4m" "$T/got"
@@ -334,10 +337,10 @@ else
 	report
 
 	begin "socat VSOCK-LISTEN -> rill cat: 4 MiB by hash"
-	"$SOCAT" -d -d -u OPEN:"$T/d4m" VSOCK-LISTEN:5013 2>"$T/socat.err" &
+	$LIMIT "$SOCAT" -d -d -u OPEN:"$T/d4m" VSOCK-LISTEN:5013 2>"$T/socat.err" &
 	s=$!
 	wait_for "$T/socat.err" "listening on"
-	"$RILL" cat vsock://1:5013 </dev/null >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$RILL" cat vsock://1:5013 </dev/null >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	wait $s || bad "socat exited with status $?"
 	same "$T/d4m" "$T/got"
@@ -345,10 +348,10 @@ else
 	report
 
 	begin "socat VSOCK-CONNECT -> rill cat -l: 4 MiB by hash"
-	"$RILL" cat -l -v vsock://any:5014 </dev/null >"$T/got" 2>"$T/l.err" &
+	$LIMIT "$RILL" cat -l -v vsock://any:5014 </dev/null >"$T/got" 2>"$T/l.err" &
 	l=$!
 	wait_for "$T/l.err" "listening on"
-	"$SOCAT" -u OPEN:"$T/d4m" VSOCK-CONNECT:1:5014 2>>"$T/err" ||
+	$LIMIT "$SOCAT" -u OPEN:"$T/d4m" VSOCK-CONNECT:1:5014 2>>"$T/err" ||
 		bad "socat exited with status $?"
 	wait $l || bad "rill cat -l exited with status $?"
 	same "$T/d4m" "$T/got"
@@ -356,10 +359,10 @@ else
 	report
 
 	begin "socat VSOCK-CONNECT <-> rill echo: half-close, 4 MiB by hash"
-	"$RILL" echo -v vsock://any:5015 2>"$T/echo.err" &
+	$LIMIT "$RILL" echo -v vsock://any:5015 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
-	"$SOCAT" -t 30 - VSOCK-CONNECT:1:5015 <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$SOCAT" -t 30 - VSOCK-CONNECT:1:5015 <"$T/d4m" >"$T/got" 2>>"$T/err" ||
 		bad "socat exited with status $?"
 	same "$T/d4m" "$T/got"
 	stop $e
@@ -367,10 +370,10 @@ else
 	report
 
 	begin "rill cat <-> socat VSOCK-LISTEN echo (EXEC:cat): half-close"
-	"$SOCAT" -d -d -t 30 VSOCK-LISTEN:5016 EXEC:cat 2>"$T/socat.err" &
+	$LIMIT "$SOCAT" -d -d -t 30 VSOCK-LISTEN:5016 EXEC:cat 2>"$T/socat.err" &
 	s=$!
 	wait_for "$T/socat.err" "listening on"
-	"$RILL" cat vsock://1:5016 <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$RILL" cat vsock://1:5016 <"$T/d4m" >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	wait $s || bad "socat exited with status $?"
 	same "$T/d4m" "$T/got"
