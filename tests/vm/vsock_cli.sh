@@ -12,9 +12,13 @@
 #   socat VSOCK-LISTEN / VSOCK-CONNECT against rill, both directions
 RILL=${RILL:?}
 . /etc/rill-vm/tap_lib.sh
-# Every rill and socat process is killed after 30 s: a flow that never
-# ends (a lost half-close, say) fails its test instead of hanging the rest.
-LIMIT="timeout 30"
+# Every rill and socat process that should end by itself is killed after
+# 20 s: a flow that never ends (a lost half-close, say) fails its test
+# instead of hanging the rest. Servers (echo, relay, http serve) are
+# stopped by the tests; their own limit is longer, or a server killed
+# first would end a hung client's flow for it.
+LIMIT="timeout 20"
+SERVE="timeout 120"
 
 # -- helpers ---------------------------------------------------------------
 
@@ -97,7 +101,7 @@ echo "the reply of the listener" >"$T/reply"
 # input half-closes the flow; the echo's half-close ends the output.
 echo_cat() {
 	begin "${1}vsock: rill cat -> rill echo, half-close, 4 MiB by hash"
-	$LIMIT "$RILL" echo -v "${1}vsock://any:$2" 2>"$T/echo.err" &
+	$SERVE "$RILL" echo -v "${1}vsock://any:$2" 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
 	$LIMIT "$RILL" cat "${1}vsock://1:$2" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
@@ -127,7 +131,7 @@ report
 # -- concurrent clients ----------------------------------------------------
 
 begin "vsock: 8 concurrent rill cat clients of one rill echo, by hash"
-$LIMIT "$RILL" echo -v vsock://any:5004 2>"$T/echo.err" &
+$SERVE "$RILL" echo -v vsock://any:5004 2>"$T/echo.err" &
 e=$!
 wait_for "$T/echo.err" "listening on"
 pids=
@@ -209,11 +213,11 @@ relay_case() {
 	via=splice
 	[ -n "$opt" ] && via=copy
 	begin "relay $what ($via): 4 MiB by hash, half-close across"
-	$LIMIT "$RILL" echo -v "$server" 2>"$T/echo.err" &
+	$SERVE "$RILL" echo -v "$server" 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
 	# shellcheck disable=SC2086
-	$LIMIT "$RILL" relay $opt "$listen" "$target" 2>"$T/relay.err" &
+	$SERVE "$RILL" relay $opt "$listen" "$target" 2>"$T/relay.err" &
 	r=$!
 	wait_for "$T/relay.err" "listening on"
 	$LIMIT "$RILL" cat "$client" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
@@ -238,7 +242,7 @@ relay_case "tcp->vsock" tcp://127.0.0.1:7002 vsock://1:5008 \
 # The client comes first; the vsock listener 1.5 s later. The relay's
 # refused connects are retried until it is there.
 begin "relay --retry-until: a vsock target that starts listening late"
-$LIMIT "$RILL" relay --retry-until 20 tcp://127.0.0.1:7003 vsock://1:5009 \
+$SERVE "$RILL" relay --retry-until 20 tcp://127.0.0.1:7003 vsock://1:5009 \
 	2>"$T/relay.err" &
 r=$!
 wait_for "$T/relay.err" "listening on"
@@ -246,7 +250,7 @@ $LIMIT "$RILL" cat tcp://127.0.0.1:7003 <"$T/d1m" >"$T/got" 2>>"$T/err" &
 c=$!
 sleep 1.5
 kill -0 $c 2>/dev/null || bad "the client ended before the target listened"
-$LIMIT "$RILL" echo vsock://any:5009 2>"$T/echo.err" &
+$SERVE "$RILL" echo vsock://any:5009 2>"$T/echo.err" &
 e=$!
 wait $c || bad "rill cat exited with status $?"
 same "$T/d1m" "$T/got"
@@ -268,7 +272,7 @@ expect err "[Rr]efused"
 report
 
 begin "relay to a refused vsock target: connect-failed(...refused)"
-$LIMIT "$RILL" relay --retry-until 0.5 tcp://127.0.0.1:7004 vsock://1:5010 \
+$SERVE "$RILL" relay --retry-until 0.5 tcp://127.0.0.1:7004 vsock://1:5010 \
 	2>"$T/relay.err" &
 r=$!
 wait_for "$T/relay.err" "listening on"
@@ -286,7 +290,7 @@ report
 mkdir "$T/www"
 cp "$T/d1m" "$T/www/one.bin"
 begin "http over vsock: rill http serve, rill http get, 1 MiB by hash"
-$LIMIT "$RILL" http serve vsock://any:5011 "$T/www" >"$T/http.out" 2>"$T/http.err" &
+$SERVE "$RILL" http serve vsock://any:5011 "$T/www" >"$T/http.out" 2>"$T/http.err" &
 h=$!
 i=0
 until $LIMIT "$RILL" http get --via vsock://1:5011 http://guest/one.bin \
@@ -359,7 +363,7 @@ else
 	report
 
 	begin "socat VSOCK-CONNECT <-> rill echo: half-close, 4 MiB by hash"
-	$LIMIT "$RILL" echo -v vsock://any:5015 2>"$T/echo.err" &
+	$SERVE "$RILL" echo -v vsock://any:5015 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
 	$LIMIT "$SOCAT" -t 30 - VSOCK-CONNECT:1:5015 <"$T/d4m" >"$T/got" 2>>"$T/err" ||
