@@ -12,7 +12,7 @@ CHECK_BUILD ?= build-check
 JOBS        ?= $(shell nproc)
 # Where install-deps.sh unpacks the guest tests' kernel, and where they
 # look for it (tests/vm/README.md).
-RILL_VM_KERNEL_DIR ?= $(CURDIR)/$(BUILD)/vm-kernel
+RILL_VM_KERNEL_DIR ?= $(abspath $(BUILD))/vm-kernel
 export RILL_VM_KERNEL_DIR
 
 .PHONY: all deps build run check check-vm format format-check clean fuzz

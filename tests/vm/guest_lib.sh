@@ -20,18 +20,25 @@ vm_uptime() {
 	echo "$up"
 }
 
-# vm_pids: the pids of every process now, on one line.
-vm_pids() {
+# vm_sweep SID: kills every process left in session SID.
+vm_sweep() {
+	vm_sid=$1
 	for vm_d in /proc/[0-9]*; do
-		printf '%s ' "${vm_d#/proc/}"
+		read -r vm_stat 2>/dev/null <"$vm_d/stat" || continue
+		# pid (comm) state ppid pgrp session ...: after the last ")".
+		# shellcheck disable=SC2086
+		set -- ${vm_stat##*) }
+		[ "$4" = "$vm_sid" ] && kill -9 "${vm_d#/proc/}" 2>/dev/null
 	done
+	return 0
 }
 
-# vm_run NAME TIMEOUT_S CMD...: runs CMD (killed after TIMEOUT_S seconds)
-# with standard input from /dev/null, then kills every process that came
-# up meanwhile and is still there (test harnesses fork children into their
-# own process groups; daemons started before, such as a xenstored, are
-# left alone), then relays its standard output, the last 60 lines of its
+# vm_run NAME TIMEOUT_S CMD...: runs CMD in a session of its own (killed
+# after TIMEOUT_S seconds) with standard input from /dev/null; then kills
+# whatever it left behind in that session (test harnesses fork checks
+# into process groups of their own), so that nothing outlives it, while
+# other programs and daemons (a xenstored, a second lane of vm_run) are
+# left alone; then relays its standard output, the last 60 lines of its
 # standard error, and its status.
 vm_run() {
 	vm_name=$1 vm_secs=$2
@@ -40,15 +47,14 @@ vm_run() {
 	vm_t0=$(vm_uptime)
 	vm_out=$(mktemp)
 	vm_err=$(mktemp)
-	vm_before=" $(vm_pids)"
-	timeout "$vm_secs" "$@" </dev/null >"$vm_out" 2>"$vm_err"
+	# timeout execs CMD in its own process (a child watches it), and
+	# setsid makes that process a session leader: its pid is the
+	# session's id.
+	timeout "$vm_secs" setsid "$@" </dev/null >"$vm_out" 2>"$vm_err" &
+	vm_pid=$!
+	wait "$vm_pid"
 	vm_status=$?
-	for vm_p in $(vm_pids); do
-		case "$vm_before" in
-		*" $vm_p "*) ;;
-		*) kill -9 "$vm_p" 2>/dev/null ;;
-		esac
-	done
+	vm_sweep "$vm_pid"
 	vm_t1=$(vm_uptime)
 	sed "s/^/${VM_MARK}out /" "$vm_out"
 	tail -n 60 "$vm_err" | sed "s/^/${VM_MARK}err /"

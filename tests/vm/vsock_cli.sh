@@ -173,6 +173,8 @@ stalled_case() {
 	fi
 	wait $s || bad "the sender exited with status $?"
 	wait $l
+	# The listener's own status is not the pipeline's: time -v has it.
+	grep -q "Exit status: 0" "$T/l.err" || bad "rill cat -l did not exit 0"
 	same "$1" "$T/got"
 }
 
