@@ -10,8 +10,8 @@ set -eu
 
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev libuv1-dev
 libssl-dev openssl node-llhttp socat ncat iperf3 curl wrk nginx-light
-valgrind python3 iproute2 clang-format-14 libxen-dev
-qemu-system-x86 busybox-static cpio kmod"
+valgrind python3 iproute2 clang-format-14 libxen-dev haproxy systemd
+python3-h11 qemu-system-x86 busybox-static cpio kmod"
 
 fetch_kernel() {
 	[ -n "${RILL_VM_KERNEL_DIR:-}" ] || return 0

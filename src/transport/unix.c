@@ -157,4 +157,5 @@ const struct rill_transport_scheme rill__unix_scheme = {
     .check = unix_check,
     .connect = unix_connect,
     .listen = unix_listen,
+    .join = rill__socket_join,
 };

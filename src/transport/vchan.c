@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "spread.h"
 #include "transport/vchan.h"
 #include "vchan_ring.h"
 
@@ -814,6 +815,8 @@ static struct vchan_flow *vchan_flow_new(uv_loop_t *loop)
 
 struct vchan_listener {
 	struct rill_listener base;
+	struct rill__spread_member spread; /* listener group (see spread.h) */
+	bool member;                       /* joined: no socket of its own */
 	uv_poll_t poll;
 	int fd;
 	char *path;
@@ -1443,15 +1446,10 @@ static void vchan_listener_handshake_done(struct vchan_listener *l,
 	l->base.cb(&l->base, &vf->base, 0, NULL, l->base.ud);
 }
 
-static void vchan_listener_on_accept(uv_poll_t *h, int status, int events)
+/* A connection to the listening socket: the vchan handshake, on l's
+ * loop. */
+static void vchan_listener_take(struct vchan_listener *l, int fd)
 {
-	(void)events;
-	struct vchan_listener *l = h->data;
-	if (status < 0)
-		return;
-	int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0)
-		return;
 	struct vchan_flow *vf = vchan_flow_new(l->base.loop);
 	int err = vf == NULL ? RILL_ENOMEM : 0;
 	if (err == 0) {
@@ -1473,12 +1471,41 @@ static void vchan_listener_on_accept(uv_poll_t *h, int status, int events)
 	vchan_srv_accept(vf, fd);
 }
 
-static void vchan_listener_free(uv_handle_t *h)
+static void vchan_listener_on_accept(uv_poll_t *h, int status, int events)
 {
+	(void)events;
 	struct vchan_listener *l = h->data;
+	if (status < 0)
+		return;
+	int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (!rill__spread_hand(&l->spread, fd))
+		vchan_listener_take(l, fd);
+}
+
+static void vchan_member_take(struct rill__spread_member *m, int fd)
+{
+	vchan_listener_take(rill_container_of(m, struct vchan_listener, spread),
+	                    fd);
+}
+
+static void vchan_listener_destroy(struct vchan_listener *l)
+{
 	rill_free(l->path);
 	rill_free(l->uri);
 	rill_free(l);
+}
+
+static void vchan_listener_free(uv_handle_t *h)
+{
+	vchan_listener_destroy(h->data);
+}
+
+static void vchan_member_left(struct rill__spread_member *m)
+{
+	vchan_listener_destroy(
+	    rill_container_of(m, struct vchan_listener, spread));
 }
 
 static void vchan_listener_close(struct rill_listener *base)
@@ -1490,6 +1517,9 @@ static void vchan_listener_close(struct rill_listener *base)
 		vf->discard = true;
 		vchan_teardown(vf);
 	}
+	rill__spread_leave(&l->spread); /* a member is freed after this */
+	if (l->member)
+		return;
 	uv_close((uv_handle_t *)&l->poll, vchan_listener_free);
 	close(l->fd);
 	unlink(l->path);
@@ -1610,7 +1640,12 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
 	snprintf(l->uri, ulen, "vchan:%s", u->rest);
 	err = vchan_bind(path, &l->fd);
 	if (err == 0)
+		err = rill__spread_open(&l->spread, loop);
+	if (err == 0) {
 		err = uv_poll_init(loop, &l->poll, l->fd);
+		if (err != 0)
+			rill__spread_leave(&l->spread);
+	}
 	if (err != 0) {
 		rill__set_last_errmsg("vchan: cannot listen on %s: %s", path,
 		                      rill_strerror(err));
@@ -1633,6 +1668,49 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
 	return 0;
 }
 
+/* rill_listen_opts.join: a listener without a socket that takes its
+ * share of the acceptor's connections (handshakes on its own loop). */
+static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
+                          struct rill_listener *acceptor, rill_accept_cb cb,
+                          void *ud, struct rill_listener **out)
+{
+	uint64_t rd, wr;
+	int err = vchan_uri_sizes(u, &rd, &wr);
+	if (err != 0)
+		return err;
+	if (acceptor->ops != &vchan_listener_ops ||
+	    ((struct vchan_listener *)(void *)acceptor)->member) {
+		rill__set_last_errmsg("vchan: the listener to join is not a "
+		                      "vchan listener");
+		return RILL_EINVAL;
+	}
+	struct vchan_listener *a = (struct vchan_listener *)(void *)acceptor;
+	struct vchan_listener *l = rill_calloc(1, sizeof *l);
+	if (l == NULL)
+		return RILL_ENOMEM;
+	l->fd = -1;
+	l->member = true;
+	l->read_size = (size_t)rd;
+	l->write_size = (size_t)wr;
+	l->uri = rill_strdup(a->uri);
+	if (l->uri == NULL) {
+		rill_free(l);
+		return RILL_ENOMEM;
+	}
+	l->base.ops = &vchan_listener_ops;
+	l->base.loop = loop;
+	l->base.cb = cb;
+	l->base.ud = ud;
+	err = rill__spread_join(&l->spread, &a->spread, loop, vchan_member_take,
+	                        vchan_member_left);
+	if (err != 0) {
+		vchan_listener_destroy(l);
+		return err;
+	}
+	*out = &l->base;
+	return 0;
+}
+
 static const char *const vchan_uri_params[] = {"read_size", "write_size", NULL};
 
 const struct rill_transport_scheme rill__vchan_scheme = {
@@ -1641,4 +1719,5 @@ const struct rill_transport_scheme rill__vchan_scheme = {
     .check = vchan_uri_check,
     .connect = vchan_uri_connect,
     .listen = vchan_uri_listen,
+    .join = vchan_uri_join,
 };
