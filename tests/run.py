@@ -90,6 +90,10 @@ def main():
         env.update(t.get("env") or {})
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        if a.release_build:
+            # Guest tests take some programs from the optimized build.
+            env.setdefault("RILL_RELEASE_BUILD",
+                           os.path.abspath(a.release_build))
         jobs.append((t["name"], t["cmd"], env, t.get("timeout") or 600,
                      t.get("workdir")))
     if a.release_build:

@@ -94,6 +94,24 @@ void rill__vchan_init_page(void *mem, int left_order, int right_order,
                            uint32_t start_idx);
 
 /*
+ * Reads the orders of the page once and checks them (rill__vchan_check_
+ * orders): 0, or RILL_ERING (the values are still stored).
+ */
+int rill__vchan_read_orders(const void *page, int *left_order,
+                            int *right_order);
+
+/*
+ * Attaches v to a control page and rings mapped apart (Xen grants), as
+ * server or client, with orders the caller read once and checked: a ring
+ * of order 10 or 11 is inside the page, a bigger one at left / right
+ * (2^order bytes each; unused otherwise). Takes private copies of the
+ * indices this side owns.
+ */
+void rill__vchan_attach_at(struct rill__vchan *v, void *page, int left_order,
+                           int right_order, void *left, void *right,
+                           bool server);
+
+/*
  * Attaches v to the shared memory mem of len bytes, as server or client:
  * reads the orders once, validates them and the length (RILL_ERING
  * otherwise), and takes private copies of the indices this side owns.
