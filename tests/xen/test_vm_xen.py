@@ -114,6 +114,7 @@ def guest_env(a):
         "XEN_MODE": "bench" if a.bench else "test",
         "BENCH_BYTES": str(a.bench_bytes),
         "BENCH_RTTS": str(a.bench_rtts),
+        "BENCH_ROUNDS": str(a.bench_rounds),
         "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS",
                                        "detect_leaks=1:abort_on_error=0"),
         "UBSAN_OPTIONS": os.environ.get(
@@ -186,6 +187,7 @@ def main():
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--bench-bytes", type=int, default=16 << 20)
     ap.add_argument("--bench-rtts", type=int, default=2000)
+    ap.add_argument("--bench-rounds", type=int, default=3)
     ap.add_argument("--conf-bytes", type=int, default=1 << 20)
     ap.add_argument("--timeout", type=int, default=280)
     ap.add_argument("--keep", help="keep the work files in this folder")

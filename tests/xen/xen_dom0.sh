@@ -193,15 +193,27 @@ domu_results() {
 	tr -d '\r' <"$log" | grep "^${VM_MARK}" | grep -v "^${VM_MARK}done"
 }
 
+# The benchmark (bench/xen_vchan.py): throughput and round trip, dom0
+# server and domU client, for libxenvchan and rill (spinning by default,
+# and without the spin), BENCH_ROUNDS rounds with the kinds interleaved.
+BENCH_KINDS="lib rill rill-nospin"
 bench() {
 	P0=/local/domain/0/data/vchan/$U
-	for kind in lib rill; do
-		[ $kind = lib ] && prog=$LIBP || prog=$RILLP
-		vm_run "bench-tput-$kind" 120 $prog "bench $kind tput (dom0 server)" \
-			server $U $P0/bt$kind --read-size 1M --write-size 1M \
-			--bench-tput $BENCH_BYTES
-		vm_run "bench-rtt-$kind" 120 $prog "bench $kind rtt (dom0 server)" \
-			server $U $P0/br$kind --bench-rtt $BENCH_RTTS
+	for r in $(seq 1 "$BENCH_ROUNDS"); do
+		for kind in $BENCH_KINDS; do
+			prog=$RILLP
+			[ $kind = lib ] && prog=$LIBP
+			spin=50000
+			[ $kind = rill-nospin ] && spin=0
+			export RILL_VCHAN_SPIN_NS=$spin
+			vm_run "bench-tput-$kind-$r" 120 \
+				$prog "bench $kind tput (dom0 server)" server $U \
+				$P0/t$kind$r --read-size 1M --write-size 1M \
+				--bench-tput $BENCH_BYTES
+			vm_run "bench-rtt-$kind-$r" 120 \
+				$prog "bench $kind rtt (dom0 server)" server $U \
+				$P0/r$kind$r --bench-rtt $BENCH_RTTS
+		done
 	done
 }
 

@@ -15,12 +15,20 @@ P0=/local/domain/0/data/vchan/$SELF
 PU=/local/domain/$SELF/data/vchan/0
 
 if [ "$XEN_MODE" = bench ]; then
-	for kind in lib rill; do
-		[ $kind = lib ] && prog=$LIBP || prog=$RILLP
-		vm_run "domU-bench-tput-$kind" 120 $prog "domU bench $kind tput" \
-			client 0 $P0/bt$kind --bench-tput $BENCH_BYTES
-		vm_run "domU-bench-rtt-$kind" 120 $prog "domU bench $kind rtt" \
-			client 0 $P0/br$kind --bench-rtt $BENCH_RTTS
+	for r in $(seq 1 "$BENCH_ROUNDS"); do
+		for kind in lib rill rill-nospin; do
+			prog=$RILLP
+			[ $kind = lib ] && prog=$LIBP
+			spin=50000
+			[ $kind = rill-nospin ] && spin=0
+			export RILL_VCHAN_SPIN_NS=$spin
+			vm_run "domU-bench-tput-$kind-$r" \
+				120 $prog "domU bench $kind tput" client 0 \
+				$P0/t$kind$r --bench-tput $BENCH_BYTES
+			vm_run "domU-bench-rtt-$kind-$r" \
+				120 $prog "domU bench $kind rtt" client 0 \
+				$P0/r$kind$r --bench-rtt $BENCH_RTTS
+		done
 	done
 	exit 0
 fi
