@@ -778,6 +778,8 @@ static void conn_addr_text(struct sock_connect *c, char *buf, size_t len)
 /* Records why the current address failed and moves to the next. */
 static void conn_attempt_failed(struct sock_connect *c, int err)
 {
+	if (c->fam->connect_error != NULL)
+		err = c->fam->connect_error(err);
 	char addr[256];
 	conn_addr_text(c, addr, sizeof addr);
 	c->err = err;

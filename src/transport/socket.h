@@ -40,6 +40,12 @@ struct rill_socket_family {
 	 */
 	int (*format)(const struct sockaddr *sa, socklen_t len, bool listener,
 	              char *buf, size_t cap);
+	/*
+	 * Optional: what a failed connect's -errno means in this family
+	 * (AF_VSOCK reports a refusal as ECONNRESET: RILL_ECONNREFUSED).
+	 * Applied before the message, the retry decision and the callback.
+	 */
+	int (*connect_error)(int err);
 };
 
 /* The operations shared by every socket family (see struct rill_flow_ops). */

@@ -20,24 +20,39 @@ vm_uptime() {
 	echo "$up"
 }
 
+# vm_pids: the pids of every process now, on one line.
+vm_pids() {
+	for vm_d in /proc/[0-9]*; do
+		printf '%s ' "${vm_d#/proc/}"
+	done
+}
+
 # vm_run NAME TIMEOUT_S CMD...: runs CMD (killed after TIMEOUT_S seconds)
-# with standard input from /dev/null, relays its standard output as it
-# comes and the last 60 lines of its standard error, then its status.
+# with standard input from /dev/null, then kills every process that came
+# up meanwhile and is still there (test harnesses fork children into their
+# own process groups; daemons started before, such as a xenstored, are
+# left alone), then relays its standard output, the last 60 lines of its
+# standard error, and its status.
 vm_run() {
 	vm_name=$1 vm_secs=$2
 	shift 2
 	echo "${VM_MARK}begin $vm_name"
 	vm_t0=$(vm_uptime)
+	vm_out=$(mktemp)
 	vm_err=$(mktemp)
-	vm_rc=$(mktemp)
-	{
-		timeout "$vm_secs" "$@" </dev/null 2>"$vm_err"
-		echo $? >"$vm_rc"
-	} | sed "s/^/${VM_MARK}out /"
-	tail -n 60 "$vm_err" | sed "s/^/${VM_MARK}err /"
-	vm_status=$(cat "$vm_rc")
-	rm -f "$vm_err" "$vm_rc"
+	vm_before=" $(vm_pids)"
+	timeout "$vm_secs" "$@" </dev/null >"$vm_out" 2>"$vm_err"
+	vm_status=$?
+	for vm_p in $(vm_pids); do
+		case "$vm_before" in
+		*" $vm_p "*) ;;
+		*) kill -9 "$vm_p" 2>/dev/null ;;
+		esac
+	done
 	vm_t1=$(vm_uptime)
-	echo "${VM_MARK}end $vm_name ${vm_status:-255} $(awk \
+	sed "s/^/${VM_MARK}out /" "$vm_out"
+	tail -n 60 "$vm_err" | sed "s/^/${VM_MARK}err /"
+	rm -f "$vm_out" "$vm_err"
+	echo "${VM_MARK}end $vm_name $vm_status $(awk \
 		"BEGIN { printf \"%.2f\", $vm_t1 - $vm_t0 }")"
 }

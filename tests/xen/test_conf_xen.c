@@ -69,6 +69,9 @@ static const struct conf_factory xc_factory = {
     .name = "xen-vchan",
     .make = xc_make,
     .caps_missing = CONF_NO_HALF_CLOSE,
+    /* 256 KiB rings each way: a writer whose peer reads nothing stalls
+     * long before this; less to drain under emulation. */
+    .absorb_bytes = 1u << 20,
     .why_missing = "xen-vchan has no half-close: shutdown(write) sets the "
                    "live byte to 0 and a libxenvchan peer then stops "
                    "writing; use shut+xen-vchan",
@@ -92,5 +95,6 @@ static int xc_shut_make(uv_loop_t *loop, void *arg, struct rill_flow **a,
 static const struct conf_factory xc_shut_factory = {
     .name = "shut+xen-vchan",
     .make = xc_shut_make,
+    .absorb_bytes = 1u << 20,
 };
 CONF_REGISTER(xc_shut_factory)

@@ -121,6 +121,7 @@ def guest_env(a):
             "UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
         # The emulated CPU moves about 10 MB/s: MiB-range transfers.
         "CONF_BIG_BYTES": str(a.conf_bytes),
+        "CONF_TIME_SCALE": "2",
     }
 
 
