@@ -5,14 +5,20 @@ Throughput: iperf3 (a real peer, one TCP stream) through
   direct            iperf3 -c -> iperf3 -s                (no relay)
   rill relay        splice path (the default between sockets)
   rill relay copy   --no-splice (generic path, zero-copy buffers)
-  socat             socat TCP-LISTEN:..,fork TCP:..       (same forwarding)
+  socat             socat -b 131072 TCP-LISTEN:..,fork TCP:..
+  haproxy           HAProxy, mode tcp (when installed)
+  fwd-threads       bench/fwd_floor (two blocking threads per connection;
+                    --floor PATH, default build/bench/fwd_floor)
+`rill bench relay` measures the same peers with its own endpoints, plus
+round trips and four streams; this script is the iperf3 cross-check.
 The cases are interleaved over several rounds and the median is kept, so a
 noisy neighbour hurts every case alike.
 
 Memory: N connections held open (idle, after one round trip each) through
 one relay; the relay's RSS growth divided by N, for both paths.
 
-Usage: bench/relay_bench.py [--rill build/rill] [--seconds 3] [--rounds 3]
+Usage: bench/relay_bench.py [--rill build/rill] [--floor PATH]
+                            [--seconds 3] [--rounds 3]
                             [--conns 9900] [--skip-memory] [--skip-throughput]
 Prints a Markdown table (the BENCHMARKS.md section).
 """
@@ -20,11 +26,13 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -91,26 +99,48 @@ def iperf(port, secs):
     raise RuntimeError("iperf3 failed: %s" % err)
 
 
+def forwarders(a, sport, tmp):
+    """name -> function(port) giving the argv of each forwarder."""
+    target = "tcp://127.0.0.1:%d" % sport
+    fwd = {
+        "rill relay (splice)": lambda p: [a.rill, "relay", "--quiet",
+                                          "tcp://127.0.0.1:%d" % p, target],
+        "rill relay (copy)": lambda p: [a.rill, "relay", "--quiet",
+                                        "--no-splice",
+                                        "tcp://127.0.0.1:%d" % p, target],
+        "socat": lambda p: ["socat", "-b", "131072",
+                            "TCP-LISTEN:%d,fork,reuseaddr,bind=127.0.0.1" % p,
+                            "TCP:127.0.0.1:%d" % sport],
+    }
+    if shutil.which("haproxy"):
+        def hap(p):
+            cfg = os.path.join(tmp, "haproxy-%d.cfg" % p)
+            with open(cfg, "w") as f:
+                f.write("defaults\n    mode tcp\n    timeout connect 10s\n"
+                        "    timeout client 120s\n    timeout server 120s\n"
+                        "frontend f\n    bind 127.0.0.1:%d\n"
+                        "    default_backend b\nbackend b\n"
+                        "    server s 127.0.0.1:%d\n" % (p, sport))
+            return ["haproxy", "-db", "-f", cfg]
+        fwd["haproxy"] = hap
+    if os.access(a.floor, os.X_OK):
+        fwd["fwd-threads"] = lambda p: [a.floor, str(p), str(sport)]
+    return fwd
+
+
 def throughput(a):
     procs = Procs()
+    tmp = tempfile.mkdtemp(prefix="rill-relay-bench-")
     try:
         sport = free_port()
         procs.start(["iperf3", "-s", "-p", str(sport)])
         wait_port(sport)
-        target = "tcp://127.0.0.1:%d" % sport
         cases = {"direct": sport}
-        p1, p2, p3 = free_port(), free_port(), free_port()
-        procs.start([a.rill, "relay", "--quiet",
-                     "tcp://127.0.0.1:%d" % p1, target])
-        procs.start([a.rill, "relay", "--quiet", "--no-splice",
-                     "tcp://127.0.0.1:%d" % p2, target])
-        procs.start(["socat", "TCP-LISTEN:%d,fork,reuseaddr,bind=127.0.0.1"
-                     % p3, "TCP:127.0.0.1:%d" % sport])
-        for p in (p1, p2, p3):
-            wait_port(p)
-        cases["rill relay (splice)"] = p1
-        cases["rill relay (copy)"] = p2
-        cases["socat"] = p3
+        for name, argv in forwarders(a, sport, tmp).items():
+            port = free_port()
+            procs.start(argv(port))
+            wait_port(port)
+            cases[name] = port
         res = {k: [] for k in cases}
         for _ in range(a.rounds):
             for k, port in cases.items():
@@ -118,6 +148,7 @@ def throughput(a):
         return {k: statistics.median(v) for k, v in res.items()}, res
     finally:
         procs.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cpu_s(pid):
@@ -133,22 +164,12 @@ def cpu_cost(a, nbytes=2 << 30):
     measure the neighbours' load does not distort much."""
     procs = Procs()
     out = {}
+    tmp = tempfile.mkdtemp(prefix="rill-relay-bench-")
     try:
         sport = free_port()
         procs.start(["iperf3", "-s", "-p", str(sport)])
         wait_port(sport)
-        target = "tcp://127.0.0.1:%d" % sport
-        fwd = [("rill relay (splice)", lambda p: [a.rill, "relay", "--quiet",
-                                                  "tcp://127.0.0.1:%d" % p,
-                                                  target]),
-               ("rill relay (copy)", lambda p: [a.rill, "relay", "--quiet",
-                                                "--no-splice",
-                                                "tcp://127.0.0.1:%d" % p,
-                                                target]),
-               ("socat", lambda p: ["socat", "TCP-LISTEN:%d,fork,reuseaddr,"
-                                    "bind=127.0.0.1" % p,
-                                    "TCP:127.0.0.1:%d" % sport])]
-        for name, argv in fwd:
+        for name, argv in forwarders(a, sport, tmp).items():
             port = free_port()
             p = procs.start(argv(port))
             wait_port(port)
@@ -162,6 +183,7 @@ def cpu_cost(a, nbytes=2 << 30):
         return out
     finally:
         procs.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 HOLD = r"""
@@ -234,6 +256,7 @@ def memory(a, opts):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rill", default="build/rill")
+    ap.add_argument("--floor", default="build/bench/fwd_floor")
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=9900)
@@ -241,6 +264,7 @@ def main():
     ap.add_argument("--skip-throughput", action="store_true")
     a = ap.parse_args()
     a.rill = os.path.abspath(a.rill)
+    a.floor = os.path.abspath(a.floor)
     print("cores: %d, kernel %s" % (os.cpu_count(), os.uname().release))
     if not a.skip_throughput:
         med, raw = throughput(a)

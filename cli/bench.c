@@ -247,23 +247,47 @@ static const struct {
              {"tls+tcp", case_tls_tcp},
              {"tls+tcp-handshakes", case_tls_handshakes},
              {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
-             BENCH_VCHAN_CASES BENCH_RELAY_CASES};
+             BENCH_VCHAN_CASES};
+
+static size_t case_count(void)
+{
+	size_t n = sizeof cases / sizeof cases[0];
+	while (bench_relay_case_name(n - sizeof cases / sizeof cases[0]))
+		n++;
+	return n;
+}
+
+static const char *case_name(size_t i)
+{
+	size_t n = sizeof cases / sizeof cases[0];
+	return i < n ? cases[i].name : bench_relay_case_name(i - n);
+}
+
+static int case_run(size_t i, const struct bench_opts *o, struct bench_row *row)
+{
+	size_t n = sizeof cases / sizeof cases[0];
+	return i < n ? cases[i].run(o, row) : bench_relay_case(i - n, o, row);
+}
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
                       bool first)
 {
-	double ratio = r->base_value > 0 ? r->value / r->base_value : 0;
+	double ratio = r->lower_better
+	                   ? (r->value > 0 ? r->base_value / r->value : 0)
+	                   : (r->base_value > 0 ? r->value / r->base_value : 0);
 	const char *unit = r->unit != NULL ? r->unit : "MB/s";
 	/* JSON: the separator goes before every row but the first, so the
 	 * array stays valid whichever cases a filter selects. */
 	if (o->json)
 		printf("%s  {\"flow\": \"%s\", \"metric\": \"%s\", "
 		       "\"value\": %.1f, \"unit\": \"%s\", \"baseline\": "
-		       "\"%s\", \"baseline_value\": %.1f, \"ratio\": %.3f}",
+		       "\"%s\", \"baseline_value\": %.1f, \"ratio\": %.3f, "
+		       "\"lower_is_better\": %s}",
 		       first ? "" : ",\n", r->name, r->metric, r->value, unit,
-		       r->baseline, r->base_value, ratio);
+		       r->baseline, r->base_value, ratio,
+		       r->lower_better ? "true" : "false");
 	else
-		printf("%-16s %-12s %12.1f %-4s  %-14s %12.1f %-4s  %6.2fx\n",
+		printf("%-16s %-12s %12.1f %-6s  %-22s %12.1f %-6s  %6.2fx\n",
 		       r->name, r->metric, r->value, unit, r->baseline,
 		       r->base_value, unit, ratio);
 }
@@ -271,12 +295,15 @@ static void print_row(const struct bench_opts *o, const struct bench_row *r,
 static void bench_usage(FILE *out)
 {
 	fprintf(out,
-	        "Usage: rill bench [--bytes N[KMG]] [--json] [CASE]\n"
+	        "Usage: rill bench [--bytes N[KMG]] [--rounds N] [--json] "
+	        "[CASE]\n"
 	        "\n"
 	        "Measures each flow kind beside a baseline measured in the\n"
 	        "same run and prints value, baseline and their ratio.\n"
 	        "  --bytes N   bytes per throughput run (default 1G; the\n"
-	        "              relay cases: 256M)\n"
+	        "              relay cases: 512M)\n"
+	        "  --rounds N  interleaved rounds of the relay cases, whose\n"
+	        "              medians are kept (default 5)\n"
 	        "  --json      print JSON instead of a table\n"
 	        "  CASE        run only cases whose name contains CASE\n");
 }
@@ -317,6 +344,7 @@ int cli_bench(int argc, char **argv)
 	static const struct option lopts[] = {
 	    {"bytes", required_argument, NULL, 'b'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"rounds", required_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -331,16 +359,26 @@ int cli_bench(int argc, char **argv)
 			o.bytes_set = true;
 			break;
 		case 'j': o.json = true; break;
+		case 'r': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || v < 1 || v > 15)
+				return cli_usage_error(
+				    "bench", "bad --rounds '%s' (1-15)",
+				    optarg);
+			o.rounds = (int)v;
+			break;
+		}
 		case 'h': bench_usage(stdout); return 0;
 		default: return cli_usage_error("bench", "bad option");
 		}
 	}
 	if (optind < argc)
 		o.only = argv[optind];
-	size_t n = sizeof cases / sizeof cases[0];
+	size_t n = case_count();
 	size_t matching = 0, printed = 0;
 	for (size_t i = 0; i < n; i++)
-		if (o.only == NULL || strstr(cases[i].name, o.only) != NULL)
+		if (o.only == NULL || strstr(case_name(i), o.only) != NULL)
 			matching++;
 	if (matching == 0)
 		return cli_usage_error(
@@ -348,21 +386,21 @@ int cli_bench(int argc, char **argv)
 	if (o.json)
 		printf("[\n");
 	else
-		printf("%-16s %-12s %17s  %-14s %17s  %7s\n", "flow", "metric",
+		printf("%-16s %-12s %19s  %-22s %19s  %7s\n", "flow", "metric",
 		       "value", "baseline", "baseline value", "ratio");
 	int status = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (o.only != NULL && strstr(cases[i].name, o.only) == NULL)
+		if (o.only != NULL && strstr(case_name(i), o.only) == NULL)
 			continue;
 		struct bench_row row = {0};
-		int err = cases[i].run(&o, &row);
+		int err = case_run(i, &o, &row);
 		if (err == BENCH_SKIPPED) {
 			fprintf(stderr, "rill bench: %s skipped: %s\n",
-			        cases[i].name, row.skipped);
+			        case_name(i), row.skipped);
 			continue;
 		}
 		if (err != 0) {
-			cli_error("bench %s: %s", cases[i].name,
+			cli_error("bench %s: %s", case_name(i),
 			          rill_strerror(err));
 			status = 1;
 			continue;
@@ -371,5 +409,7 @@ int cli_bench(int argc, char **argv)
 	}
 	if (o.json)
 		printf("%s]\n", printed ? "\n" : "");
+	else
+		bench_relay_report(stdout);
 	return status;
 }

@@ -10,6 +10,7 @@ struct bench_opts {
 	uint64_t bytes;
 	bool bytes_set; /* --bytes was given */
 	bool json;
+	int rounds; /* --rounds (relay cases); 0: their default */
 	const char *only;
 };
 
@@ -20,6 +21,9 @@ struct bench_row {
 	const char *baseline; /* name of the baseline */
 	double base_value;
 	const char *unit; /* NULL: "MB/s" */
+	/* value is a cost (CPU, delay): the ratio is base/value, so that a
+	 * ratio above 1 always means rill does better. */
+	bool lower_better;
 	/* Why the row could not be measured (with BENCH_SKIPPED). */
 	const char *skipped;
 };
@@ -60,18 +64,14 @@ int bench_vchan_tput_pipe(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_ring(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_unix(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_nospin(const struct bench_opts *o, struct bench_row *r);
-/* cli/bench_relay.c: `rill relay` (splice and generic paths) forwarding
- * one loopback TCP stream, beside the stream without a relay and through
- * socat, between a plain sender and receiver. */
-int bench_relay_splice(const struct bench_opts *o, struct bench_row *r);
-int bench_relay_splice_socat(const struct bench_opts *o, struct bench_row *r);
-int bench_relay_copy(const struct bench_opts *o, struct bench_row *r);
-int bench_relay_copy_socat(const struct bench_opts *o, struct bench_row *r);
-#define BENCH_RELAY_CASES                                        \
-	{"relay-splice", bench_relay_splice},                    \
-	    {"relay-splice-vs-socat", bench_relay_splice_socat}, \
-	    {"relay-copy", bench_relay_copy},                    \
-	    {"relay-copy-vs-socat", bench_relay_copy_socat},
+/* cli/bench_relay_rows.c: `rill relay` beside socat -b 131072, HAProxy,
+ * a plain threaded forwarder and more (see bench_relay.c), one row per
+ * peer and metric, all measured in the first selected row's run. */
+const char *bench_relay_case_name(size_t i); /* NULL past the last */
+int bench_relay_case(size_t i, const struct bench_opts *o,
+                     struct bench_row *row);
+/* After the table: every forwarder's medians and the goals (stdout). */
+void bench_relay_report(FILE *out);
 #define BENCH_VCHAN_CASES                                \
 	{"vchan", bench_vchan_tput_ring},                \
 	    {"vchan-vs-unix", bench_vchan_tput_unix},    \

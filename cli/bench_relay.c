@@ -1,86 +1,48 @@
 /*
- * rill bench relay: `rill relay` forwarding one loopback TCP stream,
- * beside the same stream without a relay (direct) and through socat doing
- * the same forwarding, all measured in the same run.
+ * rill bench relay: the endpoints and the interleaved run.
  *
- * The endpoints are the same plain C code for every kind: a sender (this
- * thread, blocking socket, 128 KiB writes, then a write shutdown) and a
- * receiver thread (blocking socket, 256 KiB reads until EOF). Between
- * them:
- *   direct      nothing: the sender connects to the receiver
- *   splice      `rill relay` (this binary, a child process), the default
- *               path between plain sockets: splice(2), no user-space copy
- *   copy        `rill relay --no-splice`: the generic path (each buffer
- *               read is written as is, through user space)
- *   socat       `socat TCP-LISTEN:P,bind=127.0.0.1,fork,reuseaddr
- *               TCP:127.0.0.1:Q` (skipped when socat is not installed)
- * Throughput is the bytes sent over the time from the sender's connect to
- * the receiver's EOF. The kinds are interleaved over BR_ROUNDS rounds and
- * the best of each is kept (the machine may be shared). Each forwarder is
- * a separate process, as a user would run it: on a 2-core machine the
- * relayed kinds share the cores three ways, the direct one two ways.
- *
- * Unless --bytes is given, a run moves at most BR_DEFAULT_BYTES, so the
- * case takes a few seconds in a plain `rill bench`.
+ * The endpoints are the same plain C code for every forwarder: senders
+ * (blocking sockets, 128 KiB writes, then a write shutdown) and sinks
+ * (blocking sockets, 256 KiB reads until EOF), one thread each, and an
+ * echo thread for the round trips. What is measured, per forwarder:
+ *   - throughput of one stream: bytes over the time from the sender's
+ *     connect to the sink's EOF;
+ *   - the forwarder's CPU seconds (user + system, from /proc) over that
+ *     transfer, per GiB;
+ *   - the 1-byte round trip: a client writes one byte, the echo thread
+ *     sends it back, BR_PINGS times (TCP_NODELAY on the endpoints; the
+ *     forwarders run as configured);
+ *   - the total throughput of four parallel streams, and over how many of
+ *     the forwarder's threads its CPU time was spread.
+ * Every forwarder is its own process, started once for the whole run.
+ * The rounds interleave the forwarders (each round starts one further
+ * along), and the medians are kept: a noisy neighbour hurts all alike.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "bench_relay.h"
 
-#define BR_WRITE         (128u * 1024u)
-#define BR_READ          (256u * 1024u)
-#define BR_ROUNDS        3
-#define BR_DEFAULT_BYTES (256ull << 20)
-#define BR_IO_TIMEOUT_S  30
-
-enum br_kind { BR_DIRECT, BR_SPLICE, BR_COPY, BR_SOCAT, BR_KINDS };
-
-static const char *const br_names[BR_KINDS] = {
-    "direct", "rill relay", "rill relay --no-splice", "socat"};
-
-/* The rows (the case names of BENCH_RELAY_CASES in bench.h). */
-static const struct {
-	const char *name;
-	enum br_kind relay, base;
-} br_cases[] = {
-    {"relay-splice", BR_SPLICE, BR_DIRECT},
-    {"relay-splice-vs-socat", BR_SPLICE, BR_SOCAT},
-    {"relay-copy", BR_COPY, BR_DIRECT},
-    {"relay-copy-vs-socat", BR_COPY, BR_SOCAT},
-};
-
-static struct {
-	unsigned measured; /* bit per kind */
-	int err;
-	bool have_socat;
-	double mbs[BR_KINDS];
-} br;
+#define BR_WRITE        (128u * 1024u)
+#define BR_READ         (256u * 1024u)
+#define BR_IO_TIMEOUT_S 60
+#define BR_STREAMS      4
+#define BR_PINGS        2000
+#define BR_PING_WARMUP  100
 
 /* ---------------------------------------------------------------------- */
 /* Sockets */
-
-static struct sockaddr_in br_addr(int port)
-{
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	return a;
-}
 
 static void br_timeouts(int fd)
 {
@@ -89,172 +51,84 @@ static void br_timeouts(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* A listening socket on 127.0.0.1 (port 0: any); stores its port. */
-static int br_listen(int *port)
+static int br_connect(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	struct sockaddr_in a = br_addr(0);
-	socklen_t len = sizeof a;
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-	    listen(fd, 16) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
 		int err = -errno;
 		close(fd);
 		return err;
 	}
-	*port = ntohs(a.sin_port);
+	br_timeouts(fd);
 	return fd;
 }
 
-/* A loopback port nobody listens on now, for a forwarder to take. */
-static int br_free_port(void)
+/* Waits for one connection on lfd and accepts it. */
+static int br_accept(int lfd)
 {
-	int port = 0;
-	int fd = br_listen(&port);
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
+	if (poll(&p, 1, BR_IO_TIMEOUT_S * 1000) != 1)
+		return -ETIMEDOUT;
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
-		return fd;
-	close(fd);
-	return port;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Forwarder processes */
-
-static bool br_in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	if (path == NULL)
-		path = "/usr/bin:/bin";
-	while (*path != '\0') {
-		size_t n = strcspn(path, ":");
-		char full[PATH_MAX];
-		if (n > 0 && n + strlen(prog) + 2 <= sizeof full) {
-			snprintf(full, sizeof full, "%.*s/%s", (int)n, path,
-			         prog);
-			if (access(full, X_OK) == 0)
-				return true;
-		}
-		path += n;
-		if (*path == ':')
-			path++;
-	}
-	return false;
-}
-
-/* Starts argv (execvp; exe overrides argv[0] as the file) with stdio on
- * /dev/null (stderr kept with RILL_BENCH_DEBUG set), and waits until it
- * listens on port. Returns the pid, or a negative error. */
-static pid_t br_spawn(const char *exe, char *const argv[], int port,
-                      bool splice)
-{
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
 		return -errno;
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(null, 1);
-		if (getenv("RILL_BENCH_DEBUG") == NULL)
-			dup2(null, 2);
-		if (splice)
-			unsetenv("RILL_NO_SPLICE");
-		execvp(exe != NULL ? exe : argv[0], argv);
-		_exit(127);
-	}
-	if (!bench_wait_listen(port, pid)) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -EIO;
-	}
-	return pid;
-}
-
-static void br_stop(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	br_timeouts(fd);
+	return fd;
 }
 
 /* ---------------------------------------------------------------------- */
-/* One transfer */
+/* Streams */
 
-struct br_sink {
-	int lfd;
-	uint64_t got;
+struct br_stream {
+	int lfd, port;
+	uint64_t bytes, got;
+	const uint8_t *chunk;
 	double t_end;
 	int err;
+	int sink_fd; /* accepted by the sink */
 };
 
 static void *br_sink_main(void *arg)
 {
-	struct br_sink *k = arg;
-	struct pollfd p = {.fd = k->lfd, .events = POLLIN};
-	if (poll(&p, 1, BR_IO_TIMEOUT_S * 1000) != 1) {
-		k->err = -ETIMEDOUT;
-		return NULL;
-	}
-	int fd = accept4(k->lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct br_stream *s = arg;
+	int fd = br_accept(s->lfd);
 	if (fd < 0) {
-		k->err = -errno;
+		s->err = fd;
 		return NULL;
 	}
-	br_timeouts(fd);
 	uint8_t *buf = malloc(BR_READ);
-	if (buf == NULL) {
-		k->err = RILL_ENOMEM;
-		close(fd);
-		return NULL;
-	}
-	for (;;) {
+	for (s->err = buf == NULL ? RILL_ENOMEM : 0; s->err == 0;) {
 		ssize_t n = read(fd, buf, BR_READ);
-		if (n > 0) {
-			k->got += (uint64_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			k->err = -errno;
-		break;
+		if (n > 0)
+			s->got += (uint64_t)n;
+		else if (n == 0)
+			break;
+		else if (errno != EINTR)
+			s->err = -errno;
 	}
-	k->t_end = bench_now();
+	s->t_end = bench_now();
 	free(buf);
 	close(fd);
 	return NULL;
 }
 
-/* Sends bytes to 127.0.0.1:port, received by the sink on lfd; MB/s or a
- * negative error. */
-static double br_transfer(int lfd, int port, uint64_t bytes,
-                          const uint8_t *chunk)
+static void *br_send_main(void *arg)
 {
-	struct br_sink k = {.lfd = lfd};
-	pthread_t th;
-	if (pthread_create(&th, NULL, br_sink_main, &k) != 0)
-		return RILL_ENOMEM;
-	int err = 0;
-	double t0 = bench_now();
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = br_addr(port);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-		err = -errno;
-	if (err == 0)
-		br_timeouts(fd);
-	for (uint64_t sent = 0; err == 0 && sent < bytes;) {
-		uint64_t left = bytes - sent;
-		ssize_t n = send(fd, chunk, left < BR_WRITE ? left : BR_WRITE,
-		                 MSG_NOSIGNAL);
+	struct br_stream *s = arg;
+	int fd = br_connect(s->port);
+	int err = fd < 0 ? fd : 0;
+	for (uint64_t sent = 0; err == 0 && sent < s->bytes;) {
+		uint64_t left = s->bytes - sent;
+		ssize_t n =
+		    send(fd, s->chunk, left < BR_WRITE ? left : BR_WRITE,
+		         MSG_NOSIGNAL);
 		if (n > 0)
 			sent += (uint64_t)n;
 		else if (n < 0 && errno != EINTR)
@@ -274,156 +148,302 @@ static double br_transfer(int lfd, int port, uint64_t bytes,
 	if (fd >= 0)
 		close(fd);
 	if (err != 0)
-		shutdown(lfd, SHUT_RDWR); /* wakes the sink's accept */
-	pthread_join(th, NULL);
-	if (err == 0)
-		err = k.err;
-	if (err == 0 && k.got != bytes)
+		shutdown(s->lfd, SHUT_RDWR); /* wakes the sinks' accepts */
+	s->err = err;
+	return NULL;
+}
+
+/* n streams of bytes/n each to port, received on lfd; MB/s in total or a
+ * negative error. */
+static double br_streams(int lfd, int port, uint64_t bytes, int n,
+                         const uint8_t *chunk)
+{
+	struct br_stream snd[BR_STREAMS], sink[BR_STREAMS];
+	pthread_t ts[BR_STREAMS], tk[BR_STREAMS];
+	int started = 0, err = 0;
+	double t0 = bench_now();
+	for (int i = 0; i < n; i++) {
+		struct br_stream s = {.lfd = lfd,
+		                      .port = port,
+		                      .bytes = bytes / (uint64_t)n,
+		                      .chunk = chunk};
+		snd[i] = sink[i] = s;
+		if (pthread_create(&tk[i], NULL, br_sink_main, &sink[i]) != 0)
+			break;
+		if (pthread_create(&ts[i], NULL, br_send_main, &snd[i]) != 0) {
+			shutdown(lfd, SHUT_RDWR);
+			pthread_join(tk[i], NULL);
+			break;
+		}
+		started++;
+	}
+	double t_end = t0;
+	uint64_t got = 0;
+	for (int i = 0; i < started; i++) {
+		pthread_join(ts[i], NULL);
+		pthread_join(tk[i], NULL);
+		if (err == 0)
+			err = snd[i].err != 0 ? snd[i].err : sink[i].err;
+		got += sink[i].got;
+		if (sink[i].t_end > t_end)
+			t_end = sink[i].t_end;
+	}
+	if (err == 0 && started < n)
+		err = RILL_ENOMEM;
+	if (err == 0 && got != bytes / (uint64_t)n * (uint64_t)n)
 		err = -EIO;
 	if (err != 0)
 		return err;
-	return (double)bytes / (k.t_end - t0) / 1e6;
+	return (double)got / (t_end - t0) / 1e6;
 }
 
 /* ---------------------------------------------------------------------- */
-/* The measurement every relay case shares */
+/* Round trips */
 
-/*
- * Measures the kinds in `want` (bit per kind) that are not measured yet;
- * the first row asks for every kind the selected rows need, so they are
- * all measured in one interleaved run.
- */
-static int br_measure(const struct bench_opts *o, unsigned want)
+static void *br_echo_main(void *arg)
 {
-	want &= ~br.measured;
-	if (br.err != 0 || want == 0)
-		return br.err;
-	br.measured |= want;
-	uint64_t bytes = o->bytes;
-	if (!o->bytes_set && bytes > BR_DEFAULT_BYTES)
-		bytes = BR_DEFAULT_BYTES;
-	br.have_socat = br_in_path("socat");
-	uint8_t *chunk = malloc(BR_WRITE);
-	if (chunk == NULL)
-		return br.err = RILL_ENOMEM;
-	memset(chunk, 0xa5, BR_WRITE);
-	int sport = 0;
-	int lfd = br_listen(&sport);
-	pid_t pids[BR_KINDS] = {0};
-	int ports[BR_KINDS] = {[BR_DIRECT] = sport};
-	int err = lfd < 0 ? lfd : 0;
-	char exe[PATH_MAX];
-	ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (err == 0 && el <= 0)
-		err = -errno;
-	if (err == 0)
-		exe[el] = '\0';
-	char target[64], lsn[BR_KINDS][128];
-	snprintf(target, sizeof target, "tcp://127.0.0.1:%d", sport);
-	if (!br.have_socat)
-		want &= ~(1u << BR_SOCAT);
-	for (int k = BR_SPLICE; k < BR_KINDS && err == 0; k++) {
-		if (!(want & (1u << k)))
+	struct br_stream *s = arg;
+	int fd = br_accept(s->lfd);
+	if (fd < 0) {
+		s->err = fd;
+		return NULL;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	uint8_t b;
+	for (;;) {
+		ssize_t n = read(fd, &b, 1);
+		if (n < 0 && errno == EINTR)
 			continue;
-		ports[k] = br_free_port();
-		if (ports[k] < 0) {
-			err = ports[k];
+		if (n <= 0 || write(fd, &b, 1) != 1)
 			break;
-		}
-		char sc[64];
-		if (k == BR_SOCAT) {
-			snprintf(lsn[k], sizeof lsn[k],
-			         "TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr",
-			         ports[k]);
-			snprintf(sc, sizeof sc, "TCP:127.0.0.1:%d", sport);
-			char *argv[] = {"socat", lsn[k], sc, NULL};
-			pids[k] = br_spawn(NULL, argv, ports[k], false);
-		} else {
-			snprintf(lsn[k], sizeof lsn[k], "tcp://127.0.0.1:%d",
-			         ports[k]);
-			char *argv[7];
-			int n = 0;
-			argv[n++] = "rill";
-			argv[n++] = "relay";
-			argv[n++] = "--quiet";
-			if (k == BR_COPY)
-				argv[n++] = "--no-splice";
-			argv[n++] = lsn[k];
-			argv[n++] = target;
-			argv[n] = NULL;
-			pids[k] = br_spawn(exe, argv, ports[k], k == BR_SPLICE);
-		}
-		if (pids[k] < 0) {
-			cli_error("bench relay: %s did not start listening on "
-			          "127.0.0.1:%d (set RILL_BENCH_DEBUG=1 to see "
-			          "why)",
-			          br_names[k], ports[k]);
-			err = pids[k];
-			pids[k] = 0;
-		}
 	}
-	for (int r = 0; r < BR_ROUNDS && err == 0; r++) {
-		for (int k = 0; k < BR_KINDS && err == 0; k++) {
-			if (!(want & (1u << k)))
-				continue;
-			double v = br_transfer(lfd, ports[k], bytes, chunk);
-			if (v < 0) {
-				err = (int)v;
-				cli_error(
-				    "bench relay: transfer through %s: %s",
-				    br_names[k], rill_strerror(err));
-			} else if (v > br.mbs[k]) {
-				br.mbs[k] = v;
-			}
-		}
-	}
-	for (int k = 0; k < BR_KINDS; k++)
-		br_stop(pids[k]);
-	if (lfd >= 0)
-		close(lfd);
-	free(chunk);
-	return br.err = err;
+	close(fd);
+	return NULL;
 }
 
-static int br_row(const struct bench_opts *o, struct bench_row *row,
-                  enum br_kind relay, enum br_kind base)
+/* Mean 1-byte round trip through port, in microseconds; negative error. */
+static double br_rtt(int lfd, int port)
 {
-	row->name = relay == BR_SPLICE ? "relay-splice" : "relay-copy";
-	row->metric = "throughput";
-	row->baseline = base == BR_DIRECT ? "direct tcp" : "socat";
-	unsigned want = 1u << relay | 1u << base;
-	for (size_t i = 0; i < sizeof br_cases / sizeof br_cases[0]; i++)
-		if (o->only == NULL || strstr(br_cases[i].name, o->only))
-			want |=
-			    1u << br_cases[i].relay | 1u << br_cases[i].base;
-	int err = br_measure(o, want);
-	if (err != 0)
-		return err;
-	if (base == BR_SOCAT && !br.have_socat) {
-		row->skipped = "socat is not installed";
-		return BENCH_SKIPPED;
+	struct br_stream e = {.lfd = lfd};
+	pthread_t th;
+	if (pthread_create(&th, NULL, br_echo_main, &e) != 0)
+		return RILL_ENOMEM;
+	int fd = br_connect(port);
+	int err = fd < 0 ? fd : 0;
+	int one = 1;
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	double t0 = 0;
+	uint8_t b = 'x';
+	for (int i = 0; err == 0 && i < BR_PING_WARMUP + BR_PINGS; i++) {
+		if (i == BR_PING_WARMUP)
+			t0 = bench_now();
+		if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1)
+			err = errno != 0 ? -errno : -EIO;
 	}
-	row->value = br.mbs[relay];
-	row->base_value = br.mbs[base];
+	double dt = bench_now() - t0;
+	if (fd >= 0)
+		close(fd);
+	else
+		shutdown(lfd, SHUT_RDWR);
+	pthread_join(th, NULL);
+	if (err == 0)
+		err = e.err;
+	return err != 0 ? err : dt / BR_PINGS * 1e6;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The run */
+
+struct br_samples {
+	double mbs[BR_MAX_ROUNDS], cpu[BR_MAX_ROUNDS], rtt[BR_MAX_ROUNDS];
+	double ends[BR_MAX_ROUNDS];
+	double mbs4[BR_MAX_ROUNDS];
+	int busy[BR_MAX_ROUNDS], threads[BR_MAX_ROUNDS];
+	int n;
+};
+
+static int br_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double br_median(const double *v, int n)
+{
+	double s[BR_MAX_ROUNDS];
+	memcpy(s, v, sizeof s[0] * (size_t)n);
+	qsort(s, (size_t)n, sizeof s[0], br_cmp_double);
+	return n == 0 ? 0 : n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+double br_loadavg(void)
+{
+	double l[1];
+	return getloadavg(l, 1) == 1 ? l[0] : 0;
+}
+
+/* Four streams through f; counts the threads that did the work. */
+static double br_four(int lfd, int port, const struct br_fwd *f, uint64_t bytes,
+                      const uint8_t *chunk, int *busy, int *threads)
+{
+	int tids[BR_MAX_TASKS], tids1[BR_MAX_TASKS];
+	uint64_t t0[BR_MAX_TASKS], t1[BR_MAX_TASKS];
+	int n0 = f != NULL ? br_fwd_threads(f, tids, t0, BR_MAX_TASKS) : 0;
+	double v = br_streams(lfd, port, bytes, BR_STREAMS, chunk);
+	int n1 = f != NULL ? br_fwd_threads(f, tids1, t1, BR_MAX_TASKS) : 0;
+	uint64_t d[BR_MAX_TASKS], total = 0;
+	for (int i = 0; i < n1; i++) {
+		d[i] = t1[i];
+		for (int j = 0; j < n0; j++)
+			if (tids[j] == tids1[i])
+				d[i] = t1[i] - t0[j];
+		total += d[i];
+	}
+	*busy = *threads = 0;
+	for (int i = 0; i < n1; i++) {
+		if (d[i] > 0)
+			(*threads)++;
+		if (total > 0 && d[i] * 5 >= total)
+			(*busy)++;
+	}
+	return v;
+}
+
+/* CPU seconds of this process (the endpoints' threads) so far. */
+static double br_self_cpu(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* One round of every metric through one forwarder (f NULL: direct). */
+static int br_round(int lfd, int direct_port, const struct br_fwd *f,
+                    uint64_t bytes, const uint8_t *chunk, struct br_samples *s)
+{
+	int port = f != NULL ? f->port : direct_port;
+	double c0 = f != NULL ? br_fwd_cpu(f) : 0;
+	double e0 = br_self_cpu();
+	double v = br_streams(lfd, port, bytes, 1, chunk);
+	if (v < 0)
+		return (int)v;
+	double e1 = br_self_cpu();
+	double c1 = f != NULL ? br_fwd_cpu(f) : 0;
+	double rtt = br_rtt(lfd, port);
+	if (rtt < 0)
+		return (int)rtt;
+	int busy = 0, threads = 0;
+	double v4 = br_four(lfd, port, f, bytes, chunk, &busy, &threads);
+	if (v4 < 0)
+		return (int)v4;
+	s->mbs[s->n] = v;
+	s->cpu[s->n] = (c1 - c0) / ((double)bytes / (1u << 30));
+	s->ends[s->n] = (e1 - e0) / ((double)bytes / (1u << 30));
+	s->rtt[s->n] = rtt;
+	s->mbs4[s->n] = v4;
+	s->busy[s->n] = busy;
+	s->threads[s->n] = threads;
+	s->n++;
 	return 0;
 }
 
-int bench_relay_splice(const struct bench_opts *o, struct bench_row *row)
+static int br_cmp_int(const void *a, const void *b)
 {
-	return br_row(o, row, BR_SPLICE, BR_DIRECT);
+	return *(const int *)a - *(const int *)b;
 }
 
-int bench_relay_splice_socat(const struct bench_opts *o, struct bench_row *row)
+static void br_store(struct br_result *r, struct br_samples *s)
 {
-	return br_row(o, row, BR_SPLICE, BR_SOCAT);
+	r->mbs = br_median(s->mbs, s->n);
+	r->cpu_gib = br_median(s->cpu, s->n);
+	r->ends_gib = br_median(s->ends, s->n);
+	r->rtt_us = br_median(s->rtt, s->n);
+	r->mbs4 = br_median(s->mbs4, s->n);
+	qsort(s->busy, (size_t)s->n, sizeof s->busy[0], br_cmp_int);
+	qsort(s->threads, (size_t)s->n, sizeof s->threads[0], br_cmp_int);
+	r->busy_threads = s->n > 0 ? s->busy[s->n / 2] : 0;
+	r->threads = s->n > 0 ? s->threads[s->n / 2] : 0;
 }
 
-int bench_relay_copy(const struct bench_opts *o, struct bench_row *row)
+/* Socat's 8 KiB default moves a few times slower: a quarter of the
+ * bytes keeps the run short. */
+static uint64_t br_kind_bytes(enum br_kind k, uint64_t bytes)
 {
-	return br_row(o, row, BR_COPY, BR_DIRECT);
+	uint64_t b = k == BR_SOCAT8K ? bytes / 4 : bytes;
+	b -= b % ((uint64_t)BR_STREAMS * BR_WRITE);
+	return b > 0 ? b : (uint64_t)BR_STREAMS * BR_WRITE;
 }
 
-int bench_relay_copy_socat(const struct bench_opts *o, struct bench_row *row)
+static int br_rounds(struct br_run *run, unsigned want, int lfd, int sport,
+                     struct br_fwd *fwd, const uint8_t *chunk)
 {
-	return br_row(o, row, BR_COPY, BR_SOCAT);
+	static struct br_samples smp[BR_KINDS];
+	memset(smp, 0, sizeof smp);
+	int err = 0;
+	for (int r = 0; r < run->rounds && err == 0; r++) {
+		for (int i = 0; i < BR_KINDS && err == 0; i++) {
+			enum br_kind k = (enum br_kind)((i + r) % BR_KINDS);
+			if (!(want & (1u << k)))
+				continue;
+			err = br_round(
+			    lfd, sport, k == BR_DIRECT ? NULL : &fwd[k],
+			    br_kind_bytes(k, run->bytes), chunk, &smp[k]);
+			if (err != 0)
+				cli_error("bench relay: through %s: %s",
+				          br_names[k], rill_strerror(err));
+		}
+	}
+	for (int k = 0; k < BR_KINDS && err == 0; k++)
+		if (want & (1u << k))
+			br_store(&run->res[k], &smp[k]);
+	return err;
+}
+
+int br_run_all(struct br_run *run, unsigned want, uint64_t bytes, int rounds)
+{
+	run->rounds = rounds < 1               ? 1
+	              : rounds > BR_MAX_ROUNDS ? BR_MAX_ROUNDS
+	                                       : rounds;
+	run->bytes = bytes;
+	run->load_before = br_loadavg();
+	char tmpl[] = "/tmp/rill-bench-relay-XXXXXX";
+	const char *tmpdir = mkdtemp(tmpl);
+	uint8_t *chunk = malloc(BR_WRITE);
+	int sport = 0;
+	int lfd = br_listen(&sport);
+	int err = lfd < 0                           ? lfd
+	          : tmpdir == NULL || chunk == NULL ? RILL_ENOMEM
+	                                            : 0;
+	if (chunk != NULL)
+		memset(chunk, 0xa5, BR_WRITE);
+	struct br_fwd fwd[BR_KINDS];
+	memset(fwd, 0, sizeof fwd);
+	for (int k = BR_DIRECT + 1; k < BR_KINDS && err == 0; k++)
+		if (want & (1u << k))
+			err = br_fwd_start(&fwd[k], (enum br_kind)k, sport,
+			                   tmpdir);
+	if (err == 0)
+		err = br_rounds(run, want, lfd, sport, fwd, chunk);
+	for (int k = 0; k < BR_KINDS; k++)
+		br_fwd_stop(&fwd[k]);
+	if (err == 0)
+		run->measured |= want;
+	run->load_after = br_loadavg();
+	if (lfd >= 0)
+		close(lfd);
+	free(chunk);
+	if (tmpdir != NULL) {
+		char cfg[PATH_MAX];
+		for (int k = 0; k < BR_KINDS; k++) {
+			snprintf(cfg, sizeof cfg, "%s/haproxy-%d.cfg", tmpdir,
+			         fwd[k].port);
+			unlink(cfg);
+		}
+		rmdir(tmpdir);
+	}
+	return err;
 }

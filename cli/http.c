@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "workers.h"
+#include "http_files.h"
 
 #define SERVE_SMALL     (256u * 1024u) /* files read whole */
 #define SERVE_CHUNK     (256u * 1024u)
@@ -45,10 +47,7 @@
 struct serve_cached {
 	char rel[256];
 	struct rill_buf *body;
-	const char *type;
-	char lm[40];
-	time_t mtime;
-	off_t size;
+	struct http_file file;
 	ino_t ino;
 	dev_t dev;
 	uint64_t checked_ms;
@@ -62,52 +61,8 @@ struct serve {
 	bool listing;
 	bool quiet;
 	struct rill_http_server *srv;
-	struct rill_listener *lis;
-	uv_signal_t sigint, sigterm;
-	bool stopping;
+	struct cli_worker *w; /* the loop (thread) this one serves on */
 };
-
-static const struct {
-	const char *ext, *type;
-} serve_types[] = {
-    {"html", "text/html; charset=utf-8"},
-    {"htm", "text/html; charset=utf-8"},
-    {"txt", "text/plain; charset=utf-8"},
-    {"css", "text/css"},
-    {"js", "text/javascript"},
-    {"mjs", "text/javascript"},
-    {"json", "application/json"},
-    {"xml", "application/xml"},
-    {"svg", "image/svg+xml"},
-    {"png", "image/png"},
-    {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},
-    {"webp", "image/webp"},
-    {"ico", "image/x-icon"},
-    {"pdf", "application/pdf"},
-    {"wasm", "application/wasm"},
-    {"md", "text/markdown; charset=utf-8"},
-    {"c", "text/plain; charset=utf-8"},
-    {"h", "text/plain; charset=utf-8"},
-    {"gz", "application/gzip"},
-    {"tar", "application/x-tar"},
-    {"zip", "application/zip"},
-    {"mp4", "video/mp4"},
-    {"woff2", "font/woff2"},
-};
-
-static const char *serve_type(const char *path)
-{
-	const char *dot = strrchr(path, '.');
-	const char *slash = strrchr(path, '/');
-	if (dot != NULL && (slash == NULL || dot > slash))
-		for (size_t i = 0; i < sizeof serve_types / sizeof *serve_types;
-		     i++)
-			if (strcasecmp(dot + 1, serve_types[i].ext) == 0)
-				return serve_types[i].type;
-	return "application/octet-stream";
-}
 
 static int hexval(int c)
 {
@@ -351,13 +306,6 @@ static void serve_listing(struct serve *sv, struct rill_flow *ex, int fd,
 	rill_close(ex);
 }
 
-static void http_date_of(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
 static struct serve_cached *serve_slot(struct serve *sv, const char *rel)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -366,29 +314,89 @@ static struct serve_cached *serve_slot(struct serve *sv, const char *rel)
 	return &sv->cache[h % SERVE_CACHE_SLOTS];
 }
 
-static void serve_from_cache(struct rill_flow *ex, struct serve_cached *e,
-                             bool head)
+/*
+ * Answers a GET or HEAD of one regular file (http_files.c decides the
+ * status and the byte range): from body when the file is cached (fd -1),
+ * else from fd, which this closes.
+ */
+static void serve_file(struct rill_flow *ex, int fd, const struct http_file *hf,
+                       struct rill_buf *body, bool head)
 {
-	struct rill_http_header h[] = {
-	    {"Content-Type", e->type},
-	    {"Last-Modified", e->lm},
-	};
-	const char *ims = rill_http_header(ex, "If-Modified-Since");
-	if (ims != NULL) {
-		struct tm tm = {0};
-		const char *end =
-		    strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		if (end != NULL && *end == '\0' && e->mtime <= timegm(&tm)) {
-			rill_http_respond_buf(ex, 304, h + 1, 1, NULL);
-			rill_close(ex);
+	struct http_file_reply r;
+	http_file_reply(ex, hf, time(NULL), &r);
+	if ((r.status != 200 && r.status != 206) || head) {
+		if (fd >= 0)
+			close(fd);
+		if (r.status == 200 || r.status == 206)
+			rill_http_respond(ex, r.status, r.headers, r.nheaders,
+			                  (int64_t)r.length);
+		else
+			rill_http_respond_buf(ex, r.status, r.headers,
+			                      r.nheaders, NULL);
+		rill_close(ex);
+		return;
+	}
+	if (body == NULL && r.length <= SERVE_SMALL) {
+		body = rill_buf_new((size_t)r.length);
+		ssize_t got = body ? pread(fd, body->data, (size_t)r.length,
+		                           (off_t)r.offset)
+		                   : -1;
+		close(fd);
+		fd = -1;
+		if (got != (ssize_t)r.length) {
+			rill_buf_release(body);
+			serve_simple(ex, 500, "read error\n", NULL, 0);
+			return;
+		}
+		r.offset = 0;
+	} else if (body != NULL) {
+		body = rill_buf_slice(body, (size_t)r.offset, (size_t)r.length);
+		if (body == NULL) {
+			serve_simple(ex, 500, "out of memory\n", NULL, 0);
 			return;
 		}
 	}
-	if (head)
-		rill_http_respond(ex, 200, h, 2, (int64_t)e->size);
-	else
-		rill_http_respond_buf(ex, 200, h, 2, e->body);
-	rill_close(ex);
+	if (fd < 0) {
+		rill_http_respond_buf(ex, r.status, r.headers, r.nheaders,
+		                      body);
+		rill_buf_release(body);
+		rill_close(ex);
+		return;
+	}
+	struct serve_stream *s = calloc(1, sizeof *s);
+	if (s == NULL || rill_http_respond(ex, r.status, r.headers, r.nheaders,
+	                                   (int64_t)r.length) != 0) {
+		free(s);
+		close(fd);
+		rill_close(ex);
+		return;
+	}
+	s->ex = ex;
+	s->fd = fd;
+	s->off = r.offset;
+	s->left = r.length;
+	serve_stream_next(s);
+}
+
+/* Reads a small file whole into its cache slot. */
+static bool serve_cache_fill(struct serve_cached *ce, const char *key, int fd,
+                             const struct stat *st, const struct http_file *hf,
+                             uint64_t now)
+{
+	struct rill_buf *b = rill_buf_new((size_t)st->st_size);
+	ssize_t got = b ? pread(fd, b->data, (size_t)st->st_size, 0) : -1;
+	if (got != (ssize_t)st->st_size) {
+		rill_buf_release(b);
+		return false;
+	}
+	rill_buf_release(ce->body);
+	snprintf(ce->rel, sizeof ce->rel, "%s", key);
+	ce->body = b;
+	ce->file = *hf;
+	ce->ino = st->st_ino;
+	ce->dev = st->st_dev;
+	ce->checked_ms = now;
+	return true;
 }
 
 static void serve_handler(struct rill_flow *ex, void *ud)
@@ -413,7 +421,7 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		ce = serve_slot(sv, rel);
 		if (ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
 		    now - ce->checked_ms < SERVE_CACHE_MS) {
-			serve_from_cache(ex, ce, head);
+			serve_file(ex, -1, &ce->file, ce->body, head);
 			return;
 		}
 	}
@@ -430,11 +438,12 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	}
 	if (ce != NULL && ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
 	    S_ISREG(st.st_mode) && st.st_ino == ce->ino &&
-	    st.st_dev == ce->dev && st.st_size == ce->size &&
-	    st.st_mtime == ce->mtime) {
+	    st.st_dev == ce->dev && (uint64_t)st.st_size == ce->file.size &&
+	    st.st_mtim.tv_sec == ce->file.mtime &&
+	    st.st_mtim.tv_nsec == ce->file.mtime_ns) {
 		close(fd);
 		ce->checked_ms = now;
-		serve_from_cache(ex, ce, head);
+		serve_file(ex, -1, &ce->file, ce->body, head);
 		return;
 	}
 	char key[sizeof ce->rel];
@@ -473,76 +482,26 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 		serve_simple(ex, 404, "not found\n", NULL, 0);
 		return;
 	}
-	char lm[64];
-	http_date_of(st.st_mtime, lm, sizeof lm);
-	struct rill_http_header h[] = {
-	    {"Content-Type", serve_type(rel)},
-	    {"Last-Modified", lm},
-	};
-	const char *ims = rill_http_header(ex, "If-Modified-Since");
-	if (ims != NULL) {
-		struct tm tm = {0};
-		const char *end =
-		    strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		if (end != NULL && *end == '\0' && st.st_mtime <= timegm(&tm)) {
-			close(fd);
-			rill_http_respond_buf(ex, 304, h + 1, 1, NULL);
-			rill_close(ex);
-			return;
-		}
-	}
-	if (head) {
+	struct http_file hf;
+	http_file_init(&hf, &st, rel);
+	if (ce != NULL && (uint64_t)st.st_size <= SERVE_CACHE_MAX) {
+		bool filled = serve_cache_fill(ce, key, fd, &st, &hf, now);
 		close(fd);
-		rill_http_respond(ex, 200, h, 2, (int64_t)st.st_size);
-		rill_close(ex);
-		return;
-	}
-	if ((uint64_t)st.st_size <= SERVE_SMALL) {
-		struct rill_buf *b = rill_buf_new((size_t)st.st_size);
-		ssize_t got =
-		    b ? pread(fd, b->data, (size_t)st.st_size, 0) : -1;
-		close(fd);
-		if (got != (ssize_t)st.st_size) {
-			rill_buf_release(b);
+		if (!filled)
 			serve_simple(ex, 500, "read error\n", NULL, 0);
-			return;
-		}
-		if (ce != NULL && (uint64_t)st.st_size <= SERVE_CACHE_MAX) {
-			rill_buf_release(ce->body);
-			snprintf(ce->rel, sizeof ce->rel, "%s", key);
-			ce->body = rill_buf_ref(b);
-			ce->type = h[0].value;
-			memcpy(ce->lm, lm, sizeof ce->lm);
-			ce->mtime = st.st_mtime;
-			ce->size = st.st_size;
-			ce->ino = st.st_ino;
-			ce->dev = st.st_dev;
-			ce->checked_ms = now;
-		}
-		rill_http_respond_buf(ex, 200, h, 2, b);
-		rill_buf_release(b);
-		rill_close(ex);
+		else
+			serve_file(ex, -1, &ce->file, ce->body, head);
 		return;
 	}
-	struct serve_stream *s = calloc(1, sizeof *s);
-	if (s == NULL ||
-	    rill_http_respond(ex, 200, h, 2, (int64_t)st.st_size) != 0) {
-		free(s);
-		close(fd);
-		rill_close(ex);
-		return;
-	}
-	s->ex = ex;
-	s->fd = fd;
-	s->left = (uint64_t)st.st_size;
-	serve_stream_next(s);
+	serve_file(ex, fd, &hf, NULL, head);
 }
 
 static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
                             int status, const char *errmsg, void *ud)
 {
 	(void)l;
-	struct serve *sv = ud;
+	struct cli_worker *w = ud;
+	struct serve *sv = w->data;
 	if (status != 0) {
 		if (!sv->quiet)
 			cli_error("accept: %s", errmsg);
@@ -554,25 +513,78 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 static void serve_stopped(void *ud)
 {
 	struct serve *sv = ud;
-	uv_close((uv_handle_t *)&sv->sigint, NULL);
-	uv_close((uv_handle_t *)&sv->sigterm, NULL);
+	cli_worker_done(sv->w);
 }
 
-static void serve_on_signal(uv_signal_t *h, int sig)
+/* SIGINT/SIGTERM: in-flight requests finish (the listener is closed). */
+static void serve_on_stop(struct cli_worker *w)
 {
-	(void)sig;
-	struct serve *sv = h->data;
-	if (sv->stopping) {
-		/* A second signal: stop now. */
-		rill_http_server_free(sv->srv);
-		sv->srv = NULL;
-		serve_stopped(sv);
-		return;
-	}
-	sv->stopping = true;
-	rill_listener_close(sv->lis);
-	sv->lis = NULL;
+	struct serve *sv = w->data;
 	rill_http_server_shutdown(sv->srv, serve_stopped, sv);
+}
+
+/* A second signal: stop now. */
+static void serve_on_hurry(struct cli_worker *w)
+{
+	struct serve *sv = w->data;
+	rill_http_server_free(sv->srv);
+	sv->srv = NULL;
+	cli_worker_done(w);
+}
+
+static void serve_on_finish(struct cli_worker *w)
+{
+	struct serve *sv = w->data;
+	rill_http_server_free(sv->srv);
+	sv->srv = NULL;
+	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
+		rill_buf_release(sv->cache[i].body);
+}
+
+static const struct cli_workers_ops serve_ops = {
+    .accept = serve_on_accept,
+    .stop = serve_on_stop,
+    .hurry = serve_on_hurry,
+    .finish = serve_on_finish,
+};
+
+/* One struct serve per loop (its own cache and HTTP server), the root
+ * shared; then every loop runs. Returns the exit status. */
+static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
+                     const struct rill_http_server_opts *o)
+{
+	struct cli_workers g;
+	struct serve *svs = calloc(threads, sizeof *svs);
+	int err = svs == NULL ? RILL_ENOMEM
+	                      : cli_workers_init(&g, threads, &serve_ops, NULL);
+	for (unsigned i = 0; err == 0 && i < threads; i++) {
+		struct serve *sv = &svs[i];
+		sv->loop = &g.w[i].loop;
+		sv->dirfd = tmpl->dirfd;
+		memcpy(sv->root, tmpl->root, sizeof sv->root);
+		sv->listing = tmpl->listing;
+		sv->quiet = tmpl->quiet;
+		sv->w = &g.w[i];
+		g.w[i].data = sv;
+		err = rill_http_server_new(sv->loop, o, serve_handler, sv,
+		                           &sv->srv);
+	}
+	if (err == 0)
+		err = cli_workers_listen(&g, uri, NULL, tmpl->quiet);
+	if (err != 0) {
+		const char *why = rill_last_errmsg();
+		cli_error("http serve: %s",
+		          why && *why ? why : rill_strerror(err));
+		for (unsigned i = 0; svs != NULL && i < threads; i++)
+			rill_http_server_free(svs[i].srv);
+		if (svs != NULL && g.w != NULL)
+			cli_workers_abandon(&g);
+		free(svs);
+		return 1;
+	}
+	cli_workers_run(&g);
+	free(svs);
+	return 0;
 }
 
 static void serve_usage(FILE *out)
@@ -587,8 +599,14 @@ static void serve_usage(FILE *out)
 	    "vsock://any:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
 	    "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
 	    "\n"
-	    "  Content-Type comes from the file extension; Last-Modified\n"
-	    "  is sent and If-Modified-Since answered with 304.\n"
+	    "  Content-Type comes from the file extension (a table of the\n"
+	    "  common types). Files carry Last-Modified and a strong ETag;\n"
+	    "  If-None-Match and If-Modified-Since are answered with 304,\n"
+	    "  If-Match and If-Unmodified-Since with 412. One byte range\n"
+	    "  (Range: bytes=A-B, A-, -N) gives 206 with Content-Range, an\n"
+	    "  unsatisfiable one 416; If-Range is honoured; several ranges\n"
+	    "  get the whole file (200). HEAD answers every path with the\n"
+	    "  headers GET would send.\n"
 	    "  A directory is served as its index.html, else as an HTML\n"
 	    "  listing (hidden files omitted), or 404 with --no-listing.\n"
 	    "  Paths never leave DIR: \"..\" segments (also encoded as\n"
@@ -603,6 +621,9 @@ static void serve_usage(FILE *out)
 	    "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
 	    "  --header-timeout MS   request head deadline (default 10000)\n"
 	    "  --body-timeout MS     request body progress (default 30000)\n"
+	    "  --threads N           N event loops on N threads, the\n"
+	    "                        connections spread over them (default:\n"
+	    "                        the number of online CPUs)\n"
 	    "  -q, --quiet           no messages for failed accepts\n"
 	    "  -h, --help            this help\n"
 	    "\n"
@@ -619,11 +640,13 @@ static int http_serve(int argc, char **argv)
 	    {"idle-timeout", required_argument, NULL, 'I'},
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"body-timeout", required_argument, NULL, 'Y'},
+	    {"threads", required_argument, NULL, 'N'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool listing = true, quiet = false;
+	unsigned threads = cli_threads_default();
 	struct rill_http_server_opts o = {0};
 	int c;
 	optind = 1;
@@ -643,6 +666,12 @@ static int http_serve(int argc, char **argv)
 		case 'I': o.idle_timeout_ms = v; break;
 		case 'T': o.header_timeout_ms = v; break;
 		case 'Y': o.body_timeout_ms = v; break;
+		case 'N':
+			if (v > 1024)
+				return cli_usage_error(
+				    "http serve", "bad --threads '%s'", optarg);
+			threads = (unsigned)v;
+			break;
 		case 'q': quiet = true; break;
 		case 'h': serve_usage(stdout); return 0;
 		default: return cli_usage_error("http serve", "bad option");
@@ -668,36 +697,10 @@ static int http_serve(int argc, char **argv)
 		free(svp);
 		return 1;
 	}
-	svp->loop = uv_default_loop();
-	int err =
-	    rill_http_server_new(svp->loop, &o, serve_handler, svp, &svp->srv);
-	if (err == 0)
-		err = rill_listen(svp->loop, uri, NULL, serve_on_accept, svp,
-		                  &svp->lis);
-	if (err != 0) {
-		const char *why = rill_last_errmsg();
-		cli_error("http serve: %s",
-		          why && *why ? why : rill_strerror(err));
-		rill_http_server_free(svp->srv);
-		uv_run(svp->loop, UV_RUN_NOWAIT);
-		close(svp->dirfd);
-		free(svp);
-		return 1;
-	}
-	uv_signal_init(svp->loop, &svp->sigint);
-	uv_signal_init(svp->loop, &svp->sigterm);
-	svp->sigint.data = svp->sigterm.data = svp;
-	uv_signal_start(&svp->sigint, serve_on_signal, SIGINT);
-	uv_signal_start(&svp->sigterm, serve_on_signal, SIGTERM);
-	uv_run(svp->loop, UV_RUN_DEFAULT);
-	rill_listener_close(svp->lis);
-	rill_http_server_free(svp->srv);
-	uv_run(svp->loop, UV_RUN_DEFAULT);
+	int code = serve_run(svp, uri, threads, &o);
 	close(svp->dirfd);
-	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
-		rill_buf_release(svp->cache[i].body);
 	free(svp);
-	return 0;
+	return code;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -4,27 +4,36 @@
  * half-close carried across. Public API only.
  *
  * Timeouts (idle, linger, the shutdown grace period) are checked by one
- * sweep timer over the list of connections instead of a timer per
- * connection: a held-open idle connection then costs only its flows and a
- * small record.
+ * sweep timer per loop over that loop's connections instead of a timer
+ * per connection: a held-open idle connection then costs only its flows
+ * and a small record.
+ *
+ * --threads N runs N loops on N threads (cli/workers.c): the listener of
+ * loop 0 accepts and hands the connections in turn to every loop, where
+ * they stay. Each loop has its own connection list and sweep; the count
+ * for --max-conns and the connection ids are shared (atomics).
  */
 #include <getopt.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "workers.h"
 
 enum conn_state { CONN_CONNECTING, CONN_PROXYING };
 
 struct relay;
+struct relay_loop;
 
 struct relay_conn {
 	struct relay *r;
+	struct relay_loop *rl;
 	struct relay_conn *prev, *next;
 	struct rill_flow *client, *target;
 	struct rill_proxy *proxy;
@@ -37,59 +46,74 @@ struct relay_conn {
 	enum conn_state state;
 };
 
+/* What every loop shares: the options (read only once running) and the
+ * counters. */
 struct relay {
-	uv_loop_t *loop;
 	const char *listen_uri, *connect_uri;
-	struct rill_listener *listener;
 	uint64_t max_conns; /* 0: unlimited */
 	uint64_t connect_timeout_ms, retry_until_ms, idle_ms, linger_ms,
 	    grace_ms;
 	bool linger_set;
 	bool no_splice;
 	bool quiet;
-	struct relay_conn *conns; /* every live connection */
-	uint64_t nconns, next_id;
-	uv_timer_t sweep;
+	unsigned threads;
 	uint64_t sweep_ms;
-	uv_signal_t sigint, sigterm;
-	bool stopping;
-	uint64_t stop_deadline_ms;
+	struct cli_workers workers;
+	atomic_uint_fast64_t nconns; /* live connections, every loop */
+	atomic_uint_fast64_t next_id;
+	/* uv_now() of loop 0 when the grace period ends (every loop's
+	 * uv_now() counts from the same monotonic clock). */
+	atomic_uint_fast64_t stop_deadline_ms;
+	atomic_uint stuck; /* loops left with only connects pending */
 	int exit_code;
 };
 
-static uint64_t now_ms(struct relay *r)
+/* One loop (on its own thread) and its connections. */
+struct relay_loop {
+	struct relay *r;
+	struct cli_worker *w;
+	uv_loop_t *loop;
+	struct relay_conn *conns; /* every live connection of this loop */
+	uint64_t nconns;
+	uv_timer_t sweep;
+	bool stopping;
+	bool stuck;
+};
+
+static uint64_t now_ms(struct relay_loop *rl)
 {
-	return uv_now(r->loop);
+	return uv_now(rl->loop);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Connection records and the log line */
 
-static void conn_link(struct relay *r, struct relay_conn *c)
+static void conn_link(struct relay_loop *rl, struct relay_conn *c)
 {
-	c->next = r->conns;
-	if (r->conns != NULL)
-		r->conns->prev = c;
-	r->conns = c;
-	r->nconns++;
+	c->next = rl->conns;
+	if (rl->conns != NULL)
+		rl->conns->prev = c;
+	rl->conns = c;
+	rl->nconns++;
 }
 
-static void relay_maybe_done(struct relay *r);
+static void relay_maybe_done(struct relay_loop *rl);
 
 static void conn_free(struct relay_conn *c)
 {
-	struct relay *r = c->r;
+	struct relay_loop *rl = c->rl;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		r->conns = c->next;
+		rl->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	r->nconns--;
+	rl->nconns--;
+	atomic_fetch_sub(&rl->r->nconns, 1);
 	free(c->client_addr);
 	free(c->target_addr);
 	free(c);
-	relay_maybe_done(r);
+	relay_maybe_done(rl);
 }
 
 /* The peer address of f as a new string; NULL when unknown or ENOMEM.
@@ -103,9 +127,30 @@ static char *peer_of(struct rill_flow *f)
 	return strdup(buf);
 }
 
+/* For an exec: target, how its child ended: " exit=STATUS",
+ * " exit=SIGNAME" or " exit=running"; "" for other targets. */
+static void child_note(struct rill_flow *target, char *buf, size_t len)
+{
+	int v = 0;
+	const char *sig;
+	switch (rill_exec_status(target, &v, NULL)) {
+	case RILL_EXEC_RUNNING: snprintf(buf, len, " exit=running"); break;
+	case RILL_EXEC_EXITED: snprintf(buf, len, " exit=%d", v); break;
+	case RILL_EXEC_SIGNALED:
+		sig = sigabbrev_np(v);
+		if (sig != NULL)
+			snprintf(buf, len, " exit=SIG%s", sig);
+		else
+			snprintf(buf, len, " exit=signal-%d", v);
+		break;
+	default: buf[0] = '\0';
+	}
+}
+
 /* One line per connection, on stderr, when it ends:
  *   rill relay: #ID CLIENT -> TARGET up=BYTES down=BYTES time=S end=WHY
- * up is client->target, down target->client. */
+ * up is client->target, down target->client; an exec: target adds how
+ * its child ended (child_note). */
 static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
                      const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -126,11 +171,13 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	double secs = (double)(now_ms(c->r) - c->t0_ms) / 1000.0;
+	double secs = (double)(now_ms(c->rl) - c->t0_ms) / 1000.0;
+	char child[48];
+	child_note(c->target, child, sizeof child);
 	fprintf(stderr,
 	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64 " down=%" PRIu64
-	        " time=%.3fs%s end=%s\n",
-	        c->id, ca, ta, up, down, secs, via, why);
+	        " time=%.3fs%s end=%s%s\n",
+	        c->id, ca, ta, up, down, secs, via, why, child);
 }
 
 /* Ends a proxying connection now (timeout, shutdown): log, then abort the
@@ -193,7 +240,7 @@ static void on_proxy_half(struct rill_proxy *p, bool from_a,
 	(void)res;
 	struct relay_conn *c = ud;
 	if (c->half_ms == 0)
-		c->half_ms = now_ms(c->r);
+		c->half_ms = now_ms(c->rl);
 }
 
 static void on_connect(struct rill_flow *f, int status, const char *errmsg,
@@ -201,6 +248,7 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 {
 	struct relay_conn *c = ud;
 	struct relay *r = c->r;
+	struct relay_loop *rl = c->rl;
 	if (status != 0) {
 		conn_log(c, 0, 0, "connect-failed(%s)", errmsg);
 		rill_close(c->client);
@@ -209,7 +257,7 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	}
 	c->target = f;
 	c->target_addr = peer_of(f);
-	if (r->stopping && now_ms(r) >= r->stop_deadline_ms) {
+	if (rl->stopping && now_ms(rl) >= atomic_load(&r->stop_deadline_ms)) {
 		conn_log(c, 0, 0, "shutdown");
 		rill_close(c->client);
 		rill_close(c->target);
@@ -229,14 +277,44 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 		return;
 	}
 	c->state = CONN_PROXYING;
-	c->active_ms = now_ms(r);
+	c->active_ms = now_ms(rl);
+}
+
+/* Counts a new connection against --max-conns (every loop's); false
+ * when the limit is reached. */
+static bool relay_admit(struct relay *r)
+{
+	uint64_t n = atomic_fetch_add(&r->nconns, 1);
+	if (r->max_conns > 0 && n >= r->max_conns) {
+		atomic_fetch_sub(&r->nconns, 1);
+		return false;
+	}
+	return true;
+}
+
+static void relay_refuse(struct relay *r, struct rill_flow *f, uint64_t id)
+{
+	/* Documented: extra connections are accepted and closed at once, so
+	 * a client learns at once instead of hanging in the backlog. */
+	if (!r->quiet) {
+		char *ca = peer_of(f);
+		fprintf(
+		    stderr,
+		    "rill relay: #%" PRIu64 " %s -> %s up=0 down=0 "
+		    "time=0.000s end=refused(max-conns %" PRIu64 " reached)\n",
+		    id, ca != NULL ? ca : "?", r->connect_uri, r->max_conns);
+		free(ca);
+	}
+	rill_close(f);
 }
 
 static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
                       const char *errmsg, void *ud)
 {
 	(void)l;
-	struct relay *r = ud;
+	struct cli_worker *w = ud;
+	struct relay_loop *rl = w->data;
+	struct relay *r = rl->r;
 	if (status != 0) {
 		if (!r->quiet)
 			fprintf(stderr, "rill relay: accept failed: %s\n",
@@ -244,42 +322,31 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 			                       : rill_strerror(status));
 		return;
 	}
+	uint64_t id = atomic_fetch_add(&r->next_id, 1) + 1;
+	if (!relay_admit(r)) {
+		relay_refuse(r, f, id);
+		return;
+	}
 	struct relay_conn *c = calloc(1, sizeof *c);
 	if (c == NULL) {
+		atomic_fetch_sub(&r->nconns, 1);
 		rill_close(f);
 		return;
 	}
 	c->r = r;
+	c->rl = rl;
 	c->client = f;
-	c->id = ++r->next_id;
-	c->t0_ms = now_ms(r);
-	if (r->max_conns > 0 && r->nconns >= r->max_conns) {
-		/* Documented: extra connections are accepted and closed at
-		 * once, so a client learns at once instead of hanging in the
-		 * backlog. */
-		if (!r->quiet) {
-			char *ca = peer_of(f);
-			fprintf(stderr,
-			        "rill relay: #%" PRIu64 " %s -> %s up=0 down=0 "
-			        "time=0.000s end=refused(max-conns %" PRIu64
-			        " reached)\n",
-			        c->id, ca != NULL ? ca : "?", r->connect_uri,
-			        r->max_conns);
-			free(ca);
-		}
-		rill_close(f);
-		free(c);
-		return;
-	}
+	c->id = id;
+	c->t0_ms = now_ms(rl);
 	c->client_addr = peer_of(f);
-	conn_link(r, c);
+	conn_link(rl, c);
 	/* The core's deadline covers the whole connect, retries included:
 	 * extend it so the last retry still gets its full connect time. */
 	struct rill_connect_opts co = {
 	    .timeout_ms = r->connect_timeout_ms + r->retry_until_ms,
 	    .retry_until_ms = r->retry_until_ms,
 	};
-	int err = rill_connect(r->loop, r->connect_uri, &co, on_connect, c);
+	int err = rill_connect(rl->loop, r->connect_uri, &co, on_connect, c);
 	if (err != 0) {
 		conn_log(c, 0, 0, "connect-failed(%s)", rill_last_errmsg());
 		rill_close(c->client);
@@ -290,27 +357,50 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 /* ---------------------------------------------------------------------- */
 /* Timeouts and shutdown */
 
-static void relay_stop_loop(struct relay *r)
+/* When every loop that is not done is stuck (see relay_stuck), the
+ * process exits. */
+static void relay_check_exit(struct relay *r)
 {
-	uv_timer_stop(&r->sweep);
-	uv_close((uv_handle_t *)&r->sweep, NULL);
-	uv_close((uv_handle_t *)&r->sigint, NULL);
-	uv_close((uv_handle_t *)&r->sigterm, NULL);
+	unsigned stuck = atomic_load(&r->stuck);
+	if (stuck == 0 || stuck < atomic_load(&r->workers.live))
+		return;
+	if (!r->quiet)
+		fprintf(stderr,
+		        "rill relay: exiting with %" PRIu64
+		        " connect(s) still pending\n",
+		        (uint64_t)atomic_load(&r->nconns));
+	exit(r->exit_code);
 }
 
-static void relay_maybe_done(struct relay *r)
+static void relay_maybe_done(struct relay_loop *rl)
 {
-	if (r->stopping && r->nconns == 0 &&
-	    !uv_is_closing((uv_handle_t *)&r->sweep))
-		relay_stop_loop(r);
+	if (rl->stopping && rl->nconns == 0 &&
+	    !uv_is_closing((uv_handle_t *)&rl->sweep)) {
+		uv_close((uv_handle_t *)&rl->sweep, NULL);
+		cli_worker_done(rl->w);
+		relay_check_exit(rl->r);
+	}
+}
+
+/* After the grace period only connects are left on rl: they cannot be
+ * cancelled through the API. */
+static void relay_stuck(struct relay_loop *rl)
+{
+	if (rl->stuck)
+		return;
+	rl->stuck = true;
+	atomic_fetch_add(&rl->r->stuck, 1);
+	relay_check_exit(rl->r);
 }
 
 static void on_sweep(uv_timer_t *t)
 {
-	struct relay *r = t->data;
-	uint64_t now = now_ms(r);
-	bool grace_over = r->stopping && now >= r->stop_deadline_ms;
-	struct relay_conn *c = r->conns;
+	struct relay_loop *rl = t->data;
+	struct relay *r = rl->r;
+	uint64_t now = now_ms(rl);
+	bool grace_over =
+	    rl->stopping && now >= atomic_load(&r->stop_deadline_ms);
+	struct relay_conn *c = rl->conns;
 	while (c != NULL) {
 		struct relay_conn *next = c->next;
 		if (c->state != CONN_PROXYING) {
@@ -336,50 +426,63 @@ static void on_sweep(uv_timer_t *t)
 			conn_cut(c, "linger-timeout");
 		c = next;
 	}
-	if (grace_over && r->nconns > 0) {
-		/* Only connects are left; they cannot be cancelled through
-		 * the API, and the grace period is over. */
-		if (!r->quiet)
-			fprintf(stderr,
-			        "rill relay: exiting with %" PRIu64
-			        " connect(s) still pending\n",
-			        r->nconns);
-		exit(r->exit_code);
-	}
+	if (grace_over && rl->nconns > 0)
+		relay_stuck(rl);
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+/* First signal, on rl's thread (its listener is closed already). */
+static void relay_on_stop(struct cli_worker *w)
 {
-	struct relay *r = h->data;
-	if (r->stopping) {
-		/* A second signal: no more grace. */
-		r->stop_deadline_ms = now_ms(r);
-		on_sweep(&r->sweep);
+	struct relay_loop *rl = w->data;
+	struct relay *r = rl->r;
+	rl->stopping = true;
+	relay_maybe_done(rl);
+	if (uv_is_closing((uv_handle_t *)&rl->sweep))
+		return;
+	/* Sweep often enough to honour the grace deadline. */
+	uint64_t p = r->grace_ms / 4;
+	if (p > 250)
+		p = 250;
+	if (p > r->sweep_ms)
+		p = r->sweep_ms;
+	if (p == 0)
+		p = 1;
+	uv_timer_start(&rl->sweep, on_sweep, p, p);
+}
+
+/* A second signal: no more grace. */
+static void relay_on_hurry(struct cli_worker *w)
+{
+	struct relay_loop *rl = w->data;
+	if (!uv_is_closing((uv_handle_t *)&rl->sweep))
+		on_sweep(&rl->sweep);
+}
+
+/* On loop 0's thread: set the deadline and say so. */
+static void relay_on_signal(struct cli_workers *g, int signum, bool first)
+{
+	struct relay *r = g->ud;
+	uv_loop_t *l0 = &g->w[0].loop;
+	uv_update_time(l0);
+	if (!first) {
+		atomic_store(&r->stop_deadline_ms, uv_now(l0));
 		return;
 	}
-	r->stopping = true;
-	r->stop_deadline_ms = now_ms(r) + r->grace_ms;
-	rill_listener_close(r->listener);
-	r->listener = NULL;
+	atomic_store(&r->stop_deadline_ms, uv_now(l0) + r->grace_ms);
 	if (!r->quiet)
 		fprintf(stderr,
 		        "rill relay: %s: stopped accepting; %" PRIu64
 		        " connection(s) get %.3f s to finish\n",
-		        strsignal(signum), r->nconns,
+		        strsignal(signum), (uint64_t)atomic_load(&r->nconns),
 		        (double)r->grace_ms / 1000.0);
-	relay_maybe_done(r);
-	if (!uv_is_closing((uv_handle_t *)&r->sweep)) {
-		/* Sweep often enough to honour the grace deadline. */
-		uint64_t p = r->grace_ms / 4;
-		if (p > 250)
-			p = 250;
-		if (p > r->sweep_ms)
-			p = r->sweep_ms;
-		if (p == 0)
-			p = 1;
-		uv_timer_start(&r->sweep, on_sweep, p, p);
-	}
 }
+
+static const struct cli_workers_ops relay_ops = {
+    .accept = on_accept,
+    .stop = relay_on_stop,
+    .hurry = relay_on_hurry,
+    .signalled = relay_on_signal,
+};
 
 /* ---------------------------------------------------------------------- */
 /* Command line */
@@ -420,6 +523,10 @@ static void relay_usage(FILE *out)
 	    "                       active connections S seconds to end,\n"
 	    "                       then close them (default 5); a second\n"
 	    "                       signal closes them at once\n"
+	    "  --threads N          run N event loops on N threads; the\n"
+	    "                       connections are spread over them in\n"
+	    "                       turn and each stays on one (default:\n"
+	    "                       the number of online CPUs)\n"
 	    "  --no-splice          always copy through user space\n"
 	    "  --quiet              no log lines\n"
 	    "  -h, --help           this text\n"
@@ -430,7 +537,9 @@ static void relay_usage(FILE *out)
 	    "up counts bytes client->target, down target->client. WHY is\n"
 	    "eof, client-error(..), target-error(..), both-error(..),\n"
 	    "connect-failed(..), refused(max-conns N reached),\n"
-	    "idle-timeout, linger-timeout or shutdown.\n"
+	    "idle-timeout, linger-timeout or shutdown. With an exec:\n"
+	    "target (one child per connection, inetd style) the line ends\n"
+	    "with exit=STATUS, exit=SIGNAME or exit=running.\n"
 	    "\n"
 	    "Example: rill relay tcp://0.0.0.0:8080 unix:/run/app.sock\n");
 }
@@ -455,7 +564,8 @@ static void raise_nofile(void)
 	}
 }
 
-int cli_relay(int argc, char **argv)
+/* Parses the options into r; 0 to go on, else the exit status. */
+static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 {
 	static const struct option longopts[] = {
 	    {"max-conns", required_argument, NULL, 'm'},
@@ -464,14 +574,11 @@ int cli_relay(int argc, char **argv)
 	    {"idle-timeout", required_argument, NULL, 'i'},
 	    {"linger", required_argument, NULL, 'l'},
 	    {"grace", required_argument, NULL, 'g'},
+	    {"threads", required_argument, NULL, 't'},
 	    {"no-splice", no_argument, NULL, 'S'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
-	};
-	struct relay r = {
-	    .connect_timeout_ms = 10000,
-	    .grace_ms = 5000,
 	};
 	int opt;
 	optind = 1;
@@ -484,20 +591,28 @@ int cli_relay(int argc, char **argv)
 			if (end == optarg || *end != '\0' || optarg[0] == '-')
 				return cli_usage_error(
 				    "relay", "bad --max-conns '%s'", optarg);
-			r.max_conns = v;
+			r->max_conns = v;
 			continue;
 		}
-		case 'c': target = &r.connect_timeout_ms; break;
-		case 'r': target = &r.retry_until_ms; break;
-		case 'i': target = &r.idle_ms; break;
+		case 'c': target = &r->connect_timeout_ms; break;
+		case 'r': target = &r->retry_until_ms; break;
+		case 'i': target = &r->idle_ms; break;
 		case 'l':
-			target = &r.linger_ms;
-			r.linger_set = true;
+			target = &r->linger_ms;
+			r->linger_set = true;
 			break;
-		case 'g': target = &r.grace_ms; break;
-		case 'S': r.no_splice = true; continue;
-		case 'q': r.quiet = true; continue;
-		case 'h': relay_usage(stdout); return 0;
+		case 'g': target = &r->grace_ms; break;
+		case 't':
+			if (!cli_parse_threads(optarg, &r->threads))
+				return cli_usage_error(
+				    "relay", "bad --threads '%s'", optarg);
+			continue;
+		case 'S': r->no_splice = true; continue;
+		case 'q': r->quiet = true; continue;
+		case 'h':
+			relay_usage(stdout);
+			*done = true;
+			return 0;
 		default: return cli_usage_error("relay", "bad option");
 		}
 		if (!parse_secs(optarg, target))
@@ -507,11 +622,25 @@ int cli_relay(int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage_error("relay",
 		                       "expected LISTEN_URI and CONNECT_URI");
-	r.listen_uri = argv[optind];
-	r.connect_uri = argv[optind + 1];
-	if (rill_uri_check(r.connect_uri) != 0)
+	r->listen_uri = argv[optind];
+	r->connect_uri = argv[optind + 1];
+	if (rill_uri_check(r->connect_uri) != 0)
 		return cli_usage_error("relay", "%s", rill_last_errmsg());
+	return 0;
+}
 
+/* The sweep runs a few times per shortest timeout, at most once a
+ * second, and not at all when no timeout is set (until a signal). */
+static void relay_sweep_start(struct relay *r, struct relay_loop *rl)
+{
+	uv_timer_init(rl->loop, &rl->sweep);
+	rl->sweep.data = rl;
+	if (r->idle_ms > 0 || r->linger_set)
+		uv_timer_start(&rl->sweep, on_sweep, r->sweep_ms, r->sweep_ms);
+}
+
+static void relay_tune_process(void)
+{
 	/* On the generic path every buffer read is held until the write
 	 * completes, so read chunks are allocated and freed all the time;
 	 * glibc's default trimming gives the memory back to the kernel
@@ -522,47 +651,67 @@ int cli_relay(int argc, char **argv)
 	/* Splicing into a socket whose peer left raises SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-	r.loop = uv_default_loop();
-	int err =
-	    rill_listen(r.loop, r.listen_uri, NULL, on_accept, &r, &r.listener);
-	if (err != 0) {
-		cli_error("relay: listen %s: %s", r.listen_uri,
-		          rill_last_errmsg()[0] ? rill_last_errmsg()
-		                                : rill_strerror(err));
-		return 1;
-	}
-	if (!r.quiet) {
-		char buf[256];
-		if (rill_listener_uri(r.listener, buf, sizeof buf) != 0)
-			snprintf(buf, sizeof buf, "%s", r.listen_uri);
-		fprintf(stderr,
-		        "rill relay: listening on %s, forwarding to %s\n", buf,
-		        r.connect_uri);
-	}
+}
 
-	/* The sweep runs a few times per shortest timeout, at most once a
-	 * second, and not at all when no timeout is set. */
+int cli_relay(int argc, char **argv)
+{
+	struct relay r = {
+	    .connect_timeout_ms = 10000,
+	    .grace_ms = 5000,
+	    .threads = cli_threads_default(),
+	};
+	bool done = false;
+	int code = relay_parse(argc, argv, &r, &done);
+	if (code != 0 || done)
+		return code;
+	relay_tune_process();
 	r.sweep_ms = 1000;
-	uint64_t shortest = 0;
-	if (r.idle_ms > 0)
-		shortest = r.idle_ms;
+	uint64_t shortest = r.idle_ms;
 	if (r.linger_set && (shortest == 0 || r.linger_ms < shortest))
 		shortest = r.linger_ms;
 	if (shortest > 0 && shortest / 4 < r.sweep_ms)
 		r.sweep_ms = shortest / 4 > 0 ? shortest / 4 : 1;
-	uv_timer_init(r.loop, &r.sweep);
-	r.sweep.data = &r;
-	if (shortest > 0 || r.linger_set)
-		uv_timer_start(&r.sweep, on_sweep, r.sweep_ms, r.sweep_ms);
-	uv_signal_init(r.loop, &r.sigint);
-	uv_signal_init(r.loop, &r.sigterm);
-	r.sigint.data = r.sigterm.data = &r;
-	uv_signal_start(&r.sigint, on_signal, SIGINT);
-	uv_signal_start(&r.sigterm, on_signal, SIGTERM);
 
-	uv_run(r.loop, UV_RUN_DEFAULT);
+	struct relay_loop *loops = calloc(r.threads, sizeof *loops);
+	int err = loops == NULL
+	              ? RILL_ENOMEM
+	              : cli_workers_init(&r.workers, r.threads, &relay_ops, &r);
+	if (err == 0)
+		for (unsigned i = 0; i < r.threads; i++)
+			r.workers.w[i].data = &loops[i];
+	if (err == 0)
+		err =
+		    cli_workers_listen(&r.workers, r.listen_uri, NULL, r.quiet);
+	if (err != 0) {
+		cli_error("relay: listen %s: %s", r.listen_uri,
+		          rill_last_errmsg()[0] ? rill_last_errmsg()
+		                                : rill_strerror(err));
+		if (loops != NULL && r.workers.w != NULL)
+			cli_workers_abandon(&r.workers);
+		free(loops);
+		return 1;
+	}
+	for (unsigned i = 0; i < r.workers.n; i++) {
+		struct relay_loop *rl = &loops[i];
+		rl->r = &r;
+		rl->w = &r.workers.w[i];
+		rl->loop = &r.workers.w[i].loop;
+		relay_sweep_start(&r, rl);
+	}
+	if (!r.quiet) {
+		char buf[256];
+		if (rill_listener_uri(r.workers.w[0].listener, buf,
+		                      sizeof buf) != 0)
+			snprintf(buf, sizeof buf, "%s", r.listen_uri);
+		fprintf(stderr,
+		        "rill relay: listening on %s, forwarding to %s (%u "
+		        "thread%s)\n",
+		        buf, r.connect_uri, r.workers.n,
+		        r.workers.n == 1 ? "" : "s");
+	}
+	cli_workers_run(&r.workers);
+	free(loops);
 	if (!r.quiet)
 		fprintf(stderr, "rill relay: stopped\n");
-	uv_loop_close(r.loop);
 	return r.exit_code;
 }

@@ -13,6 +13,8 @@
 
 #include "core.h"
 #include "uri.h"
+#include "transport/exec.h"
+#include "transport/fd.h"
 #include "transport/vsock.h"
 #include "layer/tls_internal.h"
 #include "transport/socket.h"
@@ -26,6 +28,8 @@ static const struct rill_transport_scheme *const uri_transports[] = {
     &rill__tcp_scheme,
     &rill__unix_scheme,
     &rill__stdio_scheme,
+    &rill__exec_scheme,
+    &rill__fd_scheme,
     &rill__vsock_scheme,
     &rill__hvsock_scheme,
     &rill__hybrid_vsock_scheme,
@@ -92,8 +96,7 @@ static int uri_hexval(char c)
 	return -1;
 }
 
-/* Decodes %XX in place; false on a malformed escape or an encoded NUL. */
-static bool uri_pct_decode(char *s)
+bool rill__uri_pct_decode(char *s)
 {
 	char *w = s;
 	for (char *r = s; *r != '\0'; r++) {
@@ -145,7 +148,7 @@ static int uri_parse_query(struct rill_uri *u, char *q)
 			return RILL_ENOMEM;
 		}
 		u->nparams++;
-		if (!uri_pct_decode(p->value))
+		if (!rill__uri_pct_decode(p->value))
 			return rill__uri_error(u, "bad escape in parameter",
 			                       p->key);
 	}
@@ -443,6 +446,7 @@ int rill_connect(uv_loop_t *loop, const char *uri,
 struct uri_listener {
 	struct rill_listener base;
 	struct rill_listener *inner;
+	const struct rill_transport_scheme *t;
 	struct rill_uri u;
 	const struct rill_layer_scheme *layers[RILL_URI_MAX_LAYERS];
 	uint64_t handshake_ms;
@@ -550,6 +554,34 @@ static const struct rill_listener_ops uri_listener_ops = {
     .uri = uri_listener_uri,
 };
 
+/* rill_listen with opts->join: l joins the group of acceptor. */
+static int uri_join(struct uri_listener *l, struct rill_listener *acceptor)
+{
+	if (acceptor->ops != &uri_listener_ops) {
+		rill__set_last_errmsg("listen %s: join: not a listener from "
+		                      "rill_listen",
+		                      l->u.text);
+		return RILL_EINVAL;
+	}
+	struct uri_listener *a = (struct uri_listener *)(void *)acceptor;
+	if (a->t != l->t) {
+		rill__set_last_errmsg("listen %s: join: the listener to join "
+		                      "is a %s listener",
+		                      l->u.text, a->t->name);
+		return RILL_EINVAL;
+	}
+	if (l->t->join == NULL) {
+		rill__set_last_errmsg("listen %s: scheme %s cannot spread its "
+		                      "connections over listeners",
+		                      l->u.text, l->t->name);
+		return -ENOTSUP;
+	}
+	if (a->inner == NULL || a->closed)
+		return RILL_ECLOSED;
+	return l->t->join(l->base.loop, &l->u, a->inner, uri_inner_accept, l,
+	                  &l->inner);
+}
+
 int rill_listen(uv_loop_t *loop, const char *uri,
                 const struct rill_listen_opts *opts, rill_accept_cb cb,
                 void *ud, struct rill_listener **out)
@@ -581,8 +613,12 @@ int rill_listen(uv_loop_t *loop, const char *uri,
 		l->handshake_ms = opts->handshake_timeout_ms > 0
 		                      ? opts->handshake_timeout_ms
 		                      : URI_DEFAULT_HANDSHAKE_MS;
-		err = t->listen(loop, &l->u, opts, uri_inner_accept, l,
-		                &l->inner);
+		l->t = t;
+		if (opts->join != NULL)
+			err = uri_join(l, opts->join);
+		else
+			err = t->listen(loop, &l->u, opts, uri_inner_accept, l,
+			                &l->inner);
 	}
 	if (err != 0) {
 		rill__uri_free(&l->u);
@@ -610,6 +646,7 @@ int rill_listener_uri(struct rill_listener *l, char *buf, size_t len)
 /* Blocking connect */
 
 struct uri_sync {
+	uv_loop_t *loop;
 	bool done;
 	bool abandoned;
 	int status;
@@ -630,6 +667,9 @@ static void uri_sync_cb(struct rill_flow *f, int status, const char *errmsg,
 	s->done = true;
 	s->status = status;
 	s->f = f;
+	/* Do not let the waiting uv_run(UV_RUN_ONCE) block for I/O after a
+	 * completion that came from a timer (see sync.c). */
+	uv_stop(s->loop);
 }
 
 int rill_connect_sync(uv_loop_t *loop, const char *uri,
@@ -644,6 +684,7 @@ int rill_connect_sync(uv_loop_t *loop, const char *uri,
 	struct uri_sync *s = rill_calloc(1, sizeof *s);
 	if (s == NULL)
 		return RILL_ENOMEM;
+	s->loop = loop;
 	int err = rill_connect(loop, uri, opts, uri_sync_cb, s);
 	if (err != 0) {
 		rill_free(s);

@@ -38,6 +38,10 @@ struct rill_uri {
 int rill__uri_parse(const char *text, struct rill_uri *out);
 void rill__uri_free(struct rill_uri *u);
 
+/* Decodes %XX escapes of s in place; false on a malformed escape or an
+ * encoded NUL (s is then partly decoded). */
+bool rill__uri_pct_decode(char *s);
+
 /* The value of a query parameter, or NULL. */
 const char *rill__uri_param(const struct rill_uri *u, const char *key);
 
@@ -78,6 +82,11 @@ struct rill_transport_scheme {
 	int (*listen)(uv_loop_t *loop, const struct rill_uri *u,
 	              const struct rill_listen_opts *opts, rill_accept_cb cb,
 	              void *ud, struct rill_listener **out);
+	/* Joins the group of acceptor, a listener this scheme's listen
+	 * made (see rill_listen_opts.join); NULL when the scheme cannot. */
+	int (*join)(uv_loop_t *loop, const struct rill_uri *u,
+	            struct rill_listener *acceptor, rill_accept_cb cb, void *ud,
+	            struct rill_listener **out);
 };
 
 enum rill_layer_role { RILL_ROLE_CONNECT = 0, RILL_ROLE_ACCEPT = 1 };

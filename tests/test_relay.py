@@ -503,9 +503,12 @@ def t_signal(path, opts):
 
 def t_target_killed(path, opts):
     echo, eport = echo_process()
-    r = Relay("tcp://127.0.0.1:%d" % eport, *opts)
+    r = Relay("tcp://127.0.0.1:%d" % eport, "--threads", "2", *opts)
     try:
-        transfer(r.port, 1 << 20)  # warm up (the pipe pool)
+        # Warm up the pipe pools: one per loop, and the connections go to
+        # the loops in turn.
+        for _ in range(4):
+            transfer(r.port, 1 << 20)
         base = r.fds()
         for _ in range(3):
             s = socket.create_connection(("127.0.0.1", r.port))
@@ -540,25 +543,21 @@ def t_target_killed(path, opts):
             time.sleep(0.05)
         check(r.fds() <= base, "fd leak: %d -> %d" % (base, r.fds()))
         # warm-up + 3 x (killed + check) + 20
-        lines = r.wait_lines(27)
-        check(len(lines) == 27, "%d log lines" % len(lines))
-        check(sum("end=eof" in l for l in lines) >= 24, repr(lines))
+        lines = r.wait_lines(30)
+        check(len(lines) == 30, "%d log lines" % len(lines))
+        check(sum("end=eof" in l for l in lines) >= 27, repr(lines))
     finally:
         r.stop()
         echo.kill()
         echo.wait()
 
 
-def t_many(path, opts):
-    raise_nofile()
-    echo, eport = echo_process()
-    r = Relay("tcp://127.0.0.1:%d" % eport, *opts)
-    n = 1000
-    size = 16 << 10
-
+def many_conns(port, n, size):
+    """n concurrent connections through port, size random bytes each way
+    (echoed); True for each whose reply hashes like what it sent."""
     async def one(i):
         data = random.Random(i).randbytes(size)
-        rd, wr = await asyncio.open_connection("127.0.0.1", r.port)
+        rd, wr = await asyncio.open_connection("127.0.0.1", port)
         wr.write(data)
         await wr.drain()
         wr.write_eof()
@@ -569,8 +568,16 @@ def t_many(path, opts):
     async def main():
         return await asyncio.gather(*[one(i) for i in range(n)])
 
+    return asyncio.run(main())
+
+
+def t_many(path, opts):
+    raise_nofile()
+    echo, eport = echo_process()
+    r = Relay("tcp://127.0.0.1:%d" % eport, *opts)
+    n = 1000
     try:
-        ok = asyncio.run(main())
+        ok = many_conns(r.port, n, 16 << 10)
         check(all(ok), "%d of %d connections corrupted" % (ok.count(False),
                                                            n))
         lines = r.wait_lines(n, timeout=30)
@@ -578,6 +585,107 @@ def t_many(path, opts):
         check(all("end=eof" in l for l in lines), "a connection failed")
         check(via_ok(lines, path), "path")
     finally:
+        r.stop()
+        echo.kill()
+        echo.wait()
+
+
+def thread_cpu(pid):
+    """{thread name: CPU ticks} of every thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                v = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + int(v[11]) + int(v[12])
+    return out
+
+
+def t_threads_many(path, opts):
+    """--threads 2: 1000 concurrent connections hash-checked, spread over
+    both loops (the second loop's thread, rill-loop-1, did work)."""
+    raise_nofile()
+    echo, eport = echo_process()
+    r = Relay("tcp://127.0.0.1:%d" % eport, "--threads", "2", *opts)
+    n = 1000
+    size = 64 << 10
+    try:
+        check("(2 threads)" in r.text(), r.text())
+        ok = many_conns(r.port, n, size)
+        check(all(ok), "%d of %d connections corrupted" % (ok.count(False),
+                                                           n))
+        lines = r.wait_lines(n, timeout=30)
+        check(len(lines) == n, "%d log lines" % len(lines))
+        check(all("end=eof" in l for l in lines), "a connection failed")
+        check(all("up=%d down=%d" % (size, size) in l for l in lines),
+              "byte counts")
+        check(via_ok(lines, path), "path")
+        ids = sorted(int(re.search(r"#(\d+) ", l).group(1)) for l in lines)
+        check(ids == list(range(1, n + 1)), "connection ids not 1..%d" % n)
+        cpu = thread_cpu(r.p.pid)
+        check(cpu.get("rill-loop-1", 0) > 0, "loop 1 did nothing: %r" % cpu)
+    finally:
+        r.stop()
+        echo.kill()
+        echo.wait()
+
+
+def t_threads_shutdown(path, opts):
+    """--threads 2 under load: 40 connections streaming both ways when
+    SIGTERM comes; after --grace 0.5 every one is closed (end=shutdown),
+    on both loops, and the relay exits 0."""
+    raise_nofile()
+    echo, eport = echo_process()
+    r = Relay("tcp://127.0.0.1:%d" % eport, "--threads", "2", "--grace",
+              "0.5", *opts)
+    stop = threading.Event()
+    socks = []
+    ended = []
+
+    def pump(s):
+        blk = b"y" * 65536
+        s.settimeout(10)
+        try:
+            while not stop.is_set():
+                s.sendall(blk)
+                if not s.recv(1 << 16):
+                    break
+        except OSError:
+            pass
+        ended.append(s)
+
+    try:
+        for _ in range(40):
+            socks.append(socket.create_connection(("127.0.0.1", r.port)))
+        ts = [threading.Thread(target=pump, args=(s,), daemon=True)
+              for s in socks]
+        for t in ts:
+            t.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        r.p.send_signal(signal.SIGTERM)
+        code = r.p.wait(timeout=10)
+        dt = time.monotonic() - t0
+        check(code == 0, "exit status %d: %s" % (code, r.text()[-2000:]))
+        check(dt < 4, "took %.2f s to stop (grace 0.5 s)" % dt)
+        for t in ts:
+            t.join(timeout=10)
+        check(len(ended) == 40, "%d of 40 clients saw the end" % len(ended))
+        lines = r.lines()
+        check(len(lines) == 40, "%d log lines" % len(lines))
+        check(all("end=shutdown" in l for l in lines), repr(lines[:3]))
+        check("40 connection(s) get 0.500 s" in r.text(), r.text()[:500])
+        check(r.text().rstrip().endswith("rill relay: stopped"),
+              r.text()[-300:])
+        return "stopped in %.2f s" % dt
+    finally:
+        stop.set()
+        for s in socks:
+            s.close()
         r.stop()
         echo.kill()
         echo.wait()
@@ -621,6 +729,10 @@ TESTS = [
     ("target SIGKILLed mid-transfer: EOF/reset, keeps serving, no fd leak",
      t_target_killed, True),
     ("1000 concurrent connections, hash-checked", t_many, True),
+    ("--threads 2: 1000 connections hash-checked, both loops used",
+     t_threads_many, True),
+    ("--threads 2: SIGTERM under load, grace, every loop closes",
+     t_threads_shutdown, True),
 ]
 
 

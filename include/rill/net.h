@@ -68,6 +68,24 @@ struct rill_listen_opts {
 	/* Deadline for the layers' handshakes (TLS...) on each accepted
 	 * connection; 0: 10 s. */
 	uint64_t handshake_timeout_ms;
+	/*
+	 * A listener group, to spread connections over several loops (one
+	 * per thread): with join set, this listener opens no socket; it
+	 * joins `join`, a listener that rill_listen opened on another loop
+	 * for the same transport. That one accepts, and hands the
+	 * connections in turn (round robin over the group, itself included)
+	 * to the group's listeners, as bare sockets: each becomes a flow on
+	 * its listener's loop, where that listener's layers (from its own
+	 * URI: tls+..., shut+...) do their handshakes and its callback runs.
+	 * Every flow so stays on one loop for its whole life.
+	 * Call rill_listen for a joining listener on its loop's thread, or
+	 * before that loop runs; close each listener on its own loop's
+	 * thread. Closing the joined one stops accepting for the whole
+	 * group (the others then get nothing more). Transports: tcp, unix,
+	 * vsock, hybrid-vsock, hyperkit, vchan; others give -ENOTSUP. The
+	 * other options are ignored when joining.
+	 */
+	struct rill_listener *join;
 };
 
 /*

@@ -31,7 +31,7 @@
 #define SPLICE_ROUNDS 16
 /* Pipe size asked for (F_SETPIPE_SZ); the kernel may give less. A larger
  * pipe means fewer syscalls per byte on a fast path. */
-#define SPLICE_PIPE_SIZE (256 * 1024)
+#define SPLICE_PIPE_SIZE (1024 * 1024)
 #define SPLICE_POOL_MAX  16
 
 /* ---------------------------------------------------------------------- */
@@ -181,9 +181,17 @@ static void ep_cb(uv_poll_t *h, int status, int events)
 		splice_pump(ep->writer);
 }
 
+/* Whether the pipe has room enough for a read worth a system call: at
+ * least half of it free, so reads and writes overlap (the copy path has
+ * several buffers in flight) without splicing slivers. */
+static bool splice_room(const struct rill_copy *c)
+{
+	return c->pipe_r < 0 || c->pipe_bytes <= c->pipe_cap / 2;
+}
+
 static bool splice_wants_read(const struct rill_copy *c)
 {
-	return !c->done && !c->ended && !c->rd_done && c->pipe_bytes == 0;
+	return !c->done && !c->ended && !c->rd_done && splice_room(c);
 }
 
 static bool splice_wants_write(const struct rill_copy *c)
@@ -347,6 +355,92 @@ void rill__copy_start_generic(struct rill_copy *c)
 /* ---------------------------------------------------------------------- */
 /* Splice path */
 
+/* Pipe -> dst. Returns false after an error (recorded); sets *blocked
+ * when dst took less than offered (its buffer is full: wait for
+ * POLLOUT instead of asking again for an EAGAIN). */
+static bool splice_out(struct rill_copy *c, bool *blocked, bool *epipe)
+{
+	ssize_t n;
+	do {
+		n = splice(c->pipe_r, NULL, c->out->fd, NULL, c->pipe_bytes,
+		           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		*blocked = (size_t)n < c->pipe_bytes;
+		c->pipe_bytes -= (size_t)n;
+		c->res.stats.write_bytes += (uint64_t)n;
+		c->res.stats.write_ops++;
+		return true;
+	}
+	if (n < 0 && errno == EAGAIN) {
+		*blocked = true;
+		return true;
+	}
+	*epipe = n < 0 && errno == EPIPE;
+	copy_fail(c, false, n < 0 ? -errno : RILL_ECLOSED);
+	return false;
+}
+
+/* src -> pipe. Sets *drained when src gave less than asked: its queue is
+ * (most likely) empty, so the next read waits for POLLIN. */
+static bool splice_in(struct rill_copy *c, bool *drained)
+{
+	if (c->pipe_r < 0) {
+		int err = pipe_get(c);
+		if (err != 0) {
+			c->rd_done = true;
+			copy_fail(c, true, err);
+			return false;
+		}
+	}
+	size_t room = c->pipe_cap - c->pipe_bytes;
+	ssize_t n;
+	do {
+		n = splice(c->in->fd, NULL, c->pipe_w, NULL, room,
+		           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		*drained = (size_t)n < room;
+		c->pipe_bytes += (size_t)n;
+		c->res.stats.read_bytes += (uint64_t)n;
+		c->res.stats.read_ops++;
+		return true;
+	}
+	*drained = true;
+	if (n < 0 && errno == EAGAIN)
+		return true;
+	c->rd_done = true; /* EOF, or an error */
+	if (n < 0)
+		copy_fail(c, true, -errno);
+	return true;
+}
+
+/* Moves what it can without waiting: the pipe is drained into dst and
+ * refilled from src while each side takes or gives all it was offered,
+ * for at most SPLICE_ROUNDS rounds (one busy connection cannot starve the
+ * loop; the level-triggered polls bring it back). */
+static void splice_move(struct rill_copy *c, bool *epipe)
+{
+	bool blocked = false, drained = false;
+	for (int round = 0; round < SPLICE_ROUNDS; round++) {
+		bool progress = false;
+		if (c->pipe_bytes > 0 && !blocked) {
+			if (!splice_out(c, &blocked, epipe))
+				return;
+			progress = !blocked || c->pipe_bytes == 0;
+		}
+		if (c->pipe_bytes == 0)
+			pipe_put(c); /* an idle copy holds no pipe */
+		if (!c->rd_done && !drained && splice_room(c)) {
+			if (!splice_in(c, &drained))
+				return;
+			progress = true;
+		}
+		if (!progress || (blocked && (drained || !splice_room(c))))
+			return;
+	}
+}
+
 static void splice_pump(struct rill_copy *c)
 {
 	if (c->done || c->ended)
@@ -362,63 +456,7 @@ static void splice_pump(struct rill_copy *c)
 		masked = pthread_sigmask(SIG_BLOCK, &pipeset, &oldset) == 0;
 	}
 	bool epipe = false;
-	for (int round = 0; round < SPLICE_ROUNDS; round++) {
-		bool progress = false;
-		if (c->pipe_bytes > 0) {
-			ssize_t n = splice(c->pipe_r, NULL, c->out->fd, NULL,
-			                   c->pipe_bytes,
-			                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
-				c->pipe_bytes -= (size_t)n;
-				c->res.stats.write_bytes += (uint64_t)n;
-				c->res.stats.write_ops++;
-				progress = true;
-			} else if (n < 0 && errno == EINTR) {
-				continue;
-			} else if (n < 0 && errno != EAGAIN) {
-				epipe = errno == EPIPE;
-				copy_fail(c, false, -errno);
-				break;
-			} else if (n == 0) {
-				copy_fail(c, false, RILL_ECLOSED);
-				break;
-			}
-		}
-		if (c->pipe_bytes == 0 && c->rd_done)
-			break;
-		if (c->pipe_bytes == 0)
-			pipe_put(c); /* an idle copy holds no pipe */
-		if (!c->rd_done &&
-		    (c->pipe_r < 0 || c->pipe_bytes < c->pipe_cap)) {
-			if (c->pipe_r < 0) {
-				int err = pipe_get(c);
-				if (err != 0) {
-					c->rd_done = true;
-					copy_fail(c, true, err);
-					break;
-				}
-			}
-			ssize_t n = splice(c->in->fd, NULL, c->pipe_w, NULL,
-			                   c->pipe_cap - c->pipe_bytes,
-			                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
-				c->pipe_bytes += (size_t)n;
-				c->res.stats.read_bytes += (uint64_t)n;
-				c->res.stats.read_ops++;
-				progress = true;
-			} else if (n == 0) {
-				c->rd_done = true; /* EOF */
-				progress = true;
-			} else if (errno == EINTR) {
-				continue;
-			} else if (errno != EAGAIN) {
-				c->rd_done = true;
-				copy_fail(c, true, -errno);
-			}
-		}
-		if (!progress)
-			break;
-	}
+	splice_move(c, &epipe);
 	if (c->pipe_bytes == 0)
 		pipe_put(c);
 	if (masked) {

@@ -11,6 +11,7 @@
 #include "core.h"
 
 struct sync_state {
+	uv_loop_t *loop;
 	bool done;
 	bool abandoned;
 	int status;
@@ -32,9 +33,12 @@ const char *rill_last_errmsg(void)
 	return last_errmsg;
 }
 
-static struct sync_state *sync_new(void)
+static struct sync_state *sync_new(struct rill_flow *f)
 {
-	return rill_calloc(1, sizeof(struct sync_state));
+	struct sync_state *st = rill_calloc(1, sizeof(struct sync_state));
+	if (st != NULL)
+		st->loop = f->loop;
+	return st;
 }
 
 static void sync_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
@@ -52,6 +56,10 @@ static void sync_finish(struct sync_state *st, int status, struct rill_buf *b)
 	st->done = true;
 	st->status = status;
 	st->buf = b;
+	/* The waiting uv_run(UV_RUN_ONCE) must not go on to block for I/O
+	 * in this iteration: a completion that came from a timer or an idle
+	 * handle would otherwise wait for some unrelated event. */
+	uv_stop(st->loop);
 }
 
 /* Runs the loop until st is done. Returns 0, or -EDEADLK when the loop has
@@ -103,7 +111,7 @@ int rill_read_sync(struct rill_flow *f, struct rill_buf **out)
 	int err = sync_guard(f);
 	if (err != 0)
 		return err;
-	struct sync_state *st = sync_new();
+	struct sync_state *st = sync_new(f);
 	if (st == NULL)
 		return RILL_ENOMEM;
 	err = rill_read(f, sync_read_cb, st);
@@ -146,7 +154,7 @@ int rill_write_sync(struct rill_flow *f, const void *data, size_t len)
 	int err = sync_guard(f);
 	if (err != 0)
 		return err;
-	struct sync_state *st = sync_new();
+	struct sync_state *st = sync_new(f);
 	if (st == NULL)
 		return RILL_ENOMEM;
 	return sync_status_finish(
@@ -158,7 +166,7 @@ int rill_shutdown_sync(struct rill_flow *f, int mode)
 	int err = sync_guard(f);
 	if (err != 0)
 		return err;
-	struct sync_state *st = sync_new();
+	struct sync_state *st = sync_new(f);
 	if (st == NULL)
 		return RILL_ENOMEM;
 	return sync_status_finish(f, st,

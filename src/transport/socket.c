@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "spread.h"
 #include "transport/acceptor.h"
 #include "transport/socket.h"
 
@@ -561,7 +562,8 @@ int rill__socket_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
 int rill__socket_fd(struct rill_flow *f)
 {
 	struct sock_flow *s = sock_of(f);
-	return s->is_socket ? s->rfd : -1;
+	/* A flow over two sockets (exec) has no one fd to splice with. */
+	return s->is_socket && s->rfd == s->wfd ? s->rfd : -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -683,6 +685,49 @@ int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
 		    sock_fd_poll_init(s, s->wpoll, wfd, &s->wflags_saved);
 	s->rpoll_open = s->rpollable;
 	s->wpoll_open = s->wpollable;
+	*out = &s->base;
+	return 0;
+}
+
+int rill__socket_flow_new_split(uv_loop_t *loop, int rfd, int wfd,
+                                const struct rill_socket_family *fam,
+                                struct rill_flow **out)
+{
+	int err = loop == NULL || fam == NULL || out == NULL || rfd < 0 ||
+	                  wfd < 0 || rfd == wfd
+	              ? RILL_EINVAL
+	              : 0;
+	for (int i = 0; i < 2 && err == 0; i++) {
+		int fd = i == 0 ? rfd : wfd;
+		err = sock_set_nonblock(fd, NULL);
+		if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+			err = -errno;
+	}
+	struct sock_flow *s = err == 0 ? sock_alloc(loop, fam, true) : NULL;
+	if (s == NULL) {
+		if (rfd >= 0)
+			close(rfd);
+		if (wfd >= 0 && wfd != rfd)
+			close(wfd);
+		return err != 0 ? err : RILL_ENOMEM;
+	}
+	s->rfd = rfd;
+	s->wfd = wfd;
+	s->owns_fds = true;
+	s->is_socket = true;
+	err = uv_poll_init(loop, &s->rpoll, rfd);
+	if (err == 0) {
+		s->rpoll_open = true;
+		s->handles_open++;
+		err = uv_poll_init(loop, s->wpoll, wfd);
+	}
+	if (err != 0) {
+		rill__socket_close(&s->base); /* closes both fds */
+		return err;
+	}
+	s->wpoll_open = true;
+	s->handles_open++;
+	s->rpollable = s->wpollable = true;
 	*out = &s->base;
 	return 0;
 }
@@ -1113,6 +1158,7 @@ int rill__socket_connect_host(uv_loop_t *loop,
 
 struct sock_listener {
 	struct rill_listener base;
+	struct rill__spread_member spread; /* a group's acceptor */
 	const struct rill_socket_family *fam;
 	int fd;
 	struct rill__acceptor acc;
@@ -1132,6 +1178,8 @@ static void lst_on_accept(struct rill__acceptor *a, int fd, int err)
 		l->base.cb(&l->base, NULL, err, msg, l->base.ud);
 		return;
 	}
+	if (rill__spread_hand(&l->spread, fd))
+		return; /* another listener of the group takes it */
 	struct rill_flow *f = NULL;
 	err = rill__socket_flow_new(l->base.loop, fd, l->fam, &f);
 	if (err != 0) {
@@ -1150,6 +1198,7 @@ static void lst_acceptor_closed(struct rill__acceptor *a)
 static void lst_close(struct rill_listener *base)
 {
 	struct sock_listener *l = (struct sock_listener *)base;
+	rill__spread_leave(&l->spread);
 	rill__acceptor_close(&l->acc, lst_acceptor_closed);
 	/* The watch stopped at once: the fd can go now, so that the
 	 * address is free again when this returns. */
@@ -1182,6 +1231,19 @@ static const struct rill_listener_ops lst_ops = {
     .uri = lst_uri,
 };
 
+struct rill__spread_member *
+rill__socket_listener_spread(struct rill_listener *base,
+                             const struct rill_socket_family **fam)
+{
+	if (base == NULL || base->ops != &lst_ops)
+		return NULL;
+	struct sock_listener *l = (struct sock_listener *)base;
+	if (l->acc.closing)
+		return NULL;
+	*fam = l->fam;
+	return &l->spread;
+}
+
 int rill__socket_listen(uv_loop_t *loop, int fd,
                         const struct rill_socket_family *fam,
                         const char *unlink_path, rill_accept_cb cb, void *ud,
@@ -1203,8 +1265,13 @@ int rill__socket_listen(uv_loop_t *loop, int fd,
 	}
 	int err = sock_set_nonblock(fd, NULL);
 	if (err == 0)
+		err = rill__spread_open(&l->spread, loop);
+	if (err == 0) {
 		err = rill__acceptor_init(loop, &l->acc, fd, SOCK_ACCEPT_BATCH,
 		                          lst_on_accept);
+		if (err != 0)
+			rill__spread_leave(&l->spread);
+	}
 	if (err != 0) {
 		rill_free(l);
 		rill_free(path);

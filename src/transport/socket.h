@@ -101,6 +101,19 @@ int rill__socket_flow_new_fds(uv_loop_t *loop, int rfd, int wfd,
                               const struct rill_socket_family *fam,
                               struct rill_flow **out);
 
+/*
+ * A flow reading the socket rfd and writing the socket wfd, two different
+ * fds it owns (the exec transport: a child's stdout and stdin). Both are
+ * made non-blocking and close-on-exec and closed with the flow, or at once
+ * if this fails. Writes use MSG_NOSIGNAL, shutdown(write) is
+ * shutdown(wfd, SHUT_WR) and shutdown(read) shutdown(rfd, SHUT_RD). No
+ * splice fast path (ops->fd says -1). Returns 0 and *out, or RILL_EINVAL
+ * (rfd == wfd, a negative fd), -errno, RILL_ENOMEM.
+ */
+int rill__socket_flow_new_split(uv_loop_t *loop, int rfd, int wfd,
+                                const struct rill_socket_family *fam,
+                                struct rill_flow **out);
+
 /* One address to connect to. */
 struct rill__sockaddr {
 	struct sockaddr_storage ss;
@@ -189,6 +202,26 @@ int rill__socket_bind_fd(const struct sockaddr *sa, socklen_t len, int backlog,
  * replaced. -EADDRINUSE when a live server has the path, -ENAMETOOLONG.
  */
 int rill__unix_bind_fd(const char *path, int backlog, int *out);
+
+/*
+ * The acceptor's side of a socket listener made by rill__socket_listen
+ * (and its family), for a listener group; NULL when l is another kind
+ * of listener or is closing.
+ */
+struct rill__spread_member *
+rill__socket_listener_spread(struct rill_listener *l,
+                             const struct rill_socket_family **fam);
+
+/*
+ * Joins the group of the socket listener `acceptor` (any URI scheme built
+ * on rill__socket_listen): the connections it hands over become flows on
+ * loop and go to cb there. 0, RILL_EINVAL (acceptor is not such a
+ * listener), RILL_ECLOSED, RILL_ENOMEM. The u argument is unused (the
+ * scheme was checked by the caller).
+ */
+int rill__socket_join(uv_loop_t *loop, const struct rill_uri *u,
+                      struct rill_listener *acceptor, rill_accept_cb cb,
+                      void *ud, struct rill_listener **out);
 
 /* The families defined so far. */
 extern const struct rill_socket_family rill__tcp_family;

@@ -242,4 +242,5 @@ const struct rill_transport_scheme rill__tcp_scheme = {
     .check = tcp_check,
     .connect = tcp_connect,
     .listen = tcp_listen,
+    .join = rill__socket_join,
 };

@@ -158,6 +158,7 @@ const struct rill_transport_scheme rill__unix_scheme = {
     .check = unix_check,
     .connect = unix_connect,
     .listen = unix_listen,
+    .join = rill__socket_join,
 };
 
 /* ---------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "spread.h"
 #include "transport/socket.h"
 #include "transport/vchan.h"
 #include "transport/vchan_local.h"
@@ -15,6 +16,8 @@
 
 struct vchan_listener {
 	struct rill_listener base;
+	struct rill__spread_member spread; /* listener group (see spread.h) */
+	bool member;                       /* joined: no socket of its own */
 	struct rill__acceptor acc;
 	int fd;
 	char *path;
@@ -51,19 +54,13 @@ static void vchan_listener_handshake_done(struct rill__vchan_local *vl,
 	l->base.cb(&l->base, &vl->ring.base, 0, NULL, l->base.ud);
 }
 
-static void vchan_listener_on_accept(struct rill__acceptor *a, int fd, int err)
+/* A connection to the listening socket: the vchan handshake, on l's
+ * loop. */
+static void vchan_listener_take(struct vchan_listener *l, int fd)
 {
-	struct vchan_listener *l = a->data;
-	if (fd < 0) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "vchan: accept: %s",
-		         rill_strerror(err));
-		l->base.cb(&l->base, NULL, err, msg, l->base.ud);
-		return;
-	}
 	struct rill__vchan_local *vl =
 	    rill__vchan_local_new(l->base.loop, true);
-	err = vl == NULL ? RILL_ENOMEM : 0;
+	int err = vl == NULL ? RILL_ENOMEM : 0;
 	if (err == 0) {
 		vl->state = RILL__VL_SRV_HELLO;
 		err = rill__vchan_local_setup(vl, l->read_size, l->write_size);
@@ -82,12 +79,42 @@ static void vchan_listener_on_accept(struct rill__acceptor *a, int fd, int err)
 	rill__vchan_local_serve(vl, fd);
 }
 
-static void vchan_listener_free(struct rill__acceptor *a)
+static void vchan_listener_on_accept(struct rill__acceptor *a, int fd, int err)
 {
 	struct vchan_listener *l = a->data;
+	if (fd < 0) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "vchan: accept: %s",
+		         rill_strerror(err));
+		l->base.cb(&l->base, NULL, err, msg, l->base.ud);
+		return;
+	}
+	if (!rill__spread_hand(&l->spread, fd))
+		vchan_listener_take(l, fd);
+}
+
+static void vchan_member_take(struct rill__spread_member *m, int fd)
+{
+	vchan_listener_take(rill_container_of(m, struct vchan_listener, spread),
+	                    fd);
+}
+
+static void vchan_listener_destroy(struct vchan_listener *l)
+{
 	rill_free(l->path);
 	rill_free(l->uri);
 	rill_free(l);
+}
+
+static void vchan_listener_free(struct rill__acceptor *a)
+{
+	vchan_listener_destroy(a->data);
+}
+
+static void vchan_member_left(struct rill__spread_member *m)
+{
+	vchan_listener_destroy(
+	    rill_container_of(m, struct vchan_listener, spread));
 }
 
 static void vchan_listener_close(struct rill_listener *base)
@@ -98,6 +125,9 @@ static void vchan_listener_close(struct rill_listener *base)
 		vchan_listener_unlink(l, vl);
 		rill__vchan_local_discard(vl);
 	}
+	rill__spread_leave(&l->spread); /* a member is freed after this */
+	if (l->member)
+		return;
 	rill__acceptor_close(&l->acc, vchan_listener_free);
 	close(l->fd);
 	unlink(l->path);
@@ -202,13 +232,17 @@ static struct vchan_listener *vchan_listener_new(const struct rill_uri *u,
 static int vchan_listener_start(uv_loop_t *loop, struct vchan_listener *l)
 {
 	int err = rill__unix_bind_fd(l->path, 16, &l->fd);
+	if (err == 0)
+		err = rill__spread_open(&l->spread, loop);
 	if (err == 0) {
 		err = rill__acceptor_init(loop, &l->acc, l->fd, 16,
 		                          vchan_listener_on_accept);
-		if (err != 0) {
-			close(l->fd);
-			unlink(l->path);
-		}
+		if (err != 0)
+			rill__spread_leave(&l->spread);
+	}
+	if (err != 0 && l->fd >= 0) {
+		close(l->fd);
+		unlink(l->path);
 	}
 	if (err != 0)
 		rill__set_last_errmsg("vchan: cannot listen on %s: %s", l->path,
@@ -259,6 +293,49 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
 	return 0;
 }
 
+/* rill_listen_opts.join: a listener without a socket that takes its
+ * share of the acceptor's connections (handshakes on its own loop). */
+static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
+                          struct rill_listener *acceptor, rill_accept_cb cb,
+                          void *ud, struct rill_listener **out)
+{
+	uint64_t rd, wr;
+	int err = vchan_uri_sizes(u, &rd, &wr);
+	if (err != 0)
+		return err;
+	if (acceptor->ops != &vchan_listener_ops ||
+	    ((struct vchan_listener *)(void *)acceptor)->member) {
+		rill__set_last_errmsg("vchan: the listener to join is not a "
+		                      "vchan listener");
+		return RILL_EINVAL;
+	}
+	struct vchan_listener *a = (struct vchan_listener *)(void *)acceptor;
+	struct vchan_listener *l = rill_calloc(1, sizeof *l);
+	if (l == NULL)
+		return RILL_ENOMEM;
+	l->fd = -1;
+	l->member = true;
+	l->read_size = (size_t)rd;
+	l->write_size = (size_t)wr;
+	l->uri = rill_strdup(a->uri);
+	if (l->uri == NULL) {
+		rill_free(l);
+		return RILL_ENOMEM;
+	}
+	l->base.ops = &vchan_listener_ops;
+	l->base.loop = loop;
+	l->base.cb = cb;
+	l->base.ud = ud;
+	err = rill__spread_join(&l->spread, &a->spread, loop, vchan_member_take,
+	                        vchan_member_left);
+	if (err != 0) {
+		vchan_listener_destroy(l);
+		return err;
+	}
+	*out = &l->base;
+	return 0;
+}
+
 static const char *const vchan_uri_params[] = {"read_size", "write_size", NULL};
 
 const struct rill_transport_scheme rill__vchan_scheme = {
@@ -267,4 +344,5 @@ const struct rill_transport_scheme rill__vchan_scheme = {
     .check = vchan_uri_check,
     .connect = vchan_uri_connect,
     .listen = vchan_uri_listen,
+    .join = vchan_uri_join,
 };

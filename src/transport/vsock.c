@@ -178,6 +178,7 @@ const struct rill_transport_scheme rill__vsock_scheme = {
     .check = vsock_check,
     .connect = vsock_connect,
     .listen = vsock_listen,
+    .join = rill__socket_join,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -592,6 +593,7 @@ const struct rill_transport_scheme rill__hybrid_vsock_scheme = {
     .check = hybrid_check,
     .connect = hybrid_connect,
     .listen = hybrid_listen,
+    .join = rill__socket_join,
 };
 
 /* -- HyperKit: connect to <dir>/connect, write "%08x.%08x\n" */
@@ -699,4 +701,5 @@ const struct rill_transport_scheme rill__hyperkit_scheme = {
     .check = hyperkit_check,
     .connect = hyperkit_connect,
     .listen = hyperkit_listen,
+    .join = rill__socket_join,
 };

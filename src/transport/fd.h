@@ -1,0 +1,19 @@
+/* The fd: transport (fd.c): sockets the process inherited, and systemd
+ * socket activation. For the scheme registry in uri.c. */
+#ifndef RILL_TRANSPORT_FD_H
+#define RILL_TRANSPORT_FD_H
+
+#include "uri.h"
+
+extern const struct rill_transport_scheme rill__fd_scheme;
+
+/*
+ * Reads the socket activation environment once per process (later calls
+ * do nothing): when LISTEN_PID is this process, the LISTEN_FDS inherited
+ * descriptors from 3 on are made close-on-exec and their LISTEN_FDNAMES
+ * remembered. The variables are left in place (unsetenv is not
+ * thread-safe); they name this process, so children ignore them.
+ */
+void rill__fd_activation_load(void);
+
+#endif
