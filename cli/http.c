@@ -855,6 +855,7 @@ static int http_get(int argc, char **argv)
 	if (err != 0) {
 		cli_error("http get %s: %s", url, rill_strerror(err));
 		rill_http_client_free(cl);
+		cli_wait_closed(loop);
 		return 1;
 	}
 	while (!g.head_done)
@@ -886,7 +887,8 @@ static int http_get(int argc, char **argv)
 	}
 	rill_close(ex);
 	rill_http_client_free(cl);
-	uv_run(loop, UV_RUN_NOWAIT);
+	/* Over shut+, the close handshake must finish before we exit. */
+	cli_wait_closed(loop);
 	return rc;
 }
 

@@ -71,7 +71,7 @@ struct sock_flow {
 	struct rill_buf *chunk;
 	struct rill_buf *parked; /* the chunk while reads wait (chunk.c) */
 	size_t chunk_off;
-	struct rill__read_into *into; /* this read: the caller's layout */
+	struct rill_read_into *into; /* this read: the caller's layout */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
 };
@@ -133,7 +133,7 @@ static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
 /* sock_try_read for a read into the caller's layout (s->into). */
 static bool sock_try_read_into(struct sock_flow *s)
 {
-	struct rill__read_into *ri = s->into;
+	struct rill_read_into *ri = s->into;
 	if (!ri->get(ri)) {
 		s->reading = false;
 		s->into = NULL;
@@ -249,9 +249,8 @@ static void sock_read_wait(struct sock_flow *s)
 	sock_update_polls(s, true, s->writing);
 }
 
-void rill__socket_read(struct rill_flow *f)
+static void sock_read_start(struct sock_flow *s)
 {
-	struct sock_flow *s = sock_of(f);
 	s->reading = true;
 	/* After a short read the fd is most likely empty: a read(2) now
 	 * would only say EAGAIN, so wait for the poll straight away (its
@@ -264,17 +263,19 @@ void rill__socket_read(struct rill_flow *f)
 		sock_read_wait(s);
 }
 
-int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
-                           rill_read_cb cb, void *ud)
+void rill__socket_read(struct rill_flow *f)
 {
-	if (f == NULL || ri == NULL || f->ops->read != rill__socket_read)
-		return -ENOTSUP;
+	struct sock_flow *s = sock_of(f);
+	s->into = NULL;
+	sock_read_start(s);
+}
+
+/* ops->read_into: one readv(2) into the reader's layout. */
+void rill__socket_read_into(struct rill_flow *f, struct rill_read_into *ri)
+{
 	struct sock_flow *s = sock_of(f);
 	s->into = ri;
-	int err = rill_read(f, cb, ud);
-	if (err != 0)
-		s->into = NULL;
-	return err;
+	sock_read_start(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -493,6 +494,7 @@ void rill__socket_close(struct rill_flow *f)
 	s->closing = true;
 	s->reading = false;
 	s->writing = false;
+	s->into = NULL;
 	/* The fds are closed only after libuv let go of them. */
 	uv_close((uv_handle_t *)&s->kick, sock_handle_closed);
 	if (s->rpoll_open)

@@ -50,6 +50,7 @@ struct rill_socket_family {
 
 /* The operations shared by every socket family (see struct rill_flow_ops). */
 void rill__socket_read(struct rill_flow *f);
+void rill__socket_read_into(struct rill_flow *f, struct rill_read_into *ri);
 void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
                         size_t n);
 void rill__socket_shutdown_write(struct rill_flow *f);
@@ -73,7 +74,7 @@ int rill__socket_fd(struct rill_flow *f);
 		.close = rill__socket_close, .address = rill__socket_address, \
 		.set_nodelay = rill__socket_set_nodelay,                      \
 		.set_keepalive = rill__socket_set_keepalive,                  \
-		.fd = rill__socket_fd,                                        \
+		.fd = rill__socket_fd, .read_into = rill__socket_read_into,   \
 	}
 
 /*
