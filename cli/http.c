@@ -596,7 +596,7 @@ static void serve_usage(FILE *out)
 	    "Serves the files under DIR (default: the current directory)\n"
 	    "over HTTP/1.1 on every connection accepted on URI, which may\n"
 	    "be any listening URI: tcp://127.0.0.1:8080, unix:/run/s.sock,\n"
-	    "vsock://-1:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
+	    "vsock://any:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
 	    "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
 	    "\n"
 	    "  Content-Type comes from the file extension (a table of the\n"

@@ -470,6 +470,7 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 
 #include "rill/net.h"
 #include "rill/vchan.h"
+#include "rill/xen_vchan.h"
 #include "rill/shut.h"
 #include "rill/tls.h"
 #include "rill/http.h"
