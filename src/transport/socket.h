@@ -234,4 +234,8 @@ extern const struct rill_transport_scheme rill__tcp_scheme;
 extern const struct rill_transport_scheme rill__unix_scheme;
 extern const struct rill_transport_scheme rill__stdio_scheme;
 
+/* Sets O_NONBLOCK on fd; the old flags go to *saved unless it is NULL.
+ * 0 or -errno. */
+int rill__socket_set_nonblock(int fd, int *saved);
+
 #endif
