@@ -5,6 +5,8 @@
 - no include cycle between the project's files;
 - the CLI (cli/) includes only the public headers (include/) and its own;
 - no layer (src/layer/) includes a transport's header;
+- src/uri.c (the scheme registry) includes no transport's or layer's
+  header, and src/core/ nothing outside itself and include/;
 - none of strcpy, strcat, sprintf, vsprintf, gets in src/ or cli/.
 
 Usage: check_tree.py [ROOT]. Each check prints what broke it.
@@ -141,7 +143,21 @@ for rel in sources("src/layer"):
             layer_bad.append("%s includes %s" % (rel, target))
 check("no layer includes a transport header", layer_bad)
 
-# 5. Unbounded string functions.
+# 5. Addressing points one way: the registry above the schemes, and the
+# scheme interface (core) below them.
+uri_bad = []
+for rel in ["src/uri.c", "src/schemes.h"]:
+    for target in graph.get(rel, []):
+        if target.startswith(("src/transport/", "src/layer/")):
+            uri_bad.append("%s includes %s" % (rel, target))
+for rel in sources("src/core"):
+    for target in graph.get(rel, []):
+        if not target.startswith(("src/core/", "include/")):
+            uri_bad.append("%s (core) includes %s" % (rel, target))
+check("the URI registry includes no transport or layer header, and the "
+      "core nothing above it", uri_bad)
+
+# 6. Unbounded string functions.
 banned = []
 for rel in sources("src", "cli"):
     code = strip_comments(read(rel))

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "shut_internal.h"
-#include "uri.h"
+#include "scheme.h"
 
 static const struct rill_flow_ops shut_ops;
 

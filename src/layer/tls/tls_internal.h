@@ -132,10 +132,6 @@ void rill__tls_config_set_release(struct rill_tls_config *c,
 int rill__tls_attach(struct rill_flow *inner, struct rill_tls_config *cfg,
                      uint64_t deadline_ms, rill_tls_attach_cb cb, void *ud);
 
-/* The "tls" layer scheme for the URI registry (src/uri.c). */
-struct rill_layer_scheme;
-extern const struct rill_layer_scheme rill__tls_scheme;
-
 static inline struct tls_flow *tls_of(struct rill_flow *f)
 {
 	return rill_container_of(f, struct tls_flow, layer.base);
