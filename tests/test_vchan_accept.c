@@ -93,6 +93,14 @@ static void accept_low_limit(void)
 	TH_OK(setrlimit(RLIMIT_NOFILE, &rl));
 }
 
+/* The test's rendezvous directory (vt_private_dir) goes with it: the
+ * sockets in it were removed when their listeners closed. */
+static void accept_remove_dir(void)
+{
+	const char *dir = getenv("RILL_VCHAN_DIR");
+	TH_OK(dir != NULL ? rmdir(dir) : -1);
+}
+
 static void accept_check_client(uv_loop_t *loop, const char *uri,
                                 struct rill_flow *srv, struct rill_flow **acc)
 {
@@ -131,6 +139,7 @@ TEST_TIMEOUT(server_accept_emfile_waits, 60)
 	rill_close(s);
 	vt_drain(&loop);
 	TH_EQ_INT(uv_loop_close(&loop), 0);
+	accept_remove_dir();
 }
 
 struct accept_listen {
@@ -181,4 +190,5 @@ TEST_TIMEOUT(listener_accept_emfile_waits, 60)
 	rill_listener_close(l);
 	vt_drain(&loop);
 	TH_EQ_INT(uv_loop_close(&loop), 0);
+	accept_remove_dir();
 }
