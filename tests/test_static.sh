@@ -1,5 +1,5 @@
 #!/bin/sh
-# Static analysis of src/ and cli/ with cppcheck: every finding of the
+# Static analysis of src/, cli/ and bench/ with cppcheck: every finding of the
 # classes error, warning, portability and performance fails the test.
 # Style findings are left to review (they are matters of taste and change
 # with cppcheck's version). TAP output; one test per run. A check that
