@@ -174,10 +174,11 @@ static void br_report_table(FILE *out)
 			continue;
 		const struct br_result *r = &br_run.res[k];
 		if (k == BR_DIRECT)
-			fprintf(out,
-			        "| %s | %.2f | - | %.1f | - | %.2f | - |\n",
-			        br_names[k], r->mbs * 8 / 1000, r->rtt_us,
-			        r->mbs4 * 8 / 1000);
+			fprintf(
+			    out,
+			    "| %s | %.2f | - | %.3f | %.1f | - | %.2f | - |\n",
+			    br_names[k], r->mbs * 8 / 1000, r->ends_gib,
+			    r->rtt_us, r->mbs4 * 8 / 1000);
 		else
 			fprintf(
 			    out,

@@ -34,6 +34,7 @@ done
 expect out '^relay run: 1 interleaved rounds, medians; 8 MiB per run'
 expect out '^\| rill relay \| [0-9.]+ \| [0-9.]+ \|'
 expect out '^\| fwd-threads \| [0-9.]+ \| [0-9.]+ \|'
+expect out '^\| direct tcp \| [0-9.]+ \| - \| [0-9.]+ \| [0-9.]+ \| - \| [0-9.]+ \| - \|$'
 expect out '^  throughput: [0-9.]+x the best peer'
 expect out '^  4 streams: the relay.s CPU time spread over [0-9]+ thread'
 report
