@@ -5,6 +5,8 @@
  *   rill relay            this binary, `relay --quiet` (its defaults: the
  *                         splice path, one loop per online CPU)
  *   rill relay --no-splice
+ *   rill relay            with RILL_SPLICE_LOCAL=0: the splice path as it
+ *                         was before its tuning for local peers
  *   socat -b 131072       TCP-LISTEN:P,bind=127.0.0.1,fork,reuseaddr
  *                         TCP:127.0.0.1:Q with 128 KiB buffers
  *   socat                 the same with socat's default 8 KiB buffer
@@ -30,13 +32,10 @@
 #include "../bench/fwd_floor.h"
 
 const char *const br_names[BR_KINDS] = {
-    [BR_DIRECT] = "direct tcp",
-    [BR_RILL] = "rill relay",
-    [BR_COPY] = "rill relay --no-splice",
-    [BR_SOCAT] = "socat -b 131072",
-    [BR_HAPROXY] = "haproxy",
-    [BR_FLOOR] = "fwd-threads",
-    [BR_SOCAT8K] = "socat (8 KiB)",
+    [BR_DIRECT] = "direct tcp",           [BR_RILL] = "rill relay",
+    [BR_COPY] = "rill relay --no-splice", [BR_UNTUNED] = "rill relay (untuned)",
+    [BR_SOCAT] = "socat -b 131072",       [BR_HAPROXY] = "haproxy",
+    [BR_FLOOR] = "fwd-threads",           [BR_SOCAT8K] = "socat (8 KiB)",
 };
 
 static struct sockaddr_in br_addr(int port)
@@ -113,8 +112,8 @@ const char *br_fwd_missing(enum br_kind kind)
 
 /* The child's side of a start: stdio on /dev/null (stderr kept with
  * RILL_BENCH_DEBUG set), then exec or run the floor. Never returns. */
-static void br_child(const char *exe, char *const argv[], int floor_lfd,
-                     int target)
+static void br_child(enum br_kind kind, const char *exe, char *const argv[],
+                     int floor_lfd, int target)
 {
 	int null = open("/dev/null", O_RDWR);
 	dup2(null, 0);
@@ -127,6 +126,10 @@ static void br_child(const char *exe, char *const argv[], int floor_lfd,
 		_exit(1);
 	}
 	unsetenv("RILL_NO_SPLICE");
+	if (kind == BR_UNTUNED)
+		setenv("RILL_SPLICE_LOCAL", "0", 1);
+	else
+		unsetenv("RILL_SPLICE_LOCAL");
 	execvp(exe != NULL ? exe : argv[0], argv);
 	_exit(127);
 }
@@ -173,6 +176,7 @@ int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
 	int floor_lfd = -1;
 	switch (kind) {
 	case BR_RILL:
+	case BR_UNTUNED:
 	case BR_COPY:
 		snprintf(lsn, sizeof lsn, "tcp://127.0.0.1:%d", port);
 		snprintf(dst, sizeof dst, "tcp://127.0.0.1:%d", target);
@@ -227,8 +231,10 @@ int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
 		return err;
 	}
 	if (pid == 0)
-		br_child(kind == BR_RILL || kind == BR_COPY ? exe : NULL, argv,
-		         floor_lfd, target);
+		br_child(kind,
+		         argv[0] != NULL && strcmp(argv[0], "rill") == 0 ? exe
+		                                                         : NULL,
+		         argv, floor_lfd, target);
 	if (floor_lfd >= 0)
 		close(floor_lfd);
 	f->pid = pid;
