@@ -22,6 +22,7 @@ enum br_kind {
 	BR_SOCAT,   /* socat -b 131072 */
 	BR_HAPROXY, /* haproxy, mode tcp */
 	BR_FLOOR,   /* bench/fwd_floor.c: two blocking threads */
+	BR_SFLOOR,  /* the same with splice, tuned as rill's (extra row) */
 	BR_SOCAT8K, /* socat with its default 8 KiB buffer (extra row) */
 	BR_KINDS
 };

@@ -14,6 +14,7 @@
  *                         one backend server, everything else default
  *                         (it runs one thread per CPU)
  *   fwd-threads           bench/fwd_floor.c in a forked child
+ *   splice-threads        the same, splicing (the memcpy-free floor)
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -35,7 +36,8 @@ const char *const br_names[BR_KINDS] = {
     [BR_DIRECT] = "direct tcp",           [BR_RILL] = "rill relay",
     [BR_COPY] = "rill relay --no-splice", [BR_UNTUNED] = "rill relay (untuned)",
     [BR_SOCAT] = "socat -b 131072",       [BR_HAPROXY] = "haproxy",
-    [BR_FLOOR] = "fwd-threads",           [BR_SOCAT8K] = "socat (8 KiB)",
+    [BR_FLOOR] = "fwd-threads",           [BR_SFLOOR] = "splice-threads",
+    [BR_SOCAT8K] = "socat (8 KiB)",
 };
 
 static struct sockaddr_in br_addr(int port)
@@ -122,7 +124,7 @@ static void br_child(enum br_kind kind, const char *exe, char *const argv[],
 		dup2(null, 2);
 	if (floor_lfd >= 0) {
 		struct sockaddr_in t = br_addr(target);
-		fwd_floor_run(floor_lfd, &t);
+		fwd_floor_run(floor_lfd, &t, kind == BR_SFLOOR);
 		_exit(1);
 	}
 	unsetenv("RILL_NO_SPLICE");
@@ -212,7 +214,8 @@ int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
 		argv[3] = cfg;
 		break;
 	}
-	case BR_FLOOR: {
+	case BR_FLOOR:
+	case BR_SFLOOR: {
 		int p = 0;
 		floor_lfd = br_listen(&p);
 		if (floor_lfd < 0)
