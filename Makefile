@@ -3,13 +3,19 @@
 #   make run    install missing packages, build, run `rill bench`
 #   make check  install missing packages, build with ASan+UBSan+LSan, run
 #               every test; ends with "N passed, N failed[, N skipped]"
+#   make check-vm  the same, but only the guest tests (tests/vm/: QEMU
+#               guests with a real AF_VSOCK; same kind of last line)
 #   make format reformat the sources with clang-format
 
 BUILD       ?= build
 CHECK_BUILD ?= build-check
 JOBS        ?= $(shell nproc)
+# Where install-deps.sh unpacks the guest tests' kernel, and where they
+# look for it (tests/vm/README.md).
+RILL_VM_KERNEL_DIR ?= $(abspath $(BUILD))/vm-kernel
+export RILL_VM_KERNEL_DIR
 
-.PHONY: all deps build run check format format-check clean fuzz
+.PHONY: all deps build run check check-vm format format-check clean fuzz
 
 all: build
 
@@ -33,6 +39,10 @@ $(CHECK_BUILD)/build.ninja:
 check: deps build $(CHECK_BUILD)/build.ninja
 	ninja -C $(CHECK_BUILD)
 	python3 tests/run.py --build $(CHECK_BUILD) --release-build $(BUILD) -j $(JOBS)
+
+check-vm: deps build $(CHECK_BUILD)/build.ninja
+	ninja -C $(CHECK_BUILD)
+	python3 tests/run.py --build $(CHECK_BUILD) --release-build $(BUILD) -j $(JOBS) --suite vm
 
 format:
 	clang-format-14 -i $$(git ls-files '*.c' '*.h' | grep -v '^third_party/')

@@ -353,10 +353,14 @@ int cli_cat(int argc, char **argv)
 		                                      : rill_strerror(err));
 		uv_close((uv_handle_t *)&c.progress, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
+		cli_wait_closed(&loop);
 		uv_loop_close(&loop);
 		return 1;
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
+	/* The flows closed at the end may still be in their close handshake
+	 * (shut+): exit only once it is over. */
+	cli_wait_closed(&loop);
 	uv_loop_close(&loop);
 	return c.status;
 }

@@ -18,6 +18,14 @@ int cli_relay(int argc, char **argv);
  * of each kind, alternating. 0 or a negative error. */
 int cli_bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs);
 
+/*
+ * Runs loop until every flow closed on it has finished its teardown
+ * (rill_when_flows_closed), so that a command does not cut a close
+ * handshake short (the shut layer's) by exiting. Each teardown is bounded
+ * by its close deadline. Call it before uv_loop_close() and exit.
+ */
+void cli_wait_closed(uv_loop_t *loop);
+
 /* Prints "rill: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

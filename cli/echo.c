@@ -3,6 +3,11 @@
  * concurrently: what it sends comes back (the very buffers read, no copy),
  * with a few writes in flight; at its end of file the write side is shut
  * down once everything was echoed, and the connection closed.
+ *
+ * SIGINT or SIGTERM stops it: no more connections are accepted, the live
+ * ones are closed, and the process exits once every close handshake is
+ * over (cli_wait_closed), so that shut+ peers lose nothing. A second
+ * signal exits at once.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -13,22 +18,38 @@
 
 #define ECHO_INFLIGHT 4
 
+struct echo_server {
+	uv_loop_t *loop;
+	struct rill_listener *listener;
+	struct echo_conn *conns; /* live connections */
+	uv_signal_t sigint, sigterm;
+	bool verbose;
+	bool stopping;
+};
+
 struct echo_conn {
+	struct echo_server *srv;
+	struct echo_conn *prev, *next;
 	struct rill_flow *f;
 	int inflight;
 	bool reading, eof, shut;
-	bool verbose;
 };
 
 static void echo_read(struct echo_conn *e);
 
 static void echo_end(struct echo_conn *e, int err)
 {
-	if (err != 0 && e->verbose)
+	if (err != 0 && e->srv->verbose)
 		fprintf(stderr, "rill: echo connection: %s\n",
 		        rill_flow_errmsg(e->f) ? rill_flow_errmsg(e->f)
 		                               : rill_strerror(err));
 	rill_close(e->f);
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		e->srv->conns = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
 	free(e);
 }
 
@@ -102,20 +123,43 @@ static void echo_accepted(struct rill_listener *l, struct rill_flow *f,
                           int status, const char *errmsg, void *ud)
 {
 	(void)l;
-	bool verbose = *(bool *)ud;
+	struct echo_server *srv = ud;
 	if (status != 0) {
 		cli_error("accept: %s", errmsg);
 		return;
 	}
-	struct echo_conn *e = calloc(1, sizeof *e);
+	struct echo_conn *e = srv->stopping ? NULL : calloc(1, sizeof *e);
+	if (e == NULL && srv->stopping) {
+		rill_close(f);
+		return;
+	}
 	if (e == NULL) {
 		cli_error("accept: out of memory");
 		rill_close(f);
 		return;
 	}
 	e->f = f;
-	e->verbose = verbose;
+	e->srv = srv;
+	e->next = srv->conns;
+	if (e->next != NULL)
+		e->next->prev = e;
+	srv->conns = e;
 	echo_read(e);
+}
+
+static void echo_on_signal(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	struct echo_server *srv = h->data;
+	if (srv->stopping)
+		exit(1); /* a second signal: no more waiting */
+	srv->stopping = true;
+	rill_listener_close(srv->listener);
+	srv->listener = NULL;
+	/* Their teardowns keep the loop running (the signal handles do
+	 * not), then cli_wait_closed makes sure. */
+	while (srv->conns != NULL)
+		echo_end(srv->conns, 0);
 }
 
 static void echo_usage(FILE *out)
@@ -127,7 +171,9 @@ static void echo_usage(FILE *out)
 	    "Listens on URI and echoes every connection back to its\n"
 	    "sender, all connections concurrently. At a connection's end\n"
 	    "of file, its write side is shut down after the last byte was\n"
-	    "echoed. Runs until killed.\n"
+	    "echoed. Runs until SIGINT or SIGTERM, which stop accepting,\n"
+	    "close every connection, and exit 0 once their close\n"
+	    "handshakes (shut+) are over; a second signal exits at once.\n"
 	    "\n"
 	    "  -v, --verbose  print the address listened on, and errors of\n"
 	    "                 single connections, to stderr\n"
@@ -144,12 +190,12 @@ int cli_echo(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	static bool verbose;
+	static struct echo_server srv;
 	int opt;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vh", lopts, NULL)) != -1) {
 		switch (opt) {
-		case 'v': verbose = true; break;
+		case 'v': srv.verbose = true; break;
 		case 'h': echo_usage(stdout); return 0;
 		default: return cli_usage_error("echo", "bad option");
 		}
@@ -161,23 +207,34 @@ int cli_echo(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct rill_listener *l = NULL;
-	int err =
-	    rill_listen(&loop, argv[optind], NULL, echo_accepted, &verbose, &l);
+	srv.loop = &loop;
+	int err = rill_listen(&loop, argv[optind], NULL, echo_accepted, &srv,
+	                      &srv.listener);
 	if (err != 0) {
 		cli_error("%s", rill_last_errmsg()[0] ? rill_last_errmsg()
 		                                      : rill_strerror(err));
 		uv_loop_close(&loop);
 		return 1;
 	}
-	if (verbose) {
+	if (srv.verbose) {
 		char buf[512];
-		if (rill_listener_uri(l, buf, sizeof buf) == 0)
+		if (rill_listener_uri(srv.listener, buf, sizeof buf) == 0)
 			fprintf(stderr, "rill: listening on %s\n", buf);
 	}
+	uv_signal_init(&loop, &srv.sigint);
+	uv_signal_init(&loop, &srv.sigterm);
+	srv.sigint.data = srv.sigterm.data = &srv;
+	uv_signal_start(&srv.sigint, echo_on_signal, SIGINT);
+	uv_signal_start(&srv.sigterm, echo_on_signal, SIGTERM);
+	/* The loop ends when the listener and the connections are gone (a
+	 * stdio listener serves once), not for the signal handles. */
+	uv_unref((uv_handle_t *)&srv.sigint);
+	uv_unref((uv_handle_t *)&srv.sigterm);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	rill_listener_close(l);
+	uv_close((uv_handle_t *)&srv.sigint, NULL);
+	uv_close((uv_handle_t *)&srv.sigterm, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	cli_wait_closed(&loop);
 	uv_loop_close(&loop);
 	return 0;
 }

@@ -596,7 +596,7 @@ static void serve_usage(FILE *out)
 	    "Serves the files under DIR (default: the current directory)\n"
 	    "over HTTP/1.1 on every connection accepted on URI, which may\n"
 	    "be any listening URI: tcp://127.0.0.1:8080, unix:/run/s.sock,\n"
-	    "vsock://-1:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
+	    "vsock://any:80, vchan:web, tls+tcp://...?cert=..&key=..,\n"
 	    "shut+unix:... GET and HEAD; keep-alive and pipelining.\n"
 	    "\n"
 	    "  Content-Type comes from the file extension (a table of the\n"
@@ -855,6 +855,7 @@ static int http_get(int argc, char **argv)
 	if (err != 0) {
 		cli_error("http get %s: %s", url, rill_strerror(err));
 		rill_http_client_free(cl);
+		cli_wait_closed(loop);
 		return 1;
 	}
 	while (!g.head_done)
@@ -886,7 +887,8 @@ static int http_get(int argc, char **argv)
 	}
 	rill_close(ex);
 	rill_http_client_free(cl);
-	uv_run(loop, UV_RUN_NOWAIT);
+	/* Over shut+, the close handshake must finish before we exit. */
+	cli_wait_closed(loop);
 	return rc;
 }
 

@@ -21,6 +21,24 @@ static const struct command commands[] = {
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+static void cli_closed(uv_loop_t *loop, void *ud)
+{
+	(void)loop;
+	*(bool *)ud = true;
+}
+
+void cli_wait_closed(uv_loop_t *loop)
+{
+	/* Not on the stack: a waiter left behind (the loop ran out of work
+	 * first) stays valid. Per thread: the relay runs a loop on each. */
+	static _Thread_local bool done;
+	done = false;
+	if (rill_when_flows_closed(loop, cli_closed, &done) != 0)
+		return; /* out of memory: nothing better to do */
+	while (!done && uv_run(loop, UV_RUN_ONCE) != 0)
+		;
+}
+
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;

@@ -357,19 +357,37 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 /* ---------------------------------------------------------------------- */
 /* Timeouts and shutdown */
 
-/* When every loop that is not done is stuck (see relay_stuck), the
- * process exits. */
-static void relay_check_exit(struct relay *r)
+/* The close handshakes (shut+) of the flows closed so far, on every
+ * loop, end before the process does: each is bounded by its deadline. */
+static void relay_exit_when_closed(uv_timer_t *t)
 {
+	struct relay *r = t->data;
+	size_t closing = 0;
+	for (unsigned i = 0; i < r->workers.n; i++)
+		closing += rill_closing_flows(&r->workers.w[i].loop);
+	if (closing == 0)
+		exit(r->exit_code);
+}
+
+/* When every loop that is not done is stuck (see relay_stuck), the
+ * process exits, once no loop has a close handshake going on. */
+static void relay_check_exit_on(struct relay_loop *rl)
+{
+	static uv_timer_t exit_timer;
+	static atomic_bool exiting;
+	struct relay *r = rl->r;
 	unsigned stuck = atomic_load(&r->stuck);
-	if (stuck == 0 || stuck < atomic_load(&r->workers.live))
+	if (stuck == 0 || stuck < atomic_load(&r->workers.live) ||
+	    atomic_exchange(&exiting, true))
 		return;
 	if (!r->quiet)
 		fprintf(stderr,
 		        "rill relay: exiting with %" PRIu64
 		        " connect(s) still pending\n",
 		        (uint64_t)atomic_load(&r->nconns));
-	exit(r->exit_code);
+	uv_timer_init(rl->loop, &exit_timer);
+	exit_timer.data = r;
+	uv_timer_start(&exit_timer, relay_exit_when_closed, 0, 10);
 }
 
 static void relay_maybe_done(struct relay_loop *rl)
@@ -378,7 +396,7 @@ static void relay_maybe_done(struct relay_loop *rl)
 	    !uv_is_closing((uv_handle_t *)&rl->sweep)) {
 		uv_close((uv_handle_t *)&rl->sweep, NULL);
 		cli_worker_done(rl->w);
-		relay_check_exit(rl->r);
+		relay_check_exit_on(rl);
 	}
 }
 
@@ -390,7 +408,7 @@ static void relay_stuck(struct relay_loop *rl)
 		return;
 	rl->stuck = true;
 	atomic_fetch_add(&rl->r->stuck, 1);
-	relay_check_exit(rl->r);
+	relay_check_exit_on(rl);
 }
 
 static void on_sweep(uv_timer_t *t)

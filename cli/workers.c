@@ -159,6 +159,7 @@ static void workers_run_one(struct cli_worker *w)
 	if (w->group->ops->finish != NULL)
 		w->group->ops->finish(w);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	cli_wait_closed(&w->loop); /* the close handshakes of this loop */
 }
 
 static void *workers_thread_main(void *arg)

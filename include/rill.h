@@ -286,8 +286,56 @@ RILL_EXTERN int rill_shutdown(struct rill_flow *f, int mode,
  * calls made on f in the meantime (for instance further on in the same
  * callback) fail cleanly with RILL_ECLOSED; after that f must not be used.
  * Flush first with rill_shutdown(RILL_SHUT_WR) if queued data matters.
+ *
+ * The teardown runs on f's loop, and can take a while: the shut layer
+ * sends Close and waits for the peer's answer (up to its close_timeout,
+ * see rill_shut_set_close_timeout) before it closes the flow below, so
+ * that no data in flight is lost. A program that exits, or stops running
+ * the loop, before the teardowns of the flows it closed have finished
+ * cuts them short (the peer may see a reset). Keep the loop running until
+ * rill_closing_flows() is 0, or until the callback of
+ * rill_when_flows_closed() ran.
  */
 RILL_EXTERN void rill_close(struct rill_flow *f);
+
+/*
+ * The number of flows on loop that were closed (by the program, or by rill
+ * itself: the flows beneath a layer, the connections of an HTTP server,
+ * the flows of a proxy...) and whose teardown has not finished yet. A
+ * flow counts from its rill_close() until its memory is freed. Each flow
+ * of a stack counts once. 0 for a NULL loop.
+ */
+RILL_EXTERN size_t rill_closing_flows(uv_loop_t *loop);
+
+/* Called once no flow on loop is tearing down (rill_when_flows_closed). */
+typedef void (*rill_flows_closed_cb)(uv_loop_t *loop, void *ud);
+
+/*
+ * Calls cb(loop, ud) once, from the loop, as soon as no flow on loop is
+ * tearing down any more: when the last teardown in progress finished, or
+ * on the next loop iteration if none is in progress. A flow closed before
+ * cb runs is waited for too, so rill_closing_flows(loop) is 0 when cb
+ * runs. Until then a handle of rill's stays on the loop, so uv_run()
+ * keeps running and uv_loop_close() reports UV_EBUSY. Every teardown ends
+ * by itself: the longest is a shut layer's close_timeout (5 s by
+ * default); with a close_timeout of 0 a peer that never answers and never
+ * hangs up holds it open for ever. Call it from the thread that runs
+ * loop. Any number of callbacks may wait at once. cb may close flows and
+ * call rill_when_flows_closed() again.
+ *
+ * Typical use, a program that stops:
+ *
+ *     rill_listener_close(lst);
+ *     rill_close(conn);                         (and every other flow)
+ *     rill_when_flows_closed(loop, on_closed, NULL);
+ *     ... on_closed(loop, ud) closes the program's own handles, or
+ *     calls uv_stop(loop), or exits.
+ *
+ * Returns 0, or (cb never called) RILL_EINVAL (loop or cb NULL) or
+ * RILL_ENOMEM.
+ */
+RILL_EXTERN int rill_when_flows_closed(uv_loop_t *loop, rill_flows_closed_cb cb,
+                                       void *ud);
 
 /*
  * Deadlines. A read (write) that has not completed `ms` milliseconds
@@ -422,6 +470,7 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 
 #include "rill/net.h"
 #include "rill/vchan.h"
+#include "rill/xen_vchan.h"
 #include "rill/shut.h"
 #include "rill/tls.h"
 #include "rill/http.h"

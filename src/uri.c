@@ -35,6 +35,7 @@ static const struct rill_transport_scheme *const uri_transports[] = {
     &rill__hybrid_vsock_scheme,
     &rill__hyperkit_scheme,
     &rill__vchan_scheme,
+    &rill__xen_vchan_scheme,
     NULL,
 };
 /* clang-format on */

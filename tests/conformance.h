@@ -11,6 +11,8 @@
  * larger is read concurrently. Large transfers use big_bytes (64 MiB by
  * default; the environment variable CONF_BIG_BYTES lowers it, e.g. under
  * valgrind). CONF_SEED changes the random write sizes and splits.
+ * CONF_TIME_SCALE=K stretches the timing-sensitive check (deadlines that
+ * progress must keep resetting) K times, for emulated CPUs (tests/vm/).
  *
  * Use, in a test program linked with harness.c and conformance.c:
  *
@@ -67,6 +69,13 @@ struct conf_factory {
 
 	/* Bytes for the large hash-checked transfers; 0: 64 MiB. */
 	size_t big_bytes;
+
+	/* What the kernel may buffer between the two flows before a writer
+	 * whose peer reads nothing stalls; 0: 16 MiB (TCP's autotuned
+	 * buffers hold a few). The slow-reader check writes half as much
+	 * again and bounds both the bytes acknowledged to the writer and the
+	 * memory rill holds by it. */
+	size_t absorb_bytes;
 
 	/* Timeout per check in seconds; 0: the harness default. */
 	unsigned timeout_s;

@@ -29,6 +29,13 @@ static size_t ntests, cap_tests;
 static unsigned long assertions; /* in the child */
 static int report_fd = -1;       /* child -> parent: skip reason */
 
+bool th_in_vm_guest(void)
+{
+	const char *v = getenv("RILL_VM_GUEST");
+	return v != NULL && strcmp(v, "1") == 0 &&
+	       access("/etc/rill-vm/env", F_OK) == 0;
+}
+
 void th_add(const char *name, th_fn fn, void *arg, unsigned timeout_s)
 {
 	if (ntests == cap_tests) {

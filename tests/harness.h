@@ -35,7 +35,8 @@ _Noreturn void th_skip(const char *fmt, ...)
 void th_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *th_errname(int err);
 
-#define TEST_TIMEOUT(name, secs)                                     \
+/* Defines test `name` and registers it at start-up when `when` holds. */
+#define TH_DEFINE(name, secs, when)                                  \
 	static void name(void);                                      \
 	static void th_run_##name(void *arg)                         \
 	{                                                            \
@@ -44,11 +45,25 @@ const char *th_errname(int err);
 	}                                                            \
 	__attribute__((constructor)) static void th_reg_##name(void) \
 	{                                                            \
-		th_add(#name, th_run_##name, NULL, secs);            \
+		if (when)                                            \
+			th_add(#name, th_run_##name, NULL, secs);    \
 	}                                                            \
 	static void name(void)
 
+#define TEST_TIMEOUT(name, secs) TH_DEFINE(name, secs, true)
+
 #define TEST(name) TEST_TIMEOUT(name, 0)
+
+/*
+ * True only inside a guest booted by tests/vm/rillvm.py: RILL_VM_GUEST=1
+ * is set and /etc/rill-vm/env exists. Tests that bind or connect real
+ * AF_VSOCK sockets run only there; on the host they are not registered at
+ * all, so `make check` never touches the machine's own vsock.
+ */
+bool th_in_vm_guest(void);
+
+/* A test registered only inside a rillvm guest (see th_in_vm_guest). */
+#define TEST_GUEST(name) TH_DEFINE(name, 0, th_in_vm_guest())
 
 #define TH_SKIP(...) th_skip(__VA_ARGS__)
 #define TH_FAIL(...) th_fail(__FILE__, __LINE__, __VA_ARGS__)

@@ -10,6 +10,10 @@ With --release-build, the tests in the 'valgrind' suite also run under
 valgrind on that (unsanitized) build, and the tests in the 'release' suite
 (heavy transfers, too slow under ASan) run only there.
 
+With --suite NAME, only the tests in that meson suite run (from either
+build): `make check-vm` runs the 'vm' suite (the QEMU guest tests,
+tests/vm/).
+
 The last line is always: "N passed, N failed, N skipped".
 """
 import argparse
@@ -77,12 +81,19 @@ def main():
     ap.add_argument("--build", default="build-check")
     ap.add_argument("--release-build", default=None)
     ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--suite", default=None,
+                    help="run only the tests of this meson suite")
     ap.add_argument("filter", nargs="*")
     a = ap.parse_args()
 
+    def wanted(t):
+        if a.suite and not has_suite(t, a.suite):
+            return False
+        return not a.filter or any(f in t["name"] for f in a.filter)
+
     jobs = []
     for t in introspect(a.build):
-        if a.filter and not any(f in t["name"] for f in a.filter):
+        if not wanted(t):
             continue
         if has_suite(t, "release"):
             continue  # run below, from the optimized build
@@ -90,11 +101,14 @@ def main():
         env.update(t.get("env") or {})
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        if a.release_build:
+            # The guest tests (tests/vm/) take the CLI from there.
+            env["RILL_RELEASE_BUILD"] = os.path.abspath(a.release_build)
         jobs.append((t["name"], t["cmd"], env, t.get("timeout") or 600,
                      t.get("workdir")))
     if a.release_build:
         for t in introspect(a.release_build):
-            if a.filter and not any(f in t["name"] for f in a.filter):
+            if not wanted(t):
                 continue
             if has_suite(t, "release"):
                 env = dict(os.environ)

@@ -3,140 +3,16 @@
  * message (DESIGN.md 5.3), and what it makes of frames written by a
  * hand-made peer. The peer is the raw end of an in-memory pair, or of a
  * Unix socket connection, whose other end carries the shut layer. The
- * receive tests run over both (TEST_BOTH): over a socket the layer reads
- * with scatter reads (payload straight into one buffer, headers apart),
- * over a pair with ordinary reads.
+ * receive tests run over each (TEST_BOTH, shut_fixture.h): over a socket
+ * and over a pair the layer reads with scatter reads (payload straight
+ * into one buffer, headers apart), behind a plain layer with ordinary
+ * reads.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "rill.h"
-
-static bool over_unix;
-
-#define TEST_BOTH(name)                                              \
-	static void name(void);                                      \
-	static void th_both_##name(void *arg)                        \
-	{                                                            \
-		over_unix = arg != NULL;                             \
-		name();                                              \
-	}                                                            \
-	__attribute__((constructor)) static void th_reg_##name(void) \
-	{                                                            \
-		th_add(#name, th_both_##name, NULL, 0);              \
-		th_add(#name "_unix", th_both_##name, (void *)1, 0); \
-	}                                                            \
-	static void name(void)
-
-struct fx {
-	uv_loop_t loop;
-	struct rill_flow *shut; /* shut layer over one end of a pair */
-	struct rill_flow *raw;  /* the other end: the hand-made peer */
-};
-
-static void fx_accept(struct rill_listener *l, struct rill_flow *f, int status,
-                      const char *errmsg, void *ud)
-{
-	(void)l;
-	(void)errmsg;
-	TH_OK(status);
-	*(struct rill_flow **)ud = f;
-}
-
-/* A connected pair of plain Unix socket flows. */
-static void unix_flows(uv_loop_t *loop, struct rill_flow **a,
-                       struct rill_flow **b)
-{
-	char uri[64];
-	snprintf(uri, sizeof uri, "unix:@rill-test-shut-%d", (int)getpid());
-	struct rill_listener *l;
-	*b = NULL;
-	TH_OK(rill_listen(loop, uri, NULL, fx_accept, b, &l));
-	TH_OK(rill_connect_sync(loop, uri, NULL, a));
-	while (*b == NULL)
-		uv_run(loop, UV_RUN_ONCE);
-	rill_listener_close(l);
-}
-
-static void fx_init(struct fx *x)
-{
-	struct rill_flow *inner;
-	TH_OK(uv_loop_init(&x->loop));
-	if (over_unix)
-		unix_flows(&x->loop, &inner, &x->raw);
-	else
-		TH_OK(rill_pair(&x->loop, 0, &inner, &x->raw));
-	TH_OK(rill_shut_attach(inner, &x->shut));
-	TH_EQ_STR(rill_flow_kind(x->shut), "shut");
-}
-
-/* Closes what is left and checks that every handle went away. */
-static void fx_done(struct fx *x)
-{
-	rill_close(x->shut);
-	rill_close(x->raw);
-	uv_run(&x->loop, UV_RUN_DEFAULT);
-	TH_OK(uv_loop_close(&x->loop));
-}
-
-/* Reads exactly n bytes from f and compares them with want. */
-static void expect_bytes(struct rill_flow *f, const void *want, size_t n)
-{
-	uint8_t *got = malloc(n + 1);
-	size_t have = 0;
-	while (have < n) {
-		struct rill_buf *b = NULL;
-		int err = rill_read_sync(f, &b);
-		if (err != 0)
-			TH_FAIL("read after %zu of %zu bytes: %s", have, n,
-			        rill_err_name(err));
-		if (have + b->len > n)
-			TH_FAIL("%zu bytes more than expected",
-			        have + b->len - n);
-		memcpy(got + have, b->data, b->len);
-		have += b->len;
-		rill_buf_release(b);
-	}
-	TH_EQ_MEM(got, want, n);
-	free(got);
-}
-
-static void raw_write(struct fx *x, const void *p, size_t n)
-{
-	TH_OK(rill_write_sync(x->raw, p, n));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-/* Reads from f until EOF or an error; returns the status, bytes in *got. */
-static int read_to_end(struct rill_flow *f, uint8_t *dst, size_t cap,
-                       size_t *got)
-{
-	*got = 0;
-	for (;;) {
-		struct rill_buf *b = NULL;
-		int err = rill_read_sync(f, &b);
-		if (err != 0)
-			return err;
-		if (*got + b->len > cap)
-			TH_FAIL("more than %zu bytes", cap);
-		memcpy(dst + *got, b->data, b->len);
-		*got += b->len;
-		rill_buf_release(b);
-	}
-}
-
-static const uint8_t MSG_SHUT_RD[4] = {0xEF, 0xBE, 0xAD, 0xDE};
-static const uint8_t MSG_SHUT_WR[4] = {0xAD, 0xDE, 0xEF, 0xBE};
-static const uint8_t MSG_CLOSE[4] = {0xAD, 0xDE, 0xAD, 0xDE};
+#include "shut_fixture.h"
 
 /* ---------------------------------------------------------------------- */
 /* What rill sends */
@@ -235,75 +111,6 @@ TEST(sends_nothing_for_empty_write)
 	static const uint8_t want[] = {1, 0, 0, 0, 'z'};
 	expect_bytes(x.raw, want, sizeof want);
 	fx_done(&x);
-}
-
-TEST_BOTH(close_sends_close_and_waits_for_answer)
-{
-	struct fx x;
-	fx_init(&x);
-	TH_OK(rill_write_sync(x.shut, "q", 1));
-	rill_close(x.shut);
-	x.shut = NULL;
-	static const uint8_t want[] = {1, 0, 0, 0, 'q', 0xAD, 0xDE, 0xAD, 0xDE};
-	expect_bytes(x.raw, want, sizeof want);
-	/* The layer drains: data and ShutdownWrite are skipped, and the
-	 * inner flow stays open until our Close arrives. */
-	uint8_t junk[8] = {3, 0, 0, 0, 'x', 'y', 'z'};
-	raw_write(&x, junk, 7);
-	raw_write(&x, MSG_SHUT_WR, 4);
-	uint64_t t0 = uv_hrtime();
-	raw_write(&x, MSG_CLOSE, 4);
-	struct rill_buf *b = NULL;
-	TH_EQ_ERR(rill_read_sync(x.raw, &b), RILL_EOF);
-	/* Far below the 5 s deadline: the answer ended the drain. */
-	TH_CMP_INT((uv_hrtime() - t0) / 1000000, <, 2000);
-	fx_done(&x);
-}
-
-TEST_BOTH(close_drain_ends_on_shutdown_read)
-{
-	struct fx x;
-	fx_init(&x);
-	rill_close(x.shut);
-	x.shut = NULL;
-	expect_bytes(x.raw, MSG_CLOSE, 4);
-	raw_write(&x, MSG_SHUT_RD, 4);
-	struct rill_buf *b = NULL;
-	TH_EQ_ERR(rill_read_sync(x.raw, &b), RILL_EOF);
-	fx_done(&x);
-}
-
-TEST_BOTH(close_deadline_when_peer_never_answers)
-{
-	struct fx x;
-	fx_init(&x);
-	TH_OK(rill_shut_set_close_timeout(x.shut, 300));
-	uint64_t t0 = uv_hrtime();
-	rill_close(x.shut);
-	x.shut = NULL;
-	expect_bytes(x.raw, MSG_CLOSE, 4);
-	/* The peer says nothing; the deadline closes the inner flow. */
-	struct rill_buf *b = NULL;
-	TH_EQ_ERR(rill_read_sync(x.raw, &b), RILL_EOF);
-	uint64_t ms = (uv_hrtime() - t0) / 1000000;
-	TH_CMP_INT(ms, >=, 295);
-	TH_CMP_INT(ms, <, 3000);
-	fx_done(&x);
-}
-
-TEST_BOTH(close_with_peer_gone_is_quick)
-{
-	/* The peer hangs up instead of answering: EOF ends the drain. */
-	struct fx x;
-	fx_init(&x);
-	rill_close(x.raw);
-	x.raw = NULL;
-	rill_close(x.shut);
-	x.shut = NULL;
-	uint64_t t0 = uv_hrtime();
-	uv_run(&x.loop, UV_RUN_DEFAULT);
-	TH_CMP_INT((uv_hrtime() - t0) / 1000000, <, 2000);
-	TH_OK(uv_loop_close(&x.loop));
 }
 
 /* ---------------------------------------------------------------------- */

@@ -1,7 +1,9 @@
 /*
- * The conformance suite on socket flows: tcp4, tcp6 and unix. Each factory
- * listens, connects to the listener and returns the connecting side as a
- * and the accepted side as b; the suite runs every check both ways.
+ * The conformance suite on socket flows: tcp4, tcp6 and unix; and, only
+ * inside a QEMU guest of tests/vm/ (th_in_vm_guest), vsock and shut+vsock
+ * over the kernel's vsock_loopback. Each factory listens, connects to the
+ * listener's URI and returns the connecting side as a and the accepted
+ * side as b; the suite runs every check both ways.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,8 +132,42 @@ static const struct conf_factory unix_factory = {
     .big_bytes = CONF_SOCKET_BIG,
 };
 
+/* AF_VSOCK, in a guest: listening on any CID and any port, so every
+ * check also connects to what rill_listener_uri made of that. The guest
+ * emulates its CPU: a few MiB per large transfer. No reset hook: a vsock
+ * close sends an orderly shutdown whatever SO_LINGER says. */
+#define CONF_VSOCK_BIG (4u * 1024u * 1024u)
+/* A vsock socket buffers 256 KiB (SO_VM_SOCKETS_BUFFER_SIZE) each way:
+ * 2 MiB is a bound that a flow without back-pressure exceeds. */
+#define CONF_VSOCK_ABSORB (2u * 1024u * 1024u)
+
+static struct sock_conf vsock_arg = {.listen_uri = "vsock://any:any"};
+static struct sock_conf shut_vsock_arg = {.listen_uri = "shut+vsock://any:any"};
+
+static const struct conf_factory vsock_factory = {
+    .name = "vsock",
+    .make = conf_make,
+    .cleanup = conf_cleanup,
+    .arg = &vsock_arg,
+    .big_bytes = CONF_VSOCK_BIG,
+    .absorb_bytes = CONF_VSOCK_ABSORB,
+};
+
+static const struct conf_factory shut_vsock_factory = {
+    .name = "shut+vsock",
+    .make = conf_make,
+    .cleanup = conf_cleanup,
+    .arg = &shut_vsock_arg,
+    .big_bytes = CONF_VSOCK_BIG,
+    .absorb_bytes = CONF_VSOCK_ABSORB,
+};
+
 __attribute__((constructor)) static void conf_reg_sockets(void)
 {
+	if (th_in_vm_guest()) {
+		conf_register(&vsock_factory);
+		conf_register(&shut_vsock_factory);
+	}
 	/* An abstract name per process: checks run in parallel. */
 	snprintf(unix_uri, sizeof unix_uri, "unix:@rill-conf-%d",
 	         (int)getpid());

@@ -1,7 +1,8 @@
 /*
  * The conformance suite (tests/conformance.c) on TLS stacks: tls+pair,
- * tls+tcp and tls+unix, a TLS client on one side (a), a TLS server on the
- * other (b), certificates from tls_pki.c.
+ * tls+tcp, tls+unix, tls+shut+unix, tls+vchan and, only inside a QEMU guest
+ * of tests/vm/ (th_in_vm_guest), tls+vsock; a TLS client on one side (a),
+ * a TLS server on the other (b), certificates from tls_pki.c.
  */
 #include <stdio.h>
 #include <unistd.h>
@@ -220,3 +221,24 @@ static const struct conf_factory tls_vchan_factory = {
     .big_bytes = 16u << 20,
 };
 CONF_REGISTER(tls_vchan_factory)
+
+/* AF_VSOCK over the guest kernel's vsock_loopback, on any CID and port:
+ * the client connects to what rill_listener_uri says. */
+static struct conf_sock tls_vsock_arg = {
+    .listen_uri = "tls+vsock://any:any",
+    .client_params = "&sni=localhost",
+};
+static const struct conf_factory tls_vsock_factory = {
+    .name = "tls+vsock",
+    .make = make_tls_sock,
+    .cleanup = cleanup_tls_sock,
+    .arg = &tls_vsock_arg,
+    .big_bytes = 4u << 20,
+    .absorb_bytes = 2u << 20, /* 256 KiB of vsock buffer each way */
+};
+
+__attribute__((constructor)) static void conf_reg_tls_vsock(void)
+{
+	if (th_in_vm_guest())
+		conf_register(&tls_vsock_factory);
+}

@@ -28,7 +28,7 @@ fi
 
 "$rill" echo "tcp://127.0.0.1:$port" 2>/dev/null &
 pids="$pids $!"
-"$rill" relay "vchan:d/rel?read_size=4096&write_size=1025" "tcp://127.0.0.1:$port" 2>/dev/null &
+"$rill" relay --retry-until 10 "vchan:d/rel?read_size=4096&write_size=1025" "tcp://127.0.0.1:$port" 2>/dev/null &
 pids="$pids $!"
 sleep 0.5
 if timeout 20 "$rill" cat "vchan:d/rel" <"$dir/in" >"$dir/out2" 2>"$dir/err2" &&

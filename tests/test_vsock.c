@@ -1,8 +1,9 @@
 /*
  * The vsock family through rill_connect / rill_listen: hybrid vsock and
  * HyperKit against hand-made VMMs and the emulator, the half-close
- * demonstration, AF_VSOCK URIs and listening on any CID, AF_HYPERV's clear
- * refusal on Linux. Never connects to any real hypervisor endpoint.
+ * demonstration, AF_VSOCK URIs (never a socket: those tests run in a QEMU
+ * guest, tests/vm/), AF_HYPERV's clear refusal on Linux. Never binds or
+ * connects any real hypervisor endpoint.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,89 +12,14 @@
 #include "harness.h"
 #include "vsock_fixture.h"
 
-/* ---------------------------------------------------------------------- */
-/* Helpers */
-
-struct conn_result {
-	bool done;
-	int status;
-	struct rill_flow *f;
-	char msg[512];
-};
-
-static void conn_cb(struct rill_flow *f, int status, const char *errmsg,
-                    void *ud)
-{
-	struct conn_result *r = ud;
-	r->done = true;
-	r->status = status;
-	r->f = f;
-	snprintf(r->msg, sizeof r->msg, "%s", errmsg != NULL ? errmsg : "");
-}
-
-struct acc_result {
-	struct rill_flow *f;
-};
-
-static void acc_cb(struct rill_listener *l, struct rill_flow *f, int status,
-                   const char *errmsg, void *ud)
-{
-	(void)l;
-	(void)errmsg;
-	struct acc_result *r = ud;
-	if (status == 0 && r->f == NULL)
-		r->f = f;
-	else
-		rill_close(f);
-}
-
-static void run_until(uv_loop_t *loop, bool *flag)
-{
-	while (!*flag)
-		if (uv_run(loop, UV_RUN_ONCE) == 0 && !*flag)
-			TH_FAIL("the loop ran dry");
-}
-
-static void run_until_flow(uv_loop_t *loop, struct rill_flow **f)
-{
-	while (*f == NULL)
-		if (uv_run(loop, UV_RUN_ONCE) == 0 && *f == NULL)
-			TH_FAIL("the loop ran dry");
-}
-
-static void expect_read(struct rill_flow *f, const char *want)
-{
-	size_t n = strlen(want), have = 0;
-	char got[256];
-	while (have < n) {
-		struct rill_buf *b = NULL;
-		int err = rill_read_sync(f, &b);
-		if (err != 0)
-			TH_FAIL("read after %zu bytes: %s", have,
-			        rill_err_name(err));
-		if (have + b->len > n || have + b->len > sizeof got)
-			TH_FAIL("more bytes than expected");
-		memcpy(got + have, b->data, b->len);
-		have += b->len;
-		rill_buf_release(b);
-	}
-	TH_EQ_MEM(got, want, n);
-}
-
-static void finish_loop(uv_loop_t *loop)
-{
-	uv_run(loop, UV_RUN_DEFAULT);
-	TH_OK(uv_loop_close(loop));
-}
-
 /* A hand-made VMM: a plain Unix listener at uds; connects through it with
  * hybrid-vsock and returns both ends (the client's connect pending). */
 struct fake_vmm {
 	struct vfx v;
 	uv_loop_t loop;
 	struct rill_listener *l;
-	struct acc_result acc;
-	struct conn_result conn;
+	struct vfx_accepted acc;
+	struct vfx_conn conn;
 };
 
 static void fake_vmm_start(struct fake_vmm *m, const char *scheme,
@@ -109,11 +35,11 @@ static void fake_vmm_start(struct fake_vmm *m, const char *scheme,
 	} else {
 		snprintf(luri, sizeof luri, "unix:%s", m->v.uds);
 	}
-	TH_OK(rill_listen(&m->loop, luri, NULL, acc_cb, &m->acc, &m->l));
+	TH_OK(rill_listen(&m->loop, luri, NULL, vfx_acc_cb, &m->acc, &m->l));
 	snprintf(curi, sizeof curi, "%s:%s%s", scheme, where, target_suffix);
 	struct rill_connect_opts o = {.timeout_ms = timeout_ms};
-	TH_OK(rill_connect(&m->loop, curi, &o, conn_cb, &m->conn));
-	run_until_flow(&m->loop, &m->acc.f);
+	TH_OK(rill_connect(&m->loop, curi, &o, vfx_conn_cb, &m->conn));
+	vfx_run_until_flow(&m->loop, &m->acc.f);
 }
 
 static void fake_vmm_done(struct fake_vmm *m)
@@ -121,7 +47,7 @@ static void fake_vmm_done(struct fake_vmm *m)
 	rill_close(m->acc.f);
 	rill_close(m->conn.f);
 	rill_listener_close(m->l);
-	finish_loop(&m->loop);
+	vfx_finish_loop(&m->loop);
 	vfx_cleanup(&m->v);
 }
 
@@ -132,17 +58,17 @@ TEST(hybrid_sends_connect_and_accepts_ok)
 {
 	struct fake_vmm m = {0};
 	fake_vmm_start(&m, "hybrid-vsock", ":52", 5000);
-	expect_read(m.acc.f, "CONNECT 52\n");
+	vfx_expect_read(m.acc.f, "CONNECT 52\n");
 	TH_TRUE(!m.conn.done); /* no flow before the reply */
 	/* The reply and the first stream bytes in one write: the bytes
 	 * after the line must reach the reader first. */
 	TH_OK(rill_write_sync(m.acc.f, "OK 1073741824\nHELLO", 19));
-	run_until(&m.loop, &m.conn.done);
+	vfx_run_until(&m.loop, &m.conn.done);
 	TH_OK(m.conn.status);
 	TH_EQ_STR(rill_flow_kind(m.conn.f), "hybrid-vsock");
-	expect_read(m.conn.f, "HELLO");
+	vfx_expect_read(m.conn.f, "HELLO");
 	TH_OK(rill_write_sync(m.conn.f, "ping", 4));
-	expect_read(m.acc.f, "ping");
+	vfx_expect_read(m.acc.f, "ping");
 	fake_vmm_done(&m);
 }
 
@@ -150,9 +76,9 @@ TEST(hybrid_refusal_says_what_came_back)
 {
 	struct fake_vmm m = {0};
 	fake_vmm_start(&m, "hybrid-vsock", ":7", 5000);
-	expect_read(m.acc.f, "CONNECT 7\n");
+	vfx_expect_read(m.acc.f, "CONNECT 7\n");
 	TH_OK(rill_write_sync(m.acc.f, "FAILURE\n", 8));
-	run_until(&m.loop, &m.conn.done);
+	vfx_run_until(&m.loop, &m.conn.done);
 	TH_EQ_ERR(m.conn.status, RILL_EHANDSHAKE);
 	TH_TRUE(m.conn.f == NULL);
 	TH_CONTAINS(m.conn.msg, "FAILURE\\n");
@@ -164,11 +90,11 @@ TEST(hybrid_hangup_is_handshake_error)
 {
 	struct fake_vmm m = {0};
 	fake_vmm_start(&m, "hybrid-vsock", ":9", 5000);
-	expect_read(m.acc.f, "CONNECT 9\n");
+	vfx_expect_read(m.acc.f, "CONNECT 9\n");
 	TH_OK(rill_write_sync(m.acc.f, "OK", 2));
 	rill_close(m.acc.f);
 	m.acc.f = NULL;
-	run_until(&m.loop, &m.conn.done);
+	vfx_run_until(&m.loop, &m.conn.done);
 	TH_EQ_ERR(m.conn.status, RILL_EHANDSHAKE);
 	TH_CONTAINS(m.conn.msg, "hung up");
 	TH_CONTAINS(m.conn.msg, "\"OK\"");
@@ -179,8 +105,8 @@ TEST(hybrid_no_reply_hits_deadline)
 {
 	struct fake_vmm m = {0};
 	fake_vmm_start(&m, "hybrid-vsock", ":9", 300);
-	expect_read(m.acc.f, "CONNECT 9\n");
-	run_until(&m.loop, &m.conn.done);
+	vfx_expect_read(m.acc.f, "CONNECT 9\n");
+	vfx_run_until(&m.loop, &m.conn.done);
 	TH_EQ_ERR(m.conn.status, RILL_ETIMEDOUT);
 	TH_CONTAINS(m.conn.msg, "no reply to CONNECT 9");
 	fake_vmm_done(&m);
@@ -190,9 +116,9 @@ TEST(hybrid_garbage_reply_fails_without_newline)
 {
 	struct fake_vmm m = {0};
 	fake_vmm_start(&m, "hybrid-vsock", ":9", 5000);
-	expect_read(m.acc.f, "CONNECT 9\n");
+	vfx_expect_read(m.acc.f, "CONNECT 9\n");
 	TH_OK(rill_write_sync(m.acc.f, "HTTP/1.1 400", 12));
-	run_until(&m.loop, &m.conn.done);
+	vfx_run_until(&m.loop, &m.conn.done);
 	TH_EQ_ERR(m.conn.status, RILL_EHANDSHAKE);
 	TH_CONTAINS(m.conn.msg, "HTTP/1.1 400");
 	fake_vmm_done(&m);
@@ -202,13 +128,13 @@ TEST(hybrid_connect_to_missing_vmm_fails)
 {
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct conn_result r = {0};
+	struct vfx_conn r = {0};
 	TH_OK(rill_connect(&loop, "hybrid-vsock:/nonexistent/rill/v.sock:5",
-	                   NULL, conn_cb, &r));
-	run_until(&loop, &r.done);
+	                   NULL, vfx_conn_cb, &r));
+	vfx_run_until(&loop, &r.done);
 	TH_TRUE(r.status != 0);
 	TH_CONTAINS(r.msg, "/nonexistent/rill/v.sock");
-	finish_loop(&loop);
+	vfx_finish_loop(&loop);
 }
 
 TEST(hybrid_listen_binds_path_underscore_port)
@@ -219,20 +145,20 @@ TEST(hybrid_listen_binds_path_underscore_port)
 	uv_loop_init(&loop);
 	char uri[160], direct[160];
 	snprintf(uri, sizeof uri, "hybrid-vsock:%s:52", v.uds);
-	struct acc_result acc = {0};
+	struct vfx_accepted acc = {0};
 	struct rill_listener *l;
-	TH_OK(rill_listen(&loop, uri, NULL, acc_cb, &acc, &l));
+	TH_OK(rill_listen(&loop, uri, NULL, vfx_acc_cb, &acc, &l));
 	/* Where Firecracker connects for a guest's connection to port 52 */
 	snprintf(direct, sizeof direct, "unix:%s_52", v.uds);
 	struct rill_flow *c;
 	TH_OK(rill_connect_sync(&loop, direct, NULL, &c));
-	run_until_flow(&loop, &acc.f);
+	vfx_run_until_flow(&loop, &acc.f);
 	TH_OK(rill_write_sync(c, "guest", 5));
-	expect_read(acc.f, "guest");
+	vfx_expect_read(acc.f, "guest");
 	rill_close(c);
 	rill_close(acc.f);
 	rill_listener_close(l);
-	finish_loop(&loop);
+	vfx_finish_loop(&loop);
 	vfx_cleanup(&v);
 }
 
@@ -245,20 +171,20 @@ TEST(hybrid_guest_initiated_through_emulator)
 	uv_loop_init(&loop);
 	char uri[160], gconn[160];
 	snprintf(uri, sizeof uri, "hybrid-vsock:%s:1024", v.uds);
-	struct acc_result acc = {0};
+	struct vfx_accepted acc = {0};
 	struct rill_listener *l;
-	TH_OK(rill_listen(&loop, uri, NULL, acc_cb, &acc, &l));
+	TH_OK(rill_listen(&loop, uri, NULL, vfx_acc_cb, &acc, &l));
 	/* The "guest" asks the emulator for host port 1024. */
 	snprintf(gconn, sizeof gconn, "unix:%s/connect", v.guest);
 	struct rill_flow *g;
 	TH_OK(rill_connect_sync(&loop, gconn, NULL, &g));
 	TH_OK(rill_write_sync(g, "1024\nfrom guest", 15));
-	run_until_flow(&loop, &acc.f);
-	expect_read(acc.f, "from guest");
+	vfx_run_until_flow(&loop, &acc.f);
+	vfx_expect_read(acc.f, "from guest");
 	rill_close(g);
 	rill_close(acc.f);
 	rill_listener_close(l);
-	finish_loop(&loop);
+	vfx_finish_loop(&loop);
 	vfx_cleanup(&v);
 }
 
@@ -269,11 +195,11 @@ TEST(hyperkit_sends_cid_port_line)
 {
 	struct fake_vmm m = {0};
 	fake_vmm_start(&m, "hyperkit", ":52", 5000);
-	run_until(&m.loop, &m.conn.done);
+	vfx_run_until(&m.loop, &m.conn.done);
 	TH_OK(m.conn.status);
 	TH_EQ_STR(rill_flow_kind(m.conn.f), "hyperkit");
 	TH_OK(rill_write_sync(m.conn.f, "data", 4));
-	expect_read(m.acc.f, "00000003.00000034\ndata");
+	vfx_expect_read(m.acc.f, "00000003.00000034\ndata");
 	fake_vmm_done(&m);
 }
 
@@ -281,9 +207,9 @@ TEST(hyperkit_cid_parameter)
 {
 	struct fake_vmm m = {0};
 	fake_vmm_start(&m, "hyperkit", ":4096?cid=255", 5000);
-	run_until(&m.loop, &m.conn.done);
+	vfx_run_until(&m.loop, &m.conn.done);
 	TH_OK(m.conn.status);
-	expect_read(m.acc.f, "000000ff.00001000\n");
+	vfx_expect_read(m.acc.f, "000000ff.00001000\n");
 	fake_vmm_done(&m);
 }
 
@@ -300,17 +226,17 @@ TEST(hyperkit_through_emulator_both_ways)
 	struct rill_flow *a, *b;
 	TH_OK(vfx_open_pair(&loop, guri, curi, &a, &b));
 	TH_OK(rill_write_sync(a, "to guest", 8));
-	expect_read(b, "to guest");
+	vfx_expect_read(b, "to guest");
 	TH_OK(rill_write_sync(b, "to host", 7));
-	expect_read(a, "to host");
+	vfx_expect_read(a, "to host");
 	rill_close(a);
 	rill_close(b);
 	/* Guest-initiated: HyperKit connects to <dir>/00000002.<port>. */
 	char luri[160], gconn[160];
 	snprintf(luri, sizeof luri, "hyperkit:%s:4660", v.dir);
-	struct acc_result acc = {0};
+	struct vfx_accepted acc = {0};
 	struct rill_listener *l;
-	TH_OK(rill_listen(&loop, luri, NULL, acc_cb, &acc, &l));
+	TH_OK(rill_listen(&loop, luri, NULL, vfx_acc_cb, &acc, &l));
 	char bound[160];
 	snprintf(bound, sizeof bound, "%s/00000002.00001234", v.dir);
 	TH_OK(access(bound, F_OK));
@@ -318,12 +244,12 @@ TEST(hyperkit_through_emulator_both_ways)
 	struct rill_flow *g;
 	TH_OK(rill_connect_sync(&loop, gconn, NULL, &g));
 	TH_OK(rill_write_sync(g, "4660\nhk", 7));
-	run_until_flow(&loop, &acc.f);
-	expect_read(acc.f, "hk");
+	vfx_run_until_flow(&loop, &acc.f);
+	vfx_expect_read(acc.f, "hk");
 	rill_close(g);
 	rill_close(acc.f);
 	rill_listener_close(l);
-	finish_loop(&loop);
+	vfx_finish_loop(&loop);
 	vfx_cleanup(&v);
 }
 
@@ -421,7 +347,7 @@ static bool demo_run(const char *layer, struct demo *d)
 	              d->got_bytes == DEMO_RESPONSE && d->got_hash == want;
 	rill_close(d->client);
 	rill_close(d->server);
-	finish_loop(&loop);
+	vfx_finish_loop(&loop);
 	free(d->response);
 	vfx_cleanup(&v);
 	return intact;
@@ -470,62 +396,34 @@ TEST(vsock_uri_check)
 	          RILL_EURI);
 }
 
-TEST(vsock_listen_on_any)
-{
-	uv_loop_t loop;
-	uv_loop_init(&loop);
-	struct acc_result acc = {0};
-	struct rill_listener *l = NULL;
-	/* A port from the dynamic range, derived from the pid to keep
-	 * concurrent runs apart. */
-	char uri[64];
-	unsigned port = 40000u + (unsigned)getpid() % 20000u;
-	snprintf(uri, sizeof uri, "vsock://any:%u", port);
-	int err = rill_listen(&loop, uri, NULL, acc_cb, &acc, &l);
-	if (err == -EAFNOSUPPORT) {
-		/* The message must say plainly what is missing. */
-		TH_CONTAINS(rill_last_errmsg(), "no AF_VSOCK");
-		finish_loop(&loop);
-		TH_SKIP("this kernel has no AF_VSOCK: %s", rill_last_errmsg());
-	}
-	TH_OK(err);
-	char buf[128];
-	TH_OK(rill_listener_uri(l, buf, sizeof buf));
-	char want[64];
-	snprintf(want, sizeof want, "vsock://local:%u", port);
-	TH_EQ_STR(buf, want);
-	/* A second listener on the same port is refused. */
-	struct rill_listener *l2 = NULL;
-	TH_EQ_ERR(rill_listen(&loop, uri, NULL, acc_cb, &acc, &l2),
-	          -EADDRINUSE);
-	rill_listener_close(l);
-	finish_loop(&loop);
-}
+/* Listening and connecting on real AF_VSOCK sockets happens only inside a
+ * QEMU guest (tests/vm/vsock_api.c): the host's own vsock reaches the real
+ * hypervisor and is never touched here. */
 
 TEST(hvsock_refused_clearly_on_linux)
 {
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct conn_result r = {0};
+	struct vfx_conn r = {0};
 	TH_OK(rill_uri_check("hvsock://parent/5000"));
 	TH_OK(rill_uri_check("hvsock://wildcard/"
 	                     "3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
 	TH_EQ_ERR(
-	    rill_connect(&loop, "hvsock://parent/5000", NULL, conn_cb, &r),
+	    rill_connect(&loop, "hvsock://parent/5000", NULL, vfx_conn_cb, &r),
 	    RILL_ENOTSUP_PLATFORM);
 	TH_CONTAINS(rill_last_errmsg(),
 	            "AF_HYPERV sockets exist only on Windows");
 	struct rill_listener *l = NULL;
-	TH_EQ_ERR(
-	    rill_listen(&loop, "hvsock://wildcard/80", NULL, acc_cb, NULL, &l),
-	    RILL_ENOTSUP_PLATFORM);
+	TH_EQ_ERR(rill_listen(&loop, "hvsock://wildcard/80", NULL, vfx_acc_cb,
+	                      NULL, &l),
+	          RILL_ENOTSUP_PLATFORM);
 	TH_CONTAINS(rill_last_errmsg(), "only on Windows");
 	TH_EQ_ERR(rill_uri_check("hvsock://nowhere/80"), RILL_EURI);
 	TH_CONTAINS(rill_last_errmsg(), "VM");
 	TH_EQ_ERR(rill_uri_check("hvsock://parent/port"), RILL_EURI);
 	TH_CONTAINS(rill_last_errmsg(), "service");
 	TH_TRUE(!r.done);
-	finish_loop(&loop);
+	vfx_finish_loop(&loop);
 }
 
 /* ---------------------------------------------------------------------- */

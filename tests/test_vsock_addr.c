@@ -56,6 +56,22 @@ TEST(vsock_format_uses_names)
 	TH_EQ_ERR(rill__vsock_format(7, 1, buf, 8), -ENOSPC);
 }
 
+TEST(vsock_listener_cid)
+{
+	/* A listener bound to one CID is reached there. */
+	TH_EQ_U64(rill__vsock_listener_cid(3, 7), 3);
+	TH_EQ_U64(rill__vsock_listener_cid(RILL__VSOCK_CID_LOCAL, 3), 1);
+	/* On any CID: the machine's own CID (a guest's, or the host's 2)... */
+	TH_EQ_U64(rill__vsock_listener_cid(RILL__VSOCK_CID_ANY, 3), 3);
+	TH_EQ_U64(
+	    rill__vsock_listener_cid(RILL__VSOCK_CID_ANY, RILL__VSOCK_CID_HOST),
+	    RILL__VSOCK_CID_HOST);
+	/* ...or, when the kernel knows none, CID 1 (vsock_loopback). */
+	TH_EQ_U64(
+	    rill__vsock_listener_cid(RILL__VSOCK_CID_ANY, RILL__VSOCK_CID_ANY),
+	    RILL__VSOCK_CID_LOCAL);
+}
+
 TEST(path_port_parse)
 {
 	char path[108];

@@ -153,3 +153,63 @@ int vfx_open_pair(uv_loop_t *loop, const char *listen_uri,
 	*b = o.b;
 	return 0;
 }
+
+void vfx_conn_cb(struct rill_flow *f, int status, const char *errmsg, void *ud)
+{
+	struct vfx_conn *r = ud;
+	r->done = true;
+	r->status = status;
+	r->f = f;
+	snprintf(r->msg, sizeof r->msg, "%s", errmsg != NULL ? errmsg : "");
+}
+
+void vfx_acc_cb(struct rill_listener *l, struct rill_flow *f, int status,
+                const char *errmsg, void *ud)
+{
+	(void)l;
+	(void)errmsg;
+	struct vfx_accepted *r = ud;
+	if (status == 0 && r->f == NULL)
+		r->f = f;
+	else
+		rill_close(f);
+}
+
+void vfx_run_until(uv_loop_t *loop, bool *flag)
+{
+	while (!*flag)
+		if (uv_run(loop, UV_RUN_ONCE) == 0 && !*flag)
+			TH_FAIL("the loop ran dry");
+}
+
+void vfx_run_until_flow(uv_loop_t *loop, struct rill_flow **f)
+{
+	while (*f == NULL)
+		if (uv_run(loop, UV_RUN_ONCE) == 0 && *f == NULL)
+			TH_FAIL("the loop ran dry");
+}
+
+void vfx_expect_read(struct rill_flow *f, const char *want)
+{
+	size_t n = strlen(want), have = 0;
+	char got[256];
+	while (have < n) {
+		struct rill_buf *b = NULL;
+		int err = rill_read_sync(f, &b);
+		if (err != 0)
+			TH_FAIL("read after %zu bytes: %s", have,
+			        rill_err_name(err));
+		if (have + b->len > n || have + b->len > sizeof got)
+			TH_FAIL("more bytes than expected");
+		memcpy(got + have, b->data, b->len);
+		have += b->len;
+		rill_buf_release(b);
+	}
+	TH_EQ_MEM(got, want, n);
+}
+
+void vfx_finish_loop(uv_loop_t *loop)
+{
+	uv_run(loop, UV_RUN_DEFAULT);
+	TH_OK(uv_loop_close(loop));
+}

@@ -1,7 +1,8 @@
 /*
  * Test fixtures shared by the vsock-family tests: a private temporary
  * directory, the VMM emulator (tests/vmm_emulator.c) run as a child
- * process, and opening a connected pair of flows through URIs.
+ * process, opening a connected pair of flows through URIs, and callbacks
+ * that record connects and accepts.
  */
 #ifndef RILL_TEST_VSOCK_FIXTURE_H
 #define RILL_TEST_VSOCK_FIXTURE_H
@@ -37,5 +38,35 @@ void vfx_cleanup(struct vfx *v);
 int vfx_open_pair(uv_loop_t *loop, const char *listen_uri,
                   const char *connect_uri, struct rill_flow **a,
                   struct rill_flow **b);
+
+/* The outcome of rill_connect, filled by vfx_conn_cb (ud: the struct). */
+struct vfx_conn {
+	bool done;
+	int status;
+	struct rill_flow *f;
+	char msg[512];
+};
+
+void vfx_conn_cb(struct rill_flow *f, int status, const char *errmsg, void *ud);
+
+/* The first flow a listener accepted (vfx_acc_cb, ud: the struct); later
+ * ones and failed accepts are closed. */
+struct vfx_accepted {
+	struct rill_flow *f;
+};
+
+void vfx_acc_cb(struct rill_listener *l, struct rill_flow *f, int status,
+                const char *errmsg, void *ud);
+
+/* Run loop until *flag / *f is set; fail the test if the loop runs dry. */
+void vfx_run_until(uv_loop_t *loop, bool *flag);
+void vfx_run_until_flow(uv_loop_t *loop, struct rill_flow **f);
+
+/* Reads exactly strlen(want) bytes from f (synchronously) and compares. */
+void vfx_expect_read(struct rill_flow *f, const char *want);
+
+/* Runs loop until it has nothing left, and closes it (the test fails if a
+ * handle stayed open). */
+void vfx_finish_loop(uv_loop_t *loop);
 
 #endif

@@ -38,6 +38,7 @@ extern "C" {
 
 struct rill_write_req;
 struct rill_flow_timers;
+struct rill_read_into;
 
 struct rill_flow_ops {
 	/* Short kind name ("tcp", "shut"...), static. Required. */
@@ -97,6 +98,27 @@ struct rill_flow_ops {
 	 * Layers must not provide it (their bytes are transformed).
 	 */
 	int (*fd)(struct rill_flow *f);
+
+	/*
+	 * Optional: ops->read, but the bytes go where the reader says (see
+	 * struct rill_read_into and rill_read_into()). Right before each
+	 * attempt to take bytes, call ri->get(ri): it fills in ri->owner,
+	 * ri->iov, ri->iovcnt and ri->total, or returns false (complete
+	 * with RILL_ENOMEM then). Place the next n bytes of the stream
+	 * (1 <= n <= ri->total) in order through ri->iov[0..iovcnt), then
+	 * call rill_flow_read_done(f, 0, b) with b a new slice [0, n) of
+	 * ri->owner: only its length matters, the reader knows where the
+	 * bytes went. When the attempt finds nothing to read yet, call
+	 * ri->unget(ri) before waiting (a flow that waits holds none of the
+	 * reader's memory), and call get again for the next attempt. Also
+	 * call unget when completing with RILL_EOF or an error after a get.
+	 * Everything else is as for ops->read: called only by the core, one
+	 * read at a time (never while an ops->read is in flight), never
+	 * after EOF or an error. ri stays valid until the read completes or
+	 * ops->close is called; forget it there. NULL: rill_read_into()
+	 * fails with -ENOTSUP and the reader reads normally.
+	 */
+	void (*read_into)(struct rill_flow *f, struct rill_read_into *ri);
 };
 
 /* The base of every flow. Fields are owned by the core: read only. */
@@ -114,7 +136,8 @@ struct rill_flow {
 	struct rill_buf *rd_buf_; /* result waiting for deferred delivery */
 	int rd_status_;
 	struct rill_write_req *wq_head_, *wq_tail_;
-	struct rill_write_req *wr_cur_; /* inside the implementation */
+	struct rill_write_req *wr_cur_;  /* inside the implementation */
+	struct rill_read_into *rd_into_; /* layout of the pending read */
 	rill_shutdown_cb shut_cb_;
 	void *shut_ud_;
 	int shut_status_;
@@ -146,6 +169,53 @@ RILL_EXTERN void rill_flow_shutdown_done(struct rill_flow *f, int status);
 
 /* The implementation finished its close: the core may free f. */
 RILL_EXTERN void rill_flow_destroyed(struct rill_flow *f);
+
+/* ------------------------------------------------------------------------
+ * Reads into the reader's own layout.
+ *
+ * A layer that knows where the next bytes of the flow below belong can
+ * have them put there by the flow itself, with no copy in between: the
+ * shut layer lays out one readv(2) so that frame payloads land side by
+ * side in one buffer and the 4-byte headers elsewhere. The reader fills
+ * in get and unget and calls rill_read_into(); the flow below calls get
+ * right before it takes bytes, which fills in the rest:
+ *
+ *   owner   the buffer that holds the memory iov points into; the read
+ *           completes with a slice [0, n) of it, n the bytes read
+ *   iov     where the bytes go, in order (the caller's memory; it stays
+ *           valid until the next get or unget)
+ *   iovcnt  entries of iov (>= 1)
+ *   total   bytes of all entries together (>= 1, <= owner->len)
+ *
+ * unget is called when an attempt found nothing (the flow waits; the
+ * reader may drop the memory it handed out) or ended with EOF or an
+ * error. get returns false when it cannot make room (ENOMEM).
+ */
+struct iovec;
+struct rill_read_into {
+	bool (*get)(struct rill_read_into *ri);
+	void (*unget)(struct rill_read_into *ri);
+	struct rill_buf *owner;
+	const struct iovec *iov;
+	int iovcnt;
+	size_t total;
+};
+
+/*
+ * rill_read() into ri's layout: one read of f that puts its bytes where
+ * ri->get says, then calls cb with status 0 and a slice [0, n) of the
+ * owner buffer get named (the caller releases it; n is what was read), or
+ * with RILL_EOF or an error, exactly as rill_read would. Deadlines,
+ * sticky results and callback rules are rill_read's. ri (and its get and
+ * unget) must stay valid until f is closed; once cb ran, ri may be passed
+ * to the next rill_read_into.
+ *
+ * Returns 0, or synchronously (cb never called) what rill_read returns,
+ * RILL_EINVAL when ri, ri->get or ri->unget is NULL, or -ENOTSUP when f
+ * does not read into a layout (ops->read_into is NULL: read normally).
+ */
+RILL_EXTERN int rill_read_into(struct rill_flow *f, struct rill_read_into *ri,
+                               rill_read_cb cb, void *ud);
 
 /* True once the user closed f (the implementation may stop work early). */
 RILL_EXTERN bool rill_flow_is_closed(const struct rill_flow *f);

@@ -113,7 +113,10 @@ RILL_EXTERN int rill_listen(uv_loop_t *loop, const char *uri,
 RILL_EXTERN void rill_listener_close(struct rill_listener *l);
 
 /* A URI that connects to this listener, e.g. "tcp://127.0.0.1:41234"
- * when it was opened on port 0. Returns 0, or -ENOSPC if len is short. */
+ * when it was opened on port 0. A vsock listener on any CID names this
+ * machine's CID (IOCTL_VM_SOCKETS_GET_LOCAL_CID: a guest's own, 2 on a
+ * host with vhost_vsock), or "local" (CID 1) when the kernel knows none
+ * (doc/uri.md). Returns 0, or -ENOSPC if len is short. */
 RILL_EXTERN int rill_listener_uri(struct rill_listener *l, char *buf,
                                   size_t len);
 

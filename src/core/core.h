@@ -11,29 +11,15 @@ int rill__callback_depth(void);
 int rill__flow_fd(struct rill_flow *f);
 
 /*
- * A read that lands where the caller says (the shut layer's receive path:
- * frame payloads straight into one buffer, headers elsewhere). The next
- * read of the socket flow f uses readv(2) instead of the flow's own chunk:
- * right before each attempt it calls ri->get(ri), which fills in owner,
- * iov, iovcnt and total (the bytes of all iovecs; owner->len >= total) or
- * returns false for ENOMEM; when the attempt finds nothing to read it
- * calls ri->unget(ri), so a flow waiting for data holds no buffer. The
- * read completes cb with a slice [0, n) of owner, n the number of bytes
- * read: only the caller knows where they went. ri must stay valid until
- * cb runs or f is closed. Returns -ENOTSUP when f is not a plain socket
- * flow (the caller then reads normally), or what rill_read returns.
+ * Teardown accounting (closing.c), called by the flow core only:
+ * rill__closing_flow_new when a flow is made on loop (RILL_ENOMEM: the
+ * flow cannot be made), rill__closing_start when it is closed, and
+ * rill__closing_flow_freed when its memory went (was_closing: it had been
+ * counted by rill__closing_start).
  */
-struct iovec;
-struct rill__read_into {
-	bool (*get)(struct rill__read_into *ri);
-	void (*unget)(struct rill__read_into *ri);
-	struct rill_buf *owner;
-	const struct iovec *iov;
-	int iovcnt;
-	size_t total;
-};
-int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
-                           rill_read_cb cb, void *ud);
+int rill__closing_flow_new(uv_loop_t *loop);
+void rill__closing_start(uv_loop_t *loop);
+void rill__closing_flow_freed(uv_loop_t *loop, bool was_closing);
 
 /* Records the thread's last error message (rill_last_errmsg). */
 void rill__set_last_errmsg(const char *fmt, ...)

@@ -39,6 +39,7 @@ enum {
 	F_DEFERRED = 1u << 10,   /* defer_ idle handle started */
 	F_DESTROYED = 1u << 11,  /* implementation finished its close */
 	F_FREEING = 1u << 12,    /* uv_close(defer_) issued */
+	F_TEARDOWN = 1u << 13,   /* counted by rill_closing_flows */
 };
 
 /* A queued write or write shutdown. */
@@ -87,6 +88,10 @@ struct rill_flow *rill_flow_new(uv_loop_t *loop,
 	struct rill_flow *f = rill_calloc(1, size);
 	if (f == NULL)
 		return NULL;
+	if (rill__closing_flow_new(loop) != 0) {
+		rill_free(f);
+		return NULL;
+	}
 	f->ops = ops;
 	f->loop = loop;
 	uv_idle_init(loop, &f->defer_);
@@ -301,7 +306,10 @@ static void flow_start(struct rill_flow *f)
 	    f->rd_err_ == 0) {
 		f->flags_ |= F_RD_IMPL;
 		read_timer_start(f);
-		f->ops->read(f);
+		if (f->rd_into_ != NULL)
+			f->ops->read_into(f, f->rd_into_);
+		else
+			f->ops->read(f);
 		if (f->flags_ & F_CLOSED)
 			return;
 	}
@@ -363,6 +371,7 @@ static bool flow_deliver(struct rill_flow *f)
 			rill_read_cb cb = f->read_cb_;
 			void *ud = f->read_ud_;
 			f->read_cb_ = NULL;
+			f->rd_into_ = NULL;
 			f->flags_ &= ~F_RD_PENDING;
 			read_timer_stop(f);
 			if (buf != NULL) {
@@ -535,19 +544,37 @@ const char *rill_flow_errmsg(struct rill_flow *f)
 /* ---------------------------------------------------------------------- */
 /* Public operations */
 
-int rill_read(struct rill_flow *f, rill_read_cb cb, void *ud)
+static int read_start(struct rill_flow *f, struct rill_read_into *ri,
+                      rill_read_cb cb, void *ud)
 {
-	if (f == NULL || cb == NULL)
-		return RILL_EINVAL;
 	if (f->flags_ & F_CLOSED)
 		return RILL_ECLOSED;
 	if (f->flags_ & F_RD_PENDING)
 		return RILL_EALREADY;
 	f->read_cb_ = cb;
 	f->read_ud_ = ud;
+	f->rd_into_ = ri;
 	f->flags_ |= F_RD_PENDING;
 	flow_kick(f);
 	return 0;
+}
+
+int rill_read(struct rill_flow *f, rill_read_cb cb, void *ud)
+{
+	if (f == NULL || cb == NULL)
+		return RILL_EINVAL;
+	return read_start(f, NULL, cb, ud);
+}
+
+int rill_read_into(struct rill_flow *f, struct rill_read_into *ri,
+                   rill_read_cb cb, void *ud)
+{
+	if (f == NULL || cb == NULL || ri == NULL || ri->get == NULL ||
+	    ri->unget == NULL)
+		return RILL_EINVAL;
+	if (f->ops->read_into == NULL)
+		return -ENOTSUP;
+	return read_start(f, ri, cb, ud);
 }
 
 static int write_check(struct rill_flow *f)
@@ -673,10 +700,12 @@ void rill_close(struct rill_flow *f)
 {
 	if (f == NULL || (f->flags_ & F_CLOSED))
 		return;
-	f->flags_ |= F_CLOSED;
+	f->flags_ |= F_CLOSED | F_TEARDOWN;
+	rill__closing_start(f->loop);
 	if (f->flags_ & F_RD_PENDING)
 		rill__sync_drop_read(f->read_cb_, f->read_ud_);
 	f->read_cb_ = NULL;
+	f->rd_into_ = NULL;
 	f->flags_ &= ~(F_RD_PENDING | F_RD_READY);
 	rill_buf_release(f->rd_buf_);
 	f->rd_buf_ = NULL;
@@ -708,8 +737,12 @@ void rill_close(struct rill_flow *f)
 static void flow_free_cb(uv_handle_t *h)
 {
 	struct rill_flow *f = h->data;
+	uv_loop_t *loop = f->loop;
+	bool counted = (f->flags_ & F_TEARDOWN) != 0;
 	rill_free(f->errmsg_);
 	rill_free(f);
+	/* After the free: the teardown is over when the memory is gone. */
+	rill__closing_flow_freed(loop, counted);
 }
 
 void rill_flow_destroyed(struct rill_flow *f)

@@ -20,81 +20,15 @@
  * Closing. rill_close() sends Close, then keeps reading in the background,
  * discarding data and skipping ShutdownWrite, until the peer's Close,
  * ShutdownRead, EOF, an error or the deadline; only then is the inner flow
- * closed. The core keeps our memory until rill_flow_destroyed().
+ * closed. That holds in every state: a ShutdownWrite (an EOF our reader
+ * saw) that came before does not end the drain. The core keeps our memory
+ * until rill_flow_destroyed(), and counts the teardown in
+ * rill_closing_flows().
  */
 #include <string.h>
-#include <sys/uio.h>
 
-#include "core.h"
-#include "shut_codec.h"
+#include "shut_internal.h"
 #include "uri.h"
-
-/* Payload bytes and buffers per rill_writev to the inner flow. */
-#define SHUT_BATCH_BYTES (256u * 1024u)
-#define SHUT_BATCH_ENTS  256u
-/* Raw bytes read past data the user has not read, looking for a Close. */
-#define SHUT_AHEAD_BYTES (256u * 1024u)
-#define SHUT_RAW_MAX     8u
-/* Scatter reads: payload room per buffer, frames per read, and the frame
- * lengths they are used for. */
-#define SHUT_SG_ROOM      (256u * 1024u)
-#define SHUT_SG_MIN_ROOM  (64u * 1024u)
-#define SHUT_SG_FRAMES    64u
-#define SHUT_SG_MIN_FRAME 1024u
-#define SHUT_SG_MAX_FRAME (64u * 1024u)
-
-struct shut {
-	struct rill_layer l;
-	struct rill__shut_dec dec;
-
-	/* Reading: the inner buffers received and not yet decoded (raw[0]
-	 * from rx_off on), and what comes after. */
-	struct rill_buf *raw[SHUT_RAW_MAX];
-	size_t n_raw;
-	size_t rx_off;
-	struct rill_buf *ready; /* payload of a scatter read, next in line */
-	int rx_end;             /* inner read ended: RILL_EOF or an error */
-	int rd_end;             /* our read side ended: RILL_EOF or an error */
-	bool inner_reading;     /* a rill_read on the inner flow is pending */
-	bool want_read;         /* ops->read awaits a result */
-
-	/* Looking past unread data for a Close or ShutdownRead (shut_scan). */
-	struct rill__shut_dec scan_dec;
-	size_t scan_idx, scan_off;
-	bool scan_valid, scan_done;
-
-	/* Scatter reads (shut_sg_prepare): payload straight into s->pl. */
-	bool sg_ok;      /* the inner flow may take them */
-	bool sg_pending; /* the inner read in flight is one */
-	uint8_t sg_backoff;
-	uint32_t sg_flen; /* the frame length expected */
-	unsigned sg_frames;
-	size_t sg_first;
-	struct rill_buf *pl; /* the buffer of the scatter read in flight */
-	struct rill__read_into sg_ri;
-
-	/* What the peer told us, and what we told it. */
-	bool peer_wr_shut;
-	bool peer_rd_shut;
-	bool peer_closed;
-	bool peer_close_seen; /* a Close found behind unread data */
-	bool sent_close;
-	bool sent_shut_rd;
-
-	/* Writing: the user's request being framed. */
-	struct rill_buf *const *w_bufs;
-	size_t w_n, w_i, w_off;
-	struct rill_buf *hdr_full; /* "00 10 00 00", shared by full frames */
-	struct rill_buf *batch[SHUT_BATCH_ENTS];
-
-	/* Closing. */
-	bool closing;
-	bool drained;         /* the peer answered (or cannot any more) */
-	bool close_wr_active; /* our Close message is not yet written */
-	bool finishing;
-	uint64_t close_timeout_ms;
-	uv_timer_t timer;
-};
 
 static const struct rill_flow_ops shut_ops;
 
@@ -155,11 +89,6 @@ static void shut_send_close(struct shut *s)
 /* Reading */
 
 /* The raw (still framed) inner buffers: raw[0] is decoded from rx_off. */
-static void shut_raw_push(struct shut *s, struct rill_buf *b)
-{
-	s->raw[s->n_raw++] = b;
-}
-
 static void shut_raw_pop(struct shut *s)
 {
 	rill_buf_release(s->raw[0]);
@@ -231,144 +160,6 @@ static void shut_note_frame(struct shut *s, size_t used, size_t dlen)
 		s->sg_flen = (uint32_t)(dlen + s->dec.need);
 }
 
-/* ---------------------------------------------------------------------- */
-/* Scatter reads */
-
-/*
- * The payload buffer of scatter reads: payload room first, then the
- * header slots and the iovec array of the read in flight (the reader's
- * slices never reach past the room).
- */
-#define SG_HDRS_OFF SHUT_SG_ROOM
-#define SG_IOV_OFF  (SHUT_SG_ROOM + 4u * SHUT_SG_FRAMES)
-#define SG_BUF_LEN \
-	(SG_IOV_OFF + (2u * SHUT_SG_FRAMES + 1u) * sizeof(struct iovec))
-
-static bool shut_sg_usable(const struct shut *s)
-{
-	return s->sg_ok && s->sg_backoff == 0 &&
-	       s->sg_flen >= SHUT_SG_MIN_FRAME &&
-	       s->sg_flen <= SHUT_SG_MAX_FRAME && s->want_read &&
-	       s->ready == NULL && s->n_raw == 0 && s->dec.hdr_len == 0 &&
-	       !s->dec.bad;
-}
-
-/*
- * Lays out the next read (the socket calls this right before its readv):
- * the rest of the current frame's payload, then (header slot, sg_flen
- * payload bytes) pairs, all payload contiguous in a fresh s->pl. A frame of
- * another length breaks the pattern; shut_sg_done then rebuilds the raw bytes
- * from that point (rare: a sender's last frame of a write, a control message).
- */
-/* Where the payload of s->pl starts: its first cache-line boundary (the
- * kernel copies into it; a misaligned destination measured slower). */
-static size_t shut_sg_start(const struct shut *s)
-{
-	return (64u - ((uintptr_t)s->pl->data & 63u)) & 63u;
-}
-
-static bool shut_sg_get(struct rill__read_into *ri)
-{
-	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
-	rill_buf_release(s->pl);
-	s->pl = rill_buf_new(SG_BUF_LEN + 64); /* + room to align */
-	if (s->pl == NULL)
-		return false;
-	uint8_t *room = s->pl->data + shut_sg_start(s);
-	size_t left = SHUT_SG_ROOM;
-	uint8_t *hdrs = room + SG_HDRS_OFF;
-	struct iovec *iov = (struct iovec *)(void *)(room + SG_IOV_OFF);
-	int n = 0;
-	size_t pos = s->dec.need < left ? s->dec.need : left;
-	size_t total = pos;
-	s->sg_first = pos;
-	if (pos > 0)
-		iov[n++] = (struct iovec){room, pos};
-	unsigned k = 0;
-	while (k < SHUT_SG_FRAMES && pos + s->sg_flen <= left) {
-		iov[n++] = (struct iovec){hdrs + 4u * k, 4};
-		iov[n++] = (struct iovec){room + pos, s->sg_flen};
-		pos += s->sg_flen;
-		total += 4u + s->sg_flen;
-		k++;
-	}
-	s->sg_frames = k;
-	ri->owner = s->pl;
-	ri->iov = iov;
-	ri->iovcnt = n;
-	ri->total = total;
-	return true;
-}
-
-/* The read found nothing: a flow waiting for data holds no buffer. */
-static void shut_sg_unget(struct rill__read_into *ri)
-{
-	struct shut *s = rill_container_of(ri, struct shut, sg_ri);
-	rill_buf_release(s->pl);
-	s->pl = NULL;
-}
-
-/*
- * A scatter read brought n bytes: payload lands in s->ready; from the
- * first header that is not a data frame of sg_flen bytes on, the bytes
- * are put back together into one raw buffer for the ordinary decoder.
- */
-static void shut_sg_done(struct shut *s, size_t n)
-{
-	uint8_t *room = s->pl->data + shut_sg_start(s);
-	const uint8_t *hdrs = room + SG_HDRS_OFF;
-	size_t flen = s->sg_flen, payload = 0, rem = n;
-	size_t take = rem < s->sg_first ? rem : s->sg_first;
-	payload += take;
-	rem -= take;
-	s->dec.need -= (uint32_t)take;
-	for (unsigned k = 0; rem > 0 && k < s->sg_frames; k++) {
-		const uint8_t *h = hdrs + 4u * k;
-		if (rem < 4) { /* the stream ends inside a header */
-			memcpy(s->dec.hdr, h, rem);
-			s->dec.hdr_len = (uint8_t)rem;
-			rem = 0;
-			break;
-		}
-		uint32_t v = rill__shut_get_le32(h);
-		if (v != flen) {
-			/* Rebuild [header k][region k][header k+1]... */
-			struct rill_buf *raw = rill_buf_new(rem);
-			if (raw == NULL) {
-				s->rx_end = RILL_ENOMEM;
-				break;
-			}
-			size_t o = 0;
-			for (unsigned j = k; o < rem; j++) {
-				size_t c = rem - o < 4 ? rem - o : 4;
-				memcpy(raw->data + o, hdrs + 4u * j, c);
-				o += c;
-				c = rem - o < flen ? rem - o : flen;
-				memcpy(raw->data + o,
-				       room + payload + (j - k) * flen, c);
-				o += c;
-			}
-			shut_raw_push(s, raw);
-			s->sg_backoff = 1;
-			rem = 0;
-			break;
-		}
-		rem -= 4;
-		take = rem < flen ? rem : flen;
-		payload += take;
-		rem -= take;
-		s->dec.need = (uint32_t)(flen - take);
-	}
-	if (payload > 0) {
-		s->ready = rill_buf_slice(s->pl, shut_sg_start(s), payload);
-		if (s->ready == NULL)
-			s->rx_end = RILL_ENOMEM;
-	}
-	/* The payload keeps the buffer alive as long as the user holds it. */
-	rill_buf_release(s->pl);
-	s->pl = NULL;
-}
-
 static void shut_inner_read_cb(struct rill_flow *inner, int status,
                                struct rill_buf *buf, void *ud)
 {
@@ -382,9 +173,9 @@ static void shut_inner_read_cb(struct rill_flow *inner, int status,
 	} else if (sg) {
 		size_t n = buf->len;
 		rill_buf_release(buf); /* a token: the bytes are in s->pl */
-		shut_sg_done(s, n);
+		rill__shut_sg_done(s, n);
 	} else {
-		shut_raw_push(s, buf);
+		rill__shut_raw_push(s, buf);
 	}
 	if (s->sg_backoff > 0 && !sg)
 		s->sg_backoff--;
@@ -396,10 +187,10 @@ static void shut_inner_read(struct shut *s)
 {
 	int err;
 	s->inner_reading = true;
-	if (shut_sg_usable(s)) {
+	if (rill__shut_sg_usable(s)) {
 		s->sg_pending = true;
-		err = rill__socket_read_into(shut_inner(s), &s->sg_ri,
-		                             shut_inner_read_cb, s);
+		err = rill_read_into(shut_inner(s), &s->sg_ri,
+		                     shut_inner_read_cb, s);
 		if (err == 0)
 			return;
 		s->sg_pending = false;
@@ -459,8 +250,14 @@ static bool shut_control(struct shut *s, int ev, uint32_t bad)
 	}
 }
 
-/* The drain of a close: discards data, skips ShutdownWrite, ends at the
- * peer's Close, ShutdownRead, a bad header, EOF or an error. */
+/*
+ * The drain of a close: discards data, skips ShutdownWrite, ends at the
+ * peer's Close, ShutdownRead, a bad header, or EOF or an error of the flow
+ * below. A ShutdownWrite decoded before our close (the EOF our reader
+ * saw) does not end it: the peer is still going to close, and its Close
+ * must find the flow below open, or its write fails (EPIPE), or the Close
+ * arrives after we closed and the kernel resets the connection.
+ */
 static void shut_pump_drain(struct shut *s)
 {
 	rill_buf_release(s->ready);
@@ -485,8 +282,8 @@ static void shut_pump_drain(struct shut *s)
 			shut_raw_pop(s);
 			continue;
 		}
-		if (s->rx_end != 0 || s->rd_end != 0) {
-			/* EOF or a reset during the drain: the peer can no
+		if (s->rx_end != 0) {
+			/* EOF or a reset of the flow below: the peer can no
 			 * longer answer, which is an answer. */
 			shut_drained(s);
 			return;
@@ -862,7 +659,12 @@ static void shut_shutdown_write(struct rill_flow *f)
 static void shut_shutdown_read(struct rill_flow *f)
 {
 	struct shut *s = shut_of(f);
-	if (s->sent_shut_rd || s->sent_close)
+	/* After the peer's ShutdownWrite or Close the message says nothing
+	 * the peer needs (it sends no more data), and a peer that is
+	 * draining its close takes a ShutdownRead as the end of the drain:
+	 * it would hang up while our Close is on its way. */
+	if (s->sent_shut_rd || s->sent_close || s->peer_wr_shut ||
+	    s->peer_closed || s->peer_close_seen)
 		return;
 	s->sent_shut_rd = true;
 	/* Best effort: a failure shows up on the next write anyway. */
@@ -912,8 +714,12 @@ static void shut_close(struct rill_flow *f)
 		               0);
 	}
 	shut_send_close(s);
-	if (s->peer_closed || s->peer_close_seen || s->peer_rd_shut ||
-	    s->dec.bad || s->rx_end != 0)
+	/* The peer's Close already came: it sends nothing more and waits
+	 * for ours. A ShutdownRead that came before our close does not end
+	 * the drain (the peer may still write its Close); one the drain
+	 * decodes does. */
+	if (s->peer_closed || s->peer_close_seen || s->dec.bad ||
+	    s->rx_end != 0)
 		s->drained = true;
 	if (s->drained) {
 		shut_maybe_finish(s);
@@ -959,8 +765,8 @@ int rill_shut_attach(struct rill_flow *inner, struct rill_flow **out)
 	s->close_timeout_ms = RILL_SHUT_CLOSE_TIMEOUT_MS;
 	s->sg_ok = true;
 	s->sg_flen = RILL__SHUT_MAX_FRAME;
-	s->sg_ri.get = shut_sg_get;
-	s->sg_ri.unget = shut_sg_unget;
+	s->sg_ri.get = rill__shut_sg_get;
+	s->sg_ri.unget = rill__shut_sg_unget;
 	*out = &s->l.base;
 	shut_pump(s); /* start looking ahead */
 	return 0;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byteorder.h"
+
 #define RILL__SHUT_MSG_SHUTDOWN_READ  0xdeadbeefu
 #define RILL__SHUT_MSG_SHUTDOWN_WRITE 0xbeefdeadu
 #define RILL__SHUT_MSG_CLOSE          0xdeaddeadu
@@ -58,20 +60,16 @@ static inline int rill__shut_dec_idle(const struct rill__shut_dec *d)
 	return d->need == 0 && d->hdr_len == 0 && !d->bad;
 }
 
-/* The little-endian u32 at p[0..4). */
+/* The little-endian u32 at p[0..4) (core/byteorder.h). */
 static inline uint32_t rill__shut_get_le32(const uint8_t *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
+	return rill__get_le32(p);
 }
 
 /* Stores v little-endian in out[0..4). */
 static inline void rill__shut_put_le32(uint8_t *out, uint32_t v)
 {
-	out[0] = (uint8_t)v;
-	out[1] = (uint8_t)(v >> 8);
-	out[2] = (uint8_t)(v >> 16);
-	out[3] = (uint8_t)(v >> 24);
+	rill__put_le32(out, v);
 }
 
 #endif

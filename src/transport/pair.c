@@ -10,8 +10,13 @@
  * An end never completes its peer's operations directly: it wakes the peer
  * through the peer's own idle handle, so no callback of one end runs
  * inside an operation of the other.
+ *
+ * A read into the reader's layout (ops->read_into) copies queued bytes
+ * straight to where the reader wants them, possibly ending inside a
+ * chunk: in_off says how much of the first one was taken.
  */
 #include <string.h>
+#include <sys/uio.h>
 
 #include "rill/impl.h"
 
@@ -30,8 +35,10 @@ struct pair_end {
 	size_t cap;
 	struct pair_node *in_head, *in_tail;
 	size_t in_bytes;
-	bool in_eof;  /* the peer will send no more */
-	bool reading; /* ops->read outstanding */
+	size_t in_off; /* bytes of in_head already read */
+	bool in_eof;   /* the peer will send no more */
+	bool reading;  /* ops->read or ops->read_into outstanding */
+	struct rill_read_into *into; /* the layout of this read, if any */
 	bool rd_shut; /* reads shut down: the peer's writes fail */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
@@ -70,27 +77,85 @@ static void pair_drop_queue(struct pair_end *e)
 	}
 	e->in_tail = NULL;
 	e->in_bytes = 0;
+	e->in_off = 0;
+}
+
+/* Takes the first queued chunk off the queue; returns its buffer. */
+static struct rill_buf *pair_pop(struct pair_end *e)
+{
+	struct pair_node *n = e->in_head;
+	e->in_head = n->next;
+	if (e->in_head == NULL)
+		e->in_tail = NULL;
+	struct rill_buf *b = n->buf;
+	rill_free(n);
+	e->in_off = 0;
+	return b;
+}
+
+/* Copies queued bytes through ri's iovecs; returns how many. */
+static size_t pair_copy_into(struct pair_end *e, struct rill_read_into *ri)
+{
+	size_t n = 0, at = 0;
+	int i = 0;
+	while (e->in_head != NULL && i < ri->iovcnt) {
+		struct rill_buf *src = e->in_head->buf;
+		size_t take = src->len - e->in_off;
+		if (take > ri->iov[i].iov_len - at)
+			take = ri->iov[i].iov_len - at;
+		memcpy((uint8_t *)ri->iov[i].iov_base + at,
+		       src->data + e->in_off, take);
+		n += take;
+		at += take;
+		e->in_off += take;
+		e->in_bytes -= take;
+		if (at == ri->iov[i].iov_len) {
+			i++;
+			at = 0;
+		}
+		if (e->in_off == src->len)
+			rill_buf_release(pair_pop(e));
+	}
+	return n;
+}
+
+static void pair_read_done(struct pair_end *e, int status, struct rill_buf *b)
+{
+	e->reading = false;
+	e->into = NULL;
+	rill_flow_read_done(&e->base, status, b);
 }
 
 static void pair_try_read(struct pair_end *e)
 {
 	if (!e->reading)
 		return;
-	if (e->in_head != NULL) {
-		struct pair_node *n = e->in_head;
-		e->in_head = n->next;
-		if (e->in_head == NULL)
-			e->in_tail = NULL;
-		e->in_bytes -= n->buf->len;
-		struct rill_buf *b = n->buf;
-		rill_free(n);
-		e->reading = false;
-		pair_wake(e->peer); /* room for a blocked writer */
-		rill_flow_read_done(&e->base, 0, b);
-	} else if (e->in_eof) {
-		e->reading = false;
-		rill_flow_read_done(&e->base, RILL_EOF, NULL);
+	if (e->in_head == NULL) {
+		if (e->in_eof)
+			pair_read_done(e, RILL_EOF, NULL);
+		return; /* waits: the reader's memory was never taken */
 	}
+	struct rill_read_into *ri = e->into;
+	struct rill_buf *b;
+	if (ri != NULL) {
+		if (!ri->get(ri)) {
+			pair_read_done(e, RILL_ENOMEM, NULL);
+			return;
+		}
+		b = rill_buf_slice(ri->owner, 0, pair_copy_into(e, ri));
+		if (b == NULL)
+			ri->unget(ri);
+	} else if (e->in_off > 0) {
+		struct rill_buf *src = e->in_head->buf;
+		e->in_bytes -= src->len - e->in_off;
+		b = rill_buf_slice(src, e->in_off, src->len - e->in_off);
+		rill_buf_release(pair_pop(e));
+	} else {
+		e->in_bytes -= e->in_head->buf->len;
+		b = pair_pop(e);
+	}
+	pair_wake(e->peer); /* room for a blocked writer */
+	pair_read_done(e, b != NULL ? 0 : RILL_ENOMEM, b);
 }
 
 static void pair_try_write(struct pair_end *e)
@@ -149,6 +214,15 @@ static void pair_read(struct rill_flow *f)
 {
 	struct pair_end *e = pair_of(f);
 	e->reading = true;
+	e->into = NULL;
+	pair_try_read(e);
+}
+
+static void pair_read_into(struct rill_flow *f, struct rill_read_into *ri)
+{
+	struct pair_end *e = pair_of(f);
+	e->reading = true;
+	e->into = ri;
 	pair_try_read(e);
 }
 
@@ -198,6 +272,7 @@ static void pair_close(struct rill_flow *f)
 		e->peer = NULL;
 	}
 	e->reading = false;
+	e->into = NULL;
 	e->writing = false;
 	pair_drop_queue(e);
 	uv_close((uv_handle_t *)&e->kick, pair_kick_closed);
@@ -221,6 +296,7 @@ static const struct rill_flow_ops pair_ops = {
     .shutdown_read = pair_shutdown_read,
     .close = pair_close,
     .address = pair_address,
+    .read_into = pair_read_into,
 };
 
 static struct pair_end *pair_end_new(uv_loop_t *loop, size_t cap)

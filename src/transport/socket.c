@@ -20,6 +20,7 @@
 
 #include "core.h"
 #include "spread.h"
+#include "transport/acceptor.h"
 #include "transport/socket.h"
 
 /*
@@ -70,7 +71,7 @@ struct sock_flow {
 	struct rill_buf *chunk;
 	struct rill_buf *parked; /* the chunk while reads wait (chunk.c) */
 	size_t chunk_off;
-	struct rill__read_into *into; /* this read: the caller's layout */
+	struct rill_read_into *into; /* this read: the caller's layout */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
 };
@@ -132,7 +133,7 @@ static void sock_update_polls(struct sock_flow *s, bool want_r, bool want_w)
 /* sock_try_read for a read into the caller's layout (s->into). */
 static bool sock_try_read_into(struct sock_flow *s)
 {
-	struct rill__read_into *ri = s->into;
+	struct rill_read_into *ri = s->into;
 	if (!ri->get(ri)) {
 		s->reading = false;
 		s->into = NULL;
@@ -248,9 +249,8 @@ static void sock_read_wait(struct sock_flow *s)
 	sock_update_polls(s, true, s->writing);
 }
 
-void rill__socket_read(struct rill_flow *f)
+static void sock_read_start(struct sock_flow *s)
 {
-	struct sock_flow *s = sock_of(f);
 	s->reading = true;
 	/* After a short read the fd is most likely empty: a read(2) now
 	 * would only say EAGAIN, so wait for the poll straight away (its
@@ -263,17 +263,19 @@ void rill__socket_read(struct rill_flow *f)
 		sock_read_wait(s);
 }
 
-int rill__socket_read_into(struct rill_flow *f, struct rill__read_into *ri,
-                           rill_read_cb cb, void *ud)
+void rill__socket_read(struct rill_flow *f)
 {
-	if (f == NULL || ri == NULL || f->ops->read != rill__socket_read)
-		return -ENOTSUP;
+	struct sock_flow *s = sock_of(f);
+	s->into = NULL;
+	sock_read_start(s);
+}
+
+/* ops->read_into: one readv(2) into the reader's layout. */
+void rill__socket_read_into(struct rill_flow *f, struct rill_read_into *ri)
+{
 	struct sock_flow *s = sock_of(f);
 	s->into = ri;
-	int err = rill_read(f, cb, ud);
-	if (err != 0)
-		s->into = NULL;
-	return err;
+	sock_read_start(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -492,6 +494,7 @@ void rill__socket_close(struct rill_flow *f)
 	s->closing = true;
 	s->reading = false;
 	s->writing = false;
+	s->into = NULL;
 	/* The fds are closed only after libuv let go of them. */
 	uv_close((uv_handle_t *)&s->kick, sock_handle_closed);
 	if (s->rpoll_open)
@@ -747,6 +750,7 @@ struct sock_connect {
 	uint64_t start_ms, timeout_ms, retry_until_ms;
 	uint64_t retry_delay;
 	rill_connect_cb cb;
+	rill__connect_fd_cb fd_cb; /* instead of cb: hand out the fd */
 	void *ud;
 	int err; /* the last attempt's error */
 	char errmsg[384];
@@ -798,7 +802,10 @@ static void conn_finish(struct sock_connect *c, int status, struct rill_flow *f)
 	conn_end_attempt(c, false);
 	uv_close((uv_handle_t *)&c->deadline, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->step, conn_handle_closed);
-	c->cb(f, status, status != 0 ? c->errmsg : NULL, c->ud);
+	if (c->fd_cb != NULL)
+		c->fd_cb(-1, status, c->errmsg, c->ud);
+	else
+		c->cb(f, status, status != 0 ? c->errmsg : NULL, c->ud);
 }
 
 static void conn_fail(struct sock_connect *c, int err)
@@ -818,6 +825,8 @@ static void conn_addr_text(struct sock_connect *c, char *buf, size_t len)
 /* Records why the current address failed and moves to the next. */
 static void conn_attempt_failed(struct sock_connect *c, int err)
 {
+	if (c->fam->connect_error != NULL)
+		err = c->fam->connect_error(err);
 	char addr[256];
 	conn_addr_text(c, addr, sizeof addr);
 	c->err = err;
@@ -836,6 +845,13 @@ static void conn_succeeded(struct sock_connect *c)
 	int fd = c->fd;
 	conn_end_attempt(c, true);
 	c->fd = -1;
+	if (c->fd_cb != NULL) {
+		c->finished = true;
+		uv_close((uv_handle_t *)&c->deadline, conn_handle_closed);
+		uv_close((uv_handle_t *)&c->step, conn_handle_closed);
+		c->fd_cb(fd, 0, NULL, c->ud);
+		return;
+	}
 	struct rill_flow *f = NULL;
 	int err = rill__socket_flow_new(c->loop, fd, c->fam, &f);
 	if (err != 0) {
@@ -995,14 +1011,12 @@ static struct sock_connect *conn_new(uv_loop_t *loop,
 	return c;
 }
 
-int rill__socket_connect(uv_loop_t *loop, const struct rill_socket_family *fam,
-                         const struct rill__sockaddr *addrs, size_t n,
-                         const char *label, uint64_t timeout_ms,
-                         uint64_t retry_until_ms, rill_connect_cb cb, void *ud)
+static int conn_start(uv_loop_t *loop, const struct rill_socket_family *fam,
+                      const struct rill__sockaddr *addrs, size_t n,
+                      const char *label, uint64_t timeout_ms,
+                      uint64_t retry_until_ms, rill_connect_cb cb,
+                      rill__connect_fd_cb fd_cb, void *ud)
 {
-	if (loop == NULL || fam == NULL || addrs == NULL || n == 0 ||
-	    cb == NULL)
-		return RILL_EINVAL;
 	struct rill__sockaddr *copy = rill_calloc(n, sizeof *copy);
 	if (copy == NULL)
 		return RILL_ENOMEM;
@@ -1015,10 +1029,37 @@ int rill__socket_connect(uv_loop_t *loop, const struct rill_socket_family *fam,
 	}
 	c->addrs = copy;
 	c->n = n;
+	c->fd_cb = fd_cb;
 	/* The first attempt runs from the loop: the callback must never
 	 * run inside this call, and a Unix connect can succeed at once. */
 	uv_timer_start(&c->step, conn_on_step, 0, 0);
 	return 0;
+}
+
+int rill__socket_connect(uv_loop_t *loop, const struct rill_socket_family *fam,
+                         const struct rill__sockaddr *addrs, size_t n,
+                         const char *label, uint64_t timeout_ms,
+                         uint64_t retry_until_ms, rill_connect_cb cb, void *ud)
+{
+	if (loop == NULL || fam == NULL || addrs == NULL || n == 0 ||
+	    cb == NULL)
+		return RILL_EINVAL;
+	return conn_start(loop, fam, addrs, n, label, timeout_ms,
+	                  retry_until_ms, cb, NULL, ud);
+}
+
+int rill__socket_connect_fd(uv_loop_t *loop,
+                            const struct rill_socket_family *fam,
+                            const struct rill__sockaddr *addrs, size_t n,
+                            const char *label, uint64_t timeout_ms,
+                            uint64_t retry_until_ms, rill__connect_fd_cb cb,
+                            void *ud)
+{
+	if (loop == NULL || fam == NULL || addrs == NULL || n == 0 ||
+	    cb == NULL)
+		return RILL_EINVAL;
+	return conn_start(loop, fam, addrs, n, label, timeout_ms,
+	                  retry_until_ms, NULL, cb, ud);
 }
 
 static int conn_gai_error(int status)
@@ -1122,86 +1163,46 @@ struct sock_listener {
 	struct rill__spread_member spread; /* a group's acceptor */
 	const struct rill_socket_family *fam;
 	int fd;
-	uv_poll_t poll;
-	uv_timer_t pause;
+	struct rill__acceptor acc;
 	char *unlink_path;
-	int handles_open;
-	bool closing;
 };
 
 /* Accepts at most this many connections per wakeup, so a flood of new
  * connections cannot starve the flows already open. */
 #define SOCK_ACCEPT_BATCH 64
 
-static void lst_on_poll(uv_poll_t *h, int status, int events);
-
-static void lst_on_pause(uv_timer_t *t)
+static void lst_on_accept(struct rill__acceptor *a, int fd, int err)
 {
-	struct sock_listener *l = t->data;
-	if (!l->closing)
-		uv_poll_start(&l->poll, UV_READABLE, lst_on_poll);
-}
-
-static void lst_on_poll(uv_poll_t *h, int status, int events)
-{
-	struct sock_listener *l = h->data;
-	(void)events;
-	if (status < 0) {
+	struct sock_listener *l = a->data;
+	if (fd < 0) {
 		char msg[128];
-		snprintf(msg, sizeof msg, "listen: %s", uv_strerror(status));
-		l->base.cb(&l->base, NULL, status, msg, l->base.ud);
+		snprintf(msg, sizeof msg, "accept: %s", rill_strerror(err));
+		l->base.cb(&l->base, NULL, err, msg, l->base.ud);
 		return;
 	}
-	for (int i = 0; i < SOCK_ACCEPT_BATCH && !l->closing; i++) {
-		int fd =
-		    accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			int e = errno;
-			if (e == EAGAIN || e == EWOULDBLOCK)
-				return;
-			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
-				continue;
-			char msg[128];
-			snprintf(msg, sizeof msg, "accept: %s", strerror(e));
-			if (e == EMFILE || e == ENFILE || e == ENOBUFS ||
-			    e == ENOMEM) {
-				/* The pending connection stays queued and
-				 * the fd keeps polling readable: pause, or
-				 * this would spin. */
-				uv_poll_stop(&l->poll);
-				uv_timer_start(&l->pause, lst_on_pause, 100, 0);
-			}
-			l->base.cb(&l->base, NULL, -e, msg, l->base.ud);
-			return;
-		}
-		if (rill__spread_hand(&l->spread, fd))
-			continue; /* another listener of the group takes it */
-		struct rill_flow *f = NULL;
-		int err = rill__socket_flow_new(l->base.loop, fd, l->fam, &f);
-		if (err != 0) {
-			l->base.cb(&l->base, NULL, err, "accept: out of memory",
-			           l->base.ud);
-			continue;
-		}
-		l->base.cb(&l->base, f, 0, NULL, l->base.ud);
+	if (rill__spread_hand(&l->spread, fd))
+		return; /* another listener of the group takes it */
+	struct rill_flow *f = NULL;
+	err = rill__socket_flow_new(l->base.loop, fd, l->fam, &f);
+	if (err != 0) {
+		l->base.cb(&l->base, NULL, err, "accept: out of memory",
+		           l->base.ud);
+		return;
 	}
+	l->base.cb(&l->base, f, 0, NULL, l->base.ud);
 }
 
-static void lst_handle_closed(uv_handle_t *h)
+static void lst_acceptor_closed(struct rill__acceptor *a)
 {
-	struct sock_listener *l = h->data;
-	if (--l->handles_open == 0)
-		rill_free(l);
+	rill_free(a->data);
 }
 
 static void lst_close(struct rill_listener *base)
 {
 	struct sock_listener *l = (struct sock_listener *)base;
-	l->closing = true;
 	rill__spread_leave(&l->spread);
-	uv_close((uv_handle_t *)&l->poll, lst_handle_closed);
-	uv_close((uv_handle_t *)&l->pause, lst_handle_closed);
-	/* uv_close stopped the watcher: the fd can go now, so that the
+	rill__acceptor_close(&l->acc, lst_acceptor_closed);
+	/* The watch stopped at once: the fd can go now, so that the
 	 * address is free again when this returns. */
 	close(l->fd);
 	l->fd = -1;
@@ -1239,7 +1240,7 @@ rill__socket_listener_spread(struct rill_listener *base,
 	if (base == NULL || base->ops != &lst_ops)
 		return NULL;
 	struct sock_listener *l = (struct sock_listener *)base;
-	if (l->closing)
+	if (l->acc.closing)
 		return NULL;
 	*fam = l->fam;
 	return &l->spread;
@@ -1268,7 +1269,8 @@ int rill__socket_listen(uv_loop_t *loop, int fd,
 	if (err == 0)
 		err = rill__spread_open(&l->spread, loop);
 	if (err == 0) {
-		err = uv_poll_init(loop, &l->poll, fd);
+		err = rill__acceptor_init(loop, &l->acc, fd, SOCK_ACCEPT_BATCH,
+		                          lst_on_accept);
 		if (err != 0)
 			rill__spread_leave(&l->spread);
 	}
@@ -1285,12 +1287,34 @@ int rill__socket_listen(uv_loop_t *loop, int fd,
 	l->fam = fam;
 	l->fd = fd;
 	l->unlink_path = path;
-	l->poll.data = l;
-	uv_timer_init(loop, &l->pause);
-	l->pause.data = l;
-	l->handles_open = 2;
-	uv_poll_start(&l->poll, UV_READABLE, lst_on_poll);
+	l->acc.data = l;
 	*out = &l->base;
+	return 0;
+}
+
+int rill__socket_bind_fd(const struct sockaddr *sa, socklen_t len, int backlog,
+                         bool reuseaddr, const char *unlink_path, int *out)
+{
+	int fd = socket(sa->sa_family,
+	                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (reuseaddr)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, sa, len) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	if (listen(fd, backlog > 0 ? backlog : 511) != 0) {
+		int err = -errno;
+		close(fd);
+		if (unlink_path != NULL)
+			unlink(unlink_path);
+		return err;
+	}
+	*out = fd;
 	return 0;
 }
 
@@ -1304,31 +1328,14 @@ int rill__socket_bind_listen(uv_loop_t *loop,
 {
 	if (label == NULL)
 		label = fam->name;
-	int fd = socket(sa->sa_family,
-	                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		int err = -errno;
+	int fd = -1;
+	int err =
+	    rill__socket_bind_fd(sa, len, backlog, reuseaddr, unlink_path, &fd);
+	if (err != 0) {
 		rill__set_last_errmsg("listen %s: %s", label, strerror(-err));
 		return err;
 	}
-	int one = 1;
-	if (reuseaddr)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, sa, len) != 0) {
-		int err = -errno;
-		rill__set_last_errmsg("listen %s: %s", label, strerror(-err));
-		close(fd);
-		return err;
-	}
-	if (listen(fd, backlog > 0 ? backlog : 511) != 0) {
-		int err = -errno;
-		rill__set_last_errmsg("listen %s: %s", label, strerror(-err));
-		close(fd);
-		if (unlink_path != NULL)
-			unlink(unlink_path);
-		return err;
-	}
-	int err = rill__socket_listen(loop, fd, fam, unlink_path, cb, ud, out);
+	err = rill__socket_listen(loop, fd, fam, unlink_path, cb, ud, out);
 	if (err != 0) {
 		rill__set_last_errmsg("listen %s: %s", label,
 		                      rill_strerror(err));

@@ -40,10 +40,17 @@ struct rill_socket_family {
 	 */
 	int (*format)(const struct sockaddr *sa, socklen_t len, bool listener,
 	              char *buf, size_t cap);
+	/*
+	 * Optional: what a failed connect's -errno means in this family
+	 * (AF_VSOCK reports a refusal as ECONNRESET: RILL_ECONNREFUSED).
+	 * Applied before the message, the retry decision and the callback.
+	 */
+	int (*connect_error)(int err);
 };
 
 /* The operations shared by every socket family (see struct rill_flow_ops). */
 void rill__socket_read(struct rill_flow *f);
+void rill__socket_read_into(struct rill_flow *f, struct rill_read_into *ri);
 void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
                         size_t n);
 void rill__socket_shutdown_write(struct rill_flow *f);
@@ -67,7 +74,7 @@ int rill__socket_fd(struct rill_flow *f);
 		.close = rill__socket_close, .address = rill__socket_address, \
 		.set_nodelay = rill__socket_set_nodelay,                      \
 		.set_keepalive = rill__socket_set_keepalive,                  \
-		.fd = rill__socket_fd,                                        \
+		.fd = rill__socket_fd, .read_into = rill__socket_read_into,   \
 	}
 
 /*
@@ -131,6 +138,21 @@ int rill__socket_connect(uv_loop_t *loop, const struct rill_socket_family *fam,
                          uint64_t retry_until_ms, rill_connect_cb cb, void *ud);
 
 /*
+ * As rill__socket_connect, but completes with the connected socket itself
+ * (non-blocking, close-on-exec, owned by the callee) instead of a flow,
+ * for protocols that speak over the socket before any flow exists (the
+ * vchan rendezvous): cb(fd, 0, NULL, ud), or cb(-1, error, message, ud).
+ */
+typedef void (*rill__connect_fd_cb)(int fd, int status, const char *errmsg,
+                                    void *ud);
+int rill__socket_connect_fd(uv_loop_t *loop,
+                            const struct rill_socket_family *fam,
+                            const struct rill__sockaddr *addrs, size_t n,
+                            const char *label, uint64_t timeout_ms,
+                            uint64_t retry_until_ms, rill__connect_fd_cb cb,
+                            void *ud);
+
+/*
  * Resolves host:port asynchronously (uv_getaddrinfo) and connects to
  * every address in order (rill__socket_connect), all within timeout_ms.
  * DNS failures: -ENOENT (no such name), -EAGAIN (temporary), -EIO, with a
@@ -165,6 +187,22 @@ int rill__socket_bind_listen(uv_loop_t *loop,
                              const char *unlink_path, const char *label,
                              rill_accept_cb cb, void *ud,
                              struct rill_listener **out);
+
+/*
+ * Creates a non-blocking, close-on-exec stream socket of sa's family,
+ * binds it to sa (SO_REUSEADDR first when reuseaddr) and listens with
+ * backlog (0: 511). unlink_path (may be NULL) is removed if listen fails
+ * after bind created it. Returns 0 and *out, or -errno (nothing open).
+ */
+int rill__socket_bind_fd(const struct sockaddr *sa, socklen_t len, int backlog,
+                         bool reuseaddr, const char *unlink_path, int *out);
+
+/*
+ * A listening Unix socket on the filesystem path: as rill__socket_bind_fd,
+ * but a socket file nobody listens on any more (its server died) is
+ * replaced. -EADDRINUSE when a live server has the path, -ENAMETOOLONG.
+ */
+int rill__unix_bind_fd(const char *path, int backlog, int *out);
 
 /*
  * The acceptor's side of a socket listener made by rill__socket_listen

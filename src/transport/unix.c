@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "transport/socket.h"
 
@@ -159,3 +160,41 @@ const struct rill_transport_scheme rill__unix_scheme = {
     .listen = unix_listen,
     .join = rill__socket_join,
 };
+
+/* ---------------------------------------------------------------------- */
+/* Listening sockets that replace stale ones */
+
+/* True when a server accepts connections on sa right now. */
+static bool unix_is_live(const struct sockaddr_un *sa, int *why)
+{
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0) {
+		*why = errno;
+		return true; /* cannot tell: do not touch the file */
+	}
+	bool live =
+	    connect(probe, (const struct sockaddr *)sa, sizeof *sa) == 0;
+	*why = live ? 0 : errno;
+	close(probe);
+	return live;
+}
+
+int rill__unix_bind_fd(const char *path, int backlog, int *out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strlen(path);
+	if (n >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, n + 1);
+	int err = rill__socket_bind_fd((struct sockaddr *)&sa, sizeof sa,
+	                               backlog, false, path, out);
+	if (err != -EADDRINUSE)
+		return err;
+	/* Only a file whose server is gone (connect refused) is replaced:
+	 * a live server, or a file that is not a socket, stays. */
+	int why = 0;
+	if (unix_is_live(&sa, &why) || why != ECONNREFUSED || unlink(path) != 0)
+		return -EADDRINUSE;
+	return rill__socket_bind_fd((struct sockaddr *)&sa, sizeof sa, backlog,
+	                            false, path, out);
+}

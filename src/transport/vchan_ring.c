@@ -117,63 +117,50 @@ void rill__vchan_init_page(void *mem, int left_order, int right_order,
 	                      memory_order_release);
 }
 
-static uint8_t *vchan_ring_data(uint8_t *base, int order, size_t *next_off)
+/* The data of a ring of `order`: inside the page, or `outside`. */
+static uint8_t *vchan_ring_data(uint8_t *page, int order, uint8_t *outside)
 {
 	if (order == RILL__VCHAN_SMALL_ORDER)
-		return base + VCHAN_SMALL_OFFSET;
+		return page + VCHAN_SMALL_OFFSET;
 	if (order == RILL__VCHAN_LARGE_ORDER)
-		return base + VCHAN_LARGE_OFFSET;
-	uint8_t *d = base + *next_off;
-	*next_off += (size_t)1 << order;
-	return d;
+		return page + VCHAN_LARGE_OFFSET;
+	return outside;
 }
 
-int rill__vchan_attach(struct rill__vchan *v, void *mem, size_t len,
-                       bool server)
+void rill__vchan_attach_at(struct rill__vchan *v, void *page, int left_order,
+                           int right_order, void *left, void *right,
+                           bool server)
 {
-	struct rill__vchan_page *p = mem;
+	struct rill__vchan_page *p = page;
 	memset(v, 0, sizeof *v);
-	if (len < RILL__VCHAN_PAGE)
-		return RILL_ERING;
-	/* Read once: the peer may change them later, we never look again. */
-	int lo = atomic_load_explicit(&p->left_order, memory_order_acquire);
-	int ro = atomic_load_explicit(&p->right_order, memory_order_acquire);
-	if (rill__vchan_check_orders(lo, ro) != 0 ||
-	    rill__vchan_map_size(lo, ro) > len)
-		return RILL_ERING;
-	uint8_t *base = mem;
-	size_t off = RILL__VCHAN_PAGE;
-	uint8_t *ldata = vchan_ring_data(base, lo, &off);
-	uint8_t *rdata = vchan_ring_data(base, ro, &off);
-	struct rill__vchan_ring left = {
+	struct rill__vchan_ring lring = {
 	    .cons = &p->left.cons,
 	    .prod = &p->left.prod,
-	    .data = ldata,
-	    .size = (uint32_t)1 << lo,
+	    .data = vchan_ring_data(page, left_order, left),
+	    .size = (uint32_t)1 << left_order,
 	};
-	struct rill__vchan_ring right = {
+	struct rill__vchan_ring rring = {
 	    .cons = &p->right.cons,
 	    .prod = &p->right.prod,
-	    .data = rdata,
-	    .size = (uint32_t)1 << ro,
+	    .data = vchan_ring_data(page, right_order, right),
+	    .size = (uint32_t)1 << right_order,
 	};
 	v->page = p;
-	v->map_len = len;
 	v->server = server;
 	if (server) {
-		v->rd = left;
-		v->wr = right;
-		v->rd_order = lo;
-		v->wr_order = ro;
+		v->rd = lring;
+		v->wr = rring;
+		v->rd_order = left_order;
+		v->wr_order = right_order;
 		v->my_live = &p->srv_live;
 		v->peer_live = &p->cli_live;
 		v->my_notify = &p->srv_notify;
 		v->peer_notify = &p->cli_notify;
 	} else {
-		v->rd = right;
-		v->wr = left;
-		v->rd_order = ro;
-		v->wr_order = lo;
+		v->rd = rring;
+		v->wr = lring;
+		v->rd_order = right_order;
+		v->wr_order = left_order;
 		v->my_live = &p->cli_live;
 		v->peer_live = &p->srv_live;
 		v->my_notify = &p->cli_notify;
@@ -181,6 +168,35 @@ int rill__vchan_attach(struct rill__vchan *v, void *mem, size_t len,
 	}
 	v->rd.mine = atomic_load_explicit(v->rd.cons, memory_order_relaxed);
 	v->wr.mine = atomic_load_explicit(v->wr.prod, memory_order_relaxed);
+}
+
+int rill__vchan_read_orders(const void *page, int *left_order, int *right_order)
+{
+	const struct rill__vchan_page *p = page;
+	/* Read once: the peer may change them later, we never look again. */
+	*left_order =
+	    atomic_load_explicit(&p->left_order, memory_order_acquire);
+	*right_order =
+	    atomic_load_explicit(&p->right_order, memory_order_acquire);
+	return rill__vchan_check_orders(*left_order, *right_order);
+}
+
+int rill__vchan_attach(struct rill__vchan *v, void *mem, size_t len,
+                       bool server)
+{
+	memset(v, 0, sizeof *v);
+	if (len < RILL__VCHAN_PAGE)
+		return RILL_ERING;
+	int lo, ro;
+	if (rill__vchan_read_orders(mem, &lo, &ro) != 0 ||
+	    rill__vchan_map_size(lo, ro) > len)
+		return RILL_ERING;
+	/* One mapping: the page, then the left ring if it is outside the
+	 * page, then the right ring if it is. */
+	uint8_t *left = (uint8_t *)mem + RILL__VCHAN_PAGE;
+	uint8_t *right = left + vchan_outside(lo);
+	rill__vchan_attach_at(v, mem, lo, ro, left, right, server);
+	v->map_len = len;
 	return 0;
 }
 

@@ -2,7 +2,7 @@
  * The vchan ring core: Xen's vchan_interface page layout (DESIGN.md 5.4,
  * xen/include/public/io/libxenvchan.h) and the index and notify protocol,
  * with no event loop and no system calls, so that the fuzzer, the TSan
- * test and the flow (vchan.c) all drive the same code.
+ * test and the flow (vchan_flow.c) all drive the same code.
  *
  * The peer is untrusted: every shared index is loaded once per operation
  * and validated against the ring size before it is used, the orders are
@@ -92,6 +92,24 @@ int rill__vchan_check_orders(int left_order, int right_order);
  */
 void rill__vchan_init_page(void *mem, int left_order, int right_order,
                            uint32_t start_idx);
+
+/*
+ * Reads the orders of the page once and checks them (rill__vchan_check_
+ * orders): 0, or RILL_ERING (the values are still stored).
+ */
+int rill__vchan_read_orders(const void *page, int *left_order,
+                            int *right_order);
+
+/*
+ * Attaches v to a control page and rings mapped apart (Xen grants), as
+ * server or client, with orders the caller read once and checked: a ring
+ * of order 10 or 11 is inside the page, a bigger one at left / right
+ * (2^order bytes each; unused otherwise). Takes private copies of the
+ * indices this side owns.
+ */
+void rill__vchan_attach_at(struct rill__vchan *v, void *page, int left_order,
+                           int right_order, void *left, void *right,
+                           bool server);
 
 /*
  * Attaches v to the shared memory mem of len bytes, as server or client:

@@ -13,10 +13,12 @@
  * which the layer hands out first, and the handshake stays out of the
  * flow's counters.
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
@@ -35,6 +37,22 @@
 /* ---------------------------------------------------------------------- */
 /* AF_VSOCK */
 
+/* This machine's CID as the kernel tells it through /dev/vsock, or
+ * VMADDR_CID_ANY when it knows none. */
+static uint32_t vsock_local_cid(void)
+{
+	uint32_t cid = VMADDR_CID_ANY;
+	int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return VMADDR_CID_ANY;
+	if (ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) != 0)
+		cid = VMADDR_CID_ANY;
+	close(fd);
+	return cid;
+}
+
+/* A listener on any CID is shown with the CID a peer can use: this
+ * machine's (see rill__vsock_listener_cid). */
 static int vsock_format(const struct sockaddr *sa, socklen_t len, bool listener,
                         char *buf, size_t cap)
 {
@@ -44,8 +62,16 @@ static int vsock_format(const struct sockaddr *sa, socklen_t len, bool listener,
 	const struct sockaddr_vm *vm = (const struct sockaddr_vm *)sa;
 	uint32_t cid = vm->svm_cid;
 	if (listener && cid == VMADDR_CID_ANY)
-		cid = VMADDR_CID_LOCAL; /* reachable from this machine */
+		cid = rill__vsock_listener_cid(cid, vsock_local_cid());
 	return rill__vsock_format(cid, vm->svm_port, buf, cap);
+}
+
+/* The kernel answers a connect to a port nobody listens on with a reset
+ * (virtio transports, vsock_loopback): connect fails with ECONNRESET,
+ * which before a connection exists can only be that refusal. */
+static int vsock_connect_error(int err)
+{
+	return err == -ECONNRESET ? RILL_ECONNREFUSED : err;
 }
 
 static const struct rill_flow_ops vsock_ops = RILL_SOCKET_OPS("vsock");
@@ -55,6 +81,7 @@ const struct rill_socket_family rill__vsock_family = {
     .ops = &vsock_ops,
     .tcp_options = false,
     .format = vsock_format,
+    .connect_error = vsock_connect_error,
 };
 
 static int vsock_parse(const struct rill_uri *u, struct sockaddr_vm *sa)

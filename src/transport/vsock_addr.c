@@ -87,6 +87,13 @@ int rill__vsock_format(uint32_t cid, uint32_t port, char *buf, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -ENOSPC : 0;
 }
 
+uint32_t rill__vsock_listener_cid(uint32_t bound, uint32_t local)
+{
+	if (bound != RILL__VSOCK_CID_ANY)
+		return bound;
+	return local != RILL__VSOCK_CID_ANY ? local : RILL__VSOCK_CID_LOCAL;
+}
+
 int rill__path_port_parse(const char *rest, char *path, size_t cap,
                           uint32_t *port, const char **what)
 {

@@ -31,6 +31,16 @@ int rill__vsock_parse(const char *rest, uint32_t *cid, uint32_t *port,
 int rill__vsock_format(uint32_t cid, uint32_t port, char *buf, size_t cap);
 
 /*
+ * The CID a peer uses to reach a listener bound to `bound`: bound itself,
+ * unless it is any; then `local`, this machine's CID as the kernel tells
+ * it (IOCTL_VM_SOCKETS_GET_LOCAL_CID: a guest's own CID, or 2 on a host
+ * with vhost_vsock); when the kernel knows none (any: only vsock_loopback
+ * is loaded, or no /dev/vsock), local (1), where connections from this
+ * machine itself go.
+ */
+uint32_t rill__vsock_listener_cid(uint32_t bound, uint32_t local);
+
+/*
  * "PATH:PORT" as in hybrid-vsock:/path/v.sock:port and hyperkit:/dir:port:
  * the last ':' separates a non-empty path from a decimal u32 port. The
  * path (NUL-terminated) goes to path[0..cap). Returns 0, or -1 with *what

@@ -1,0 +1,46 @@
+/*
+ * Little-endian fields of wire formats (the shut framing, the vchan
+ * rendezvous messages): the one place rill reads and writes them, byte by
+ * byte, so the host's byte order and alignment never matter.
+ */
+#ifndef RILL_BYTEORDER_H
+#define RILL_BYTEORDER_H
+
+#include <stdint.h>
+
+static inline uint16_t rill__get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t rill__get_le32(const uint8_t *p)
+{
+	return (uint32_t)rill__get_le16(p) | (uint32_t)rill__get_le16(p + 2)
+	                                         << 16;
+}
+
+static inline uint64_t rill__get_le64(const uint8_t *p)
+{
+	return (uint64_t)rill__get_le32(p) | (uint64_t)rill__get_le32(p + 4)
+	                                         << 32;
+}
+
+static inline void rill__put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void rill__put_le32(uint8_t *p, uint32_t v)
+{
+	rill__put_le16(p, (uint16_t)v);
+	rill__put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline void rill__put_le64(uint8_t *p, uint64_t v)
+{
+	rill__put_le32(p, (uint32_t)v);
+	rill__put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+#endif

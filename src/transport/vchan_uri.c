@@ -1,0 +1,348 @@
+/*
+ * The URI scheme vchan:[domain/]port?read_size=N&write_size=N. Listening
+ * serves any number of clients, one fresh vchan each (each accepted
+ * connection gets its own shared memory); connecting is a client.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spread.h"
+#include "transport/socket.h"
+#include "transport/vchan.h"
+#include "transport/vchan_local.h"
+
+#define VCHAN_DEFAULT_SIZE (1u << 20)
+
+struct vchan_listener {
+	struct rill_listener base;
+	struct rill__spread_member spread; /* listener group (see spread.h) */
+	bool member;                       /* joined: no socket of its own */
+	struct rill__acceptor acc;
+	int fd;
+	char *path;
+	char *uri;
+	size_t read_size, write_size;
+	struct rill__vchan_local *handshakes; /* accepted, not handed out */
+};
+
+static void vchan_listener_unlink(struct vchan_listener *l,
+                                  struct rill__vchan_local *vl)
+{
+	for (struct rill__vchan_local **p = &l->handshakes; *p != NULL;
+	     p = &(*p)->srv.next) {
+		if (*p == vl) {
+			*p = vl->srv.next;
+			break;
+		}
+	}
+	vl->srv.owner = NULL;
+	vl->srv.next = NULL;
+	vl->srv.done = NULL;
+}
+
+static void vchan_listener_handshake_done(struct rill__vchan_local *vl,
+                                          int status, const char *msg)
+{
+	struct vchan_listener *l = vl->srv.owner;
+	vchan_listener_unlink(l, vl);
+	if (status != 0) {
+		rill__vchan_local_discard(vl);
+		l->base.cb(&l->base, NULL, status, msg, l->base.ud);
+		return;
+	}
+	l->base.cb(&l->base, &vl->ring.base, 0, NULL, l->base.ud);
+}
+
+/* A connection to the listening socket: the vchan handshake, on l's
+ * loop. */
+static void vchan_listener_take(struct vchan_listener *l, int fd)
+{
+	struct rill__vchan_local *vl =
+	    rill__vchan_local_new(l->base.loop, true);
+	int err = vl == NULL ? RILL_ENOMEM : 0;
+	if (err == 0) {
+		vl->state = RILL__VL_SRV_HELLO;
+		err = rill__vchan_local_setup(vl, l->read_size, l->write_size);
+	}
+	if (err != 0) {
+		close(fd);
+		if (vl != NULL)
+			rill__vchan_local_discard(vl);
+		l->base.cb(&l->base, NULL, err, rill_last_errmsg(), l->base.ud);
+		return;
+	}
+	vl->srv.done = vchan_listener_handshake_done;
+	vl->srv.owner = l;
+	vl->srv.next = l->handshakes;
+	l->handshakes = vl;
+	rill__vchan_local_serve(vl, fd);
+}
+
+static void vchan_listener_on_accept(struct rill__acceptor *a, int fd, int err)
+{
+	struct vchan_listener *l = a->data;
+	if (fd < 0) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "vchan: accept: %s",
+		         rill_strerror(err));
+		l->base.cb(&l->base, NULL, err, msg, l->base.ud);
+		return;
+	}
+	if (!rill__spread_hand(&l->spread, fd))
+		vchan_listener_take(l, fd);
+}
+
+static void vchan_member_take(struct rill__spread_member *m, int fd)
+{
+	vchan_listener_take(rill_container_of(m, struct vchan_listener, spread),
+	                    fd);
+}
+
+static void vchan_listener_destroy(struct vchan_listener *l)
+{
+	rill_free(l->path);
+	rill_free(l->uri);
+	rill_free(l);
+}
+
+static void vchan_listener_free(struct rill__acceptor *a)
+{
+	vchan_listener_destroy(a->data);
+}
+
+static void vchan_member_left(struct rill__spread_member *m)
+{
+	vchan_listener_destroy(
+	    rill_container_of(m, struct vchan_listener, spread));
+}
+
+static void vchan_listener_close(struct rill_listener *base)
+{
+	struct vchan_listener *l = (struct vchan_listener *)(void *)base;
+	while (l->handshakes != NULL) {
+		struct rill__vchan_local *vl = l->handshakes;
+		vchan_listener_unlink(l, vl);
+		rill__vchan_local_discard(vl);
+	}
+	rill__spread_leave(&l->spread); /* a member is freed after this */
+	if (l->member)
+		return;
+	rill__acceptor_close(&l->acc, vchan_listener_free);
+	close(l->fd);
+	unlink(l->path);
+}
+
+static int vchan_listener_uri(struct rill_listener *base, char *buf, size_t len)
+{
+	struct vchan_listener *l = (struct vchan_listener *)(void *)base;
+	int n = snprintf(buf, len, "%s", l->uri);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+static const struct rill_listener_ops vchan_listener_ops = {
+    .close = vchan_listener_close,
+    .uri = vchan_listener_uri,
+};
+
+/* Splits u->rest into domain (NULL when absent) and port, in buf. */
+static int vchan_uri_split(const struct rill_uri *u, char *buf, size_t len,
+                           const char **domain, const char **port)
+{
+	int n = snprintf(buf, len, "%s", u->rest);
+	if (n < 0 || (size_t)n >= len)
+		return rill__uri_error(u, "vchan name too long", u->rest);
+	char *slash = strrchr(buf, '/');
+	if (slash == NULL) {
+		*domain = NULL;
+		*port = buf;
+	} else {
+		*slash = '\0';
+		*domain = buf;
+		*port = slash + 1;
+		if (slash == buf)
+			*domain = "/";
+	}
+	if (!rill__vchan_name_ok(*port, false))
+		return rill__uri_error(
+		    u, "bad vchan port (want [a-zA-Z0-9_-]+)", *port);
+	if (*domain != NULL && strchr(*domain, '/') == NULL &&
+	    !rill__vchan_name_ok(*domain, true))
+		return rill__uri_error(u, "bad vchan domain", *domain);
+	char path[RILL__VCHAN_SUN_PATH];
+	if (rill__vchan_socket_path(*domain, *port, path, sizeof path, false) !=
+	    0)
+		return rill__uri_error(u, "vchan socket path too long",
+		                       u->rest);
+	return 0;
+}
+
+static int vchan_uri_sizes(const struct rill_uri *u, uint64_t *rd, uint64_t *wr)
+{
+	uint64_t max = (uint64_t)1 << RILL__VCHAN_MAX_ORDER;
+	int err =
+	    rill__uri_param_u64(u, "read_size", 1, max, VCHAN_DEFAULT_SIZE, rd);
+	if (err == 0)
+		err = rill__uri_param_u64(u, "write_size", 1, max,
+		                          VCHAN_DEFAULT_SIZE, wr);
+	return err;
+}
+
+static int vchan_uri_check(const struct rill_uri *u)
+{
+	char buf[512];
+	const char *d = NULL, *p = NULL;
+	uint64_t rd, wr;
+	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
+	return err != 0 ? err : vchan_uri_sizes(u, &rd, &wr);
+}
+
+static int vchan_uri_connect(uv_loop_t *loop, const struct rill_uri *u,
+                             const struct rill_connect_opts *opts,
+                             rill_connect_cb cb, void *ud)
+{
+	char buf[512];
+	const char *d = NULL, *p = NULL;
+	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
+	if (err != 0)
+		return err;
+	return rill_vchan_client(loop, d, p, opts, cb, ud);
+}
+
+static struct vchan_listener *vchan_listener_new(const struct rill_uri *u,
+                                                 const char *path)
+{
+	struct vchan_listener *l = rill_calloc(1, sizeof *l);
+	if (l == NULL)
+		return NULL;
+	l->fd = -1;
+	l->path = rill_strdup(path);
+	size_t ulen = strlen(u->rest) + 80;
+	l->uri = rill_malloc(ulen);
+	if (l->path == NULL || l->uri == NULL) {
+		rill_free(l->path);
+		rill_free(l->uri);
+		rill_free(l);
+		return NULL;
+	}
+	snprintf(l->uri, ulen, "vchan:%s", u->rest);
+	return l;
+}
+
+static int vchan_listener_start(uv_loop_t *loop, struct vchan_listener *l)
+{
+	int err = rill__unix_bind_fd(l->path, 16, &l->fd);
+	if (err == 0)
+		err = rill__spread_open(&l->spread, loop);
+	if (err == 0) {
+		err = rill__acceptor_init(loop, &l->acc, l->fd, 16,
+		                          vchan_listener_on_accept);
+		if (err != 0)
+			rill__spread_leave(&l->spread);
+	}
+	if (err != 0 && l->fd >= 0) {
+		close(l->fd);
+		unlink(l->path);
+	}
+	if (err != 0)
+		rill__set_last_errmsg("vchan: cannot listen on %s: %s", l->path,
+		                      rill_strerror(err));
+	return err;
+}
+
+static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
+                            const struct rill_listen_opts *opts,
+                            rill_accept_cb cb, void *ud,
+                            struct rill_listener **out)
+{
+	(void)opts;
+	char buf[512];
+	const char *d = NULL, *p = NULL;
+	uint64_t rd, wr;
+	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
+	if (err == 0)
+		err = vchan_uri_sizes(u, &rd, &wr);
+	if (err != 0)
+		return err;
+	char path[RILL__VCHAN_SUN_PATH];
+	err = rill__vchan_socket_path(d, p, path, sizeof path, true);
+	if (err != 0) {
+		rill__set_last_errmsg("vchan: cannot create the directory of "
+		                      "%s: %s",
+		                      u->rest, rill_strerror(err));
+		return err;
+	}
+	struct vchan_listener *l = vchan_listener_new(u, path);
+	if (l == NULL)
+		return RILL_ENOMEM;
+	l->read_size = (size_t)rd;
+	l->write_size = (size_t)wr;
+	err = vchan_listener_start(loop, l);
+	if (err != 0) {
+		rill_free(l->path);
+		rill_free(l->uri);
+		rill_free(l);
+		return err;
+	}
+	l->base.ops = &vchan_listener_ops;
+	l->base.loop = loop;
+	l->base.cb = cb;
+	l->base.ud = ud;
+	l->acc.data = l;
+	*out = &l->base;
+	return 0;
+}
+
+/* rill_listen_opts.join: a listener without a socket that takes its
+ * share of the acceptor's connections (handshakes on its own loop). */
+static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
+                          struct rill_listener *acceptor, rill_accept_cb cb,
+                          void *ud, struct rill_listener **out)
+{
+	uint64_t rd, wr;
+	int err = vchan_uri_sizes(u, &rd, &wr);
+	if (err != 0)
+		return err;
+	if (acceptor->ops != &vchan_listener_ops ||
+	    ((struct vchan_listener *)(void *)acceptor)->member) {
+		rill__set_last_errmsg("vchan: the listener to join is not a "
+		                      "vchan listener");
+		return RILL_EINVAL;
+	}
+	struct vchan_listener *a = (struct vchan_listener *)(void *)acceptor;
+	struct vchan_listener *l = rill_calloc(1, sizeof *l);
+	if (l == NULL)
+		return RILL_ENOMEM;
+	l->fd = -1;
+	l->member = true;
+	l->read_size = (size_t)rd;
+	l->write_size = (size_t)wr;
+	l->uri = rill_strdup(a->uri);
+	if (l->uri == NULL) {
+		rill_free(l);
+		return RILL_ENOMEM;
+	}
+	l->base.ops = &vchan_listener_ops;
+	l->base.loop = loop;
+	l->base.cb = cb;
+	l->base.ud = ud;
+	err = rill__spread_join(&l->spread, &a->spread, loop, vchan_member_take,
+	                        vchan_member_left);
+	if (err != 0) {
+		vchan_listener_destroy(l);
+		return err;
+	}
+	*out = &l->base;
+	return 0;
+}
+
+static const char *const vchan_uri_params[] = {"read_size", "write_size", NULL};
+
+const struct rill_transport_scheme rill__vchan_scheme = {
+    .name = "vchan",
+    .params = vchan_uri_params,
+    .check = vchan_uri_check,
+    .connect = vchan_uri_connect,
+    .listen = vchan_uri_listen,
+    .join = vchan_uri_join,
+};

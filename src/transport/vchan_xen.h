@@ -1,0 +1,161 @@
+/*
+ * The Xen backend of the vchan flow (include/rill/xen_vchan.h): grant
+ * tables, event channels and xenstore, byte-compatible with libxenvchan
+ * 4.17 (Xen's tools/libs/vchan, and its header libxenvchan.h). Files:
+ *   vchan_xen.c           the backend ops, the devices, the logger;
+ *   vchan_xen_server.c    rill_xen_vchan_server: share, publish;
+ *   vchan_xen_client.c    rill_xen_vchan_client: look up, map, bind;
+ *   vchan_xen_store.c     xenstore: our domid, keys and permissions;
+ *   vchan_xen_listen.c    the listener behind xen-vchan: URIs;
+ *   vchan_xen_names.c     paths and names (needs no Xen);
+ *   vchan_xen_api.c       the public calls: arguments checked (no Xen);
+ *   vchan_xen_uri.c       the xen-vchan: URI scheme (needs no Xen);
+ *   vchan_xen_none.c      stand-ins when rill is built without Xen.
+ */
+#ifndef RILL_TRANSPORT_VCHAN_XEN_H
+#define RILL_TRANSPORT_VCHAN_XEN_H
+
+#include "transport/vchan_flow.h"
+
+/* Xen's limits: DOMID_FIRST_RESERVED (xen/xen.h), libxenvchan's 64-byte
+ * key buffer minus "/event-channel" and the NUL. */
+#define RILL__XEN_DOMID_MAX    0x7FEFu
+#define RILL__XEN_PATH_MAX     49
+#define RILL__XEN_PATH_BUF     64
+#define RILL__XEN_DEFAULT_RING 65536u
+
+/* The libraries' handle types, without their headers. */
+struct xenevtchn_handle;
+struct xengntdev_handle;
+
+struct rill__xen_vchan;
+
+/* A listener's hook: the client of a server it made attached. */
+typedef void (*rill__xen_arrived_cb)(struct rill__xen_vchan *xv);
+
+struct rill__xen_vchan {
+	struct rill__vchan_flow ring;
+	bool server;
+	unsigned peer_domid;
+	struct xenevtchn_handle *evtchn;
+	uint32_t port; /* our end of the event channel */
+	bool port_bound;
+	struct xengntdev_handle *gnt; /* gntshr (server) or gnttab (client) */
+	void *page;                   /* the control page */
+	void *left, *right;           /* ring pages outside the page */
+	uint32_t left_pages, right_pages;
+	char path[RILL__XEN_PATH_BUF];
+	bool owns_keys; /* remove path from xenstore on close */
+	/* server */
+	bool arrived;
+	rill_vchan_server_cb srv_cb;
+	rill__xen_arrived_cb arrived_cb; /* set by a listener */
+	void *owner;
+	/* client */
+	uv_timer_t timer;
+	bool timer_init;
+	uint64_t deadline, retry_until, busy_until; /* loop time; 0: none */
+	uint64_t retry_ms;
+	rill_connect_cb cli_cb;
+	void *ud;
+};
+
+/* ---- vchan_xen.c ---- */
+
+/* A new Xen vchan flow (not attached). NULL on ENOMEM. */
+struct rill__xen_vchan *rill__xen_vchan_new(uv_loop_t *loop, bool server,
+                                            unsigned peer_domid);
+
+/* Ends a flow that was never handed to the user. */
+void rill__xen_vchan_discard(struct rill__xen_vchan *xv);
+
+/* -ENODEV with a message unless the device nodes this side needs exist
+ * (/dev/xen/evtchn, and gntalloc for a server or gntdev for a client). */
+int rill__xen_check_devices(bool server);
+
+/* Opens the event channel handle (non-blocking fd): 0 or -errno. */
+int rill__xen_open_evtchn(struct rill__xen_vchan *xv);
+
+/* After the rings are mapped: attach the flow to them and watch the
+ * event channel. 0 or a libuv error. */
+int rill__xen_attach(struct rill__xen_vchan *xv, int left_order,
+                     int right_order);
+
+/* The message the Xen libraries logged last on this thread ("" if none),
+ * and the logger that records it (a struct xentoollog_logger). */
+const char *rill__xen_lib_error(void);
+void *rill__xen_logger(void);
+
+/* ---- vchan_xen_server.c ---- */
+
+/*
+ * A server vchan for domain domid at path (checked), rings of at least
+ * rd and wr bytes (checked): shared, bound and published in xenstore.
+ * The flow does not remove the keys on close (set owns_keys for that).
+ * 0 and *out, or an error with rill_last_errmsg set.
+ */
+int rill__xen_server_create(uv_loop_t *loop, unsigned domid, const char *path,
+                            size_t rd, size_t wr, struct rill__xen_vchan **out);
+
+/* ---- vchan_xen_store.c ---- */
+
+/* This domain's id (xenstore's "domid"). 0 or -errno with a message. */
+int rill__xen_store_self(unsigned *domid);
+
+/* Writes path/ring-ref and path/event-channel in one transaction,
+ * owned by this domain, readable by reader only. 0 or -errno. */
+int rill__xen_store_publish(const char *path, unsigned reader,
+                            uint32_t ring_ref, uint32_t port);
+
+/* Reads both keys: 0, RILL_ECONNREFUSED (a key is missing or empty),
+ * RILL_EHANDSHAKE (not a number, or 0), -errno (xenstore). */
+int rill__xen_store_lookup(const char *path, uint32_t *ring_ref,
+                           uint32_t *port);
+
+/* Removes path and everything under it (best effort). */
+void rill__xen_store_remove(const char *path);
+
+/* ---- vchan_xen_names.c ---- */
+
+/* Checks a port name ([a-zA-Z0-9_-]+). */
+bool rill__xen_port_ok(const char *port);
+
+/* Checks a full path: [a-zA-Z0-9_@/-], no "//", no trailing '/', at
+ * most RILL__XEN_PATH_MAX bytes. */
+bool rill__xen_path_ok(const char *path);
+
+/*
+ * The path of a vchan: opts_path when set (checked), else the default
+ * path of (server, client, port). RILL_EINVAL or -ENAMETOOLONG with
+ * rill_last_errmsg set.
+ */
+int rill__xen_vchan_path_of(const char *opts_path, unsigned server,
+                            unsigned client, const char *port, char *buf,
+                            size_t len);
+
+/* Checks the sizes of opts (1 .. 1 MiB, 0 default) into rd, wr. */
+int rill__xen_sizes(const struct rill_xen_vchan_opts *opts, size_t *rd,
+                    size_t *wr);
+
+/* ---- vchan_xen_server.c, vchan_xen_client.c, vchan_xen_listen.c (or
+ * vchan_xen_none.c): behind the public calls of vchan_xen_api.c, which
+ * checked every argument's syntax. ---- */
+
+int rill__xen_server_open(uv_loop_t *loop, unsigned domid, const char *port,
+                          const struct rill_xen_vchan_opts *opts, size_t rd,
+                          size_t wr, rill_vchan_server_cb cb, void *ud,
+                          struct rill_flow **out);
+
+int rill__xen_client_open(uv_loop_t *loop, unsigned domid, const char *port,
+                          const struct rill_xen_vchan_opts *opts,
+                          const struct rill_connect_opts *copts,
+                          rill_connect_cb cb, void *ud);
+
+/* A listener serving clients of domain domid one after the other, each
+ * on a fresh vchan at the same path. */
+int rill__xen_vchan_listen(uv_loop_t *loop, unsigned domid, const char *port,
+                           const struct rill_xen_vchan_opts *opts,
+                           const char *uri, rill_accept_cb cb, void *ud,
+                           struct rill_listener **out);
+
+#endif

@@ -1,0 +1,44 @@
+#!/bin/sh
+# The arrows point down (DESIGN.md 4): a layer knows the flow below it only
+# through the flow API. TAP: no file in src/layer/ includes a transport
+# header or names a function or object a transport declares in its
+# headers, and the optional read_into operation is called only by the
+# flow core (src/core/flow.c).
+# Usage: test_layering.sh SOURCE_ROOT
+cd "${1:?usage: $0 SOURCE_ROOT}/src" || exit 1
+echo "1..3"
+
+bad=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(transport/|[a-z_]*(socket|vsock|vchan|pair|stdio|fnflow|tcp|unix)[a-z_]*\.h)' layer/*.c layer/*.h)
+if [ -z "$bad" ]; then
+	echo "ok 1 - src/layer/ includes no transport header"
+else
+	echo "not ok 1 - src/layer/ includes transport headers:"
+	echo "$bad" | sed 's/^/#   /'
+fi
+
+# Every rill__ name a transport header declares or a transport source
+# defines at file scope (a side door may be declared elsewhere).
+names=$( (grep -ohE '\brill__[A-Za-z0-9_]+' transport/*.h
+	grep -hE '^[a-z].*\brill__[A-Za-z0-9_]+[[:space:]]*\(' transport/*.c |
+		grep -v '^static' | grep -oE '\brill__[A-Za-z0-9_]+[[:space:]]*\(' |
+		tr -d '( ') | sort -u)
+hits=""
+for n in $names; do
+	h=$(grep -nw "$n" layer/*.c layer/*.h)
+	[ -n "$h" ] && hits="$hits
+$h"
+done
+if [ -n "$names" ] && [ -z "$hits" ]; then
+	echo "ok 2 - src/layer/ uses none of the $(echo "$names" | wc -w) names the transports declare or define"
+else
+	echo "not ok 2 - src/layer/ uses transport functions:"
+	echo "$hits" | grep . | sed 's/^/#   /'
+fi
+
+callers=$(grep -rnE '(->|\.)read_into[[:space:]]*\(' --include='*.c' . | grep -v '^\./core/flow\.c:')
+if [ -z "$callers" ] && grep -qE -e '->read_into\(' core/flow.c; then
+	echo "ok 3 - ops->read_into is called by the flow core only"
+else
+	echo "not ok 3 - ops->read_into called outside src/core/flow.c:"
+	echo "$callers" | sed 's/^/#   /'
+fi
