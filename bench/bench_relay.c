@@ -9,9 +9,11 @@
  *     connect to the sink's EOF;
  *   - the forwarder's CPU seconds (user + system, from /proc) over that
  *     transfer, per GiB;
- *   - the 1-byte round trip: a client writes one byte, the echo thread
- *     sends it back, BR_PINGS times (TCP_NODELAY on the endpoints; the
- *     forwarders run as configured);
+ *   - the 1-byte round trip: a client writes one byte, an echo thread
+ *     sends it back, BR_PINGS times per forwarder over BR_PING_CONNS
+ *     connections; the median ping (TCP_NODELAY on the endpoints; the
+ *     forwarders run as configured). All forwarders' connections are
+ *     open at once and take turns in short blocks (bench_relay_rtt_all);
  *   - the total throughput of four parallel streams, and over how many of
  *     the forwarder's threads its CPU time was spread.
  * Every forwarder is its own process, started once for the whole run.
@@ -40,6 +42,8 @@
 #define BR_STREAMS      4
 #define BR_PINGS        2000
 #define BR_PING_WARMUP  100
+#define BR_PING_BLOCK   25
+#define BR_PING_CONNS   4
 
 /* ---------------------------------------------------------------------- */
 /* Sockets */
@@ -224,35 +228,130 @@ static void *bench_relay_echo_main(void *arg)
 	return NULL;
 }
 
-/* Mean 1-byte round trip through port, in microseconds; negative error. */
-static double bench_relay_rtt(int lfd, int port)
+static int bench_relay_cmp_double(const void *a, const void *b);
+
+/* BR_PING_CONNS ping connections per forwarder (and direct), all open at
+ * once, each answered by its own echo thread. */
+#define BR_PINGERS (BR_KINDS * BR_PING_CONNS)
+struct bench_relay_pingers {
+	int n, threads;
+	int fd[BR_PINGERS];
+	enum bench_relay_kind kind[BR_PINGERS];
+	struct bench_relay_stream echo[BR_PINGERS];
+	pthread_t th[BR_PINGERS];
+};
+
+static int bench_relay_ping(int fd, double *dt)
 {
-	struct bench_relay_stream e = {.lfd = lfd};
-	pthread_t th;
-	if (pthread_create(&th, NULL, bench_relay_echo_main, &e) != 0)
-		return RILL_ENOMEM;
-	int fd = bench_relay_connect(port);
-	int err = fd < 0 ? fd : 0;
-	int one = 1;
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	double t0 = 0;
 	uint8_t b = 'x';
-	for (int i = 0; err == 0 && i < BR_PING_WARMUP + BR_PINGS; i++) {
-		if (i == BR_PING_WARMUP)
-			t0 = bench_now();
-		if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1)
-			err = errno != 0 ? -errno : -EIO;
+	double t0 = bench_now();
+	if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1)
+		return errno != 0 ? -errno : -EIO;
+	if (dt != NULL)
+		*dt = bench_now() - t0;
+	return 0;
+}
+
+static void bench_relay_pingers_close(struct bench_relay_pingers *p, int lfd)
+{
+	for (int i = 0; i < p->n; i++)
+		close(p->fd[i]);
+	if (p->n < p->threads)
+		shutdown(lfd, SHUT_RDWR); /* an echo thread still in accept */
+	for (int i = 0; i < p->threads; i++)
+		pthread_join(p->th[i], NULL);
+}
+
+/* One more pinger to port (an echo thread first); warms the path up. */
+static int bench_relay_pinger_add(struct bench_relay_pingers *p, int lfd,
+                                  int port, enum bench_relay_kind kind)
+{
+	p->echo[p->threads].lfd = lfd;
+	if (pthread_create(&p->th[p->threads], NULL, bench_relay_echo_main,
+	                   &p->echo[p->threads]) != 0)
+		return RILL_ENOMEM;
+	p->threads++;
+	int fd = bench_relay_connect(port);
+	if (fd < 0)
+		return fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	p->kind[p->n] = kind;
+	p->fd[p->n++] = fd;
+	int err = 0;
+	for (int i = 0; err == 0 && i < BR_PING_WARMUP; i++)
+		err = bench_relay_ping(fd, NULL);
+	return err;
+}
+
+/*
+ * The 1-byte round trip through every kind in want, in microseconds
+ * (rtt[kind]): the median of the BR_PINGS pings of each kind. Two things
+ * of this machine decide a round trip more than the forwarder does, and
+ * the measurement is built so that they fall on every kind alike:
+ *  - a ping that crosses to a CPU that is idle (a halted vCPU) costs
+ *    20-40 us per hop more than one that stays on a busy CPU, and the
+ *    scheduler keeps a connection's threads where they first landed: the
+ *    same forwarder gives 16 us on one connection and 70 us on the next.
+ *    So each kind gets BR_PING_CONNS connections (each draws its own
+ *    placement) rather than one;
+ *  - the neighbours' load comes and goes within seconds. So the pings go
+ *    in blocks of BR_PING_BLOCK that take turns over all the connections,
+ *    and the median, not the mean, is kept (a few pings held up by a
+ *    preemption do not decide).
+ */
+static int bench_relay_rtt_all(int lfd, int direct_port,
+                               const struct bench_relay_fwd *fwd, unsigned want,
+                               int round, double *rtt)
+{
+	struct bench_relay_pingers p;
+	memset(&p, 0, sizeof p);
+	int err = 0;
+	/* The order of the connections turns too (threads are placed as they
+	 * are created). */
+	for (int c = 0; c < BR_PING_CONNS && err == 0; c++)
+		for (int j = 0; j < BR_KINDS && err == 0; j++) {
+			int k = (j + c + round) % BR_KINDS;
+			if (want & (1u << k))
+				err = bench_relay_pinger_add(
+				    &p, lfd,
+				    k == BR_DIRECT ? direct_port : fwd[k].port,
+				    (enum bench_relay_kind)k);
+		}
+	enum { PER_CONN = BR_PINGS / BR_PING_CONNS };
+	static double dt[BR_PINGERS][PER_CONN];
+	for (int b = 0; err == 0 && b < PER_CONN / BR_PING_BLOCK; b++)
+		for (int j = 0; err == 0 && j < p.n; j++) {
+			int i = (j + b) % p.n;
+			for (int t = 0; err == 0 && t < BR_PING_BLOCK; t++)
+				err = bench_relay_ping(
+				    p.fd[i], &dt[i][b * BR_PING_BLOCK + t]);
+		}
+	bench_relay_pingers_close(&p, lfd);
+	for (int i = 0; err == 0 && i < p.threads; i++)
+		err = p.echo[i].err;
+	for (int k = 0; err == 0 && k < BR_KINDS; k++) {
+		static double all[BR_PINGS];
+		int n = 0;
+		for (int i = 0; i < p.n; i++) {
+			if (p.kind[i] != (enum bench_relay_kind)k)
+				continue;
+			qsort(dt[i], PER_CONN, sizeof dt[i][0],
+			      bench_relay_cmp_double);
+			if (getenv("RILL_BENCH_DEBUG") != NULL)
+				fprintf(stderr,
+				        "rtt %s: connection %d: %.1f us\n",
+				        bench_relay_names[k], i,
+				        dt[i][PER_CONN / 2] * 1e6);
+			memcpy(&all[n], dt[i], sizeof dt[i]);
+			n += PER_CONN;
+		}
+		if (n == 0)
+			continue;
+		qsort(all, (size_t)n, sizeof all[0], bench_relay_cmp_double);
+		rtt[k] = (all[(n - 1) / 2] + all[n / 2]) / 2 * 1e6;
 	}
-	double dt = bench_now() - t0;
-	if (fd >= 0)
-		close(fd);
-	else
-		shutdown(lfd, SHUT_RDWR);
-	pthread_join(th, NULL);
-	if (err == 0)
-		err = e.err;
-	return err != 0 ? err : dt / BR_PINGS * 1e6;
+	return err;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -340,9 +439,6 @@ static int bench_relay_round(int lfd, int direct_port,
 		return (int)v;
 	double e1 = bench_relay_self_cpu();
 	double c1 = f != NULL ? bench_relay_fwd_cpu(f) : 0;
-	double rtt = bench_relay_rtt(lfd, port);
-	if (rtt < 0)
-		return (int)rtt;
 	int busy = 0, threads = 0;
 	double v4 =
 	    bench_relay_four(lfd, port, f, bytes, chunk, &busy, &threads);
@@ -351,7 +447,6 @@ static int bench_relay_round(int lfd, int direct_port,
 	s->mbs[s->n] = v;
 	s->cpu[s->n] = (c1 - c0) / ((double)bytes / (1u << 30));
 	s->ends[s->n] = (e1 - e0) / ((double)bytes / (1u << 30));
-	s->rtt[s->n] = rtt;
 	s->mbs4[s->n] = v4;
 	s->busy[s->n] = busy;
 	s->threads[s->n] = threads;
@@ -396,6 +491,13 @@ static int bench_relay_rounds(struct bench_relay_run *run, unsigned want,
 	memset(smp, 0, sizeof smp);
 	int err = 0;
 	for (int r = 0; r < run->rounds && err == 0; r++) {
+		double rtt[BR_KINDS] = {0};
+		err = bench_relay_rtt_all(lfd, sport, fwd, want, r, rtt);
+		if (err != 0)
+			cli_error("bench relay: round trips: %s",
+			          rill_strerror(err));
+		for (int k = 0; k < BR_KINDS; k++)
+			smp[k].rtt[smp[k].n] = rtt[k];
 		for (int i = 0; i < BR_KINDS && err == 0; i++) {
 			enum bench_relay_kind k =
 			    (enum bench_relay_kind)((i + r) % BR_KINDS);

@@ -18,9 +18,11 @@ enum bench_relay_kind {
 	BR_DIRECT,  /* no forwarder */
 	BR_RILL,    /* rill relay, its defaults */
 	BR_COPY,    /* rill relay --no-splice */
+	BR_UNTUNED, /* rill relay, RILL_SPLICE_LOCAL=0 (extra row) */
 	BR_SOCAT,   /* socat -b 131072 */
 	BR_HAPROXY, /* haproxy, mode tcp */
 	BR_FLOOR,   /* bench/fwd_floor.c: two blocking threads */
+	BR_SFLOOR,  /* the same with splice, tuned as rill's (extra row) */
 	BR_SOCAT8K, /* socat with its default 8 KiB buffer (extra row) */
 	BR_KINDS
 };

@@ -5,6 +5,8 @@
  *   rill relay            this binary, `relay --quiet` (its defaults: the
  *                         splice path, one loop per online CPU)
  *   rill relay --no-splice
+ *   rill relay            with RILL_SPLICE_LOCAL=0: the splice path as it
+ *                         was before its tuning for local peers
  *   socat -b 131072       TCP-LISTEN:P,bind=127.0.0.1,fork,reuseaddr
  *                         TCP:127.0.0.1:Q with 128 KiB buffers
  *   socat                 the same with socat's default 8 KiB buffer
@@ -12,6 +14,7 @@
  *                         one backend server, everything else default
  *                         (it runs one thread per CPU)
  *   fwd-threads           bench/fwd_floor.c in a forked child
+ *   splice-threads        the same, splicing (the memcpy-free floor)
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -30,12 +33,10 @@
 #include "fwd_floor.h"
 
 const char *const bench_relay_names[BR_KINDS] = {
-    [BR_DIRECT] = "direct tcp",
-    [BR_RILL] = "rill relay",
-    [BR_COPY] = "rill relay --no-splice",
-    [BR_SOCAT] = "socat -b 131072",
-    [BR_HAPROXY] = "haproxy",
-    [BR_FLOOR] = "fwd-threads",
+    [BR_DIRECT] = "direct tcp",           [BR_RILL] = "rill relay",
+    [BR_COPY] = "rill relay --no-splice", [BR_UNTUNED] = "rill relay (untuned)",
+    [BR_SOCAT] = "socat -b 131072",       [BR_HAPROXY] = "haproxy",
+    [BR_FLOOR] = "fwd-threads",           [BR_SFLOOR] = "splice-threads",
     [BR_SOCAT8K] = "socat (8 KiB)",
 };
 
@@ -115,8 +116,8 @@ const char *bench_relay_fwd_missing(enum bench_relay_kind kind)
 
 /* The child's side of a start: stdio on /dev/null (stderr kept with
  * RILL_BENCH_DEBUG set), then exec or run the floor. Never returns. */
-static void bench_relay_child(const char *exe, char *const argv[],
-                              int floor_lfd, int target)
+static void bench_relay_child(enum bench_relay_kind kind, const char *exe,
+                              char *const argv[], int floor_lfd, int target)
 {
 	int null = open("/dev/null", O_RDWR);
 	dup2(null, 0);
@@ -125,10 +126,14 @@ static void bench_relay_child(const char *exe, char *const argv[],
 		dup2(null, 2);
 	if (floor_lfd >= 0) {
 		struct sockaddr_in t = bench_relay_addr(target);
-		fwd_floor_run(floor_lfd, &t);
+		fwd_floor_run(floor_lfd, &t, kind == BR_SFLOOR);
 		_exit(1);
 	}
 	unsetenv("RILL_NO_SPLICE");
+	if (kind == BR_UNTUNED)
+		setenv("RILL_SPLICE_LOCAL", "0", 1);
+	else
+		unsetenv("RILL_SPLICE_LOCAL");
 	execvp(exe != NULL ? exe : argv[0], argv);
 	_exit(127);
 }
@@ -175,6 +180,7 @@ int bench_relay_fwd_start(struct bench_relay_fwd *f, enum bench_relay_kind kind,
 	int floor_lfd = -1;
 	switch (kind) {
 	case BR_RILL:
+	case BR_UNTUNED:
 	case BR_COPY:
 		snprintf(lsn, sizeof lsn, "tcp://127.0.0.1:%d", port);
 		snprintf(dst, sizeof dst, "tcp://127.0.0.1:%d", target);
@@ -211,7 +217,8 @@ int bench_relay_fwd_start(struct bench_relay_fwd *f, enum bench_relay_kind kind,
 		argv[3] = cfg;
 		break;
 	}
-	case BR_FLOOR: {
+	case BR_FLOOR:
+	case BR_SFLOOR: {
 		int p = 0;
 		floor_lfd = bench_relay_listen(&p);
 		if (floor_lfd < 0)
@@ -230,9 +237,11 @@ int bench_relay_fwd_start(struct bench_relay_fwd *f, enum bench_relay_kind kind,
 		return err;
 	}
 	if (pid == 0)
-		bench_relay_child(kind == BR_RILL || kind == BR_COPY ? exe
-		                                                     : NULL,
-		                  argv, floor_lfd, target);
+		bench_relay_child(
+		    kind,
+		    argv[0] != NULL && strcmp(argv[0], "rill") == 0 ? exe
+		                                                    : NULL,
+		    argv, floor_lfd, target);
 	if (floor_lfd >= 0)
 		close(floor_lfd);
 	f->pid = pid;

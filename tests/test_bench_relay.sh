@@ -14,10 +14,12 @@ echo "1..3"
 check "bench relay: every metric beside every peer, then the report" 0 \
 	"$RILL" bench --bytes 8M --rounds 1 relay
 expect out '^flow +metric +value +baseline'
-for base in 'fwd-threads' 'rill relay --no-splice' 'direct tcp'; do
+for base in 'fwd-threads' 'splice-threads' 'rill relay --no-splice' \
+	'rill relay \(untuned\)' 'direct tcp'; do
 	expect out "^relay +throughput${v} MB/s +${base}${v} MB/s${v}x\$"
 done
 expect out "^relay +cpu${v} ms/GiB +fwd-threads${v} ms/GiB${v}x\$"
+expect out "^relay +cpu${v} ms/GiB +splice-threads${v} ms/GiB${v}x\$"
 expect out "^relay +rtt-added${v} us +fwd-threads${v} us${v}x\$"
 expect out "^relay +4-streams${v} MB/s +fwd-threads${v} MB/s${v}x\$"
 for tool in socat haproxy; do
@@ -34,6 +36,7 @@ done
 expect out '^relay run: 1 interleaved rounds, medians; 8 MiB per run'
 expect out '^\| rill relay \| [0-9.]+ \| [0-9.]+ \|'
 expect out '^\| fwd-threads \| [0-9.]+ \| [0-9.]+ \|'
+expect out '^\| direct tcp \| [0-9.]+ \| - \| [0-9.]+ \| [0-9.]+ \| - \| [0-9.]+ \| - \|$'
 expect out '^  throughput: [0-9.]+x the best peer'
 expect out '^  4 streams: the relay.s CPU time spread over [0-9]+ thread'
 report

@@ -3,13 +3,17 @@
  * buffers forwarded without copying, proxy half-close, errors per side,
  * close and abort from inside callbacks.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "rill.h"
 #include "rill/impl.h"
+#include "core/core.h"
 
 static uv_loop_t *loop_new(void)
 {
@@ -689,6 +693,9 @@ static void sock_pair(uv_loop_t *l, const char *uri, struct rill_flow **c,
 	rill_listener_close(lst);
 }
 
+/* Runs right after the proxy started, when set (a and b: its sides). */
+static void (*socket_case_check)(struct rill_flow *a, struct rill_flow *b);
+
 static void socket_proxy_case(const char *uri, unsigned flags, bool expect,
                               struct rill_proxy_result *out)
 {
@@ -706,6 +713,8 @@ static void socket_proxy_case(const char *uri, unsigned flags, bool expect,
 	struct rill_proxy *p = NULL;
 	TH_OK(rill_proxy(a, b, &po, proxy_cb, &pd, &p));
 	TH_EQ_INT(rill_proxy_spliced(p), expect);
+	if (socket_case_check != NULL)
+		socket_case_check(a, b);
 	struct server sv = {.f = s, .reply = r, .reply_len = rn};
 	sv.in.on_eof = server_on_eof;
 	sv.in.ctx = &sv;
@@ -859,4 +868,90 @@ TEST(socket_proxy_env_no_splice)
 	struct rill_proxy_result res;
 	socket_proxy_case("tcp://127.0.0.1:0", 0, false, &res);
 	TH_TRUE(!res.ab.spliced && !res.ba.spliced);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Between two connections to this host the splice path keeps little in
+ * flight (src/combinator/splice_local.c): 128 KiB socket buffers, which
+ * the kernel reports doubled, and a congestion control that does not
+ * pace. RILL_SPLICE_LOCAL=0, a Unix socket or the generic path leave the
+ * sockets as they were. The bytes are checked either way. */
+
+static int sock_int(struct rill_flow *f, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof v;
+	TH_OK(getsockopt(rill__flow_fd(f), level, name, &v, &len));
+	return v;
+}
+
+static void sock_cc(struct rill_flow *f, char *cc, size_t n)
+{
+	memset(cc, 0, n);
+	socklen_t len = (socklen_t)n - 1;
+	TH_OK(getsockopt(rill__flow_fd(f), IPPROTO_TCP, TCP_CONGESTION, cc,
+	                 &len));
+}
+
+/* What the kernel reports after SO_RCVBUF/SO_SNDBUF of 128 KiB. */
+static int tuned_buf(const char *max_sysctl)
+{
+	int max = 1 << 30;
+	FILE *fp = fopen(max_sysctl, "r");
+	if (fp != NULL) {
+		if (fscanf(fp, "%d", &max) != 1)
+			max = 1 << 30;
+		fclose(fp);
+	}
+	return 2 * (max < 128 * 1024 ? max : 128 * 1024);
+}
+
+static bool local_expect_tuned;
+
+static void local_check(struct rill_flow *a, struct rill_flow *b)
+{
+	int rcv = tuned_buf("/proc/sys/net/core/rmem_max");
+	int snd = tuned_buf("/proc/sys/net/core/wmem_max");
+	struct rill_flow *f[2] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		char cc[32];
+		sock_cc(f[i], cc, sizeof cc);
+		if (local_expect_tuned) {
+			TH_EQ_INT(sock_int(f[i], SOL_SOCKET, SO_RCVBUF), rcv);
+			TH_EQ_INT(sock_int(f[i], SOL_SOCKET, SO_SNDBUF), snd);
+			TH_TRUE(strncmp(cc, "bbr", 3) != 0);
+		} else {
+			/* Untouched: autotuned buffers start elsewhere, and
+			 * the congestion control is the system's. */
+			TH_TRUE(sock_int(f[i], SOL_SOCKET, SO_RCVBUF) != rcv ||
+			        sock_int(f[i], SOL_SOCKET, SO_SNDBUF) != snd);
+			char sys[32] = "";
+			FILE *fp = fopen(
+			    "/proc/sys/net/ipv4/tcp_congestion_control", "r");
+			if (fp != NULL) {
+				if (fscanf(fp, "%31s", sys) != 1)
+					sys[0] = '\0';
+				fclose(fp);
+			}
+			if (sys[0] != '\0')
+				TH_EQ_STR(cc, sys);
+		}
+	}
+}
+
+TEST(socket_proxy_local_tcp_is_tuned)
+{
+	struct rill_proxy_result res;
+	socket_case_check = local_check;
+	local_expect_tuned = true;
+	socket_proxy_case("tcp://127.0.0.1:0", 0, true, &res);
+	socket_proxy_case("tcp://[::1]:0", 0, true, &res);
+	local_expect_tuned = false;
+	socket_proxy_case("tcp://127.0.0.1:0", RILL_COPY_NO_SPLICE, false,
+	                  &res);
+	setenv("RILL_SPLICE_LOCAL", "0", 1);
+	socket_proxy_case("tcp://127.0.0.1:0", 0, true, &res);
+	unsetenv("RILL_SPLICE_LOCAL");
+	socket_case_check = NULL;
+	TH_EQ_U64(res.ab.stats.write_bytes, 5 * 1024 * 1024 + 11);
 }

@@ -17,6 +17,7 @@ struct rill__splice_ep {
 	uv_poll_t poll;
 	int fd;
 	bool own_fd; /* fd is our dup: close it */
+	bool local;  /* a TCP connection to this host (splice_local.c) */
 	int events;  /* currently polled UV_READABLE/UV_WRITABLE */
 	struct rill_copy *reader, *writer;
 };
@@ -49,6 +50,7 @@ struct rill_copy {
 	struct rill__splice_ep *in, *out;
 	int pipe_r, pipe_w;
 	size_t pipe_bytes, pipe_cap;
+	size_t pipe_limit; /* most bytes to keep in the pipe, 0: its size */
 };
 
 /* Fills c for src -> dst (no allocation, nothing started). */
@@ -66,6 +68,16 @@ bool rill__splice_possible(struct rill_flow *src, struct rill_flow *dst,
 struct rill__splice_ep *rill__splice_ep_new(struct rill_flow *f);
 /* Closes the poller (and its dup) in the background. */
 void rill__splice_ep_free(struct rill__splice_ep *ep);
+
+/* Whether fd is a TCP connection to this host (loopback, or one of its
+ * own addresses). */
+bool rill__splice_fd_local(int fd);
+
+/* When both pollers are such local connections (and RILL_SPLICE_LOCAL is
+ * not 0): tunes the sockets for one copy in -> out and returns the bytes
+ * to keep in its pipe at most; else changes nothing and returns 0. */
+size_t rill__splice_local_tune(const struct rill__splice_ep *in,
+                               const struct rill__splice_ep *out);
 
 /* Starts c on the generic path, or on the splice path with these pollers
  * (c becomes in->reader and out->writer). */

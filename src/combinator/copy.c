@@ -153,6 +153,7 @@ struct rill__splice_ep *rill__splice_ep_new(struct rill_flow *f)
 		ep->own_fd = true;
 	}
 	ep->poll.data = ep;
+	ep->local = rill__splice_fd_local(fd);
 	return ep;
 }
 
@@ -184,9 +185,15 @@ static void ep_cb(uv_poll_t *h, int status, int events)
 /* Whether the pipe has room enough for a read worth a system call: at
  * least half of it free, so reads and writes overlap (the copy path has
  * several buffers in flight) without splicing slivers. */
+static size_t splice_cap(const struct rill_copy *c)
+{
+	return c->pipe_limit > 0 && c->pipe_limit < c->pipe_cap ? c->pipe_limit
+	                                                        : c->pipe_cap;
+}
+
 static bool splice_room(const struct rill_copy *c)
 {
-	return c->pipe_r < 0 || c->pipe_bytes <= c->pipe_cap / 2;
+	return c->pipe_r < 0 || c->pipe_bytes <= splice_cap(c) / 2;
 }
 
 static bool splice_wants_read(const struct rill_copy *c)
@@ -393,7 +400,7 @@ static bool splice_in(struct rill_copy *c, bool *drained)
 			return false;
 		}
 	}
-	size_t room = c->pipe_cap - c->pipe_bytes;
+	size_t room = splice_cap(c) - c->pipe_bytes;
 	ssize_t n;
 	do {
 		n = splice(c->in->fd, NULL, c->pipe_w, NULL, room,
@@ -483,6 +490,7 @@ void rill__copy_start_splice(struct rill_copy *c, struct rill__splice_ep *in,
 	struct sigaction sa;
 	c->sigpipe_ign =
 	    sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+	c->pipe_limit = rill__splice_local_tune(in, out);
 	c->t0 = uv_hrtime();
 	ep_update(in);
 }
