@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 #define AB_WRITE (128 * 1024)
 #define AB_READ  (256 * 1024)
 
@@ -31,13 +33,6 @@ struct ab_cpu {
 	double s;
 	long vcsw, ivcsw;
 };
-
-static double ab_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static struct ab_cpu ab_thread_cpu(void)
 {
@@ -118,16 +113,6 @@ static void *ab_sink(void *arg)
 	return NULL;
 }
 
-static struct sockaddr_in ab_addr(int port)
-{
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((unsigned short)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -137,8 +122,8 @@ int main(int argc, char **argv)
 	}
 	long long bytes = atoll(argv[3]) << 20;
 	int pid = argc > 4 ? atoi(argv[4]) : 0;
-	struct sockaddr_in la = ab_addr(atoi(argv[2]));
-	struct sockaddr_in fa = ab_addr(atoi(argv[1]));
+	struct sockaddr_in la = loopback_addr(atoi(argv[2]));
+	struct sockaddr_in fa = loopback_addr(atoi(argv[1]));
 	int one = 1;
 	ab_lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(ab_lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -151,7 +136,7 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, ab_sink, NULL);
 	long long b0, i0, b1, i1;
 	ab_machine(&b0, &i0);
-	double f0 = ab_pid_cpu(pid), t0 = ab_now();
+	double f0 = ab_pid_cpu(pid), t0 = monotonic_now();
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (connect(fd, (struct sockaddr *)&fa, sizeof fa) != 0) {
 		perror("relay_ab_stream: connect");
@@ -171,7 +156,7 @@ int main(int argc, char **argv)
 	struct ab_cpu snd = ab_diff(s0, ab_thread_cpu());
 	shutdown(fd, SHUT_WR);
 	pthread_join(th, NULL);
-	double dt = ab_now() - t0;
+	double dt = monotonic_now() - t0;
 	double fwd = ab_pid_cpu(pid) - f0;
 	ab_machine(&b1, &i1);
 	while (read(fd, buf, AB_WRITE) > 0) {

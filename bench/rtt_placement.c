@@ -26,19 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 #define PL_PINGS   2000
 #define PL_WARMUP  100
 #define PL_THREADS 64
 
 static int pl_lfd;
 static volatile int pl_echo_tid;
-
-static double pl_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* The value of key in a /proc/.../sched file, or -1. */
 static long pl_sched(int pid, int tid, const char *key)
@@ -126,23 +121,13 @@ static void pl_snap(int pid, struct pl_tasks *t)
 		closedir(d);
 }
 
-static struct sockaddr_in pl_addr(int port)
-{
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((unsigned short)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-
 static void pl_one(int k, int port, int fwd_pid)
 {
 	int me = (int)syscall(SYS_gettid), self = getpid(), one = 1;
 	pthread_t th;
 	pl_echo_tid = 0;
 	pthread_create(&th, NULL, pl_echo, NULL);
-	struct sockaddr_in fa = pl_addr(port);
+	struct sockaddr_in fa = loopback_addr(port);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (connect(fd, (struct sockaddr *)&fa, sizeof fa) != 0) {
 		perror("rtt_placement: connect");
@@ -160,10 +145,10 @@ static void pl_one(int k, int port, int fwd_pid)
 	long em = pl_sched(self, echo, "se.nr_migrations");
 	static double d[PL_PINGS];
 	for (int i = 0; i < PL_PINGS; i++) {
-		double s = pl_now();
+		double s = monotonic_now();
 		if (write(fd, &x, 1) != 1 || read(fd, &x, 1) != 1)
 			exit(1);
-		d[i] = pl_now() - s;
+		d[i] = monotonic_now() - s;
 	}
 	pl_snap(fwd_pid, &t1);
 	qsort(d, PL_PINGS, sizeof d[0], pl_cmp);
@@ -192,7 +177,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int one = 1;
-	struct sockaddr_in ea = pl_addr(atoi(argv[2]));
+	struct sockaddr_in ea = loopback_addr(atoi(argv[2]));
 	pl_lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(pl_lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(pl_lfd, (struct sockaddr *)&ea, sizeof ea) != 0 ||
