@@ -12,16 +12,11 @@
 #include <string.h>
 
 #include "core.h"
-#include "uri.h"
-#include "transport/exec.h"
-#include "transport/fd.h"
-#include "transport/vsock.h"
-#include "layer/tls_internal.h"
-#include "transport/socket.h"
-#include "transport/vchan.h"
+#include "scheme.h"
+#include "schemes.h"
 
-/* The registries. Each module provides its scheme objects; list them
- * here (NULL-terminated). */
+/* The registries: the scheme objects of every module (schemes.h), in
+ * the order they are tried (NULL-terminated). */
 /* One scheme per line keeps merges of this table easy. */
 /* clang-format off */
 static const struct rill_transport_scheme *const uri_transports[] = {
@@ -40,8 +35,6 @@ static const struct rill_transport_scheme *const uri_transports[] = {
 };
 /* clang-format on */
 
-extern const struct rill_layer_scheme rill__shut_scheme;
-
 static const struct rill_layer_scheme *const uri_layers[] = {
     &rill__shut_scheme,
     &rill__tls_scheme,
@@ -52,14 +45,6 @@ static const struct rill_layer_scheme *const uri_layers[] = {
 
 /* ---------------------------------------------------------------------- */
 /* Parsing */
-
-int rill__uri_error(const struct rill_uri *u, const char *what,
-                    const char *part)
-{
-	rill__set_last_errmsg("%s \"%s\" in \"%s\"", what, part,
-	                      u != NULL && u->text != NULL ? u->text : "");
-	return RILL_EURI;
-}
 
 static const struct rill_transport_scheme *uri_find_transport(const char *n)
 {
@@ -83,36 +68,6 @@ static bool uri_list_has(const char *const *list, const char *key)
 		if (strcmp(list[i], key) == 0)
 			return true;
 	return false;
-}
-
-static int uri_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-bool rill__uri_pct_decode(char *s)
-{
-	char *w = s;
-	for (char *r = s; *r != '\0'; r++) {
-		if (*r != '%') {
-			*w++ = *r;
-			continue;
-		}
-		int hi = uri_hexval(r[1]);
-		int lo = hi >= 0 ? uri_hexval(r[2]) : -1;
-		if (lo < 0 || (hi == 0 && lo == 0))
-			return false;
-		*w++ = (char)(hi * 16 + lo);
-		r += 2;
-	}
-	*w = '\0';
-	return true;
 }
 
 static int uri_parse_query(struct rill_uri *u, char *q)
@@ -303,35 +258,6 @@ int rill__uri_parse(const char *text, struct rill_uri *out)
 		rill__uri_free(out);
 	}
 	return err;
-}
-
-const char *rill__uri_param(const struct rill_uri *u, const char *key)
-{
-	for (size_t i = 0; i < u->nparams; i++)
-		if (strcmp(u->params[i].key, key) == 0)
-			return u->params[i].value;
-	return NULL;
-}
-
-int rill__uri_param_u64(const struct rill_uri *u, const char *key, uint64_t min,
-                        uint64_t max, uint64_t dflt, uint64_t *out)
-{
-	const char *v = rill__uri_param(u, key);
-	if (v == NULL) {
-		*out = dflt;
-		return 0;
-	}
-	char what[96];
-	snprintf(what, sizeof what, "bad value for %s:", key);
-	if (*v < '0' || *v > '9')
-		return rill__uri_error(u, what, v);
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
-		return rill__uri_error(u, what, v);
-	*out = n;
-	return 0;
 }
 
 int rill_uri_check(const char *uri)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -197,6 +198,48 @@ static int run_one(struct th_test *t, char *why, size_t whylen)
 	return 1;
 }
 
+/* The program's private temporary directory: every test's files go
+ * under it (TMPDIR points there), and it goes when the program ends,
+ * whatever the tests left behind (a killed test cannot clean up). */
+static char th_tmp_root[256];
+
+static int th_rm_entry(const char *path, const struct stat *st, int flag,
+                       struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void th_tmp_open(void)
+{
+	const char *base = getenv("TMPDIR");
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	snprintf(th_tmp_root, sizeof th_tmp_root, "%s/rill-th-XXXXXX", base);
+	if (mkdtemp(th_tmp_root) == NULL) {
+		th_tmp_root[0] = '\0';
+		return;
+	}
+	setenv("TMPDIR", th_tmp_root, 1);
+}
+
+static void th_tmp_close(void)
+{
+	if (th_tmp_root[0] != '\0')
+		nftw(th_tmp_root, th_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void th_tmp_template(char *buf, size_t len, const char *name)
+{
+	const char *base = getenv("TMPDIR");
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	snprintf(buf, len, "%s/%s-XXXXXX", base, name);
+}
+
 int th_main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -212,6 +255,7 @@ int th_main(int argc, char **argv)
 		if (selected(tests[i].name, argc, argv))
 			planned++;
 	printf("1..%zu\n", planned);
+	th_tmp_open();
 	size_t num = 0, failed = 0;
 	for (size_t i = 0; i < ntests; i++) {
 		if (!selected(tests[i].name, argc, argv))
@@ -232,6 +276,7 @@ int th_main(int argc, char **argv)
 			failed++;
 		}
 	}
+	th_tmp_close();
 	for (size_t i = 0; i < ntests; i++)
 		free(tests[i].name);
 	free(tests);

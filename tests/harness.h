@@ -26,6 +26,13 @@ void th_add(const char *name, th_fn fn, void *arg, unsigned timeout_s);
 /* Runs the tests selected by argv (substring filters; --list lists). */
 int th_main(int argc, char **argv);
 
+/*
+ * A mkdtemp(3) template "$TMPDIR/NAME-XXXXXX" in buf. th_main points
+ * TMPDIR at a directory of the program's own, removed with everything in
+ * it when the program ends, so tests leave nothing in /tmp.
+ */
+void th_tmp_template(char *buf, size_t len, const char *name);
+
 /* Used by the assertion macros. */
 void th_pass_one(void);
 _Noreturn void th_fail(const char *file, int line, const char *fmt, ...)

@@ -21,7 +21,9 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -91,6 +93,11 @@ def main():
             return False
         return not a.filter or any(f in t["name"] for f in a.filter)
 
+    # Every test program gets TMPDIR inside one directory of this run's,
+    # checked for leftovers and removed at the end (tmp_check below).
+    run_tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
+    run_start = time.time()
+
     jobs = []
     for t in introspect(a.build):
         if not wanted(t):
@@ -130,6 +137,9 @@ def main():
             jobs.append(("valgrind:" + t["name"], cmd, env,
                          (t.get("timeout") or 600) * 4, t.get("workdir")))
 
+    for j in jobs:
+        j[2]["TMPDIR"] = run_tmp
+
     tp = tf = ts = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.j)) as ex:
         futs = [ex.submit(run_program, *j) for j in jobs]
@@ -143,8 +153,40 @@ def main():
                     print("    " + l)
             sys.stdout.flush()
             tp, tf, ts = tp + p, tf + f, ts + s
+    ok, lines = tmp_check(run_tmp, run_start)
+    print("=== tmp_clean: %d passed, %d failed, 0 skipped" %
+          (1 if ok else 0, 0 if ok else 1))
+    for l in lines:
+        print("    " + l)
+    tp, tf = tp + (1 if ok else 0), tf + (0 if ok else 1)
     print("%d passed, %d failed, %d skipped" % (tp, tf, ts))
     return 1 if tf else 0
+
+
+def tmp_check(run_tmp, run_start):
+    """The tests left nothing behind: not in this run's TMPDIR, and no
+    rill-* entry in /tmp made during the run (a test that ignores
+    TMPDIR). Removes run_tmp. Returns (ok, TAP lines)."""
+    left = []
+    for root, dirs, files in os.walk(run_tmp):
+        for n in dirs + files:
+            left.append(os.path.relpath(os.path.join(root, n), run_tmp))
+    shutil.rmtree(run_tmp, ignore_errors=True)
+    stray = []
+    for n in os.listdir("/tmp"):
+        if not n.startswith("rill"):
+            continue
+        try:
+            if os.lstat(os.path.join("/tmp", n)).st_ctime >= run_start:
+                stray.append(n)
+        except OSError:
+            pass
+    ok = not left and not stray
+    lines = ["%s - tests left nothing in TMPDIR or /tmp" %
+             ("ok 1" if ok else "not ok 1")]
+    lines += ["# left in TMPDIR: " + x for x in sorted(left)[:20]]
+    lines += ["# made in /tmp: " + x for x in sorted(stray)[:20]]
+    return ok, lines
 
 
 if __name__ == "__main__":

@@ -96,8 +96,9 @@ static int ch_make_unix(uv_loop_t *loop, void *arg, struct rill_flow **a,
                         struct rill_flow **b)
 {
 	(void)arg;
-	snprintf(H.path, sizeof H.path, "unix:/tmp/rill-conf-http-%d.sock",
-	         (int)getpid());
+	const char *tmp = getenv("TMPDIR");
+	snprintf(H.path, sizeof H.path, "unix:%s/rill-conf-http-%d.sock",
+	         tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", (int)getpid());
 	int err = rill_http_server_new(loop, NULL, ch_handler, NULL, &H.srv);
 	if (err == 0)
 		err = rill_listen(loop, H.path, NULL, ch_accept, NULL, &H.lis);

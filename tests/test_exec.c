@@ -169,9 +169,10 @@ TEST(exec_cannot_run)
 	                    "\"/nonexistent/rill-prog\"");
 	connect_expect_fail("exec:rill-no-such-program-anywhere", -ENOENT,
 	                    "\"rill-no-such-program-anywhere\"");
-	char dir[] = "/tmp/rill-exec-XXXXXX";
+	char dir[256];
+	th_tmp_template(dir, sizeof dir, "rill-exec");
 	TH_TRUE(mkdtemp(dir) != NULL);
-	char path[64], uri[80];
+	char path[300], uri[320];
 	snprintf(path, sizeof path, "%s/noexec", dir);
 	FILE *fp = fopen(path, "w");
 	TH_TRUE(fp != NULL);

@@ -135,7 +135,7 @@ static int connect_err(uv_loop_t *loop, const char *uri, uint64_t timeout_ms,
 
 static void tmpdir(char *buf, size_t len)
 {
-	snprintf(buf, len, "/tmp/rill-sock-XXXXXX");
+	th_tmp_template(buf, len, "rill-sock");
 	if (mkdtemp(buf) == NULL)
 		TH_FAIL("mkdtemp: %s", strerror(errno));
 }

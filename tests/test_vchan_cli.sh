@@ -2,7 +2,7 @@
 # rill cat / echo / relay with vchan URIs, 5 MB checked with cmp. TAP.
 # Usage: test_vchan_cli.sh RILL_BINARY
 rill=$1
-dir=$(mktemp -d /tmp/rill-vchan-cli-XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/rill-vchan-cli-XXXXXX")
 export RILL_VCHAN_DIR="$dir"
 pids=""
 cleanup() {

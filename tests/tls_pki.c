@@ -106,7 +106,7 @@ static void pki_free(struct pki_cert *c)
 
 __attribute__((constructor)) static void pki_generate(void)
 {
-	snprintf(pki.dir, sizeof pki.dir, "/tmp/rill-tls-test-XXXXXX");
+	th_tmp_template(pki.dir, sizeof pki.dir, "rill-tls-test");
 	if (mkdtemp(pki.dir) == NULL)
 		return;
 	pki_owner = getpid();

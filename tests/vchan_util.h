@@ -14,8 +14,8 @@
 /* Each test process gets its own rendezvous directory. */
 static inline void vt_private_dir(void)
 {
-	static char dir[64];
-	snprintf(dir, sizeof dir, "/tmp/rill-vchan-test-XXXXXX");
+	static char dir[256];
+	th_tmp_template(dir, sizeof dir, "rill-vchan-test");
 	if (mkdtemp(dir) == NULL)
 		TH_FAIL("mkdtemp");
 	setenv("RILL_VCHAN_DIR", dir, 1);

@@ -15,7 +15,7 @@
 void vfx_init(struct vfx *v)
 {
 	memset(v, 0, sizeof *v);
-	snprintf(v->dir, sizeof v->dir, "/tmp/rill-vsock-XXXXXX");
+	th_tmp_template(v->dir, sizeof v->dir, "rill-vsock");
 	if (mkdtemp(v->dir) == NULL)
 		TH_FAIL("mkdtemp: %s", strerror(errno));
 	snprintf(v->guest, sizeof v->guest, "%s/guest", v->dir);

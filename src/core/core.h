@@ -26,12 +26,20 @@ void rill__set_last_errmsg(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
 /*
- * rill_close drops the callbacks of pending operations; the blocking API
- * (sync.c) must hear about its own, to finish a wait in progress with
- * RILL_ECLOSED or free the state of one it gave up on.
+ * rill_close drops the callbacks of pending operations: they never run.
+ * Code that waits for a callback of its own must hear about it (the
+ * blocking API, sync.c, finishes a wait in progress with RILL_ECLOSED, or
+ * frees the state of one it gave up on). It registers a drop observer,
+ * which rill_close tells of every callback it drops; the observer picks
+ * out its own by the function pointer. One observer per process: the
+ * last registered wins (registering the same one again is harmless, from
+ * any thread).
  */
-void rill__sync_drop_read(rill_read_cb cb, void *ud);
-void rill__sync_drop_status(rill_write_cb cb, void *ud);
+struct rill__drop_observer {
+	void (*read)(rill_read_cb cb, void *ud);
+	void (*status)(rill_write_cb cb, void *ud);
+};
+void rill__observe_drops(const struct rill__drop_observer *o);
 
 /*
  * Read chunks (chunk.c): buffers of RILL__CHUNK_SIZE bytes for a

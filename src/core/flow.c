@@ -20,10 +20,12 @@
  *    so a callback that closes f can still touch f until it returns.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "rill/impl.h"
+
 #include "core.h"
 
 enum {
@@ -696,6 +698,27 @@ int rill_shutdown(struct rill_flow *f, int mode, rill_shutdown_cb cb, void *ud)
 	return 0;
 }
 
+static _Atomic(const struct rill__drop_observer *) flow_drop_observer;
+
+void rill__observe_drops(const struct rill__drop_observer *o)
+{
+	atomic_store(&flow_drop_observer, o);
+}
+
+static void flow_tell_drop_read(rill_read_cb cb, void *ud)
+{
+	const struct rill__drop_observer *o = atomic_load(&flow_drop_observer);
+	if (o != NULL && o->read != NULL)
+		o->read(cb, ud);
+}
+
+static void flow_tell_drop_status(rill_write_cb cb, void *ud)
+{
+	const struct rill__drop_observer *o = atomic_load(&flow_drop_observer);
+	if (o != NULL && o->status != NULL)
+		o->status(cb, ud);
+}
+
 void rill_close(struct rill_flow *f)
 {
 	if (f == NULL || (f->flags_ & F_CLOSED))
@@ -703,7 +726,7 @@ void rill_close(struct rill_flow *f)
 	f->flags_ |= F_CLOSED | F_TEARDOWN;
 	rill__closing_start(f->loop);
 	if (f->flags_ & F_RD_PENDING)
-		rill__sync_drop_read(f->read_cb_, f->read_ud_);
+		flow_tell_drop_read(f->read_cb_, f->read_ud_);
 	f->read_cb_ = NULL;
 	f->rd_into_ = NULL;
 	f->flags_ &= ~(F_RD_PENDING | F_RD_READY);
@@ -716,7 +739,7 @@ void rill_close(struct rill_flow *f)
 	while (r != NULL) {
 		struct rill_write_req *next = r->next;
 		r->delivered = true;
-		rill__sync_drop_status(r->cb, r->ud);
+		flow_tell_drop_status(r->cb, r->ud);
 		if (!r->in_impl)
 			req_free(r);
 		r = next;

@@ -33,8 +33,19 @@ const char *rill_last_errmsg(void)
 	return last_errmsg;
 }
 
+static void sync_drop_read(rill_read_cb cb, void *ud);
+static void sync_drop_status(rill_write_cb cb, void *ud);
+
+/* The core tells this of the callbacks rill_close drops (core.h). */
+static const struct rill__drop_observer sync_observer = {
+    .read = sync_drop_read,
+    .status = sync_drop_status,
+};
+
 static struct sync_state *sync_new(struct rill_flow *f)
 {
+	/* Before the first operation that could be dropped. */
+	rill__observe_drops(&sync_observer);
 	struct sync_state *st = rill_calloc(1, sizeof(struct sync_state));
 	if (st != NULL)
 		st->loop = f->loop;
@@ -75,13 +86,13 @@ static int sync_wait(uv_loop_t *loop, struct sync_state *st)
 	return 0;
 }
 
-void rill__sync_drop_read(rill_read_cb cb, void *ud)
+static void sync_drop_read(rill_read_cb cb, void *ud)
 {
 	if (cb == sync_read_cb)
 		sync_finish(ud, RILL_ECLOSED, NULL);
 }
 
-void rill__sync_drop_status(rill_write_cb cb, void *ud)
+static void sync_drop_status(rill_write_cb cb, void *ud)
 {
 	if (cb == sync_status_cb)
 		sync_finish(ud, RILL_ECLOSED, NULL);

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "shut_internal.h"
-#include "uri.h"
+#include "scheme.h"
 
 static const struct rill_flow_ops shut_ops;
 
@@ -388,6 +388,97 @@ static bool shut_scan(struct shut *s)
  * Every path that hands a result to the core returns right after: the
  * core may run user code from there, which may close us.
  */
+/* What one step of the pump leaves it to do. */
+enum shut_step {
+	SHUT_STEP_AGAIN, /* go on pumping */
+	SHUT_STEP_DONE,  /* stop: a result was delivered, or nothing to do */
+	SHUT_STEP_HELD,  /* data waits for the user: look behind it */
+};
+
+/* A data frame of raw[0] ends at rx_off: hand it (and the frames that
+ * follow it contiguously) to the user's read. */
+static void shut_pump_deliver(struct shut *s, struct rill_buf *rx, size_t used,
+                              size_t dlen)
+{
+	shut_note_frame(s, used, dlen);
+	size_t start = s->rx_off - dlen;
+	size_t total = dlen + shut_coalesce(s, start + dlen);
+	struct rill_buf *b;
+	if (start == 0 && total == rx->len)
+		b = rill_buf_ref(rx);
+	else
+		b = rill_buf_slice(rx, start, total);
+	shut_read_result(s, b != NULL ? 0 : RILL_ENOMEM, b);
+}
+
+/* Decodes the next message of raw[0] (which has unread bytes). ended:
+ * reads already ended, so only control messages still matter. */
+static enum shut_step shut_pump_decode(struct shut *s, bool ended)
+{
+	struct rill_buf *rx = s->raw[0];
+	size_t used, dlen;
+	uint32_t bad = 0;
+	struct rill__shut_dec saved = s->dec;
+	int ev = rill__shut_decode(&s->dec, rx->data + s->rx_off,
+	                           rx->len - s->rx_off, &used, &dlen, &bad);
+	if (ev == RILL__SHUT_DATA && !ended && !s->want_read) {
+		s->dec = saved; /* keep it for the user */
+		return SHUT_STEP_HELD;
+	}
+	s->rx_off += used;
+	s->scan_valid = false;
+	if (ev == RILL__SHUT_MORE)
+		return SHUT_STEP_AGAIN;
+	if (ev == RILL__SHUT_DATA) {
+		if (ended)
+			return SHUT_STEP_AGAIN; /* data after EOF: dropped */
+		shut_pump_deliver(s, rx, used, dlen);
+		return SHUT_STEP_DONE;
+	}
+	if (ended && ev == RILL__SHUT_BAD)
+		return SHUT_STEP_DONE; /* the stream is dead; reads ended */
+	if (ended && ev != RILL__SHUT_SHUTDOWN_READ) {
+		if (ev == RILL__SHUT_CLOSE) {
+			s->peer_closed = true;
+			shut_send_close(s);
+		}
+		return SHUT_STEP_AGAIN;
+	}
+	shut_control(s, ev, bad);
+	return SHUT_STEP_AGAIN;
+}
+
+/* The flow below ended (rx_end) and every raw byte was decoded. */
+static enum shut_step shut_pump_input_end(struct shut *s, bool ended)
+{
+	if (ended)
+		return SHUT_STEP_DONE;
+	int st = s->rx_end;
+	if (st == RILL_EOF && !rill__shut_dec_idle(&s->dec)) {
+		st = RILL_EFRAME;
+		rill_flow_set_errmsg(&s->l.base,
+		                     "shut: the peer hung up inside a frame "
+		                     "(%u payload bytes missing)",
+		                     (unsigned)(s->dec.need > 0
+		                                    ? s->dec.need
+		                                    : 4u - s->dec.hdr_len));
+	}
+	s->rd_end = st;
+	return SHUT_STEP_AGAIN;
+}
+
+/* Data waits for the user: look behind it, within the budget. */
+static void shut_pump_held(struct shut *s)
+{
+	if (!shut_scan(s) || s->inner_reading || s->rx_end != 0 ||
+	    shut_raw_bytes(s) >= SHUT_AHEAD_BYTES)
+		return;
+	if (s->n_raw < SHUT_RAW_MAX || shut_raw_merge(s))
+		shut_inner_read(s);
+}
+
+/* Moves the receive side on: delivers what the user waits for, decodes
+ * control messages, reads from the flow below when it needs input. */
 static void shut_pump(struct shut *s)
 {
 	if (s->closing) {
@@ -396,14 +487,13 @@ static void shut_pump(struct shut *s)
 	}
 	for (;;) {
 		if (s->ready != NULL) {
-			if (s->want_read) {
-				struct rill_buf *b = s->ready;
-				s->ready = NULL;
-				s->scan_valid = false;
-				shut_read_result(s, 0, b);
-				return;
-			}
-			goto held;
+			if (!s->want_read)
+				break;
+			struct rill_buf *b = s->ready;
+			s->ready = NULL;
+			s->scan_valid = false;
+			shut_read_result(s, 0, b);
+			return;
 		}
 		bool ended = s->rd_end != 0;
 		if (ended && s->want_read) {
@@ -416,84 +506,28 @@ static void shut_pump(struct shut *s)
 		    !(s->peer_wr_shut && !s->peer_closed && !s->peer_rd_shut &&
 		      s->rx_end == 0 && !s->dec.bad))
 			return;
+		enum shut_step step;
 		if (s->n_raw > 0 && s->rx_off < s->raw[0]->len) {
-			struct rill_buf *rx = s->raw[0];
-			size_t used, dlen;
-			uint32_t bad = 0;
-			struct rill__shut_dec saved = s->dec;
-			int ev = rill__shut_decode(
-			    &s->dec, rx->data + s->rx_off, rx->len - s->rx_off,
-			    &used, &dlen, &bad);
-			if (ev == RILL__SHUT_DATA && !ended && !s->want_read) {
-				s->dec = saved; /* keep it for the user */
-				goto held;
-			}
-			s->rx_off += used;
-			s->scan_valid = false;
-			if (ev == RILL__SHUT_MORE)
-				continue;
-			if (ev == RILL__SHUT_DATA) {
-				if (ended)
-					continue; /* data after EOF: dropped */
-				shut_note_frame(s, used, dlen);
-				size_t start = s->rx_off - dlen;
-				size_t total =
-				    dlen + shut_coalesce(s, start + dlen);
-				struct rill_buf *b;
-				if (start == 0 && total == rx->len)
-					b = rill_buf_ref(rx);
-				else
-					b = rill_buf_slice(rx, start, total);
-				shut_read_result(s, b != NULL ? 0 : RILL_ENOMEM,
-				                 b);
-				return;
-			}
-			if (ended && ev == RILL__SHUT_BAD)
-				return; /* the stream is dead; reads ended */
-			if (ended && ev != RILL__SHUT_SHUTDOWN_READ) {
-				if (ev == RILL__SHUT_CLOSE) {
-					s->peer_closed = true;
-					shut_send_close(s);
-				}
-				continue;
-			}
-			shut_control(s, ev, bad);
-			continue;
-		}
-		if (s->n_raw > 0) {
+			step = shut_pump_decode(s, ended);
+		} else if (s->n_raw > 0) {
 			shut_raw_pop(s);
 			continue;
-		}
-		if (s->rx_end != 0) {
-			if (ended)
+		} else if (s->rx_end != 0) {
+			step = shut_pump_input_end(s, ended);
+		} else {
+			if (s->inner_reading)
 				return;
-			int st = s->rx_end;
-			if (st == RILL_EOF && !rill__shut_dec_idle(&s->dec)) {
-				st = RILL_EFRAME;
-				rill_flow_set_errmsg(
-				    &s->l.base,
-				    "shut: the peer hung up inside a frame "
-				    "(%u payload bytes missing)",
-				    (unsigned)(s->dec.need > 0
-				                   ? s->dec.need
-				                   : 4u - s->dec.hdr_len));
-			}
-			s->rd_end = st;
+			shut_inner_read(s);
+			if (s->inner_reading)
+				return; /* shut_inner_read_cb resumes */
 			continue;
 		}
-		if (s->inner_reading)
+		if (step == SHUT_STEP_DONE)
 			return;
-		shut_inner_read(s);
-		if (s->inner_reading)
-			return; /* shut_inner_read_cb resumes */
+		if (step == SHUT_STEP_HELD)
+			break;
 	}
-held:
-	/* Data waits for the user: look behind it, within the budget. */
-	if (!shut_scan(s) || s->inner_reading || s->rx_end != 0 ||
-	    shut_raw_bytes(s) >= SHUT_AHEAD_BYTES)
-		return;
-	if (s->n_raw < SHUT_RAW_MAX || shut_raw_merge(s))
-		shut_inner_read(s);
+	shut_pump_held(s);
 }
 
 static void shut_read(struct rill_flow *f)

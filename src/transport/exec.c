@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "core.h"
-#include "transport/exec.h"
 #include "transport/fd.h"
 #include "transport/socket.h"
 

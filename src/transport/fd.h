@@ -1,11 +1,9 @@
 /* The fd: transport (fd.c): sockets the process inherited, and systemd
- * socket activation. For the scheme registry in uri.c. */
+ * socket activation. */
 #ifndef RILL_TRANSPORT_FD_H
 #define RILL_TRANSPORT_FD_H
 
-#include "uri.h"
-
-extern const struct rill_transport_scheme rill__fd_scheme;
+#include "scheme.h"
 
 /*
  * Reads the socket activation environment once per process (later calls

@@ -19,7 +19,7 @@
 
 #include <sys/socket.h>
 
-#include "uri.h"
+#include "scheme.h"
 
 /*
  * What differs between socket families. One static const instance per
@@ -230,8 +230,9 @@ extern const struct rill_socket_family rill__unix_family;
 extern const struct rill_socket_family rill__stdio_family;
 
 /* Their URI schemes (listed in uri.c). */
-extern const struct rill_transport_scheme rill__tcp_scheme;
-extern const struct rill_transport_scheme rill__unix_scheme;
-extern const struct rill_transport_scheme rill__stdio_scheme;
+
+/* Sets O_NONBLOCK on fd; the old flags go to *saved unless it is NULL.
+ * 0 or -errno. */
+int rill__socket_set_nonblock(int fd, int *saved);
 
 #endif

@@ -2,10 +2,7 @@
 #ifndef RILL_TRANSPORT_VCHAN_H
 #define RILL_TRANSPORT_VCHAN_H
 
-#include "uri.h"
-
-extern const struct rill_transport_scheme rill__vchan_scheme;
-extern const struct rill_transport_scheme rill__xen_vchan_scheme;
+#include "scheme.h"
 
 /* Test hook: the index both rings of servers created later start at
  * (to cross the u32 wrap early). 0 by default. */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "transport/vchan_xen.h"
-#include "uri.h"
+#include "scheme.h"
 
 #define XEN_LISTEN_RETRY_MS 1000
 

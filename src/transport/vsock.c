@@ -247,8 +247,8 @@ const struct rill_transport_scheme rill__hvsock_scheme = {
 
 /* Addresses are Unix paths. A listener's (on "<path>_<port>") is shown as
  * its plain unix: path: the VMM, not a client, connects there. */
-static int hyb_format(const struct sockaddr *sa, socklen_t len, bool listener,
-                      char *buf, size_t cap)
+static int hybrid_format(const struct sockaddr *sa, socklen_t len,
+                         bool listener, char *buf, size_t cap)
 {
 	return rill__unix_family.format(sa, len, listener, buf, cap);
 }
@@ -260,18 +260,18 @@ const struct rill_socket_family rill__hybrid_vsock_family = {
     .name = "hybrid-vsock",
     .ops = &hybrid_ops,
     .tcp_options = false,
-    .format = hyb_format,
+    .format = hybrid_format,
 };
 
 const struct rill_socket_family rill__hyperkit_family = {
     .name = "hyperkit",
     .ops = &hyperkit_ops,
     .tcp_options = false,
-    .format = hyb_format,
+    .format = hybrid_format,
 };
 
-static int hyb_parse(const struct rill_uri *u, char *path, size_t cap,
-                     uint32_t *port)
+static int hybrid_parse(const struct rill_uri *u, char *path, size_t cap,
+                        uint32_t *port)
 {
 	const char *what;
 	if (rill__path_port_parse(u->rest, path, cap, port, &what) == 0)
@@ -285,8 +285,8 @@ static int hyb_parse(const struct rill_uri *u, char *path, size_t cap,
 	    u->rest);
 }
 
-static int hyb_sockaddr(const struct rill_uri *u, const char *path,
-                        struct sockaddr_un *sa, socklen_t *len)
+static int hybrid_sockaddr(const struct rill_uri *u, const char *path,
+                           struct sockaddr_un *sa, socklen_t *len)
 {
 	size_t n = strlen(path);
 	if (n >= sizeof sa->sun_path)
@@ -303,7 +303,7 @@ static int hybrid_check(const struct rill_uri *u)
 {
 	char path[sizeof((struct sockaddr_un *)0)->sun_path];
 	uint32_t port;
-	return hyb_parse(u, path, sizeof path, &port);
+	return hybrid_parse(u, path, sizeof path, &port);
 }
 
 static int hyperkit_check(const struct rill_uri *u)
@@ -375,7 +375,7 @@ static const struct rill_flow_ops hyperkit_layer_ops = {
 
 /* -- hybrid-vsock connect: Unix connect, "CONNECT <port>\n", "OK <n>\n" */
 
-struct hyb_conn {
+struct hybrid_conn {
 	rill_connect_cb cb;
 	void *ud;
 	uint32_t port;
@@ -386,10 +386,10 @@ struct hyb_conn {
 	char label[200];
 };
 
-static void hyb_fail(struct hyb_conn *c, int status, const char *fmt, ...)
+static void hybrid_fail(struct hybrid_conn *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void hyb_fail(struct hyb_conn *c, int status, const char *fmt, ...)
+static void hybrid_fail(struct hybrid_conn *c, int status, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -403,33 +403,35 @@ static void hyb_fail(struct hyb_conn *c, int status, const char *fmt, ...)
 	cb(NULL, status, msg, ud);
 }
 
-static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
-                        void *ud)
+static void hybrid_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
+                           void *ud)
 {
-	struct hyb_conn *c = ud;
+	struct hybrid_conn *c = ud;
 	char got[RILL__HYBRID_REPLY_MAX * 4 + 8];
 	if (status != 0) {
 		rill__escape(c->reply, c->rlen, got, sizeof got);
 		if (status == RILL_ETIMEDOUT)
-			hyb_fail(
+			hybrid_fail(
 			    c, RILL_ETIMEDOUT,
 			    "connect %s: no reply to CONNECT %u within %llu "
 			    "ms (got \"%s\")",
 			    c->label, (unsigned)c->port,
 			    (unsigned long long)c->reply_ms, got);
 		else if (status == RILL_EOF)
-			hyb_fail(c, RILL_EHANDSHAKE,
-			         "connect %s: the VMM hung up after CONNECT %u "
-			         "(got \"%s\"; is a guest listening on port "
-			         "%u?)",
-			         c->label, (unsigned)c->port, got,
-			         (unsigned)c->port);
+			hybrid_fail(
+			    c, RILL_EHANDSHAKE,
+			    "connect %s: the VMM hung up after CONNECT %u "
+			    "(got \"%s\"; is a guest listening on port "
+			    "%u?)",
+			    c->label, (unsigned)c->port, got,
+			    (unsigned)c->port);
 		else
-			hyb_fail(c, status,
-			         "connect %s: reading the reply to CONNECT %u: "
-			         "%s (got \"%s\")",
-			         c->label, (unsigned)c->port,
-			         rill_strerror(status), got);
+			hybrid_fail(
+			    c, status,
+			    "connect %s: reading the reply to CONNECT %u: "
+			    "%s (got \"%s\")",
+			    c->label, (unsigned)c->port, rill_strerror(status),
+			    got);
 		return;
 	}
 	size_t take = b->len;
@@ -442,9 +444,9 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	int r = rill__hybrid_parse_reply(c->reply, c->rlen, &host_port);
 	if (r == 0) {
 		rill_buf_release(b);
-		int err = rill_read(f, hyb_read_cb, c);
+		int err = rill_read(f, hybrid_read_cb, c);
 		if (err != 0)
-			hyb_read_cb(f, err, NULL, c);
+			hybrid_read_cb(f, err, NULL, c);
 		return;
 	}
 	if (r < 0) {
@@ -455,10 +457,10 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 			show = (size_t)(nl - c->reply) + 1;
 		rill__escape(c->reply, show, got, sizeof got);
 		rill_buf_release(b);
-		hyb_fail(c, RILL_EHANDSHAKE,
-		         "connect %s: the VMM replied \"%s\" to CONNECT %u "
-		         "(expected \"OK <port>\\n\")",
-		         c->label, got, (unsigned)c->port);
+		hybrid_fail(c, RILL_EHANDSHAKE,
+		            "connect %s: the VMM replied \"%s\" to CONNECT %u "
+		            "(expected \"OK <port>\\n\")",
+		            c->label, got, (unsigned)c->port);
 		return;
 	}
 	/* Bytes of this buffer past the reply line belong to the stream. */
@@ -468,8 +470,8 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 		rest = rill_buf_slice(b, used, b->len - used);
 		if (rest == NULL) {
 			rill_buf_release(b);
-			hyb_fail(c, RILL_ENOMEM, "connect %s: out of memory",
-			         c->label);
+			hybrid_fail(c, RILL_ENOMEM, "connect %s: out of memory",
+			            c->label);
 			return;
 		}
 	}
@@ -483,7 +485,8 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	    f, &prefix_ops, sizeof(struct prefix));
 	if (p == NULL) {
 		rill_buf_release(rest);
-		hyb_fail(c, RILL_ENOMEM, "connect %s: out of memory", c->label);
+		hybrid_fail(c, RILL_ENOMEM, "connect %s: out of memory",
+		            c->label);
 		return;
 	}
 	p->pre = rest;
@@ -494,10 +497,10 @@ static void hyb_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	cb(out, 0, NULL, cud);
 }
 
-static void hyb_connected(struct rill_flow *f, int status, const char *errmsg,
-                          void *ud)
+static void hybrid_connected(struct rill_flow *f, int status,
+                             const char *errmsg, void *ud)
 {
-	struct hyb_conn *c = ud;
+	struct hybrid_conn *c = ud;
 	if (status != 0) {
 		rill_connect_cb cb = c->cb;
 		void *cud = c->ud;
@@ -512,10 +515,10 @@ static void hyb_connected(struct rill_flow *f, int status, const char *errmsg,
 	if (err == 0)
 		err = rill_set_read_timeout(f, c->reply_ms);
 	if (err == 0)
-		err = rill_read(f, hyb_read_cb, c);
+		err = rill_read(f, hybrid_read_cb, c);
 	if (err != 0)
-		hyb_fail(c, err, "connect %s: sending CONNECT %u: %s", c->label,
-		         (unsigned)c->port, rill_strerror(err));
+		hybrid_fail(c, err, "connect %s: sending CONNECT %u: %s",
+		            c->label, (unsigned)c->port, rill_strerror(err));
 }
 
 static int hybrid_connect(uv_loop_t *loop, const struct rill_uri *u,
@@ -524,15 +527,15 @@ static int hybrid_connect(uv_loop_t *loop, const struct rill_uri *u,
 {
 	char path[sizeof((struct sockaddr_un *)0)->sun_path];
 	uint32_t port;
-	int err = hyb_parse(u, path, sizeof path, &port);
+	int err = hybrid_parse(u, path, sizeof path, &port);
 	if (err != 0)
 		return err;
 	struct rill__sockaddr a;
 	memset(&a, 0, sizeof a);
-	err = hyb_sockaddr(u, path, (struct sockaddr_un *)&a.ss, &a.len);
+	err = hybrid_sockaddr(u, path, (struct sockaddr_un *)&a.ss, &a.len);
 	if (err != 0)
 		return err;
-	struct hyb_conn *c = rill_calloc(1, sizeof *c);
+	struct hybrid_conn *c = rill_calloc(1, sizeof *c);
 	if (c == NULL)
 		return RILL_ENOMEM;
 	c->cb = cb;
@@ -545,20 +548,22 @@ static int hybrid_connect(uv_loop_t *loop, const struct rill_uri *u,
 	snprintf(c->label, sizeof c->label, "hybrid-vsock:%s", u->rest);
 	err = rill__socket_connect(loop, &rill__hybrid_vsock_family, &a, 1,
 	                           c->label, opts->timeout_ms,
-	                           opts->retry_until_ms, hyb_connected, c);
+	                           opts->retry_until_ms, hybrid_connected, c);
 	if (err != 0)
 		rill_free(c);
 	return err;
 }
 
-static int hyb_listen_at(uv_loop_t *loop, const struct rill_uri *u,
-                         const struct rill_socket_family *fam, const char *path,
-                         const struct rill_listen_opts *opts, rill_accept_cb cb,
-                         void *ud, struct rill_listener **out)
+static int hybrid_listen_at(uv_loop_t *loop, const struct rill_uri *u,
+                            const struct rill_socket_family *fam,
+                            const char *path,
+                            const struct rill_listen_opts *opts,
+                            rill_accept_cb cb, void *ud,
+                            struct rill_listener **out)
 {
 	struct sockaddr_un sa;
 	socklen_t len = 0;
-	int err = hyb_sockaddr(u, path, &sa, &len);
+	int err = hybrid_sockaddr(u, path, &sa, &len);
 	if (err != 0)
 		return err;
 	char label[200];
@@ -574,15 +579,15 @@ static int hybrid_listen(uv_loop_t *loop, const struct rill_uri *u,
 {
 	char path[sizeof((struct sockaddr_un *)0)->sun_path];
 	uint32_t port;
-	int err = hyb_parse(u, path, sizeof path, &port);
+	int err = hybrid_parse(u, path, sizeof path, &port);
 	if (err != 0)
 		return err;
 	/* Firecracker connects to "<uds_path>_<port>" for a guest's
 	 * connection to host port <port>. */
 	char bound[sizeof path + 16];
 	snprintf(bound, sizeof bound, "%s_%u", path, (unsigned)port);
-	return hyb_listen_at(loop, u, &rill__hybrid_vsock_family, bound, opts,
-	                     cb, ud, out);
+	return hybrid_listen_at(loop, u, &rill__hybrid_vsock_family, bound,
+	                        opts, cb, ud, out);
 }
 
 static const char *const hybrid_params[] = {NULL};
@@ -598,16 +603,16 @@ const struct rill_transport_scheme rill__hybrid_vsock_scheme = {
 
 /* -- HyperKit: connect to <dir>/connect, write "%08x.%08x\n" */
 
-struct hk_conn {
+struct hyperkit_conn {
 	rill_connect_cb cb;
 	void *ud;
 	uint32_t cid, port;
 };
 
-static void hk_connected(struct rill_flow *f, int status, const char *errmsg,
-                         void *ud)
+static void hyperkit_connected(struct rill_flow *f, int status,
+                               const char *errmsg, void *ud)
 {
-	struct hk_conn *c = ud;
+	struct hyperkit_conn *c = ud;
 	rill_connect_cb cb = c->cb;
 	void *cud = c->ud;
 	if (status == 0) {
@@ -645,7 +650,7 @@ static int hyperkit_connect(uv_loop_t *loop, const struct rill_uri *u,
 	char dir[sizeof((struct sockaddr_un *)0)->sun_path];
 	uint32_t port;
 	uint64_t cid;
-	int err = hyb_parse(u, dir, sizeof dir, &port);
+	int err = hybrid_parse(u, dir, sizeof dir, &port);
 	if (err == 0)
 		err = rill__uri_param_u64(u, "cid", 0, UINT32_MAX,
 		                          HYPERKIT_DEFAULT_CID, &cid);
@@ -655,10 +660,10 @@ static int hyperkit_connect(uv_loop_t *loop, const struct rill_uri *u,
 	snprintf(path, sizeof path, "%s/connect", dir);
 	struct rill__sockaddr a;
 	memset(&a, 0, sizeof a);
-	err = hyb_sockaddr(u, path, (struct sockaddr_un *)&a.ss, &a.len);
+	err = hybrid_sockaddr(u, path, (struct sockaddr_un *)&a.ss, &a.len);
 	if (err != 0)
 		return err;
-	struct hk_conn *c = rill_calloc(1, sizeof *c);
+	struct hyperkit_conn *c = rill_calloc(1, sizeof *c);
 	if (c == NULL)
 		return RILL_ENOMEM;
 	c->cb = cb;
@@ -669,7 +674,7 @@ static int hyperkit_connect(uv_loop_t *loop, const struct rill_uri *u,
 	snprintf(label, sizeof label, "hyperkit:%s", u->rest);
 	err = rill__socket_connect(loop, &rill__hyperkit_family, &a, 1, label,
 	                           opts->timeout_ms, opts->retry_until_ms,
-	                           hk_connected, c);
+	                           hyperkit_connected, c);
 	if (err != 0)
 		rill_free(c);
 	return err;
@@ -682,15 +687,15 @@ static int hyperkit_listen(uv_loop_t *loop, const struct rill_uri *u,
 {
 	char dir[sizeof((struct sockaddr_un *)0)->sun_path];
 	uint32_t port;
-	int err = hyb_parse(u, dir, sizeof dir, &port);
+	int err = hybrid_parse(u, dir, sizeof dir, &port);
 	if (err != 0)
 		return err;
 	/* HyperKit connects to <dir>/00000002.<port in hex> for a guest's
 	 * connection to host (CID 2) port <port>. */
 	char bound[sizeof dir + 24];
 	snprintf(bound, sizeof bound, "%s/00000002.%08x", dir, (unsigned)port);
-	return hyb_listen_at(loop, u, &rill__hyperkit_family, bound, opts, cb,
-	                     ud, out);
+	return hybrid_listen_at(loop, u, &rill__hyperkit_family, bound, opts,
+	                        cb, ud, out);
 }
 
 static const char *const hyperkit_params[] = {"cid", NULL};

@@ -9,7 +9,7 @@
 #include "vsock_addr.h"
 
 /* Parses a decimal u32 of exactly len bytes (no sign, no spaces). */
-static int va_parse_u32(const char *s, size_t len, uint32_t *out)
+static int vsock_addr_parse_u32(const char *s, size_t len, uint32_t *out)
 {
 	if (len == 0 || len > 10)
 		return -1;
@@ -25,7 +25,7 @@ static int va_parse_u32(const char *s, size_t len, uint32_t *out)
 	return 0;
 }
 
-static bool va_word(const char *s, size_t len, const char *word)
+static bool vsock_addr_word(const char *s, size_t len, const char *word)
 {
 	return strlen(word) == len && memcmp(s, word, len) == 0;
 }
@@ -33,7 +33,7 @@ static bool va_word(const char *s, size_t len, const char *word)
 static const struct {
 	const char *name;
 	uint32_t cid;
-} va_cids[] = {
+} vsock_addr_cids[] = {
     {"any", RILL__VSOCK_CID_ANY},
     {"hypervisor", RILL__VSOCK_CID_HYPERVISOR},
     {"local", RILL__VSOCK_CID_LOCAL},
@@ -52,20 +52,21 @@ int rill__vsock_parse(const char *rest, uint32_t *cid, uint32_t *port,
 		return -1;
 	size_t clen = (size_t)(colon - s);
 	bool named = false;
-	for (size_t i = 0; i < sizeof va_cids / sizeof va_cids[0]; i++) {
-		if (va_word(s, clen, va_cids[i].name)) {
-			*cid = va_cids[i].cid;
+	for (size_t i = 0;
+	     i < sizeof vsock_addr_cids / sizeof vsock_addr_cids[0]; i++) {
+		if (vsock_addr_word(s, clen, vsock_addr_cids[i].name)) {
+			*cid = vsock_addr_cids[i].cid;
 			named = true;
 		}
 	}
-	if (!named && va_parse_u32(s, clen, cid) != 0) {
+	if (!named && vsock_addr_parse_u32(s, clen, cid) != 0) {
 		*what = "cid";
 		return -1;
 	}
 	const char *p = colon + 1;
 	if (strcmp(p, "any") == 0) {
 		*port = RILL__VSOCK_PORT_ANY;
-	} else if (va_parse_u32(p, strlen(p), port) != 0) {
+	} else if (vsock_addr_parse_u32(p, strlen(p), port) != 0) {
 		*what = "port";
 		return -1;
 	}
@@ -76,9 +77,10 @@ int rill__vsock_format(uint32_t cid, uint32_t port, char *buf, size_t cap)
 {
 	char c[16];
 	const char *name = NULL;
-	for (size_t i = 0; i < sizeof va_cids / sizeof va_cids[0]; i++)
-		if (va_cids[i].cid == cid)
-			name = va_cids[i].name;
+	for (size_t i = 0;
+	     i < sizeof vsock_addr_cids / sizeof vsock_addr_cids[0]; i++)
+		if (vsock_addr_cids[i].cid == cid)
+			name = vsock_addr_cids[i].name;
 	if (name == NULL) {
 		snprintf(c, sizeof c, "%u", (unsigned)cid);
 		name = c;
@@ -101,7 +103,7 @@ int rill__path_port_parse(const char *rest, char *path, size_t cap,
 	*what = "port";
 	if (colon == NULL)
 		return -1;
-	if (va_parse_u32(colon + 1, strlen(colon + 1), port) != 0)
+	if (vsock_addr_parse_u32(colon + 1, strlen(colon + 1), port) != 0)
 		return -1;
 	size_t plen = (size_t)(colon - rest);
 	*what = "path";
@@ -115,7 +117,7 @@ int rill__path_port_parse(const char *rest, char *path, size_t cap,
 /* ---------------------------------------------------------------------- */
 /* GUIDs */
 
-static int va_hex(char c)
+static int vsock_addr_hex(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -144,7 +146,7 @@ int rill__guid_parse(const char *s, size_t len, struct rill__guid *g)
 			i++;
 			continue;
 		}
-		int hi = va_hex(s[i]), lo = va_hex(s[i + 1]);
+		int hi = vsock_addr_hex(s[i]), lo = vsock_addr_hex(s[i + 1]);
 		if (hi < 0 || lo < 0 || i + 1 == 8 || i + 1 == 13 ||
 		    i + 1 == 18 || i + 1 == 23)
 			return -1;
@@ -178,18 +180,18 @@ bool rill__guid_equal(const struct rill__guid *a, const struct rill__guid *b)
 
 /* The template of port-mapped service GUIDs: <port>-FACB-11E6-BD58-
  * 64006A7986D3 (ocaml-hvsock, Linux hv_sock, DESIGN.md 5.2). */
-static const struct rill__guid va_service_template = {
+static const struct rill__guid vsock_addr_service_template = {
     0, 0xFACB, 0x11E6, {0xBD, 0x58, 0x64, 0x00, 0x6A, 0x79, 0x86, 0xD3}};
 
 void rill__hvsock_service_of_port(uint32_t port, struct rill__guid *g)
 {
-	*g = va_service_template;
+	*g = vsock_addr_service_template;
 	g->data1 = port;
 }
 
 int rill__hvsock_port_of_service(const struct rill__guid *g, uint32_t *port)
 {
-	struct rill__guid t = va_service_template;
+	struct rill__guid t = vsock_addr_service_template;
 	t.data1 = g->data1;
 	if (!rill__guid_equal(&t, g))
 		return -1;
@@ -200,7 +202,7 @@ int rill__hvsock_port_of_service(const struct rill__guid *g, uint32_t *port)
 static const struct {
 	const char *name;
 	const char *guid;
-} va_vms[] = {
+} vsock_addr_vms[] = {
     {"wildcard", "00000000-0000-0000-0000-000000000000"},
     {"children", "90db8b89-0d35-4f79-8ce9-49ea0ac8b7cd"},
     {"loopback", "e0e16197-dd56-4a10-9195-5ee7a155a838"},
@@ -209,21 +211,23 @@ static const struct {
 
 int rill__hvsock_vm_by_name(const char *name, size_t len, struct rill__guid *g)
 {
-	for (size_t i = 0; i < sizeof va_vms / sizeof va_vms[0]; i++)
-		if (va_word(name, len, va_vms[i].name))
-			return rill__guid_parse(va_vms[i].guid,
+	for (size_t i = 0; i < sizeof vsock_addr_vms / sizeof vsock_addr_vms[0];
+	     i++)
+		if (vsock_addr_word(name, len, vsock_addr_vms[i].name))
+			return rill__guid_parse(vsock_addr_vms[i].guid,
 			                        RILL__GUID_STRLEN, g);
 	return -1;
 }
 
 const char *rill__hvsock_vm_name(const struct rill__guid *g)
 {
-	for (size_t i = 0; i < sizeof va_vms / sizeof va_vms[0]; i++) {
+	for (size_t i = 0; i < sizeof vsock_addr_vms / sizeof vsock_addr_vms[0];
+	     i++) {
 		struct rill__guid w;
-		if (rill__guid_parse(va_vms[i].guid, RILL__GUID_STRLEN, &w) ==
-		        0 &&
+		if (rill__guid_parse(vsock_addr_vms[i].guid, RILL__GUID_STRLEN,
+		                     &w) == 0 &&
 		    rill__guid_equal(&w, g))
-			return va_vms[i].name;
+			return vsock_addr_vms[i].name;
 	}
 	return NULL;
 }
@@ -247,7 +251,7 @@ int rill__hvsock_parse(const char *rest, struct rill__guid *vm,
 	size_t slen = strlen(sv);
 	uint32_t port;
 	*what = "service";
-	if (va_parse_u32(sv, slen, &port) == 0)
+	if (vsock_addr_parse_u32(sv, slen, &port) == 0)
 		rill__hvsock_service_of_port(port, service);
 	else if (rill__guid_parse(sv, slen, service) != 0)
 		return -1;
@@ -272,7 +276,7 @@ int rill__hvsock_format(const struct rill__guid *vm,
 	return n < 0 || (size_t)n >= cap ? -ENOSPC : 0;
 }
 
-static void va_put_guid(uint8_t *p, const struct rill__guid *g)
+static void vsock_addr_put_guid(uint8_t *p, const struct rill__guid *g)
 {
 	/* Windows GUID in memory: Data1..3 little-endian, Data4 as is. */
 	p[0] = (uint8_t)g->data1;
@@ -293,8 +297,8 @@ void rill__hvsock_sockaddr(const struct rill__guid *vm,
 	out[1] = 0;
 	out[2] = 0;
 	out[3] = 0;
-	va_put_guid(out + 4, vm);
-	va_put_guid(out + 20, service);
+	vsock_addr_put_guid(out + 4, vm);
+	vsock_addr_put_guid(out + 20, service);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -323,7 +327,8 @@ int rill__hybrid_parse_reply(const uint8_t *buf, size_t len,
 		return 0;
 	/* buf[i] is the newline. */
 	if (i == d0 || d0 < 3 ||
-	    va_parse_u32((const char *)buf + d0, i - d0, host_port) != 0)
+	    vsock_addr_parse_u32((const char *)buf + d0, i - d0, host_port) !=
+	        0)
 		return -1;
 	return (int)(i + 1);
 }

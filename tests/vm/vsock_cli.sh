@@ -13,12 +13,12 @@
 RILL=${RILL:?}
 . /etc/rill-vm/tap_lib.sh
 # Every rill and socat process that should end by itself is killed after
-# 20 s: a flow that never ends (a lost half-close, say) fails its test
+# 30 s: a flow that never ends (a lost half-close, say) fails its test
 # instead of hanging the rest. Servers (echo, relay, http serve) are
 # stopped by the tests; their own limit is longer, or a server killed
 # first would end a hung client's flow for it.
-LIMIT="timeout 20"
-SERVE="timeout 120"
+LIMIT="timeout 30"
+SERVE="timeout 150"
 
 # -- helpers ---------------------------------------------------------------
 
@@ -90,23 +90,23 @@ max_rss_kib() {
 	sed -n 's/.*Maximum resident set size (kbytes): *//p' "$1"
 }
 
-head -c $((4 << 20)) /dev/urandom >"$T/d4m"
+head -c $((2 << 20)) /dev/urandom >"$T/d2m"
 head -c $((1 << 20)) /dev/urandom >"$T/d1m"
 head -c $((8 << 20)) /dev/urandom >"$T/d8m"
 echo "the reply of the listener" >"$T/reply"
 
 # -- echo / cat ------------------------------------------------------------
 
-# LAYER PORT: 4 MiB to rill echo and back through rill cat, whose end of
+# LAYER PORT: 2 MiB to rill echo and back through rill cat, whose end of
 # input half-closes the flow; the echo's half-close ends the output.
 echo_cat() {
-	begin "${1}vsock: rill cat -> rill echo, half-close, 4 MiB by hash"
+	begin "${1}vsock: rill cat -> rill echo, half-close, 2 MiB by hash"
 	$SERVE "$RILL" echo -v "${1}vsock://any:$2" 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
-	$LIMIT "$RILL" cat "${1}vsock://1:$2" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$RILL" cat "${1}vsock://1:$2" <"$T/d2m" >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
-	same "$T/d4m" "$T/got"
+	same "$T/d2m" "$T/got"
 	stop $e
 	keep "$T/echo.err"
 	report
@@ -208,13 +208,13 @@ report
 # -- relay -----------------------------------------------------------------
 
 # relay_case WHAT LISTEN TARGET SERVER CLIENT_URI [--no-splice]: a rill
-# echo SERVER behind `rill relay LISTEN TARGET`, 4 MiB through it by rill
+# echo SERVER behind `rill relay LISTEN TARGET`, 2 MiB through it by rill
 # cat; the relay's log line says which path the bytes took.
 relay_case() {
 	what=$1 listen=$2 target=$3 server=$4 client=$5 opt=$6
 	via=splice
 	[ -n "$opt" ] && via=copy
-	begin "relay $what ($via): 4 MiB by hash, half-close across"
+	begin "relay $what ($via): 2 MiB by hash, half-close across"
 	$SERVE "$RILL" echo -v "$server" 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
@@ -222,9 +222,9 @@ relay_case() {
 	$SERVE "$RILL" relay $opt "$listen" "$target" 2>"$T/relay.err" &
 	r=$!
 	wait_for "$T/relay.err" "listening on"
-	$LIMIT "$RILL" cat "$client" <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$RILL" cat "$client" <"$T/d2m" >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
-	same "$T/d4m" "$T/got"
+	same "$T/d2m" "$T/got"
 	wait_for "$T/relay.err" "end=" &&
 		{ grep -q "via=$via end=eof" "$T/relay.err" ||
 			bad "the relay's log lacks via=$via end=eof"; }
@@ -331,46 +331,46 @@ if [ -z "${SOCAT:-}" ]; then
 	echo "ok $n - socat peers # SKIP no socat on the host"
 else
 	# socat -d -d logs "listening on" once its socket listens.
-	begin "socat VSOCK-LISTEN <- rill cat: 4 MiB by hash"
+	begin "socat VSOCK-LISTEN <- rill cat: 2 MiB by hash"
 	$LIMIT "$SOCAT" -d -d -u VSOCK-LISTEN:5012 CREATE:"$T/got" 2>"$T/socat.err" &
 	s=$!
 	wait_for "$T/socat.err" "listening on"
-	$LIMIT "$RILL" cat vsock://1:5012 <"$T/d4m" >/dev/null 2>>"$T/err" ||
+	$LIMIT "$RILL" cat vsock://1:5012 <"$T/d2m" >/dev/null 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	wait $s || bad "socat exited with status $?"
-	same "$T/d4m" "$T/got"
+	same "$T/d2m" "$T/got"
 	keep "$T/socat.err"
 	report
 
-	begin "socat VSOCK-LISTEN -> rill cat: 4 MiB by hash"
-	$LIMIT "$SOCAT" -d -d -u OPEN:"$T/d4m" VSOCK-LISTEN:5013 2>"$T/socat.err" &
+	begin "socat VSOCK-LISTEN -> rill cat: 2 MiB by hash"
+	$LIMIT "$SOCAT" -d -d -u OPEN:"$T/d2m" VSOCK-LISTEN:5013 2>"$T/socat.err" &
 	s=$!
 	wait_for "$T/socat.err" "listening on"
 	$LIMIT "$RILL" cat vsock://1:5013 </dev/null >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	wait $s || bad "socat exited with status $?"
-	same "$T/d4m" "$T/got"
+	same "$T/d2m" "$T/got"
 	keep "$T/socat.err"
 	report
 
-	begin "socat VSOCK-CONNECT -> rill cat -l: 4 MiB by hash"
+	begin "socat VSOCK-CONNECT -> rill cat -l: 2 MiB by hash"
 	$LIMIT "$RILL" cat -l -v vsock://any:5014 </dev/null >"$T/got" 2>"$T/l.err" &
 	l=$!
 	wait_for "$T/l.err" "listening on"
-	$LIMIT "$SOCAT" -u OPEN:"$T/d4m" VSOCK-CONNECT:1:5014 2>>"$T/err" ||
+	$LIMIT "$SOCAT" -u OPEN:"$T/d2m" VSOCK-CONNECT:1:5014 2>>"$T/err" ||
 		bad "socat exited with status $?"
 	wait $l || bad "rill cat -l exited with status $?"
-	same "$T/d4m" "$T/got"
+	same "$T/d2m" "$T/got"
 	keep "$T/l.err"
 	report
 
-	begin "socat VSOCK-CONNECT <-> rill echo: half-close, 4 MiB by hash"
+	begin "socat VSOCK-CONNECT <-> rill echo: half-close, 2 MiB by hash"
 	$SERVE "$RILL" echo -v vsock://any:5015 2>"$T/echo.err" &
 	e=$!
 	wait_for "$T/echo.err" "listening on"
-	$LIMIT "$SOCAT" -t 30 - VSOCK-CONNECT:1:5015 <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$SOCAT" -t 30 - VSOCK-CONNECT:1:5015 <"$T/d2m" >"$T/got" 2>>"$T/err" ||
 		bad "socat exited with status $?"
-	same "$T/d4m" "$T/got"
+	same "$T/d2m" "$T/got"
 	stop $e
 	keep "$T/echo.err"
 	report
@@ -379,10 +379,10 @@ else
 	$LIMIT "$SOCAT" -d -d -t 30 VSOCK-LISTEN:5016 EXEC:cat 2>"$T/socat.err" &
 	s=$!
 	wait_for "$T/socat.err" "listening on"
-	$LIMIT "$RILL" cat vsock://1:5016 <"$T/d4m" >"$T/got" 2>>"$T/err" ||
+	$LIMIT "$RILL" cat vsock://1:5016 <"$T/d2m" >"$T/got" 2>>"$T/err" ||
 		bad "rill cat exited with status $?"
 	wait $s || bad "socat exited with status $?"
-	same "$T/d4m" "$T/got"
+	same "$T/d2m" "$T/got"
 	keep "$T/socat.err"
 	report
 fi

@@ -6,6 +6,9 @@
 
 #include "cli.h"
 
+/* The write size of one transfer (bench_transfer) and of memcpy. */
+#define BENCH_CHUNK (64u * 1024u)
+
 struct bench_opts {
 	uint64_t bytes;
 	bool bytes_set; /* --bytes was given */
@@ -56,7 +59,7 @@ int bench_tcp6(const struct bench_opts *o, struct bench_row *row);
 int bench_tcp6_rtt(const struct bench_opts *o, struct bench_row *row);
 int bench_unix(const struct bench_opts *o, struct bench_row *row);
 int bench_unix_rtt(const struct bench_opts *o, struct bench_row *row);
-/* cli/bench_vchan.c: vchan beside a plain shared-memory ring, a Unix
+/* bench/bench_vchan.c: vchan beside a plain shared-memory ring, a Unix
  * socket and a pipe, each between two processes. */
 int bench_vchan_tput_ring(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_tput_unix(const struct bench_opts *o, struct bench_row *r);
@@ -64,7 +67,7 @@ int bench_vchan_tput_pipe(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_ring(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_unix(const struct bench_opts *o, struct bench_row *r);
 int bench_vchan_rtt_nospin(const struct bench_opts *o, struct bench_row *r);
-/* cli/bench_relay_rows.c: `rill relay` beside socat -b 131072, HAProxy,
+/* bench/bench_relay_rows.c: `rill relay` beside socat -b 131072, HAProxy,
  * a plain threaded forwarder and more (see bench_relay.c), one row per
  * peer and metric, all measured in the first selected row's run. */
 const char *bench_relay_case_name(size_t i); /* NULL past the last */

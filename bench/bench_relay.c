@@ -13,7 +13,7 @@
  *     sends it back, BR_PINGS times per forwarder over BR_PING_CONNS
  *     connections; the median ping (TCP_NODELAY on the endpoints; the
  *     forwarders run as configured). All forwarders' connections are
- *     open at once and take turns in short blocks (br_rtt_all);
+ *     open at once and take turns in short blocks (bench_relay_rtt_all);
  *   - the total throughput of four parallel streams, and over how many of
  *     the forwarder's threads its CPU time was spread.
  * Every forwarder is its own process, started once for the whole run.
@@ -48,14 +48,14 @@
 /* ---------------------------------------------------------------------- */
 /* Sockets */
 
-static void br_timeouts(int fd)
+static void bench_relay_timeouts(int fd)
 {
 	struct timeval tv = {.tv_sec = BR_IO_TIMEOUT_S};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-static int br_connect(int port)
+static int bench_relay_connect(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -70,12 +70,12 @@ static int br_connect(int port)
 		close(fd);
 		return err;
 	}
-	br_timeouts(fd);
+	bench_relay_timeouts(fd);
 	return fd;
 }
 
 /* Waits for one connection on lfd and accepts it. */
-static int br_accept(int lfd)
+static int bench_relay_accept(int lfd)
 {
 	struct pollfd p = {.fd = lfd, .events = POLLIN};
 	if (poll(&p, 1, BR_IO_TIMEOUT_S * 1000) != 1)
@@ -83,14 +83,14 @@ static int br_accept(int lfd)
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	br_timeouts(fd);
+	bench_relay_timeouts(fd);
 	return fd;
 }
 
 /* ---------------------------------------------------------------------- */
 /* Streams */
 
-struct br_stream {
+struct bench_relay_stream {
 	int lfd, port;
 	uint64_t bytes, got;
 	const uint8_t *chunk;
@@ -99,10 +99,10 @@ struct br_stream {
 	int sink_fd; /* accepted by the sink */
 };
 
-static void *br_sink_main(void *arg)
+static void *bench_relay_sink_main(void *arg)
 {
-	struct br_stream *s = arg;
-	int fd = br_accept(s->lfd);
+	struct bench_relay_stream *s = arg;
+	int fd = bench_relay_accept(s->lfd);
 	if (fd < 0) {
 		s->err = fd;
 		return NULL;
@@ -123,10 +123,10 @@ static void *br_sink_main(void *arg)
 	return NULL;
 }
 
-static void *br_send_main(void *arg)
+static void *bench_relay_send_main(void *arg)
 {
-	struct br_stream *s = arg;
-	int fd = br_connect(s->port);
+	struct bench_relay_stream *s = arg;
+	int fd = bench_relay_connect(s->port);
 	int err = fd < 0 ? fd : 0;
 	for (uint64_t sent = 0; err == 0 && sent < s->bytes;) {
 		uint64_t left = s->bytes - sent;
@@ -159,22 +159,24 @@ static void *br_send_main(void *arg)
 
 /* n streams of bytes/n each to port, received on lfd; MB/s in total or a
  * negative error. */
-static double br_streams(int lfd, int port, uint64_t bytes, int n,
-                         const uint8_t *chunk)
+static double bench_relay_streams(int lfd, int port, uint64_t bytes, int n,
+                                  const uint8_t *chunk)
 {
-	struct br_stream snd[BR_STREAMS], sink[BR_STREAMS];
+	struct bench_relay_stream snd[BR_STREAMS], sink[BR_STREAMS];
 	pthread_t ts[BR_STREAMS], tk[BR_STREAMS];
 	int started = 0, err = 0;
 	double t0 = bench_now();
 	for (int i = 0; i < n; i++) {
-		struct br_stream s = {.lfd = lfd,
-		                      .port = port,
-		                      .bytes = bytes / (uint64_t)n,
-		                      .chunk = chunk};
+		struct bench_relay_stream s = {.lfd = lfd,
+		                               .port = port,
+		                               .bytes = bytes / (uint64_t)n,
+		                               .chunk = chunk};
 		snd[i] = sink[i] = s;
-		if (pthread_create(&tk[i], NULL, br_sink_main, &sink[i]) != 0)
+		if (pthread_create(&tk[i], NULL, bench_relay_sink_main,
+		                   &sink[i]) != 0)
 			break;
-		if (pthread_create(&ts[i], NULL, br_send_main, &snd[i]) != 0) {
+		if (pthread_create(&ts[i], NULL, bench_relay_send_main,
+		                   &snd[i]) != 0) {
 			shutdown(lfd, SHUT_RDWR);
 			pthread_join(tk[i], NULL);
 			break;
@@ -204,10 +206,10 @@ static double br_streams(int lfd, int port, uint64_t bytes, int n,
 /* ---------------------------------------------------------------------- */
 /* Round trips */
 
-static void *br_echo_main(void *arg)
+static void *bench_relay_echo_main(void *arg)
 {
-	struct br_stream *s = arg;
-	int fd = br_accept(s->lfd);
+	struct bench_relay_stream *s = arg;
+	int fd = bench_relay_accept(s->lfd);
 	if (fd < 0) {
 		s->err = fd;
 		return NULL;
@@ -226,20 +228,20 @@ static void *br_echo_main(void *arg)
 	return NULL;
 }
 
-static int br_cmp_double(const void *a, const void *b);
+static int bench_relay_cmp_double(const void *a, const void *b);
 
 /* BR_PING_CONNS ping connections per forwarder (and direct), all open at
  * once, each answered by its own echo thread. */
 #define BR_PINGERS (BR_KINDS * BR_PING_CONNS)
-struct br_pingers {
+struct bench_relay_pingers {
 	int n, threads;
 	int fd[BR_PINGERS];
-	enum br_kind kind[BR_PINGERS];
-	struct br_stream echo[BR_PINGERS];
+	enum bench_relay_kind kind[BR_PINGERS];
+	struct bench_relay_stream echo[BR_PINGERS];
 	pthread_t th[BR_PINGERS];
 };
 
-static int br_ping(int fd, double *dt)
+static int bench_relay_ping(int fd, double *dt)
 {
 	uint8_t b = 'x';
 	double t0 = bench_now();
@@ -250,7 +252,7 @@ static int br_ping(int fd, double *dt)
 	return 0;
 }
 
-static void br_pingers_close(struct br_pingers *p, int lfd)
+static void bench_relay_pingers_close(struct bench_relay_pingers *p, int lfd)
 {
 	for (int i = 0; i < p->n; i++)
 		close(p->fd[i]);
@@ -261,15 +263,15 @@ static void br_pingers_close(struct br_pingers *p, int lfd)
 }
 
 /* One more pinger to port (an echo thread first); warms the path up. */
-static int br_pinger_add(struct br_pingers *p, int lfd, int port,
-                         enum br_kind kind)
+static int bench_relay_pinger_add(struct bench_relay_pingers *p, int lfd,
+                                  int port, enum bench_relay_kind kind)
 {
 	p->echo[p->threads].lfd = lfd;
-	if (pthread_create(&p->th[p->threads], NULL, br_echo_main,
+	if (pthread_create(&p->th[p->threads], NULL, bench_relay_echo_main,
 	                   &p->echo[p->threads]) != 0)
 		return RILL_ENOMEM;
 	p->threads++;
-	int fd = br_connect(port);
+	int fd = bench_relay_connect(port);
 	if (fd < 0)
 		return fd;
 	int one = 1;
@@ -278,7 +280,7 @@ static int br_pinger_add(struct br_pingers *p, int lfd, int port,
 	p->fd[p->n++] = fd;
 	int err = 0;
 	for (int i = 0; err == 0 && i < BR_PING_WARMUP; i++)
-		err = br_ping(fd, NULL);
+		err = bench_relay_ping(fd, NULL);
 	return err;
 }
 
@@ -298,10 +300,11 @@ static int br_pinger_add(struct br_pingers *p, int lfd, int port,
  *    and the median, not the mean, is kept (a few pings held up by a
  *    preemption do not decide).
  */
-static int br_rtt_all(int lfd, int direct_port, const struct br_fwd *fwd,
-                      unsigned want, int round, double *rtt)
+static int bench_relay_rtt_all(int lfd, int direct_port,
+                               const struct bench_relay_fwd *fwd, unsigned want,
+                               int round, double *rtt)
 {
-	struct br_pingers p;
+	struct bench_relay_pingers p;
 	memset(&p, 0, sizeof p);
 	int err = 0;
 	/* The order of the connections turns too (threads are placed as they
@@ -310,10 +313,10 @@ static int br_rtt_all(int lfd, int direct_port, const struct br_fwd *fwd,
 		for (int j = 0; j < BR_KINDS && err == 0; j++) {
 			int k = (j + c + round) % BR_KINDS;
 			if (want & (1u << k))
-				err = br_pinger_add(
+				err = bench_relay_pinger_add(
 				    &p, lfd,
 				    k == BR_DIRECT ? direct_port : fwd[k].port,
-				    (enum br_kind)k);
+				    (enum bench_relay_kind)k);
 		}
 	enum { PER_CONN = BR_PINGS / BR_PING_CONNS };
 	static double dt[BR_PINGERS][PER_CONN];
@@ -321,29 +324,31 @@ static int br_rtt_all(int lfd, int direct_port, const struct br_fwd *fwd,
 		for (int j = 0; err == 0 && j < p.n; j++) {
 			int i = (j + b) % p.n;
 			for (int t = 0; err == 0 && t < BR_PING_BLOCK; t++)
-				err = br_ping(p.fd[i],
-				              &dt[i][b * BR_PING_BLOCK + t]);
+				err = bench_relay_ping(
+				    p.fd[i], &dt[i][b * BR_PING_BLOCK + t]);
 		}
-	br_pingers_close(&p, lfd);
+	bench_relay_pingers_close(&p, lfd);
 	for (int i = 0; err == 0 && i < p.threads; i++)
 		err = p.echo[i].err;
 	for (int k = 0; err == 0 && k < BR_KINDS; k++) {
 		static double all[BR_PINGS];
 		int n = 0;
 		for (int i = 0; i < p.n; i++) {
-			if (p.kind[i] != (enum br_kind)k)
+			if (p.kind[i] != (enum bench_relay_kind)k)
 				continue;
-			qsort(dt[i], PER_CONN, sizeof dt[i][0], br_cmp_double);
+			qsort(dt[i], PER_CONN, sizeof dt[i][0],
+			      bench_relay_cmp_double);
 			if (getenv("RILL_BENCH_DEBUG") != NULL)
-				fprintf(
-				    stderr, "rtt %s: connection %d: %.1f us\n",
-				    br_names[k], i, dt[i][PER_CONN / 2] * 1e6);
+				fprintf(stderr,
+				        "rtt %s: connection %d: %.1f us\n",
+				        bench_relay_names[k], i,
+				        dt[i][PER_CONN / 2] * 1e6);
 			memcpy(&all[n], dt[i], sizeof dt[i]);
 			n += PER_CONN;
 		}
 		if (n == 0)
 			continue;
-		qsort(all, (size_t)n, sizeof all[0], br_cmp_double);
+		qsort(all, (size_t)n, sizeof all[0], bench_relay_cmp_double);
 		rtt[k] = (all[(n - 1) / 2] + all[n / 2]) / 2 * 1e6;
 	}
 	return err;
@@ -352,7 +357,7 @@ static int br_rtt_all(int lfd, int direct_port, const struct br_fwd *fwd,
 /* ---------------------------------------------------------------------- */
 /* The run */
 
-struct br_samples {
+struct bench_relay_samples {
 	double mbs[BR_MAX_ROUNDS], cpu[BR_MAX_ROUNDS], rtt[BR_MAX_ROUNDS];
 	double ends[BR_MAX_ROUNDS];
 	double mbs4[BR_MAX_ROUNDS];
@@ -360,35 +365,38 @@ struct br_samples {
 	int n;
 };
 
-static int br_cmp_double(const void *a, const void *b)
+static int bench_relay_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
 }
 
-static double br_median(const double *v, int n)
+static double bench_relay_median(const double *v, int n)
 {
 	double s[BR_MAX_ROUNDS];
 	memcpy(s, v, sizeof s[0] * (size_t)n);
-	qsort(s, (size_t)n, sizeof s[0], br_cmp_double);
+	qsort(s, (size_t)n, sizeof s[0], bench_relay_cmp_double);
 	return n == 0 ? 0 : n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-double br_loadavg(void)
+double bench_relay_loadavg(void)
 {
 	double l[1];
 	return getloadavg(l, 1) == 1 ? l[0] : 0;
 }
 
 /* Four streams through f; counts the threads that did the work. */
-static double br_four(int lfd, int port, const struct br_fwd *f, uint64_t bytes,
-                      const uint8_t *chunk, int *busy, int *threads)
+static double bench_relay_four(int lfd, int port,
+                               const struct bench_relay_fwd *f, uint64_t bytes,
+                               const uint8_t *chunk, int *busy, int *threads)
 {
 	int tids[BR_MAX_TASKS], tids1[BR_MAX_TASKS];
 	uint64_t t0[BR_MAX_TASKS], t1[BR_MAX_TASKS];
-	int n0 = f != NULL ? br_fwd_threads(f, tids, t0, BR_MAX_TASKS) : 0;
-	double v = br_streams(lfd, port, bytes, BR_STREAMS, chunk);
-	int n1 = f != NULL ? br_fwd_threads(f, tids1, t1, BR_MAX_TASKS) : 0;
+	int n0 =
+	    f != NULL ? bench_relay_fwd_threads(f, tids, t0, BR_MAX_TASKS) : 0;
+	double v = bench_relay_streams(lfd, port, bytes, BR_STREAMS, chunk);
+	int n1 =
+	    f != NULL ? bench_relay_fwd_threads(f, tids1, t1, BR_MAX_TASKS) : 0;
 	uint64_t d[BR_MAX_TASKS], total = 0;
 	for (int i = 0; i < n1; i++) {
 		d[i] = t1[i];
@@ -408,7 +416,7 @@ static double br_four(int lfd, int port, const struct br_fwd *f, uint64_t bytes,
 }
 
 /* CPU seconds of this process (the endpoints' threads) so far. */
-static double br_self_cpu(void)
+static double bench_relay_self_cpu(void)
 {
 	struct rusage ru;
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
@@ -418,19 +426,22 @@ static double br_self_cpu(void)
 }
 
 /* One round of every metric through one forwarder (f NULL: direct). */
-static int br_round(int lfd, int direct_port, const struct br_fwd *f,
-                    uint64_t bytes, const uint8_t *chunk, struct br_samples *s)
+static int bench_relay_round(int lfd, int direct_port,
+                             const struct bench_relay_fwd *f, uint64_t bytes,
+                             const uint8_t *chunk,
+                             struct bench_relay_samples *s)
 {
 	int port = f != NULL ? f->port : direct_port;
-	double c0 = f != NULL ? br_fwd_cpu(f) : 0;
-	double e0 = br_self_cpu();
-	double v = br_streams(lfd, port, bytes, 1, chunk);
+	double c0 = f != NULL ? bench_relay_fwd_cpu(f) : 0;
+	double e0 = bench_relay_self_cpu();
+	double v = bench_relay_streams(lfd, port, bytes, 1, chunk);
 	if (v < 0)
 		return (int)v;
-	double e1 = br_self_cpu();
-	double c1 = f != NULL ? br_fwd_cpu(f) : 0;
+	double e1 = bench_relay_self_cpu();
+	double c1 = f != NULL ? bench_relay_fwd_cpu(f) : 0;
 	int busy = 0, threads = 0;
-	double v4 = br_four(lfd, port, f, bytes, chunk, &busy, &threads);
+	double v4 =
+	    bench_relay_four(lfd, port, f, bytes, chunk, &busy, &threads);
 	if (v4 < 0)
 		return (int)v4;
 	s->mbs[s->n] = v;
@@ -443,95 +454,102 @@ static int br_round(int lfd, int direct_port, const struct br_fwd *f,
 	return 0;
 }
 
-static int br_cmp_int(const void *a, const void *b)
+static int bench_relay_cmp_int(const void *a, const void *b)
 {
 	return *(const int *)a - *(const int *)b;
 }
 
-static void br_store(struct br_result *r, struct br_samples *s)
+static void bench_relay_store(struct bench_relay_result *r,
+                              struct bench_relay_samples *s)
 {
-	r->mbs = br_median(s->mbs, s->n);
-	r->cpu_gib = br_median(s->cpu, s->n);
-	r->ends_gib = br_median(s->ends, s->n);
-	r->rtt_us = br_median(s->rtt, s->n);
-	r->mbs4 = br_median(s->mbs4, s->n);
-	qsort(s->busy, (size_t)s->n, sizeof s->busy[0], br_cmp_int);
-	qsort(s->threads, (size_t)s->n, sizeof s->threads[0], br_cmp_int);
+	r->mbs = bench_relay_median(s->mbs, s->n);
+	r->cpu_gib = bench_relay_median(s->cpu, s->n);
+	r->ends_gib = bench_relay_median(s->ends, s->n);
+	r->rtt_us = bench_relay_median(s->rtt, s->n);
+	r->mbs4 = bench_relay_median(s->mbs4, s->n);
+	qsort(s->busy, (size_t)s->n, sizeof s->busy[0], bench_relay_cmp_int);
+	qsort(s->threads, (size_t)s->n, sizeof s->threads[0],
+	      bench_relay_cmp_int);
 	r->busy_threads = s->n > 0 ? s->busy[s->n / 2] : 0;
 	r->threads = s->n > 0 ? s->threads[s->n / 2] : 0;
 }
 
 /* Socat's 8 KiB default moves a few times slower: a quarter of the
  * bytes keeps the run short. */
-static uint64_t br_kind_bytes(enum br_kind k, uint64_t bytes)
+static uint64_t bench_relay_kind_bytes(enum bench_relay_kind k, uint64_t bytes)
 {
 	uint64_t b = k == BR_SOCAT8K ? bytes / 4 : bytes;
 	b -= b % ((uint64_t)BR_STREAMS * BR_WRITE);
 	return b > 0 ? b : (uint64_t)BR_STREAMS * BR_WRITE;
 }
 
-static int br_rounds(struct br_run *run, unsigned want, int lfd, int sport,
-                     struct br_fwd *fwd, const uint8_t *chunk)
+static int bench_relay_rounds(struct bench_relay_run *run, unsigned want,
+                              int lfd, int sport, struct bench_relay_fwd *fwd,
+                              const uint8_t *chunk)
 {
-	static struct br_samples smp[BR_KINDS];
+	static struct bench_relay_samples smp[BR_KINDS];
 	memset(smp, 0, sizeof smp);
 	int err = 0;
 	for (int r = 0; r < run->rounds && err == 0; r++) {
 		double rtt[BR_KINDS] = {0};
-		err = br_rtt_all(lfd, sport, fwd, want, r, rtt);
+		err = bench_relay_rtt_all(lfd, sport, fwd, want, r, rtt);
 		if (err != 0)
 			cli_error("bench relay: round trips: %s",
 			          rill_strerror(err));
 		for (int k = 0; k < BR_KINDS; k++)
 			smp[k].rtt[smp[k].n] = rtt[k];
 		for (int i = 0; i < BR_KINDS && err == 0; i++) {
-			enum br_kind k = (enum br_kind)((i + r) % BR_KINDS);
+			enum bench_relay_kind k =
+			    (enum bench_relay_kind)((i + r) % BR_KINDS);
 			if (!(want & (1u << k)))
 				continue;
-			err = br_round(
+			err = bench_relay_round(
 			    lfd, sport, k == BR_DIRECT ? NULL : &fwd[k],
-			    br_kind_bytes(k, run->bytes), chunk, &smp[k]);
+			    bench_relay_kind_bytes(k, run->bytes), chunk,
+			    &smp[k]);
 			if (err != 0)
 				cli_error("bench relay: through %s: %s",
-				          br_names[k], rill_strerror(err));
+				          bench_relay_names[k],
+				          rill_strerror(err));
 		}
 	}
 	for (int k = 0; k < BR_KINDS && err == 0; k++)
 		if (want & (1u << k))
-			br_store(&run->res[k], &smp[k]);
+			bench_relay_store(&run->res[k], &smp[k]);
 	return err;
 }
 
-int br_run_all(struct br_run *run, unsigned want, uint64_t bytes, int rounds)
+int bench_relay_run_all(struct bench_relay_run *run, unsigned want,
+                        uint64_t bytes, int rounds)
 {
 	run->rounds = rounds < 1               ? 1
 	              : rounds > BR_MAX_ROUNDS ? BR_MAX_ROUNDS
 	                                       : rounds;
 	run->bytes = bytes;
-	run->load_before = br_loadavg();
+	run->load_before = bench_relay_loadavg();
 	char tmpl[] = "/tmp/rill-bench-relay-XXXXXX";
 	const char *tmpdir = mkdtemp(tmpl);
 	uint8_t *chunk = malloc(BR_WRITE);
 	int sport = 0;
-	int lfd = br_listen(&sport);
+	int lfd = bench_relay_listen(&sport);
 	int err = lfd < 0                           ? lfd
 	          : tmpdir == NULL || chunk == NULL ? RILL_ENOMEM
 	                                            : 0;
 	if (chunk != NULL)
 		memset(chunk, 0xa5, BR_WRITE);
-	struct br_fwd fwd[BR_KINDS];
+	struct bench_relay_fwd fwd[BR_KINDS];
 	memset(fwd, 0, sizeof fwd);
 	for (int k = BR_DIRECT + 1; k < BR_KINDS && err == 0; k++)
 		if (want & (1u << k))
-			err = br_fwd_start(&fwd[k], (enum br_kind)k, sport,
-			                   tmpdir);
+			err = bench_relay_fwd_start(
+			    &fwd[k], (enum bench_relay_kind)k, sport, tmpdir);
 	if (err == 0)
-		err = br_rounds(run, want, lfd, sport, fwd, chunk);
+		err = bench_relay_rounds(run, want, lfd, sport, fwd, chunk);
 	for (int k = 0; k < BR_KINDS; k++)
-		br_fwd_stop(&fwd[k]);
+		bench_relay_fwd_stop(&fwd[k]);
 	if (err == 0)
 		run->measured |= want;
-	run->load_after = br_loadavg();
+	run->load_after = bench_relay_loadavg();
 	if (lfd >= 0)
 		close(lfd);
 	free(chunk);

@@ -1,4 +1,4 @@
-/* rill bench: the TLS cases (cli/bench_tls.c). */
+/* rill bench: the TLS cases (bench/bench_tls.c). */
 #ifndef RILL_CLI_BENCH_TLS_H
 #define RILL_CLI_BENCH_TLS_H
 

@@ -32,22 +32,25 @@
 #define SOCKB_RBUF  (256u * 1024u)
 #define SOCKB_RTT_N 20000
 
-struct sockb_kind {
+struct bench_socket_kind {
 	const char *name;
 	const char *listen_uri; /* rill */
 	int family;
 };
 
-static const struct sockb_kind sockb_tcp4 = {"tcp4", "tcp://127.0.0.1:0",
-                                             AF_INET};
-static const struct sockb_kind sockb_tcp6 = {"tcp6", "tcp://[::1]:0", AF_INET6};
-static const struct sockb_kind sockb_unix = {"unix", NULL, AF_UNIX};
+static const struct bench_socket_kind bench_socket_tcp4 = {
+    "tcp4", "tcp://127.0.0.1:0", AF_INET};
+static const struct bench_socket_kind bench_socket_tcp6 = {
+    "tcp6", "tcp://[::1]:0", AF_INET6};
+static const struct bench_socket_kind bench_socket_unix = {"unix", NULL,
+                                                           AF_UNIX};
 
 /* ---------------------------------------------------------------------- */
 /* Plain sockets */
 
 /* A connected pair of non-blocking sockets of the family, or -errno. */
-static int sockb_plain_pair(const struct sockb_kind *k, int fds[2])
+static int bench_socket_plain_pair(const struct bench_socket_kind *k,
+                                   int fds[2])
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -102,10 +105,11 @@ static int sockb_plain_pair(const struct sockb_kind *k, int fds[2])
 	return 0;
 }
 
-static double sockb_plain_throughput(const struct sockb_kind *k, uint64_t bytes)
+static double bench_socket_plain_throughput(const struct bench_socket_kind *k,
+                                            uint64_t bytes)
 {
 	int fds[2];
-	int err = sockb_plain_pair(k, fds);
+	int err = bench_socket_plain_pair(k, fds);
 	if (err != 0)
 		return err;
 	uint8_t *wbuf = malloc(SOCKB_CHUNK), *rbuf = malloc(SOCKB_RBUF);
@@ -167,7 +171,7 @@ static double sockb_plain_throughput(const struct sockb_kind *k, uint64_t bytes)
 }
 
 /* Reads exactly one byte from fd, waiting in poll when there is none. */
-static int sockb_read1(int fd)
+static int bench_socket_read1(int fd)
 {
 	for (;;) {
 		char c;
@@ -183,10 +187,10 @@ static int sockb_read1(int fd)
 	}
 }
 
-static double sockb_plain_rtt(const struct sockb_kind *k)
+static double bench_socket_plain_rtt(const struct bench_socket_kind *k)
 {
 	int fds[2];
-	int err = sockb_plain_pair(k, fds);
+	int err = bench_socket_plain_pair(k, fds);
 	if (err != 0)
 		return err;
 	if (k->family != AF_UNIX) {
@@ -199,11 +203,11 @@ static double sockb_plain_rtt(const struct sockb_kind *k)
 		if (write(fds[0], "p", 1) != 1)
 			err = -errno;
 		if (err == 0)
-			err = sockb_read1(fds[1]);
+			err = bench_socket_read1(fds[1]);
 		if (err == 0 && write(fds[1], "q", 1) != 1)
 			err = -errno;
 		if (err == 0)
-			err = sockb_read1(fds[0]);
+			err = bench_socket_read1(fds[0]);
 	}
 	double dt = bench_now() - t0;
 	close(fds[0]);
@@ -214,18 +218,18 @@ static double sockb_plain_rtt(const struct sockb_kind *k)
 /* ---------------------------------------------------------------------- */
 /* rill flows */
 
-struct sockb_conn {
+struct bench_socket_conn {
 	struct rill_flow *a, *b;
 	int status;
 	bool connected;
 };
 
-static void sockb_on_accept(struct rill_listener *l, struct rill_flow *f,
-                            int status, const char *errmsg, void *ud)
+static void bench_socket_on_accept(struct rill_listener *l, struct rill_flow *f,
+                                   int status, const char *errmsg, void *ud)
 {
 	(void)l;
 	(void)errmsg;
-	struct sockb_conn *c = ud;
+	struct bench_socket_conn *c = ud;
 	if (status != 0 || c->b != NULL) {
 		rill_close(f);
 		return;
@@ -233,18 +237,19 @@ static void sockb_on_accept(struct rill_listener *l, struct rill_flow *f,
 	c->b = f;
 }
 
-static void sockb_on_connect(struct rill_flow *f, int status,
-                             const char *errmsg, void *ud)
+static void bench_socket_on_connect(struct rill_flow *f, int status,
+                                    const char *errmsg, void *ud)
 {
 	(void)errmsg;
-	struct sockb_conn *c = ud;
+	struct bench_socket_conn *c = ud;
 	c->connected = true;
 	c->status = status;
 	c->a = f;
 }
 
-static int sockb_rill_pair(uv_loop_t *loop, const struct sockb_kind *k,
-                           struct sockb_conn *c)
+static int bench_socket_rill_pair(uv_loop_t *loop,
+                                  const struct bench_socket_kind *k,
+                                  struct bench_socket_conn *c)
 {
 	char luri[160], uri[160];
 	memset(c, 0, sizeof *c);
@@ -254,12 +259,12 @@ static int sockb_rill_pair(uv_loop_t *loop, const struct sockb_kind *k,
 	else
 		snprintf(luri, sizeof luri, "%s", k->listen_uri);
 	struct rill_listener *l;
-	int err = rill_listen(loop, luri, NULL, sockb_on_accept, c, &l);
+	int err = rill_listen(loop, luri, NULL, bench_socket_on_accept, c, &l);
 	if (err != 0)
 		return err;
 	err = rill_listener_uri(l, uri, sizeof uri);
 	if (err == 0)
-		err = rill_connect(loop, uri, NULL, sockb_on_connect, c);
+		err = rill_connect(loop, uri, NULL, bench_socket_on_connect, c);
 	if (err == 0) {
 		while (!c->connected || (c->status == 0 && c->b == NULL))
 			uv_run(loop, UV_RUN_ONCE);
@@ -269,7 +274,7 @@ static int sockb_rill_pair(uv_loop_t *loop, const struct sockb_kind *k,
 	return err;
 }
 
-struct sockb_pingpong {
+struct bench_socket_pingpong {
 	struct rill_flow *a, *b;
 	struct rill_buf *byte;
 	int left;
@@ -277,65 +282,66 @@ struct sockb_pingpong {
 	bool done;
 };
 
-static void sockb_pp_read_a(struct rill_flow *f, int status, struct rill_buf *b,
-                            void *ud);
+static void bench_socket_pp_read_a(struct rill_flow *f, int status,
+                                   struct rill_buf *b, void *ud);
 
-static void sockb_pp_fail(struct sockb_pingpong *p, int err)
+static void bench_socket_pp_fail(struct bench_socket_pingpong *p, int err)
 {
 	if (p->err == 0)
 		p->err = err;
 	p->done = true;
 }
 
-static void sockb_pp_send(struct sockb_pingpong *p, struct rill_flow *to,
-                          rill_read_cb on_reply, struct rill_flow *reader)
+static void bench_socket_pp_send(struct bench_socket_pingpong *p,
+                                 struct rill_flow *to, rill_read_cb on_reply,
+                                 struct rill_flow *reader)
 {
 	int err = rill_write(to, p->byte, NULL, NULL);
 	if (err == 0)
 		err = rill_read(reader, on_reply, p);
 	if (err != 0)
-		sockb_pp_fail(p, err);
+		bench_socket_pp_fail(p, err);
 }
 
-static void sockb_pp_read_b(struct rill_flow *f, int status, struct rill_buf *b,
-                            void *ud)
+static void bench_socket_pp_read_b(struct rill_flow *f, int status,
+                                   struct rill_buf *b, void *ud)
 {
 	(void)f;
-	struct sockb_pingpong *p = ud;
+	struct bench_socket_pingpong *p = ud;
 	rill_buf_release(b);
 	if (status != 0) {
-		sockb_pp_fail(p, status);
+		bench_socket_pp_fail(p, status);
 		return;
 	}
-	sockb_pp_send(p, p->b, sockb_pp_read_a, p->a); /* pong */
+	bench_socket_pp_send(p, p->b, bench_socket_pp_read_a, p->a); /* pong */
 }
 
-static void sockb_pp_read_a(struct rill_flow *f, int status, struct rill_buf *b,
-                            void *ud)
+static void bench_socket_pp_read_a(struct rill_flow *f, int status,
+                                   struct rill_buf *b, void *ud)
 {
 	(void)f;
-	struct sockb_pingpong *p = ud;
+	struct bench_socket_pingpong *p = ud;
 	rill_buf_release(b);
 	if (status != 0) {
-		sockb_pp_fail(p, status);
+		bench_socket_pp_fail(p, status);
 		return;
 	}
 	if (--p->left == 0) {
 		p->done = true;
 		return;
 	}
-	sockb_pp_send(p, p->a, sockb_pp_read_b, p->b); /* ping */
+	bench_socket_pp_send(p, p->a, bench_socket_pp_read_b, p->b); /* ping */
 }
 
-static double sockb_rill_rtt(uv_loop_t *loop, struct rill_flow *a,
-                             struct rill_flow *b)
+static double bench_socket_rill_rtt(uv_loop_t *loop, struct rill_flow *a,
+                                    struct rill_flow *b)
 {
-	struct sockb_pingpong p = {.a = a, .b = b, .left = SOCKB_RTT_N};
+	struct bench_socket_pingpong p = {.a = a, .b = b, .left = SOCKB_RTT_N};
 	p.byte = rill_buf_copy("p", 1);
 	if (p.byte == NULL)
 		return RILL_ENOMEM;
 	double t0 = bench_now();
-	sockb_pp_send(&p, a, sockb_pp_read_b, b);
+	bench_socket_pp_send(&p, a, bench_socket_pp_read_b, b);
 	while (!p.done)
 		if (uv_run(loop, UV_RUN_ONCE) == 0)
 			break;
@@ -355,8 +361,8 @@ static double sockb_rill_rtt(uv_loop_t *loop, struct rill_flow *a,
  */
 #define SOCKB_ROUNDS 3
 
-static int sockb_case(const struct sockb_kind *k, bool rtt,
-                      const struct bench_opts *o, struct bench_row *row)
+static int bench_socket_case(const struct bench_socket_kind *k, bool rtt,
+                             const struct bench_opts *o, struct bench_row *row)
 {
 	uv_loop_t loop;
 	uv_loop_init(&loop);
@@ -366,21 +372,21 @@ static int sockb_case(const struct sockb_kind *k, bool rtt,
 	row->metric = rtt ? "1B rtt" : "throughput";
 	row->unit = rtt ? "rt/s" : NULL;
 	for (int i = 0; i < SOCKB_ROUNDS && err == 0; i++) {
-		double base = rtt ? sockb_plain_rtt(k)
-		                  : sockb_plain_throughput(k, o->bytes);
+		double base = rtt ? bench_socket_plain_rtt(k)
+		                  : bench_socket_plain_throughput(k, o->bytes);
 		if (base < 0) {
 			err = (int)base;
 			break;
 		}
 		/* A new connection per round: a transfer ends with a write
 		 * shutdown. */
-		struct sockb_conn c;
-		err = sockb_rill_pair(&loop, k, &c);
+		struct bench_socket_conn c;
+		err = bench_socket_rill_pair(&loop, k, &c);
 		double v = err;
 		if (err == 0 && rtt) {
 			rill_flow_set_nodelay(c.a, true);
 			rill_flow_set_nodelay(c.b, true);
-			v = sockb_rill_rtt(&loop, c.a, c.b);
+			v = bench_socket_rill_rtt(&loop, c.a, c.b);
 		} else if (err == 0) {
 			v = bench_transfer(&loop, c.a, c.b, o->bytes);
 		}
@@ -402,30 +408,30 @@ static int sockb_case(const struct sockb_kind *k, bool rtt,
 
 int bench_tcp4(const struct bench_opts *o, struct bench_row *row)
 {
-	return sockb_case(&sockb_tcp4, false, o, row);
+	return bench_socket_case(&bench_socket_tcp4, false, o, row);
 }
 
 int bench_tcp4_rtt(const struct bench_opts *o, struct bench_row *row)
 {
-	return sockb_case(&sockb_tcp4, true, o, row);
+	return bench_socket_case(&bench_socket_tcp4, true, o, row);
 }
 
 int bench_tcp6(const struct bench_opts *o, struct bench_row *row)
 {
-	return sockb_case(&sockb_tcp6, false, o, row);
+	return bench_socket_case(&bench_socket_tcp6, false, o, row);
 }
 
 int bench_tcp6_rtt(const struct bench_opts *o, struct bench_row *row)
 {
-	return sockb_case(&sockb_tcp6, true, o, row);
+	return bench_socket_case(&bench_socket_tcp6, true, o, row);
 }
 
 int bench_unix(const struct bench_opts *o, struct bench_row *row)
 {
-	return sockb_case(&sockb_unix, false, o, row);
+	return bench_socket_case(&bench_socket_unix, false, o, row);
 }
 
 int bench_unix_rtt(const struct bench_opts *o, struct bench_row *row)
 {
-	return sockb_case(&sockb_unix, true, o, row);
+	return bench_socket_case(&bench_socket_unix, true, o, row);
 }

@@ -1,5 +1,5 @@
 /*
- * The "tls" layer scheme of the URI registry (src/uri.h):
+ * The "tls" layer scheme of the URI registry (src/core/scheme.h):
  *
  *   tls+tcp://host:443?ca=FILE&sni=NAME&alpn=h2,http/1.1     (connect)
  *   tls+unix:/path?cert=FILE&key=FILE                        (listen)
@@ -23,7 +23,7 @@
 
 #include "core.h"
 #include "tls_internal.h"
-#include "uri.h"
+#include "scheme.h"
 
 static const char *const tls_params[] = {
     "ca",   "capath", "sni", "verify", "verify-client", "alpn",

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../bench/shm_ring.h"
+#include "shm_ring.h"
 #include "bench.h"
 #include "cli.h"
 
@@ -22,48 +22,48 @@
 #define BV_CHUNK      (64u * 1024u)
 #define BV_PING_ITERS 20000
 
-static double bv_now(void)
+static double bench_vchan_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-struct bv_conn {
+struct bench_vchan_conn {
 	struct rill_flow *f;
 	int status;
 	bool done;
 };
 
-static void bv_connect_cb(struct rill_flow *f, int status, const char *msg,
-                          void *ud)
+static void bench_vchan_connect_cb(struct rill_flow *f, int status,
+                                   const char *msg, void *ud)
 {
 	(void)msg;
-	struct bv_conn *c = ud;
+	struct bench_vchan_conn *c = ud;
 	c->f = f;
 	c->status = status;
 	c->done = true;
 }
 
-static void bv_server_cb(struct rill_flow *f, int status, void *ud)
+static void bench_vchan_server_cb(struct rill_flow *f, int status, void *ud)
 {
 	(void)f;
-	struct bv_conn *c = ud;
+	struct bench_vchan_conn *c = ud;
 	c->status = status;
 	c->done = true;
 }
 
 /* The child: a vchan client; echo (ping-pong) or sink (throughput). */
-struct bv_child {
+struct bench_vchan_child {
 	struct rill_flow *f;
 	bool echo, eof;
 	uint64_t got;
 };
 
-static void bv_child_read(struct rill_flow *f, int status, struct rill_buf *b,
-                          void *ud)
+static void bench_vchan_child_read(struct rill_flow *f, int status,
+                                   struct rill_buf *b, void *ud)
 {
-	struct bv_child *c = ud;
+	struct bench_vchan_child *c = ud;
 	if (status != 0) {
 		c->eof = true;
 		return;
@@ -72,23 +72,24 @@ static void bv_child_read(struct rill_flow *f, int status, struct rill_buf *b,
 	if (c->echo)
 		rill_write(f, b, NULL, NULL);
 	rill_buf_release(b);
-	rill_read(f, bv_child_read, c);
+	rill_read(f, bench_vchan_child_read, c);
 }
 
-static _Noreturn void bv_child_main(const char *port, bool echo, int done_fd)
+static _Noreturn void bench_vchan_child_main(const char *port, bool echo,
+                                             int done_fd)
 {
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct bv_conn c = {0};
+	struct bench_vchan_conn c = {0};
 	struct rill_connect_opts o = {.retry_until_ms = 5000,
 	                              .timeout_ms = 10000};
-	rill_vchan_client(&loop, NULL, port, &o, bv_connect_cb, &c);
+	rill_vchan_client(&loop, NULL, port, &o, bench_vchan_connect_cb, &c);
 	while (!c.done)
 		uv_run(&loop, UV_RUN_ONCE);
 	if (c.status != 0)
 		_exit(2);
-	struct bv_child ch = {.f = c.f, .echo = echo};
-	rill_read(c.f, bv_child_read, &ch);
+	struct bench_vchan_child ch = {.f = c.f, .echo = echo};
+	rill_read(c.f, bench_vchan_child_read, &ch);
 	while (!ch.eof)
 		uv_run(&loop, UV_RUN_ONCE);
 	/* the byte count tells the parent the run was complete */
@@ -98,7 +99,7 @@ static _Noreturn void bv_child_main(const char *port, bool echo, int done_fd)
 }
 
 /* Parent side of the throughput run. */
-struct bv_writer {
+struct bench_vchan_writer {
 	struct rill_flow *f;
 	struct rill_buf *chunk;
 	uint64_t to_send, sent;
@@ -106,28 +107,28 @@ struct bv_writer {
 	bool shut_done;
 };
 
-static void bv_write_more(struct bv_writer *w);
+static void bench_vchan_write_more(struct bench_vchan_writer *w);
 
-static void bv_write_cb(struct rill_flow *f, int status, void *ud)
+static void bench_vchan_write_cb(struct rill_flow *f, int status, void *ud)
 {
 	(void)f;
-	struct bv_writer *w = ud;
+	struct bench_vchan_writer *w = ud;
 	w->inflight--;
 	if (status != 0 && w->err == 0)
 		w->err = status;
-	bv_write_more(w);
+	bench_vchan_write_more(w);
 }
 
-static void bv_shut_cb(struct rill_flow *f, int status, void *ud)
+static void bench_vchan_shut_cb(struct rill_flow *f, int status, void *ud)
 {
 	(void)f;
-	struct bv_writer *w = ud;
+	struct bench_vchan_writer *w = ud;
 	w->shut_done = true;
 	if (status != 0 && w->err == 0)
 		w->err = status;
 }
 
-static void bv_write_more(struct bv_writer *w)
+static void bench_vchan_write_more(struct bench_vchan_writer *w)
 {
 	while (w->err == 0 && w->inflight < 4 && w->sent < w->to_send) {
 		uint64_t left = w->to_send - w->sent;
@@ -135,7 +136,7 @@ static void bv_write_more(struct bv_writer *w)
 		    left < w->chunk->len
 		        ? rill_buf_slice(w->chunk, 0, (size_t)left)
 		        : rill_buf_ref(w->chunk);
-		int err = rill_write(w->f, b, bv_write_cb, w);
+		int err = rill_write(w->f, b, bench_vchan_write_cb, w);
 		w->sent += b->len;
 		rill_buf_release(b);
 		if (err != 0) {
@@ -146,49 +147,49 @@ static void bv_write_more(struct bv_writer *w)
 	}
 	if (w->sent == w->to_send && w->inflight == 0 && w->err == 0) {
 		w->sent++; /* once */
-		rill_shutdown(w->f, RILL_SHUT_WR, bv_shut_cb, w);
+		rill_shutdown(w->f, RILL_SHUT_WR, bench_vchan_shut_cb, w);
 	}
 }
 
-struct bv_ping {
+struct bench_vchan_ping {
 	struct rill_flow *f;
 	int i, iters, err;
 	double t0;
 	double *rtt;
 };
 
-static void bv_ping_next(struct bv_ping *p);
+static void bench_vchan_ping_next(struct bench_vchan_ping *p);
 
-static void bv_ping_read(struct rill_flow *f, int status, struct rill_buf *b,
-                         void *ud)
+static void bench_vchan_ping_read(struct rill_flow *f, int status,
+                                  struct rill_buf *b, void *ud)
 {
 	(void)f;
-	struct bv_ping *p = ud;
+	struct bench_vchan_ping *p = ud;
 	if (status != 0) {
 		p->err = status;
 		return;
 	}
 	rill_buf_release(b);
-	p->rtt[p->i++] = (bv_now() - p->t0) * 1e6;
-	bv_ping_next(p);
+	p->rtt[p->i++] = (bench_vchan_now() - p->t0) * 1e6;
+	bench_vchan_ping_next(p);
 }
 
-static void bv_ping_next(struct bv_ping *p)
+static void bench_vchan_ping_next(struct bench_vchan_ping *p)
 {
 	if (p->i >= p->iters)
 		return;
 	uint8_t x = (uint8_t)p->i;
-	p->t0 = bv_now();
+	p->t0 = bench_vchan_now();
 	int err = rill_write_copy(p->f, &x, 1, NULL, NULL);
 	if (err == 0)
-		err = rill_read(p->f, bv_ping_read, p);
+		err = rill_read(p->f, bench_vchan_ping_read, p);
 	if (err != 0)
 		p->err = err;
 }
 
 /* One vchan run between this process (server) and a child (client):
  * throughput in MB/s (ping false) or median RTT in us (ping true). */
-static double bv_vchan(uint64_t bytes, bool ping)
+static double bench_vchan_vchan(uint64_t bytes, bool ping)
 {
 	static int seq;
 	char port[64];
@@ -199,16 +200,16 @@ static double bv_vchan(uint64_t bytes, bool ping)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(done[0]);
-		bv_child_main(port, ping, done[1]);
+		bench_vchan_child_main(port, ping, done[1]);
 	}
 	close(done[1]);
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct bv_conn c = {0};
+	struct bench_vchan_conn c = {0};
 	struct rill_flow *f = NULL;
 	double result;
 	int err = rill_vchan_server(&loop, NULL, port, BV_RING, BV_RING,
-	                            bv_server_cb, &c, &f);
+	                            bench_vchan_server_cb, &c, &f);
 	if (err != 0) {
 		result = err;
 		goto out;
@@ -220,11 +221,11 @@ static double bv_vchan(uint64_t bytes, bool ping)
 		goto out;
 	}
 	if (!ping) {
-		struct bv_writer w = {.f = f, .to_send = bytes};
+		struct bench_vchan_writer w = {.f = f, .to_send = bytes};
 		w.chunk = rill_buf_new(BV_CHUNK);
 		memset(w.chunk->data, 0xa5, w.chunk->len);
-		double t0 = bv_now();
-		bv_write_more(&w);
+		double t0 = bench_vchan_now();
+		bench_vchan_write_more(&w);
 		while (w.err == 0 && !w.shut_done)
 			uv_run(&loop, UV_RUN_ONCE);
 		uint64_t got = 0;
@@ -232,13 +233,13 @@ static double bv_vchan(uint64_t bytes, bool ping)
 		    (read(done[0], &got, sizeof got) != sizeof got ||
 		     got != bytes))
 			w.err = -EPIPE;
-		double dt = bv_now() - t0;
+		double dt = bench_vchan_now() - t0;
 		rill_buf_release(w.chunk);
 		result = w.err != 0 ? w.err : (double)bytes / dt / 1e6;
 	} else {
-		struct bv_ping p = {.f = f, .iters = BV_PING_ITERS};
+		struct bench_vchan_ping p = {.f = f, .iters = BV_PING_ITERS};
 		p.rtt = malloc(sizeof(double) * BV_PING_ITERS);
-		bv_ping_next(&p);
+		bench_vchan_ping_next(&p);
 		while (p.err == 0 && p.i < p.iters)
 			uv_run(&loop, UV_RUN_ONCE);
 		result = p.err != 0 ? p.err : bench_median(p.rtt, p.iters);
@@ -269,62 +270,63 @@ static struct {
  */
 #define BV_ROUNDS 3
 
-static double bv_max(double a, double b)
+static double bench_vchan_max(double a, double b)
 {
 	return a > b ? a : b;
 }
 
-static double bv_min(double a, double b)
+static double bench_vchan_min(double a, double b)
 {
 	return a == 0 || b < a ? b : a;
 }
 
-static int bv_measure_tput(const struct bench_opts *o)
+static int bench_vchan_measure_tput(const struct bench_opts *o)
 {
 	if (bv.have_tput)
 		return 0;
 	for (int i = 0; i < BV_ROUNDS; i++) {
-		double v = bv_vchan(o->bytes, false);
+		double v = bench_vchan_vchan(o->bytes, false);
 		if (v < 0)
 			return (int)v;
-		bv.vchan = bv_max(bv.vchan, v);
-		bv.ring = bv_max(
+		bv.vchan = bench_vchan_max(bv.vchan, v);
+		bv.ring = bench_vchan_max(
 		    bv.ring, shm_ring_throughput(o->bytes, BV_RING, BV_CHUNK));
-		bv.unix_sock = bv_max(bv.unix_sock,
-		                      fd_throughput(o->bytes, BV_CHUNK, true));
-		bv.pipe_fd = bv_max(bv.pipe_fd,
-		                    fd_throughput(o->bytes, BV_CHUNK, false));
+		bv.unix_sock = bench_vchan_max(
+		    bv.unix_sock, fd_throughput(o->bytes, BV_CHUNK, true));
+		bv.pipe_fd = bench_vchan_max(
+		    bv.pipe_fd, fd_throughput(o->bytes, BV_CHUNK, false));
 	}
 	bv.have_tput = true;
 	return 0;
 }
 
-static int bv_measure_rtt(void)
+static int bench_vchan_measure_rtt(void)
 {
 	if (bv.have_rtt)
 		return 0;
 	for (int i = 0; i < BV_ROUNDS; i++) {
-		double v = bv_vchan(0, true);
+		double v = bench_vchan_vchan(0, true);
 		if (v < 0)
 			return (int)v;
-		bv.rtt_vchan = bv_min(bv.rtt_vchan, v);
+		bv.rtt_vchan = bench_vchan_min(bv.rtt_vchan, v);
 		setenv("RILL_VCHAN_SPIN_NS", "0", 1);
-		v = bv_vchan(0, true);
+		v = bench_vchan_vchan(0, true);
 		unsetenv("RILL_VCHAN_SPIN_NS");
 		if (v < 0)
 			return (int)v;
-		bv.rtt_nospin = bv_min(bv.rtt_nospin, v);
-		bv.rtt_ring =
-		    bv_min(bv.rtt_ring, shm_ring_pingpong_us(BV_PING_ITERS, 0));
-		bv.rtt_unix =
-		    bv_min(bv.rtt_unix, fd_pingpong_us(BV_PING_ITERS, true));
+		bv.rtt_nospin = bench_vchan_min(bv.rtt_nospin, v);
+		bv.rtt_ring = bench_vchan_min(
+		    bv.rtt_ring, shm_ring_pingpong_us(BV_PING_ITERS, 0));
+		bv.rtt_unix = bench_vchan_min(
+		    bv.rtt_unix, fd_pingpong_us(BV_PING_ITERS, true));
 	}
 	bv.have_rtt = true;
 	return 0;
 }
 
-static void bv_row(struct bench_row *r, const char *name, const char *metric,
-                   double v, const char *base, double bv_, const char *unit)
+static void bench_vchan_row(struct bench_row *r, const char *name,
+                            const char *metric, double v, const char *base,
+                            double bv_, const char *unit)
 {
 	r->name = name;
 	r->metric = metric;
@@ -336,66 +338,66 @@ static void bv_row(struct bench_row *r, const char *name, const char *metric,
 
 /* A round-trip row: times in microseconds shown as round trips per
  * second, so that higher is better there too (struct bench_row). */
-static void bv_rtt_row(struct bench_row *r, const char *name, double us,
-                       const char *base, double base_us)
+static void bench_vchan_rtt_row(struct bench_row *r, const char *name,
+                                double us, const char *base, double base_us)
 {
-	bv_row(r, name, "pingpong-rtt", us > 0 ? 1e6 / us : 0, base,
-	       base_us > 0 ? 1e6 / base_us : 0, "rt/s");
+	bench_vchan_row(r, name, "pingpong-rtt", us > 0 ? 1e6 / us : 0, base,
+	                base_us > 0 ? 1e6 / base_us : 0, "rt/s");
 }
 
 int bench_vchan_tput_ring(const struct bench_opts *o, struct bench_row *r)
 {
-	int err = bv_measure_tput(o);
+	int err = bench_vchan_measure_tput(o);
 	if (err == 0)
-		bv_row(r, "vchan", "throughput", bv.vchan, "shm-ring", bv.ring,
-		       NULL);
+		bench_vchan_row(r, "vchan", "throughput", bv.vchan, "shm-ring",
+		                bv.ring, NULL);
 	return err;
 }
 
 int bench_vchan_tput_unix(const struct bench_opts *o, struct bench_row *r)
 {
-	int err = bv_measure_tput(o);
+	int err = bench_vchan_measure_tput(o);
 	if (err == 0)
-		bv_row(r, "vchan", "throughput", bv.vchan, "unix-socket",
-		       bv.unix_sock, NULL);
+		bench_vchan_row(r, "vchan", "throughput", bv.vchan,
+		                "unix-socket", bv.unix_sock, NULL);
 	return err;
 }
 
 int bench_vchan_tput_pipe(const struct bench_opts *o, struct bench_row *r)
 {
-	int err = bv_measure_tput(o);
+	int err = bench_vchan_measure_tput(o);
 	if (err == 0)
-		bv_row(r, "vchan", "throughput", bv.vchan, "pipe", bv.pipe_fd,
-		       NULL);
+		bench_vchan_row(r, "vchan", "throughput", bv.vchan, "pipe",
+		                bv.pipe_fd, NULL);
 	return err;
 }
 
 int bench_vchan_rtt_ring(const struct bench_opts *o, struct bench_row *r)
 {
 	(void)o;
-	int err = bv_measure_rtt();
+	int err = bench_vchan_measure_rtt();
 	if (err == 0)
-		bv_rtt_row(r, "vchan", bv.rtt_vchan, "shm-ring-evfd",
-		           bv.rtt_ring);
+		bench_vchan_rtt_row(r, "vchan", bv.rtt_vchan, "shm-ring-evfd",
+		                    bv.rtt_ring);
 	return err;
 }
 
 int bench_vchan_rtt_unix(const struct bench_opts *o, struct bench_row *r)
 {
 	(void)o;
-	int err = bv_measure_rtt();
+	int err = bench_vchan_measure_rtt();
 	if (err == 0)
-		bv_rtt_row(r, "vchan", bv.rtt_vchan, "unix-socket",
-		           bv.rtt_unix);
+		bench_vchan_rtt_row(r, "vchan", bv.rtt_vchan, "unix-socket",
+		                    bv.rtt_unix);
 	return err;
 }
 
 int bench_vchan_rtt_nospin(const struct bench_opts *o, struct bench_row *r)
 {
 	(void)o;
-	int err = bv_measure_rtt();
+	int err = bench_vchan_measure_rtt();
 	if (err == 0)
-		bv_rtt_row(r, "vchan-nospin", bv.rtt_nospin, "shm-ring-evfd",
-		           bv.rtt_ring);
+		bench_vchan_rtt_row(r, "vchan-nospin", bv.rtt_nospin,
+		                    "shm-ring-evfd", bv.rtt_ring);
 	return err;
 }

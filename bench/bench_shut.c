@@ -18,7 +18,7 @@
 #define BS_WINDOW 4
 #define BS_ROUNDS 4
 
-struct bs_xfer {
+struct bench_shut_xfer {
 	struct rill_flow *w, *r;
 	struct rill_buf *chunk;
 	uint64_t to_send, sent, received;
@@ -27,34 +27,35 @@ struct bs_xfer {
 	bool eof, shut;
 };
 
-static double bs_now(void)
+static double bench_shut_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void bs_write_more(struct bs_xfer *x);
+static void bench_shut_write_more(struct bench_shut_xfer *x);
 
-static void bs_write_cb(struct rill_flow *f, int status, void *ud)
+static void bench_shut_write_cb(struct rill_flow *f, int status, void *ud)
 {
 	(void)f;
-	struct bs_xfer *x = ud;
+	struct bench_shut_xfer *x = ud;
 	x->inflight--;
 	if (status != 0 && x->err == 0)
 		x->err = status;
-	bs_write_more(x);
+	bench_shut_write_more(x);
 }
 
-static void bs_write_more(struct bs_xfer *x)
+static void bench_shut_write_more(struct bench_shut_xfer *x)
 {
 	while (x->err == 0 && x->inflight < BS_WINDOW && x->sent < x->to_send) {
 		uint64_t left = x->to_send - x->sent;
 		struct rill_buf *b = left < x->chunk->len
 		                         ? rill_buf_slice(x->chunk, 0, left)
 		                         : rill_buf_ref(x->chunk);
-		int err = b != NULL ? rill_write(x->w, b, bs_write_cb, x)
-		                    : RILL_ENOMEM;
+		int err = b != NULL
+		              ? rill_write(x->w, b, bench_shut_write_cb, x)
+		              : RILL_ENOMEM;
 		x->sent += b != NULL ? b->len : 0;
 		rill_buf_release(b);
 		if (err != 0) {
@@ -69,10 +70,10 @@ static void bs_write_more(struct bs_xfer *x)
 	}
 }
 
-static void bs_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
-                       void *ud)
+static void bench_shut_read_cb(struct rill_flow *f, int status,
+                               struct rill_buf *b, void *ud)
 {
-	struct bs_xfer *x = ud;
+	struct bench_shut_xfer *x = ud;
 	if (status != 0) {
 		if (status == RILL_EOF)
 			x->eof = true;
@@ -82,22 +83,22 @@ static void bs_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	}
 	x->received += b->len;
 	rill_buf_release(b);
-	int err = rill_read(f, bs_read_cb, x);
+	int err = rill_read(f, bench_shut_read_cb, x);
 	if (err != 0 && x->err == 0)
 		x->err = err;
 }
 
-struct bs_accept {
+struct bench_shut_accept {
 	struct rill_flow *f;
 	int err;
 };
 
-static void bs_accept_cb(struct rill_listener *l, struct rill_flow *f,
-                         int status, const char *errmsg, void *ud)
+static void bench_shut_accept_cb(struct rill_listener *l, struct rill_flow *f,
+                                 int status, const char *errmsg, void *ud)
 {
 	(void)l;
 	(void)errmsg;
-	struct bs_accept *a = ud;
+	struct bench_shut_accept *a = ud;
 	if (status != 0)
 		a->err = status;
 	else if (a->f == NULL)
@@ -107,15 +108,15 @@ static void bs_accept_cb(struct rill_listener *l, struct rill_flow *f,
 }
 
 /* One transfer over a fresh connection to uri; MB/s or a negative error. */
-static double bs_run(const char *uri, uint64_t bytes)
+static double bench_shut_run(const char *uri, uint64_t bytes)
 {
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	struct bs_accept acc = {0};
+	struct bench_shut_accept acc = {0};
 	struct rill_listener *l;
 	struct rill_flow *c = NULL;
 	double result;
-	int err = rill_listen(&loop, uri, NULL, bs_accept_cb, &acc, &l);
+	int err = rill_listen(&loop, uri, NULL, bench_shut_accept_cb, &acc, &l);
 	if (err != 0) {
 		cli_error("bench: listen %s: %s", uri, rill_last_errmsg());
 		uv_loop_close(&loop);
@@ -128,19 +129,20 @@ static double bs_run(const char *uri, uint64_t bytes)
 	if (err != 0 || acc.err != 0) {
 		result = err != 0 ? err : acc.err;
 	} else {
-		struct bs_xfer x = {.w = c, .r = acc.f, .to_send = bytes};
+		struct bench_shut_xfer x = {
+		    .w = c, .r = acc.f, .to_send = bytes};
 		x.chunk = rill_buf_new(BS_CHUNK);
 		if (x.chunk == NULL) {
 			result = RILL_ENOMEM;
 		} else {
 			memset(x.chunk->data, 0xa5, x.chunk->len);
-			double t0 = bs_now();
-			rill_read(x.r, bs_read_cb, &x);
-			bs_write_more(&x);
+			double t0 = bench_shut_now();
+			rill_read(x.r, bench_shut_read_cb, &x);
+			bench_shut_write_more(&x);
 			while (x.err == 0 && !x.eof)
 				if (uv_run(&loop, UV_RUN_ONCE) == 0)
 					break;
-			double dt = bs_now() - t0;
+			double dt = bench_shut_now() - t0;
 			rill_buf_release(x.chunk);
 			if (x.err != 0)
 				result = x.err;
@@ -169,8 +171,8 @@ int cli_bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs)
 	*shut_mbs = *unix_mbs = 0;
 	int err = 0;
 	for (int round = 0; round < BS_ROUNDS && err == 0; round++) {
-		double u = bs_run(plain, bytes);
-		double s = u < 0 ? u : bs_run(shut, bytes);
+		double u = bench_shut_run(plain, bytes);
+		double s = u < 0 ? u : bench_shut_run(shut, bytes);
 		if (u < 0 || s < 0) {
 			err = (int)(u < 0 ? u : s);
 			break;

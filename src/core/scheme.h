@@ -1,6 +1,9 @@
 /*
- * URI addressing (DESIGN.md section 7): the parser, and the registry of
- * transport and layer schemes that rill_connect / rill_listen dispatch to.
+ * URI schemes (DESIGN.md section 7): what a transport or layer implements
+ * to be reachable by URI, and the parsed URI it is handed. This sits low
+ * (core): transports and layers include it. The registry that lists every
+ * scheme and composes connect / listen sits high, in src/uri.c (with
+ * src/schemes.h); nothing here knows any transport or layer.
  *
  * A URI is  [layer+]*transport-part[?key=value&...]
  *   layers     "tls", "shut"... (outermost first)
@@ -9,10 +12,11 @@
  * layers (their `params` lists); anything else is a clear error.
  *
  * Adding a scheme: implement a struct rill_transport_scheme (or
- * rill_layer_scheme) in your module and list it in the tables in uri.c.
+ * rill_layer_scheme) in your module, declare it in src/schemes.h and list
+ * it in the tables in src/uri.c.
  */
-#ifndef RILL_URI_H
-#define RILL_URI_H
+#ifndef RILL_SCHEME_H
+#define RILL_SCHEME_H
 
 #include "rill/impl.h"
 
@@ -33,8 +37,8 @@ struct rill_uri {
 	size_t nparams;
 };
 
-/* Parses text; 0 or RILL_EURI with rill_last_errmsg() set. Unknown scheme
- * names, unknown parameters and each scheme's own checks are errors. */
+/* src/uri.c: parses text; 0 or RILL_EURI with rill_last_errmsg() set. Unknown
+ * scheme names, unknown parameters and each scheme's own checks are errors. */
 int rill__uri_parse(const char *text, struct rill_uri *out);
 void rill__uri_free(struct rill_uri *u);
 

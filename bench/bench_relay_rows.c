@@ -17,13 +17,13 @@
 #define BR_DEFAULT_BYTES  (512ull << 20)
 #define BR_DEFAULT_ROUNDS 5
 
-enum br_metric { BR_TPUT, BR_CPU, BR_RTT, BR_TPUT4 };
+enum bench_relay_metric { BR_TPUT, BR_CPU, BR_RTT, BR_TPUT4 };
 
 static const struct {
 	const char *name;
-	enum br_metric metric;
-	enum br_kind base;
-} br_cases[] = {
+	enum bench_relay_metric metric;
+	enum bench_relay_kind base;
+} bench_relay_cases[] = {
     {"relay-vs-socat", BR_TPUT, BR_SOCAT},
     {"relay-vs-haproxy", BR_TPUT, BR_HAPROXY},
     {"relay-vs-fwd-threads", BR_TPUT, BR_FLOOR},
@@ -45,116 +45,125 @@ static const struct {
     {"relay-4x-vs-haproxy", BR_TPUT4, BR_HAPROXY},
     {"relay-4x-vs-fwd-threads", BR_TPUT4, BR_FLOOR},
 };
-#define BR_NCASES (sizeof br_cases / sizeof br_cases[0])
+#define BR_NCASES (sizeof bench_relay_cases / sizeof bench_relay_cases[0])
 
-static struct br_run br_run;
-static int br_err;
-static unsigned br_tried;
+static struct bench_relay_run bench_relay_run;
+static int bench_relay_err;
+static unsigned bench_relay_tried;
 
-static unsigned br_case_wants(size_t i)
+static unsigned bench_relay_case_wants(size_t i)
 {
 	/* Direct TCP always: the added round trips need it, and the table
 	 * shows it beside every forwarder. */
-	return 1u << BR_RILL | 1u << br_cases[i].base | 1u << BR_DIRECT;
+	return 1u << BR_RILL | 1u << bench_relay_cases[i].base |
+	       1u << BR_DIRECT;
 }
 
 /* Measures what every selected relay row needs, once, on the first. */
-static int br_measure(const struct bench_opts *o)
+static int bench_relay_measure(const struct bench_opts *o)
 {
 	unsigned want = 0;
 	for (size_t i = 0; i < BR_NCASES; i++)
-		if (o->only == NULL || strstr(br_cases[i].name, o->only))
-			want |= br_case_wants(i);
+		if (o->only == NULL ||
+		    strstr(bench_relay_cases[i].name, o->only))
+			want |= bench_relay_case_wants(i);
 	for (int k = 0; k < BR_KINDS; k++)
-		if (br_fwd_missing((enum br_kind)k) != NULL)
+		if (bench_relay_fwd_missing((enum bench_relay_kind)k) != NULL)
 			want &= ~(1u << k);
-	want &= ~br_tried;
-	if (br_err != 0 || want == 0)
-		return br_err;
-	br_tried |= want;
+	want &= ~bench_relay_tried;
+	if (bench_relay_err != 0 || want == 0)
+		return bench_relay_err;
+	bench_relay_tried |= want;
 	uint64_t bytes = o->bytes_set ? o->bytes : BR_DEFAULT_BYTES;
 	int rounds = o->rounds > 0 ? o->rounds : BR_DEFAULT_ROUNDS;
-	return br_err = br_run_all(&br_run, want, bytes, rounds);
+	return bench_relay_err =
+	           bench_relay_run_all(&bench_relay_run, want, bytes, rounds);
 }
 
-static double br_added(enum br_kind k)
+static double bench_relay_added(enum bench_relay_kind k)
 {
-	double a = br_run.res[k].rtt_us - br_run.res[BR_DIRECT].rtt_us;
+	double a = bench_relay_run.res[k].rtt_us -
+	           bench_relay_run.res[BR_DIRECT].rtt_us;
 	return a > 0.01 ? a : 0.01; /* noise can make it <= 0 */
 }
 
-static double br_value(enum br_metric m, enum br_kind k)
+static double bench_relay_value(enum bench_relay_metric m,
+                                enum bench_relay_kind k)
 {
-	const struct br_result *r = &br_run.res[k];
+	const struct bench_relay_result *r = &bench_relay_run.res[k];
 	switch (m) {
 	case BR_TPUT: return r->mbs;
 	case BR_CPU: return r->cpu_gib * 1000.0;
-	case BR_RTT: return br_added(k);
+	case BR_RTT: return bench_relay_added(k);
 	default: return r->mbs4;
 	}
 }
 
-static int br_case(size_t i, const struct bench_opts *o, struct bench_row *row)
+static int bench_relay_case_run(size_t i, const struct bench_opts *o,
+                                struct bench_row *row)
 {
 	static const char *const metric[] = {"throughput", "cpu", "rtt-added",
 	                                     "4-streams"};
 	static const char *const unit[] = {"MB/s", "ms/GiB", "us", "MB/s"};
-	enum br_metric m = br_cases[i].metric;
-	enum br_kind base = br_cases[i].base;
+	enum bench_relay_metric m = bench_relay_cases[i].metric;
+	enum bench_relay_kind base = bench_relay_cases[i].base;
 	row->name = "relay";
 	row->metric = metric[m];
 	row->unit = unit[m];
-	row->baseline = br_names[base];
+	row->baseline = bench_relay_names[base];
 	row->lower_better = m == BR_CPU || m == BR_RTT;
-	const char *missing = br_fwd_missing(base);
-	int err = br_measure(o);
+	const char *missing = bench_relay_fwd_missing(base);
+	int err = bench_relay_measure(o);
 	if (err != 0)
 		return err;
 	if (missing != NULL) {
 		row->skipped = missing;
 		return BENCH_SKIPPED;
 	}
-	row->value = br_value(m, BR_RILL);
-	row->base_value = br_value(m, base);
+	row->value = bench_relay_value(m, BR_RILL);
+	row->base_value = bench_relay_value(m, base);
 	return 0;
 }
 
 int bench_relay_case(size_t i, const struct bench_opts *o,
                      struct bench_row *row)
 {
-	return br_case(i, o, row);
+	return bench_relay_case_run(i, o, row);
 }
 
 const char *bench_relay_case_name(size_t i)
 {
-	return i < BR_NCASES ? br_cases[i].name : NULL;
+	return i < BR_NCASES ? bench_relay_cases[i].name : NULL;
 }
 
 /* ---------------------------------------------------------------------- */
 /* The report */
 
 /* The best peer for a metric (highest throughput, lowest CPU). */
-static enum br_kind br_best_peer(enum br_metric m)
+static enum bench_relay_kind bench_relay_best_peer(enum bench_relay_metric m)
 {
-	enum br_kind best = BR_KINDS;
+	enum bench_relay_kind best = BR_KINDS;
 	for (int k = 0; k < BR_KINDS; k++) {
-		if (!(BR_PEERS & (1u << k)) || !(br_run.measured & (1u << k)))
+		if (!(BR_PEERS & (1u << k)) ||
+		    !(bench_relay_run.measured & (1u << k)))
 			continue;
-		double v = br_value(m, (enum br_kind)k);
-		if (best == BR_KINDS || (m == BR_CPU ? v < br_value(m, best)
-		                                     : v > br_value(m, best)))
-			best = (enum br_kind)k;
+		double v = bench_relay_value(m, (enum bench_relay_kind)k);
+		if (best == BR_KINDS ||
+		    (m == BR_CPU ? v < bench_relay_value(m, best)
+		                 : v > bench_relay_value(m, best)))
+			best = (enum bench_relay_kind)k;
 	}
 	return best;
 }
 
-static double br_peer_median_added(int *n)
+static double bench_relay_peer_median_added(int *n)
 {
 	double v[BR_KINDS];
 	*n = 0;
 	for (int k = 0; k < BR_KINDS; k++)
-		if ((BR_PEERS & (1u << k)) && (br_run.measured & (1u << k)))
-			v[(*n)++] = br_added((enum br_kind)k);
+		if ((BR_PEERS & (1u << k)) &&
+		    (bench_relay_run.measured & (1u << k)))
+			v[(*n)++] = bench_relay_added((enum bench_relay_kind)k);
 	for (int i = 1; i < *n; i++)
 		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
 			double t = v[j];
@@ -166,67 +175,70 @@ static double br_peer_median_added(int *n)
 	return *n % 2 ? v[*n / 2] : (v[*n / 2 - 1] + v[*n / 2]) / 2;
 }
 
-static void br_report_table(FILE *out)
+static void bench_relay_report_table(FILE *out)
 {
 	fprintf(out, "\n| forwarder | 1 stream Gbit/s | CPU s/GiB | "
 	             "endpoints' CPU s/GiB | RTT us | added RTT us | 4 streams "
 	             "Gbit/s | threads busy / used (4 streams) |\n"
 	             "|---|---|---|---|---|---|---|---|\n");
 	for (int k = 0; k < BR_KINDS; k++) {
-		if (!(br_run.measured & (1u << k)))
+		if (!(bench_relay_run.measured & (1u << k)))
 			continue;
-		const struct br_result *r = &br_run.res[k];
+		const struct bench_relay_result *r = &bench_relay_run.res[k];
 		if (k == BR_DIRECT)
 			fprintf(
 			    out,
 			    "| %s | %.2f | - | %.3f | %.1f | - | %.2f | - |\n",
-			    br_names[k], r->mbs * 8 / 1000, r->ends_gib,
-			    r->rtt_us, r->mbs4 * 8 / 1000);
+			    bench_relay_names[k], r->mbs * 8 / 1000,
+			    r->ends_gib, r->rtt_us, r->mbs4 * 8 / 1000);
 		else
 			fprintf(
 			    out,
 			    "| %s | %.2f | %.3f | %.3f | %.1f | %.1f | %.2f | "
 			    "%d / %d |\n",
-			    br_names[k], r->mbs * 8 / 1000, r->cpu_gib,
+			    bench_relay_names[k], r->mbs * 8 / 1000, r->cpu_gib,
 			    r->ends_gib, r->rtt_us,
-			    br_run.measured & 1u << BR_DIRECT
-			        ? r->rtt_us - br_run.res[BR_DIRECT].rtt_us
+			    bench_relay_run.measured & 1u << BR_DIRECT
+			        ? r->rtt_us -
+			              bench_relay_run.res[BR_DIRECT].rtt_us
 			        : 0,
 			    r->mbs4 * 8 / 1000, r->busy_threads, r->threads);
 	}
 }
 
-static void br_report_goals(FILE *out)
+static void bench_relay_report_goals(FILE *out)
 {
-	const struct br_result *me = &br_run.res[BR_RILL];
-	enum br_kind bt = br_best_peer(BR_TPUT), bc = br_best_peer(BR_CPU);
+	const struct bench_relay_result *me = &bench_relay_run.res[BR_RILL];
+	enum bench_relay_kind bt = bench_relay_best_peer(BR_TPUT),
+	                      bc = bench_relay_best_peer(BR_CPU);
 	fprintf(out, "\nacceptance (issue 17), same run:\n");
 	if (bt == BR_KINDS) {
 		fprintf(out, "  no peer measured\n");
 		return;
 	}
-	double rt = me->mbs / br_run.res[bt].mbs;
+	double rt = me->mbs / bench_relay_run.res[bt].mbs;
 	fprintf(out,
 	        "  throughput: %.2fx the best peer (%s); goal >= 1.3x: %s\n",
-	        rt, br_names[bt], rt >= 1.3 ? "met" : "NOT met");
-	if (br_run.res[bc].cpu_gib > 0) {
-		double rc = me->cpu_gib / br_run.res[bc].cpu_gib;
+	        rt, bench_relay_names[bt], rt >= 1.3 ? "met" : "NOT met");
+	if (bench_relay_run.res[bc].cpu_gib > 0) {
+		double rc = me->cpu_gib / bench_relay_run.res[bc].cpu_gib;
 		fprintf(out,
 		        "  CPU per byte: %.2fx the best peer's (%s); goal <= "
 		        "0.5x: %s\n",
-		        rc, br_names[bc], rc <= 0.5 ? "met" : "NOT met");
+		        rc, bench_relay_names[bc],
+		        rc <= 0.5 ? "met" : "NOT met");
 	} else {
 		fprintf(out, "  CPU per byte: too little to measure (use more "
 		             "--bytes)\n");
 	}
-	if (br_run.measured & 1u << BR_DIRECT) {
+	if (bench_relay_run.measured & 1u << BR_DIRECT) {
 		int n = 0;
-		double med = br_peer_median_added(&n);
-		double ra = br_added(BR_RILL) / med;
+		double med = bench_relay_peer_median_added(&n);
+		double ra = bench_relay_added(BR_RILL) / med;
 		fprintf(out,
 		        "  added RTT: %.1f us = %.2fx the median of %d peers "
 		        "(%.1f us); goal <= 1.5x: %s\n",
-		        br_added(BR_RILL), ra, n, med,
+		        bench_relay_added(BR_RILL), ra, n, med,
 		        ra <= 1.5 ? "met" : "NOT met");
 	}
 	fprintf(out,
@@ -237,15 +249,16 @@ static void br_report_goals(FILE *out)
 
 void bench_relay_report(FILE *out)
 {
-	if (!(br_run.measured & 1u << BR_RILL))
+	if (!(bench_relay_run.measured & 1u << BR_RILL))
 		return;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	fprintf(out,
 	        "\nrelay run: %d interleaved rounds, medians; %llu MiB per "
 	        "run (socat 8 KiB: a quarter); %ld CPUs; load average %.2f "
 	        "before, %.2f after\n",
-	        br_run.rounds, (unsigned long long)(br_run.bytes >> 20), cpus,
-	        br_run.load_before, br_run.load_after);
-	br_report_table(out);
-	br_report_goals(out);
+	        bench_relay_run.rounds,
+	        (unsigned long long)(bench_relay_run.bytes >> 20), cpus,
+	        bench_relay_run.load_before, bench_relay_run.load_after);
+	bench_relay_report_table(out);
+	bench_relay_report_goals(out);
 }

@@ -14,7 +14,7 @@
 #include "bench.h"
 
 /* Every way a stream crosses from the sender to the sink. */
-enum br_kind {
+enum bench_relay_kind {
 	BR_DIRECT,  /* no forwarder */
 	BR_RILL,    /* rill relay, its defaults */
 	BR_COPY,    /* rill relay --no-splice */
@@ -33,43 +33,44 @@ enum br_kind {
 #define BR_MAX_ROUNDS 15
 #define BR_MAX_TASKS  64
 
-extern const char *const br_names[BR_KINDS];
+extern const char *const bench_relay_names[BR_KINDS];
 
 /* One forwarder process. */
-struct br_fwd {
-	enum br_kind kind;
+struct bench_relay_fwd {
+	enum bench_relay_kind kind;
 	pid_t pid;
 	int port; /* it listens on 127.0.0.1:port */
 };
 
 /* Whether kind's program is installed (NULL) or why not. */
-const char *br_fwd_missing(enum br_kind kind);
+const char *bench_relay_fwd_missing(enum bench_relay_kind kind);
 
 /* Starts kind forwarding to 127.0.0.1:target; waits until it listens.
  * 0 or a negative error (message printed). */
-int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
-                 const char *tmpdir);
+int bench_relay_fwd_start(struct bench_relay_fwd *f, enum bench_relay_kind kind,
+                          int target, const char *tmpdir);
 
 /* SIGTERM, then SIGKILL after 2 s; reaps it. */
-void br_fwd_stop(struct br_fwd *f);
+void bench_relay_fwd_stop(struct bench_relay_fwd *f);
 
 /* CPU seconds (user + system) of the forwarder and its reaped children,
  * after waiting (up to 1 s) until it has no live child process (socat's
  * per-connection children). */
-double br_fwd_cpu(const struct br_fwd *f);
+double bench_relay_fwd_cpu(const struct bench_relay_fwd *f);
 
 /* CPU ticks of each thread of the forwarder (up to max); returns the
  * number of threads, ids in tids. */
-int br_fwd_threads(const struct br_fwd *f, int *tids, uint64_t *ticks, int max);
+int bench_relay_fwd_threads(const struct bench_relay_fwd *f, int *tids,
+                            uint64_t *ticks, int max);
 
 /* A loopback port nobody listens on now; negative error. */
-int br_free_port(void);
+int bench_relay_free_port(void);
 
 /* A listening socket on 127.0.0.1, any port (stored in *port). */
-int br_listen(int *port);
+int bench_relay_listen(int *port);
 
 /* The medians of the run, per kind (0 when not measured). */
-struct br_result {
+struct bench_relay_result {
 	double mbs;       /* one stream, MB/s */
 	double cpu_gib;   /* forwarder CPU seconds per GiB (one stream) */
 	double ends_gib;  /* the sender's and sink's, per GiB (same run) */
@@ -79,19 +80,20 @@ struct br_result {
 	int threads;      /* threads that used any CPU (4 streams) */
 };
 
-struct br_run {
+struct bench_relay_run {
 	unsigned measured; /* bit per kind */
 	int rounds;
 	uint64_t bytes;
 	double load_before, load_after;
-	struct br_result res[BR_KINDS];
+	struct bench_relay_result res[BR_KINDS];
 };
 
 /* Measures every kind in want once per round, interleaved, and stores
  * the medians in run. 0 or a negative error (message printed). */
-int br_run_all(struct br_run *run, unsigned want, uint64_t bytes, int rounds);
+int bench_relay_run_all(struct bench_relay_run *run, unsigned want,
+                        uint64_t bytes, int rounds);
 
 /* The one-minute load average now (0 when unknown). */
-double br_loadavg(void);
+double bench_relay_loadavg(void);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * rill bench: TLS over TCP beside socat (cli/bench_tls.h).
+ * rill bench: TLS over TCP beside socat (bench/bench_tls.h).
  *
  * Both sides use TLS 1.3 with TLS_AES_128_GCM_SHA256 and the same P-256
  * certificate (made with `openssl req` at run time): rill through the URI
@@ -26,19 +26,19 @@
 #define BT_CIPHER "TLS_AES_128_GCM_SHA256"
 #define BT_CHUNK  (256u * 1024u)
 
-static double bt_now(void)
+static double bench_tls_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-struct bt_files {
+struct bench_tls_files {
 	char dir[64];
 	char cert[128], key[128], conf[128];
 };
 
-static int bt_files_make(struct bt_files *f)
+static int bench_tls_files_make(struct bench_tls_files *f)
 {
 	snprintf(f->dir, sizeof f->dir, "/tmp/rill-bench-tls-XXXXXX");
 	if (mkdtemp(f->dir) == NULL)
@@ -70,7 +70,7 @@ static int bt_files_make(struct bt_files *f)
 	return 0;
 }
 
-static void bt_files_remove(struct bt_files *f)
+static void bench_tls_files_remove(struct bench_tls_files *f)
 {
 	unlink(f->cert);
 	unlink(f->key);
@@ -81,8 +81,8 @@ static void bt_files_remove(struct bt_files *f)
 /* ---------------------------------------------------------------------- */
 /* rill: a receiver thread and a sender thread */
 
-struct bt_run {
-	const struct bt_files *files;
+struct bench_tls_run {
+	const struct bench_tls_files *files;
 	uint64_t bytes;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -101,8 +101,8 @@ struct bt_run {
 	uint64_t handshakes;
 };
 
-static void bt_fail(struct bt_run *r, int err, const char *what,
-                    const char *msg)
+static void bench_tls_fail(struct bench_tls_run *r, int err, const char *what,
+                           const char *msg)
 {
 	pthread_mutex_lock(&r->mu);
 	if (r->err == 0) {
@@ -115,27 +115,28 @@ static void bt_fail(struct bt_run *r, int err, const char *what,
 	pthread_mutex_unlock(&r->mu);
 }
 
-struct bt_conn {
-	struct bt_run *r;
+struct bench_tls_conn {
+	struct bench_tls_run *r;
 	struct rill_flow *f;
 };
 
-static void bt_recv_cb(struct rill_flow *f, int status, struct rill_buf *b,
-                       void *ud)
+static void bench_tls_recv_cb(struct rill_flow *f, int status,
+                              struct rill_buf *b, void *ud)
 {
-	struct bt_conn *c = ud;
-	struct bt_run *r = c->r;
+	struct bench_tls_conn *c = ud;
+	struct bench_tls_run *r = c->r;
 	if (status == 0) {
 		r->received += b->len;
 		rill_buf_release(b);
-		if (rill_read(f, bt_recv_cb, c) == 0)
+		if (rill_read(f, bench_tls_recv_cb, c) == 0)
 			return;
 		status = -EIO;
 	}
 	if (!r->hs_mode) {
-		r->t_end = bt_now();
+		r->t_end = bench_tls_now();
 		if (status != RILL_EOF)
-			bt_fail(r, status, "receiver", rill_flow_errmsg(f));
+			bench_tls_fail(r, status, "receiver",
+			               rill_flow_errmsg(f));
 		rill_listener_close(r->l);
 		r->l = NULL;
 	}
@@ -143,17 +144,17 @@ static void bt_recv_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	free(c);
 }
 
-static void bt_accept_cb(struct rill_listener *l, struct rill_flow *f,
-                         int status, const char *errmsg, void *ud)
+static void bench_tls_accept_cb(struct rill_listener *l, struct rill_flow *f,
+                                int status, const char *errmsg, void *ud)
 {
 	(void)l;
-	struct bt_run *r = ud;
+	struct bench_tls_run *r = ud;
 	if (status != 0) {
 		if (!r->hs_mode)
-			bt_fail(r, status, "accept", errmsg);
+			bench_tls_fail(r, status, "accept", errmsg);
 		return;
 	}
-	struct bt_conn *c = calloc(1, sizeof *c);
+	struct bench_tls_conn *c = calloc(1, sizeof *c);
 	c->r = r;
 	c->f = f;
 	if (r->hs_mode) {
@@ -162,20 +163,20 @@ static void bt_accept_cb(struct rill_listener *l, struct rill_flow *f,
 		free(c);
 		return;
 	}
-	rill_read(f, bt_recv_cb, c);
+	rill_read(f, bench_tls_recv_cb, c);
 }
 
-static void bt_stop_cb(uv_async_t *h)
+static void bench_tls_stop_cb(uv_async_t *h)
 {
-	struct bt_run *r = h->data;
+	struct bench_tls_run *r = h->data;
 	rill_listener_close(r->l);
 	r->l = NULL;
 	uv_close((uv_handle_t *)h, NULL);
 }
 
-static void *bt_receiver(void *arg)
+static void *bench_tls_receiver(void *arg)
 {
-	struct bt_run *r = arg;
+	struct bench_tls_run *r = arg;
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	char uri[512];
@@ -184,13 +185,13 @@ static void *bt_receiver(void *arg)
 	    "tls+tcp://127.0.0.1:0?cert=%s&key=%s&min=1.3&ciphers=" BT_CIPHER,
 	    r->files->cert, r->files->key);
 	struct rill_listen_opts lo = {.backlog = 1024};
-	int err = rill_listen(&loop, uri, &lo, bt_accept_cb, r, &r->l);
+	int err = rill_listen(&loop, uri, &lo, bench_tls_accept_cb, r, &r->l);
 	if (err != 0) {
-		bt_fail(r, err, "listen", rill_last_errmsg());
+		bench_tls_fail(r, err, "listen", rill_last_errmsg());
 		uv_loop_close(&loop);
 		return NULL;
 	}
-	uv_async_init(&loop, &r->stop, bt_stop_cb);
+	uv_async_init(&loop, &r->stop, bench_tls_stop_cb);
 	r->stop.data = r;
 	if (!r->hs_mode)
 		uv_unref((uv_handle_t *)&r->stop);
@@ -209,8 +210,8 @@ static void *bt_receiver(void *arg)
 }
 
 /* The sender: a window of writes of one shared 256 KiB buffer. */
-struct bt_send {
-	struct bt_run *r;
+struct bench_tls_send {
+	struct bench_tls_run *r;
 	struct rill_flow *f;
 	struct rill_buf *chunk;
 	uint64_t sent;
@@ -219,30 +220,31 @@ struct bt_send {
 	bool shut_done; /* the write shutdown completed (or failed) */
 };
 
-static void bt_send_more(struct bt_send *s);
+static void bench_tls_send_more(struct bench_tls_send *s);
 
 /* A TLS write completes once its bytes are encrypted, not sent: only the
  * write shutdown's completion says everything reached the socket. */
-static void bt_shut_cb(struct rill_flow *f, int status, void *ud)
+static void bench_tls_shut_cb(struct rill_flow *f, int status, void *ud)
 {
-	struct bt_send *s = ud;
+	struct bench_tls_send *s = ud;
 	s->shut_done = true;
 	if (status != 0)
-		bt_fail(s->r, status, "sender shutdown", rill_flow_errmsg(f));
+		bench_tls_fail(s->r, status, "sender shutdown",
+		               rill_flow_errmsg(f));
 }
 
-static void bt_sent_cb(struct rill_flow *f, int status, void *ud)
+static void bench_tls_sent_cb(struct rill_flow *f, int status, void *ud)
 {
-	struct bt_send *s = ud;
+	struct bench_tls_send *s = ud;
 	s->inflight--;
 	if (status != 0) {
-		bt_fail(s->r, status, "sender", rill_flow_errmsg(f));
+		bench_tls_fail(s->r, status, "sender", rill_flow_errmsg(f));
 		return;
 	}
-	bt_send_more(s);
+	bench_tls_send_more(s);
 }
 
-static void bt_send_more(struct bt_send *s)
+static void bench_tls_send_more(struct bench_tls_send *s)
 {
 	while (s->inflight < 4 && s->sent < s->r->bytes) {
 		uint64_t left = s->r->bytes - s->sent;
@@ -251,25 +253,26 @@ static void bt_send_more(struct bt_send *s)
 		        ? rill_buf_slice(s->chunk, 0, (size_t)left)
 		        : rill_buf_ref(s->chunk);
 		s->sent += b->len;
-		int err = rill_write(s->f, b, bt_sent_cb, s);
+		int err = rill_write(s->f, b, bench_tls_sent_cb, s);
 		rill_buf_release(b);
 		if (err != 0) {
-			bt_fail(s->r, err, "sender", NULL);
+			bench_tls_fail(s->r, err, "sender", NULL);
 			return;
 		}
 		s->inflight++;
 	}
 	if (s->sent == s->r->bytes && s->inflight == 0 && !s->shut) {
 		s->shut = true;
-		int err = rill_shutdown(s->f, RILL_SHUT_WR, bt_shut_cb, s);
+		int err =
+		    rill_shutdown(s->f, RILL_SHUT_WR, bench_tls_shut_cb, s);
 		if (err != 0) {
 			s->shut_done = true;
-			bt_fail(s->r, err, "sender shutdown", NULL);
+			bench_tls_fail(s->r, err, "sender shutdown", NULL);
 		}
 	}
 }
 
-static int bt_wait_ready(struct bt_run *r)
+static int bench_tls_wait_ready(struct bench_tls_run *r)
 {
 	pthread_mutex_lock(&r->mu);
 	while (!r->ready)
@@ -278,32 +281,32 @@ static int bt_wait_ready(struct bt_run *r)
 	return r->err;
 }
 
-static int bt_rill_throughput(const struct bt_files *files, uint64_t bytes,
-                              double *mbs)
+static int bench_tls_rill_throughput(const struct bench_tls_files *files,
+                                     uint64_t bytes, double *mbs)
 {
-	struct bt_run r = {.files = files, .bytes = bytes};
+	struct bench_tls_run r = {.files = files, .bytes = bytes};
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	pthread_t th;
-	pthread_create(&th, NULL, bt_receiver, &r);
-	int err = bt_wait_ready(&r);
+	pthread_create(&th, NULL, bench_tls_receiver, &r);
+	int err = bench_tls_wait_ready(&r);
 	if (err == 0) {
 		uv_loop_t loop;
 		uv_loop_init(&loop);
 		char uri[1024];
 		snprintf(uri, sizeof uri, "%s?ca=%s&ciphers=" BT_CIPHER, r.uri,
 		         files->cert);
-		struct bt_send s = {.r = &r};
+		struct bench_tls_send s = {.r = &r};
 		err = rill_connect_sync(&loop, uri, NULL, &s.f);
 		if (err != 0) {
-			bt_fail(&r, err, "connect", rill_last_errmsg());
+			bench_tls_fail(&r, err, "connect", rill_last_errmsg());
 			/* Nothing will arrive: stop the receiver. */
 			uv_async_send(&r.stop);
 		} else {
 			s.chunk = rill_buf_new(BT_CHUNK);
 			memset(s.chunk->data, 0x5a, BT_CHUNK);
-			r.t_start = bt_now();
-			bt_send_more(&s);
+			r.t_start = bench_tls_now();
+			bench_tls_send_more(&s);
 			/* Until the shutdown completed: the receiver
 			 * waits for its close_notify, and the last
 			 * ciphertext may still be queued before it. */
@@ -336,7 +339,8 @@ static int bt_rill_throughput(const struct bt_files *files, uint64_t bytes,
 /* ---------------------------------------------------------------------- */
 /* socat */
 
-static pid_t bt_spawn(const struct bt_files *files, char *const argv[])
+static pid_t bench_tls_spawn(const struct bench_tls_files *files,
+                             char *const argv[])
 {
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -352,7 +356,7 @@ static pid_t bt_spawn(const struct bt_files *files, char *const argv[])
 	return pid;
 }
 
-static int bt_free_port(void)
+static int bench_tls_free_port(void)
 {
 	/* A port below the ephemeral range (32768+), so busy loopback
 	 * traffic elsewhere does not take it. */
@@ -361,7 +365,7 @@ static int bt_free_port(void)
 	             10000u);
 }
 
-static int bt_reap(pid_t pid)
+static int bench_tls_reap(pid_t pid)
 {
 	int st;
 	if (waitpid(pid, &st, 0) != pid)
@@ -369,10 +373,10 @@ static int bt_reap(pid_t pid)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
-static int bt_socat_throughput(const struct bt_files *files, uint64_t bytes,
-                               double *mbs)
+static int bench_tls_socat_throughput(const struct bench_tls_files *files,
+                                      uint64_t bytes, double *mbs)
 {
-	int port = bt_free_port();
+	int port = bench_tls_free_port();
 	char listen[512], connect[256], zero[64];
 	snprintf(listen, sizeof listen,
 	         "OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,cert=%s,key=%s,"
@@ -386,18 +390,18 @@ static int bt_socat_throughput(const struct bt_files *files, uint64_t bytes,
 	                 "131072", listen, "OPEN:/dev/null,wronly",
 	                 NULL};
 	char *sargv[] = {"socat", "-u", "-b", "131072", zero, connect, NULL};
-	pid_t rp = bt_spawn(files, rargv);
+	pid_t rp = bench_tls_spawn(files, rargv);
 	if (!bench_wait_listen(port, 0)) {
 		kill(rp, SIGKILL);
 		waitpid(rp, NULL, 0);
 		cli_error("bench tls: socat did not listen on port %d", port);
 		return -EIO;
 	}
-	double t0 = bt_now();
-	pid_t sp = bt_spawn(files, sargv);
-	int e1 = bt_reap(sp);
-	int e2 = bt_reap(rp);
-	double t1 = bt_now();
+	double t0 = bench_tls_now();
+	pid_t sp = bench_tls_spawn(files, sargv);
+	int e1 = bench_tls_reap(sp);
+	int e2 = bench_tls_reap(rp);
+	double t1 = bench_tls_now();
 	if (e1 != 0 || e2 != 0) {
 		cli_error("bench tls: socat failed (set RILL_BENCH_DEBUG=1 to "
 		          "see why)");
@@ -410,13 +414,14 @@ static int bt_socat_throughput(const struct bt_files *files, uint64_t bytes,
 /* ---------------------------------------------------------------------- */
 /* Handshakes per second: one rill client, sequential connections */
 
-static int bt_client_handshakes(const char *uri, double secs, double *rate)
+static int bench_tls_client_handshakes(const char *uri, double secs,
+                                       double *rate)
 {
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	uint64_t n = 0;
 	int err = 0;
-	double t0 = bt_now(), t1 = t0;
+	double t0 = bench_tls_now(), t1 = t0;
 	struct rill_connect_opts co = {.timeout_ms = 5000};
 	while (t1 - t0 < secs) {
 		struct rill_flow *f = NULL;
@@ -428,7 +433,7 @@ static int bt_client_handshakes(const char *uri, double secs, double *rate)
 		err = 0;
 		rill_close(f);
 		n++;
-		t1 = bt_now();
+		t1 = bench_tls_now();
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
@@ -438,22 +443,22 @@ static int bt_client_handshakes(const char *uri, double secs, double *rate)
 
 int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 {
-	struct bt_files files;
-	int err = bt_files_make(&files);
+	struct bench_tls_files files = {0};
+	int err = bench_tls_files_make(&files);
 	if (err != 0)
 		return err;
 	char uri[1024];
 	/* rill server thread */
-	struct bt_run r = {.files = &files, .hs_mode = true};
+	struct bench_tls_run r = {.files = &files, .hs_mode = true};
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	pthread_t th;
-	pthread_create(&th, NULL, bt_receiver, &r);
-	err = bt_wait_ready(&r);
+	pthread_create(&th, NULL, bench_tls_receiver, &r);
+	err = bench_tls_wait_ready(&r);
 	if (err == 0) {
 		snprintf(uri, sizeof uri, "%s?ca=%s&ciphers=" BT_CIPHER, r.uri,
 		         files.cert);
-		err = bt_client_handshakes(uri, 2.0, rill_hs);
+		err = bench_tls_client_handshakes(uri, 2.0, rill_hs);
 	}
 	if (r.err == 0)
 		uv_async_send(&r.stop);
@@ -462,7 +467,7 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 	pthread_cond_destroy(&r.cv);
 	/* The baseline server, with the same client. */
 	if (err == 0) {
-		int port = bt_free_port() + 1;
+		int port = bench_tls_free_port() + 1;
 		char listen[512], portarg[32];
 		snprintf(listen, sizeof listen,
 		         "OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,"
@@ -473,9 +478,9 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 		char *s_server_argv[] = {
 		    "openssl",  "s_server", "-accept", portarg,  "-cert",
 		    files.cert, "-key",     files.key, "-quiet", NULL};
-		pid_t pid = bt_spawn(&files, peer == BENCH_TLS_PEER_SOCAT
-		                                 ? socat_argv
-		                                 : s_server_argv);
+		pid_t pid = bench_tls_spawn(&files, peer == BENCH_TLS_PEER_SOCAT
+		                                        ? socat_argv
+		                                        : s_server_argv);
 		if (!bench_wait_listen(port, 0)) {
 			cli_error("bench tls: %s did not listen",
 			          peer == BENCH_TLS_PEER_SOCAT ? "socat"
@@ -486,19 +491,19 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 			    uri, sizeof uri,
 			    "tls+tcp://127.0.0.1:%d?ca=%s&ciphers=" BT_CIPHER,
 			    port, files.cert);
-			err = bt_client_handshakes(uri, 2.0, base_hs);
+			err = bench_tls_client_handshakes(uri, 2.0, base_hs);
 		}
 		kill(pid, SIGTERM);
 		waitpid(pid, NULL, 0);
 	}
-	bt_files_remove(&files);
+	bench_tls_files_remove(&files);
 	return err;
 }
 
 int bench_tls_throughput(uint64_t bytes, double *rill_mbs, double *socat_mbs)
 {
-	struct bt_files files;
-	int err = bt_files_make(&files);
+	struct bench_tls_files files = {0};
+	int err = bench_tls_files_make(&files);
 	if (err != 0)
 		return err;
 	/* Interleaved, best of two each: the machine may be busy with
@@ -506,15 +511,15 @@ int bench_tls_throughput(uint64_t bytes, double *rill_mbs, double *socat_mbs)
 	*rill_mbs = *socat_mbs = 0;
 	for (int i = 0; i < 2 && err == 0; i++) {
 		double v = 0;
-		err = bt_rill_throughput(&files, bytes, &v);
+		err = bench_tls_rill_throughput(&files, bytes, &v);
 		if (v > *rill_mbs)
 			*rill_mbs = v;
 		v = 0;
 		if (err == 0)
-			err = bt_socat_throughput(&files, bytes, &v);
+			err = bench_tls_socat_throughput(&files, bytes, &v);
 		if (v > *socat_mbs)
 			*socat_mbs = v;
 	}
-	bt_files_remove(&files);
+	bench_tls_files_remove(&files);
 	return err;
 }

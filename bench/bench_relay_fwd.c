@@ -30,9 +30,9 @@
 #include <unistd.h>
 
 #include "bench_relay.h"
-#include "../bench/fwd_floor.h"
+#include "fwd_floor.h"
 
-const char *const br_names[BR_KINDS] = {
+const char *const bench_relay_names[BR_KINDS] = {
     [BR_DIRECT] = "direct tcp",           [BR_RILL] = "rill relay",
     [BR_COPY] = "rill relay --no-splice", [BR_UNTUNED] = "rill relay (untuned)",
     [BR_SOCAT] = "socat -b 131072",       [BR_HAPROXY] = "haproxy",
@@ -40,7 +40,7 @@ const char *const br_names[BR_KINDS] = {
     [BR_SOCAT8K] = "socat (8 KiB)",
 };
 
-static struct sockaddr_in br_addr(int port)
+static struct sockaddr_in bench_relay_addr(int port)
 {
 	struct sockaddr_in a;
 	memset(&a, 0, sizeof a);
@@ -50,12 +50,12 @@ static struct sockaddr_in br_addr(int port)
 	return a;
 }
 
-int br_listen(int *port)
+int bench_relay_listen(int *port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	struct sockaddr_in a = br_addr(0);
+	struct sockaddr_in a = bench_relay_addr(0);
 	socklen_t len = sizeof a;
 	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
 	    listen(fd, 64) != 0 ||
@@ -68,17 +68,17 @@ int br_listen(int *port)
 	return fd;
 }
 
-int br_free_port(void)
+int bench_relay_free_port(void)
 {
 	int port = 0;
-	int fd = br_listen(&port);
+	int fd = bench_relay_listen(&port);
 	if (fd < 0)
 		return fd;
 	close(fd);
 	return port;
 }
 
-static bool br_in_path(const char *prog)
+static bool bench_relay_in_path(const char *prog)
 {
 	const char *path = getenv("PATH");
 	if (path == NULL)
@@ -99,23 +99,25 @@ static bool br_in_path(const char *prog)
 	return false;
 }
 
-const char *br_fwd_missing(enum br_kind kind)
+const char *bench_relay_fwd_missing(enum bench_relay_kind kind)
 {
 	switch (kind) {
 	case BR_SOCAT:
 	case BR_SOCAT8K:
-		return br_in_path("socat") ? NULL : "socat is not installed";
+		return bench_relay_in_path("socat") ? NULL
+		                                    : "socat is not installed";
 	case BR_HAPROXY:
-		return br_in_path("haproxy") ? NULL
-		                             : "haproxy is not installed";
+		return bench_relay_in_path("haproxy")
+		           ? NULL
+		           : "haproxy is not installed";
 	default: return NULL;
 	}
 }
 
 /* The child's side of a start: stdio on /dev/null (stderr kept with
  * RILL_BENCH_DEBUG set), then exec or run the floor. Never returns. */
-static void br_child(enum br_kind kind, const char *exe, char *const argv[],
-                     int floor_lfd, int target)
+static void bench_relay_child(enum bench_relay_kind kind, const char *exe,
+                              char *const argv[], int floor_lfd, int target)
 {
 	int null = open("/dev/null", O_RDWR);
 	dup2(null, 0);
@@ -123,7 +125,7 @@ static void br_child(enum br_kind kind, const char *exe, char *const argv[],
 	if (getenv("RILL_BENCH_DEBUG") == NULL)
 		dup2(null, 2);
 	if (floor_lfd >= 0) {
-		struct sockaddr_in t = br_addr(target);
+		struct sockaddr_in t = bench_relay_addr(target);
 		fwd_floor_run(floor_lfd, &t, kind == BR_SFLOOR);
 		_exit(1);
 	}
@@ -136,8 +138,8 @@ static void br_child(enum br_kind kind, const char *exe, char *const argv[],
 	_exit(127);
 }
 
-static int br_haproxy_cfg(const char *tmpdir, int port, int target, char *path,
-                          size_t len)
+static int bench_relay_haproxy_cfg(const char *tmpdir, int port, int target,
+                                   char *path, size_t len)
 {
 	snprintf(path, len, "%s/haproxy-%d.cfg", tmpdir, port);
 	FILE *f = fopen(path, "w");
@@ -160,12 +162,12 @@ static int br_haproxy_cfg(const char *tmpdir, int port, int target, char *path,
 	return fclose(f) == 0 ? 0 : -EIO;
 }
 
-int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
-                 const char *tmpdir)
+int bench_relay_fwd_start(struct bench_relay_fwd *f, enum bench_relay_kind kind,
+                          int target, const char *tmpdir)
 {
 	memset(f, 0, sizeof *f);
 	f->kind = kind;
-	int port = br_free_port();
+	int port = bench_relay_free_port();
 	if (port < 0)
 		return port;
 	f->port = port;
@@ -205,7 +207,8 @@ int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
 		break;
 	}
 	case BR_HAPROXY: {
-		int err = br_haproxy_cfg(tmpdir, port, target, cfg, sizeof cfg);
+		int err = bench_relay_haproxy_cfg(tmpdir, port, target, cfg,
+		                                  sizeof cfg);
 		if (err != 0)
 			return err;
 		argv[0] = "haproxy";
@@ -217,7 +220,7 @@ int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
 	case BR_FLOOR:
 	case BR_SFLOOR: {
 		int p = 0;
-		floor_lfd = br_listen(&p);
+		floor_lfd = bench_relay_listen(&p);
 		if (floor_lfd < 0)
 			return floor_lfd;
 		f->port = p;
@@ -234,24 +237,25 @@ int br_fwd_start(struct br_fwd *f, enum br_kind kind, int target,
 		return err;
 	}
 	if (pid == 0)
-		br_child(kind,
-		         argv[0] != NULL && strcmp(argv[0], "rill") == 0 ? exe
-		                                                         : NULL,
-		         argv, floor_lfd, target);
+		bench_relay_child(
+		    kind,
+		    argv[0] != NULL && strcmp(argv[0], "rill") == 0 ? exe
+		                                                    : NULL,
+		    argv, floor_lfd, target);
 	if (floor_lfd >= 0)
 		close(floor_lfd);
 	f->pid = pid;
 	if (!bench_wait_listen(f->port, pid)) {
 		cli_error("bench relay: %s did not start listening on "
 		          "127.0.0.1:%d (set RILL_BENCH_DEBUG=1 to see why)",
-		          br_names[kind], f->port);
-		br_fwd_stop(f);
+		          bench_relay_names[kind], f->port);
+		bench_relay_fwd_stop(f);
 		return -EIO;
 	}
 	return 0;
 }
 
-void br_fwd_stop(struct br_fwd *f)
+void bench_relay_fwd_stop(struct bench_relay_fwd *f)
 {
 	if (f->pid <= 0)
 		return;
@@ -270,7 +274,8 @@ void br_fwd_stop(struct br_fwd *f)
 
 /* Fields 14-17 of /proc/PATH/stat (utime stime cutime cstime) summed, in
  * ticks; with children false only the first two. -1 when unreadable. */
-static int64_t br_stat_ticks(const char *path, bool children, int *ppid)
+static int64_t bench_relay_stat_ticks(const char *path, bool children,
+                                      int *ppid)
 {
 	char buf[1024];
 	FILE *f = fopen(path, "r");
@@ -302,7 +307,7 @@ static int64_t br_stat_ticks(const char *path, bool children, int *ppid)
 }
 
 /* Whether pid has a child process now (socat's per-connection child). */
-static bool br_has_child(pid_t pid)
+static bool bench_relay_has_child(pid_t pid)
 {
 	DIR *d = opendir("/proc");
 	if (d == NULL)
@@ -315,25 +320,26 @@ static bool br_has_child(pid_t pid)
 		char path[300];
 		int pp = 0;
 		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-		if (br_stat_ticks(path, false, &pp) >= 0 && pp == pid)
+		if (bench_relay_stat_ticks(path, false, &pp) >= 0 && pp == pid)
 			found = true;
 	}
 	closedir(d);
 	return found;
 }
 
-double br_fwd_cpu(const struct br_fwd *f)
+double bench_relay_fwd_cpu(const struct bench_relay_fwd *f)
 {
 	if (f->kind == BR_SOCAT || f->kind == BR_SOCAT8K)
-		for (int i = 0; i < 100 && br_has_child(f->pid); i++)
+		for (int i = 0; i < 100 && bench_relay_has_child(f->pid); i++)
 			usleep(10000);
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)f->pid);
-	int64_t t = br_stat_ticks(path, true, NULL);
+	int64_t t = bench_relay_stat_ticks(path, true, NULL);
 	return t < 0 ? 0 : (double)t / (double)sysconf(_SC_CLK_TCK);
 }
 
-int br_fwd_threads(const struct br_fwd *f, int *tids, uint64_t *ticks, int max)
+int bench_relay_fwd_threads(const struct bench_relay_fwd *f, int *tids,
+                            uint64_t *ticks, int max)
 {
 	char dir[64];
 	snprintf(dir, sizeof dir, "/proc/%d/task", (int)f->pid);
@@ -347,7 +353,7 @@ int br_fwd_threads(const struct br_fwd *f, int *tids, uint64_t *ticks, int max)
 			continue;
 		char path[400];
 		snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
-		int64_t t = br_stat_ticks(path, false, NULL);
+		int64_t t = bench_relay_stat_ticks(path, false, NULL);
 		if (t < 0)
 			continue;
 		tids[n] = atoi(e->d_name);

@@ -1,0 +1,131 @@
+/*
+ * The HTTP client object: one connection, one request at a time.
+ * See http_internal.h for the layer's design.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "http_internal.h"
+
+int rill_http_client_new(struct rill_flow *io,
+                         const struct rill_http_client_opts *opts,
+                         struct rill_http_client **out)
+{
+	if (io == NULL || out == NULL) {
+		rill_close(io);
+		return RILL_EINVAL;
+	}
+	struct rill_http_client *cl = rill_calloc(1, sizeof *cl);
+	struct http_conn *c = rill_calloc(1, sizeof *c);
+	if (cl == NULL || c == NULL) {
+		rill_free(cl);
+		rill_free(c);
+		rill_close(io);
+		return RILL_ENOMEM;
+	}
+	if (opts != NULL)
+		cl->o = *opts;
+	if (cl->o.max_header_bytes == 0)
+		cl->o.max_header_bytes = 64 * 1024;
+	if (cl->o.max_headers == 0)
+		cl->o.max_headers = 200;
+	int err =
+	    rill__http_conn_init(c, rill_flow_loop(io), io, ROLE_CLIENT,
+	                         cl->o.max_header_bytes, cl->o.max_headers);
+	if (err != 0) {
+		rill_free(cl);
+		rill_free(c);
+		rill_close(io);
+		return err;
+	}
+	(void)rill_flow_set_nodelay(io, true);
+	c->st = ST_IDLE;
+	c->client = cl;
+	cl->conn = c;
+	*out = cl;
+	return 0;
+}
+
+void rill_http_client_free(struct rill_http_client *cl)
+{
+	if (cl == NULL)
+		return;
+	if (cl->conn != NULL)
+		rill__http_conn_destroy(cl->conn, RILL_ECLOSED);
+	rill_free(cl);
+}
+
+bool rill_http_client_reusable(struct rill_http_client *cl)
+{
+	return cl != NULL && cl->conn != NULL && !cl->broken &&
+	       cl->conn->st == ST_IDLE && cl->conn->ex == NULL;
+}
+
+int rill_http_request(struct rill_http_client *cl, const char *method,
+                      const char *target, const struct rill_http_header *hdrs,
+                      size_t n, int64_t clen, rill_http_response_cb cb,
+                      void *ud, struct rill_flow **out)
+{
+	if (cl == NULL || !rill__http_token_ok(method, false) ||
+	    !rill__http_token_ok(target, true) || (n > 0 && hdrs == NULL) ||
+	    clen < -1 || cb == NULL || out == NULL)
+		return RILL_EINVAL;
+	struct http_conn *c = cl->conn;
+	if (c == NULL || cl->broken)
+		return RILL_ECLOSED;
+	if (c->ex != NULL || c->st != ST_IDLE)
+		return -EBUSY;
+	size_t need = strlen(method) + strlen(target) + 64;
+	for (size_t i = 0; i < n; i++) {
+		if (!rill__http_header_ok(&hdrs[i]))
+			return RILL_EINVAL;
+		need += strlen(hdrs[i].name) + strlen(hdrs[i].value) + 4;
+	}
+	struct http_ex *ex = rill__http_ex_new(c, ROLE_CLIENT);
+	struct rill_buf *b = rill_buf_new(need);
+	if (ex == NULL || b == NULL) {
+		if (ex != NULL)
+			rill_flow_discard(&ex->base);
+		rill_buf_release(b);
+		return RILL_ENOMEM;
+	}
+	char *p = (char *)b->data, *end = p + need;
+	p += snprintf(p, (size_t)(end - p), "%s %s HTTP/1.1\r\n", method,
+	              target);
+	for (size_t i = 0; i < n; i++)
+		p += snprintf(p, (size_t)(end - p), "%s: %s\r\n", hdrs[i].name,
+		              hdrs[i].value);
+	if (clen > 0)
+		p += snprintf(p, (size_t)(end - p), "Content-Length: %lld\r\n",
+		              (long long)clen);
+	else if (clen < 0)
+		p += snprintf(p, (size_t)(end - p),
+		              "Transfer-Encoding: chunked\r\n");
+	*p++ = '\r';
+	*p++ = '\n';
+	b->len = (size_t)(p - (char *)b->data);
+	ex->head_request = strcmp(method, "HEAD") == 0;
+	ex->out_chunked = clen < 0;
+	ex->out_left = clen;
+	ex->out_started = true;
+	ex->resp_cb = cb;
+	ex->resp_ud = ud;
+	int err = rill__http_conn_write(c, &b, 1, NULL, WR_PLAIN);
+	if (err != 0) {
+		rill_flow_discard(&ex->base);
+		return err;
+	}
+	if (clen == 0)
+		ex->out_done = true;
+	llhttp_init(&c->parser, HTTP_RESPONSE, &rill__http_settings);
+	c->parser.data = c;
+	c->head.complete = false;
+	c->body_done = false;
+	c->finished = false;
+	c->keep_alive = true;
+	c->ex = ex;
+	c->st = ST_EXCHANGE;
+	*out = &ex->base;
+	rill__http_conn_drive(c);
+	return 0;
+}

@@ -1,0 +1,225 @@
+/*
+ * The HTTP/1.1 layer's internals (DESIGN.md section 6), shared by the
+ * files of src/layer/http/ and by nothing else:
+ *
+ *   parse.c     llhttp callbacks collecting a message head into the
+ *               connection's arena; running the parser
+ *   conn.c      the connection driver: timers, the write queue, input,
+ *               teardown, and the step functions that decide what a
+ *               connection does next
+ *   exchange.c  one request/response exchange as a flow (struct http_ex):
+ *               body reads and framed body writes; head accessors
+ *   message.c   writing message heads: reason phrases, Date, header
+ *               checks, response heads
+ *   server.c    the server object and a request head's arrival
+ *   client.c    the client object and requests
+ *
+ * The parser is llhttp (Node.js's), compiled from Debian's node-llhttp
+ * sources. rill never parses HTTP syntax itself: it collects llhttp's
+ * spans into a per-connection arena and frames what it sends.
+ *
+ * One connection (struct http_conn) carries one exchange at a time
+ * (struct http_ex, a flow). The parser is paused at every point where the
+ * connection must wait for its user: at the end of a head (the handler or
+ * the response callback runs), after every body span (one span is one
+ * read result of the exchange: that is the body's back-pressure), and at
+ * the end of a message. llhttp callbacks only record; everything that can
+ * reach user code happens after llhttp_execute() returned, in
+ * rill__http_conn_drive(), so no user callback ever runs inside the
+ * parser.
+ *
+ * Pipelined requests wait in the input buffer (the parser stays paused)
+ * until the exchange before them was closed by its handler, so responses
+ * leave in order. All writes to the connection go through its own write
+ * queue in order too; the connection keeps a small FIFO saying whom each
+ * completion belongs to, because an exchange may be closed while its
+ * write is still in flight.
+ */
+#ifndef RILL_LAYER_HTTP_INTERNAL_H
+#define RILL_LAYER_HTTP_INTERNAL_H
+
+#include "llhttp.h"
+#include "rill/impl.h"
+
+/* Canned responses of the server's own errors (RFC 9110 section 15). */
+#define HTTP_CANNED(code, reason)                                \
+	"HTTP/1.1 " #code " " reason "\r\nContent-Length: 0\r\n" \
+	"Connection: close\r\n\r\n"
+
+#define HTTP_WRQ_MAX    32 /* io writes in flight per connection */
+#define HTTP_PIPE_MAX   8  /* stop reading pipelined requests beyond this */
+#define HTTP_LINGER_MS  2000
+#define HTTP_LINGER_MAX (1024u * 1024u) /* bytes discarded at most */
+
+enum { ROLE_SERVER = 0, ROLE_CLIENT = 1 };
+
+enum conn_state {
+	ST_HEAD,     /* waiting for / parsing a message head */
+	ST_EXCHANGE, /* a head was delivered; body and response in progress */
+	ST_IDLE,     /* client: no request outstanding */
+	ST_LINGER,   /* server: closing; draining input until EOF or timeout */
+	ST_DEAD,
+};
+
+enum timer_kind { TM_NONE, TM_IDLE, TM_HEADER, TM_BODY, TM_LINGER };
+
+struct http_hdr {
+	uint32_t name, name_len, value, value_len;
+};
+
+/* One parsed head, strings in the connection's arena. */
+struct http_head {
+	char *arena;
+	size_t cap, used;
+	struct http_hdr *hdrs;
+	size_t max, n;
+	uint32_t url, url_len;
+	bool in_value;
+	bool overflow; /* a limit was hit: 431 */
+	bool complete;
+	size_t raw; /* raw head bytes fed to the parser */
+};
+
+struct http_ex;
+
+struct http_wrq {
+	struct http_ex *ex; /* NULL: a response write nobody waits for */
+	uint8_t kind;       /* WR_PLAIN, WR_EX_WRITE, WR_EX_SHUT */
+};
+
+enum { WR_PLAIN, WR_EX_WRITE, WR_EX_SHUT };
+
+struct rill_http_server {
+	uv_loop_t *loop;
+	struct rill_http_server_opts o;
+	rill_http_handler handler;
+	void *ud;
+	struct http_conn *conns;
+	size_t nconns;
+	bool shutting_down;
+	void (*done)(void *ud);
+	void *done_ud;
+	uv_idle_t done_idle;
+	bool freeing;
+};
+
+struct http_conn {
+	llhttp_t parser;
+	struct http_head head;
+	int role;
+	enum conn_state st;
+	struct rill_http_server *srv;
+	struct http_conn *next, *prev; /* server's list */
+	struct rill_http_client *client;
+	struct rill_flow *io;
+	uv_timer_t timer;
+	enum timer_kind tkind;
+	struct rill_buf *in; /* unparsed input */
+	size_t in_off;
+	bool reading;
+	int io_status; /* 0, RILL_EOF or the io read error */
+	struct http_ex *ex;
+	/* Results recorded by llhttp callbacks for rill__http_conn_drive. */
+	bool ev_head, ev_msg_end;
+	struct rill_buf *ev_body;
+	int ev_status; /* server error status to send (400, 413...) */
+	bool body_done;
+	bool keep_alive;
+	bool driving, again;
+	uint64_t body_bytes;
+	uint64_t nreq;
+	struct http_wrq wrq[HTTP_WRQ_MAX];
+	unsigned wrq_head, wrq_n;
+	unsigned pending_resp; /* plain response writes in flight */
+	bool head_seen;        /* bytes of the current head arrived */
+	bool drain_ok;         /* an unread request body may be skipped */
+	bool kick;             /* the parser paused: run it again */
+	bool finished;         /* llhttp_finish was called */
+	uint64_t linger_bytes; /* discarded while lingering */
+};
+
+struct http_ex {
+	struct rill_flow base;
+	struct http_conn *conn; /* NULL once detached */
+	int err;                /* reported after detach */
+	int role;
+	/* Head fields copied from the parser at the end of the head. */
+	uint8_t method;
+	uint8_t minor;
+	uint16_t status;
+	int64_t clen;
+	/* Body input. */
+	bool reading;
+	bool expect_continue;
+	/* Output framing. */
+	struct rill_buf *out_head; /* not yet sent */
+	bool out_started;          /* respond called (server) */
+	bool out_chunked;
+	bool out_discard; /* HEAD / 204 / 304: drop body bytes */
+	bool out_until_close;
+	bool out_done;
+	int64_t out_left; /* Content-Length bytes still due, or -1 */
+	bool head_request;
+	rill_http_response_cb resp_cb;
+	void *resp_ud;
+};
+
+struct rill_http_client {
+	struct http_conn *conn;
+	struct rill_http_client_opts o;
+	bool broken;
+};
+/* parse.c */
+extern const llhttp_settings_t rill__http_settings;
+void rill__http_head_reset(struct http_head *h);
+const char *rill__http_head_get(const struct http_head *h, const char *name);
+/* Runs the parser over the unparsed input until it pauses or needs more.
+ * Returns 0, or an llhttp error (not HPE_PAUSED). */
+llhttp_errno_t rill__http_parse(struct http_conn *c);
+/* Maps an llhttp failure to the status the server answers with. */
+int rill__http_error_status(struct http_conn *c, llhttp_errno_t e);
+
+/* conn.c */
+int rill__http_conn_init(struct http_conn *c, uv_loop_t *loop,
+                         struct rill_flow *io, int role, size_t hbytes,
+                         size_t nhdrs);
+/* Runs the connection's step functions until none has more to do. */
+void rill__http_conn_drive(struct http_conn *c);
+/* Tears the connection down at once; err goes to an open exchange. The
+ * memory stays valid until the loop runs again. */
+void rill__http_conn_destroy(struct http_conn *c, int err);
+/* Server: answers with one of our canned errors and closes. */
+void rill__http_conn_send_error(struct http_conn *c, int status);
+/* Writes bufs to the connection; whom == NULL for plain writes. Takes
+ * over the caller's references to bufs (released here in every case).
+ * Returns 0 or an error (then nobody is notified). */
+int rill__http_conn_write(struct http_conn *c, struct rill_buf **bufs, size_t n,
+                          struct http_ex *whom, int kind);
+void rill__http_conn_timer(struct http_conn *c, enum timer_kind k, uint64_t ms);
+
+/* exchange.c */
+/* The exchange behind f, or NULL when f is not an HTTP exchange. */
+struct http_ex *rill__http_ex_of(struct rill_flow *f);
+struct http_ex *rill__http_ex_new(struct http_conn *c, int role);
+/* Copies the head fields the exchange keeps from the parser. */
+void rill__http_ex_fill_head(struct http_ex *ex, struct http_conn *c);
+/* The connection is gone: err is what the exchange reports from now on. */
+void rill__http_ex_detach(struct http_ex *ex, int err);
+/* The message body was sent in full. */
+void rill__http_ex_output_done(struct http_ex *ex);
+
+/* message.c */
+/* A buffer over static bytes (no copy; never freed). */
+struct rill_buf *rill__http_static_buf(const char *s, size_t len);
+/* Header names must be tokens and values must not contain CR or LF. */
+bool rill__http_header_ok(const struct rill_http_header *h);
+/* A method token (target false) or a request target (target true). */
+bool rill__http_token_ok(const char *s, bool target);
+
+/* server.c */
+/* A request head is complete: make its exchange and call the handler. */
+void rill__http_server_on_head(struct http_conn *c);
+/* Runs the shutdown's done callback once the last connection is gone. */
+void rill__http_server_check_done(struct rill_http_server *s);
+
+#endif /* RILL_LAYER_HTTP_INTERNAL_H */

@@ -1,0 +1,197 @@
+/*
+ * The HTTP server object: serving connections, a request head's
+ * arrival (validation, then the handler), graceful shutdown.
+ * See http_internal.h for the layer's design.
+ */
+#include <strings.h>
+
+#include "http_internal.h"
+
+static bool http_request_has_body(llhttp_t *p)
+{
+	if (p->flags & F_CHUNKED)
+		return true;
+	return (p->flags & F_CONTENT_LENGTH) && p->content_length > 0;
+}
+
+/* A request head is complete: make its exchange and call the handler. */
+void rill__http_server_on_head(struct http_conn *c)
+{
+	struct rill_http_server *s = c->srv;
+	llhttp_t *p = &c->parser;
+	if (p->http_major != 1) {
+		rill__http_conn_send_error(c, 505);
+		return;
+	}
+	/* A request Transfer-Encoding that does not end in chunked leaves
+	 * the body length unknown: RFC 9112 6.3 says 400 and close. */
+	if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+		rill__http_conn_send_error(c, 400);
+		return;
+	}
+	if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) &&
+	    p->content_length > s->o.max_body) {
+		rill__http_conn_send_error(c, 413);
+		return;
+	}
+	c->nreq++;
+	c->keep_alive = llhttp_should_keep_alive(p) && !s->shutting_down &&
+	                (s->o.max_requests_per_conn == 0 ||
+	                 c->nreq < s->o.max_requests_per_conn);
+	struct http_ex *ex = rill__http_ex_new(c, ROLE_SERVER);
+	if (ex == NULL) {
+		rill__http_conn_send_error(c, 503);
+		return;
+	}
+	rill__http_ex_fill_head(ex, c);
+	ex->head_request = p->method == HTTP_HEAD;
+	const char *expect = rill__http_head_get(&c->head, "Expect");
+	if (expect != NULL) {
+		if (strcasecmp(expect, "100-continue") != 0) {
+			rill_flow_discard(&ex->base);
+			rill__http_conn_send_error(c, 400);
+			return;
+		}
+		ex->expect_continue =
+		    p->http_minor >= 1 && http_request_has_body(p);
+	}
+	/* A small unread body is skipped to keep the connection; a large
+	 * one, or one the client waits to be invited to send, is not. */
+	c->drain_ok = !http_request_has_body(p) ||
+	              (!(p->flags & F_CHUNKED) && !ex->expect_continue &&
+	               p->content_length <= 256 * 1024);
+	c->ex = ex;
+	c->st = ST_EXCHANGE;
+	c->head_seen = false;
+	rill__http_conn_timer(c, TM_NONE, 0);
+	s->handler(&ex->base, s->ud);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Server object */
+
+int rill_http_server_new(uv_loop_t *loop,
+                         const struct rill_http_server_opts *opts,
+                         rill_http_handler handler, void *ud,
+                         struct rill_http_server **out)
+{
+	if (loop == NULL || handler == NULL || out == NULL)
+		return RILL_EINVAL;
+	struct rill_http_server *s = rill_calloc(1, sizeof *s);
+	if (s == NULL)
+		return RILL_ENOMEM;
+	if (opts != NULL)
+		s->o = *opts;
+	if (s->o.max_header_bytes == 0)
+		s->o.max_header_bytes = 16 * 1024;
+	if (s->o.max_headers == 0)
+		s->o.max_headers = 100;
+	if (s->o.max_body == 0)
+		s->o.max_body = 64u * 1024 * 1024;
+	if (s->o.header_timeout_ms == 0)
+		s->o.header_timeout_ms = 10000;
+	if (s->o.idle_timeout_ms == 0)
+		s->o.idle_timeout_ms = 60000;
+	if (s->o.body_timeout_ms == 0)
+		s->o.body_timeout_ms = 30000;
+	s->loop = loop;
+	s->handler = handler;
+	s->ud = ud;
+	uv_idle_init(loop, &s->done_idle);
+	s->done_idle.data = s;
+	*out = s;
+	return 0;
+}
+
+int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
+{
+	if (s == NULL || io == NULL) {
+		rill_close(io);
+		return RILL_EINVAL;
+	}
+	if (s->shutting_down) {
+		rill_close(io);
+		return RILL_ECANCELED;
+	}
+	struct http_conn *c = rill_calloc(1, sizeof *c);
+	if (c == NULL) {
+		rill_close(io);
+		return RILL_ENOMEM;
+	}
+	int err = rill__http_conn_init(c, s->loop, io, ROLE_SERVER,
+	                               s->o.max_header_bytes, s->o.max_headers);
+	if (err != 0) {
+		rill_free(c);
+		rill_close(io);
+		return err;
+	}
+	/* Small responses must leave at once (Nagle would hold them back
+	 * waiting for an ACK); -ENOTSUP on non-TCP flows is fine. */
+	(void)rill_flow_set_nodelay(io, true);
+	c->srv = s;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	c->st = ST_HEAD;
+	rill__http_conn_drive(c);
+	return 0;
+}
+
+size_t rill_http_server_connections(struct rill_http_server *s)
+{
+	return s != NULL ? s->nconns : 0;
+}
+
+static void http_server_done_idle(uv_idle_t *h)
+{
+	struct rill_http_server *s = h->data;
+	uv_idle_stop(h);
+	void (*done)(void *) = s->done;
+	s->done = NULL;
+	if (done != NULL)
+		done(s->done_ud);
+}
+
+void rill__http_server_check_done(struct rill_http_server *s)
+{
+	if (s->shutting_down && s->nconns == 0 && s->done != NULL &&
+	    !s->freeing)
+		uv_idle_start(&s->done_idle, http_server_done_idle);
+}
+
+void rill_http_server_shutdown(struct rill_http_server *s,
+                               void (*done)(void *ud), void *ud)
+{
+	if (s == NULL || s->shutting_down)
+		return;
+	s->shutting_down = true;
+	s->done = done;
+	s->done_ud = ud;
+	struct http_conn *c = s->conns;
+	while (c != NULL) {
+		struct http_conn *next = c->next;
+		c->keep_alive = false;
+		if (c->st == ST_HEAD && !c->head_seen && c->in == NULL)
+			rill__http_conn_destroy(c, RILL_ECANCELED); /* idle */
+		c = next;
+	}
+	rill__http_server_check_done(s);
+}
+
+static void http_server_freed(uv_handle_t *h)
+{
+	rill_free(h->data);
+}
+
+void rill_http_server_free(struct rill_http_server *s)
+{
+	if (s == NULL)
+		return;
+	s->freeing = true;
+	s->done = NULL;
+	while (s->conns != NULL)
+		rill__http_conn_destroy(s->conns, RILL_ECANCELED);
+	uv_close((uv_handle_t *)&s->done_idle, http_server_freed);
+}
