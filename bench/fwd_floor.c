@@ -199,15 +199,7 @@ int fwd_floor_run(int lfd, const struct sockaddr_in *target, bool splice)
 }
 
 #ifdef FWD_FLOOR_MAIN
-static struct sockaddr_in fwd_floor_addr(int port)
-{
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	return a;
-}
+#include "loopback.h"
 
 int main(int argc, char **argv)
 {
@@ -217,8 +209,8 @@ int main(int argc, char **argv)
 		                "TARGET_PORT\n");
 		return 2;
 	}
-	struct sockaddr_in l = fwd_floor_addr(atoi(argv[1 + splice]));
-	struct sockaddr_in t = fwd_floor_addr(atoi(argv[2 + splice]));
+	struct sockaddr_in l = loopback_addr(atoi(argv[1 + splice]));
+	struct sockaddr_in t = loopback_addr(atoi(argv[2 + splice]));
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
 	int one = 1;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
