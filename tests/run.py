@@ -139,6 +139,9 @@ def main():
 
     for j in jobs:
         j[2]["TMPDIR"] = run_tmp
+        # vchan's default rendezvous directory is /tmp/rill-vchan-UID:
+        # tests that do not choose one use the run's.
+        j[2].setdefault("RILL_VCHAN_DIR", os.path.join(run_tmp, "vchan"))
 
     tp = tf = ts = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.j)) as ex:
