@@ -173,7 +173,9 @@ def tmp_check(run_tmp, run_start):
     left = []
     for root, dirs, files in os.walk(run_tmp):
         for n in dirs + files:
-            left.append(os.path.relpath(os.path.join(root, n), run_tmp))
+            rel = os.path.relpath(os.path.join(root, n), run_tmp)
+            if rel != "vchan":  # the run's own RILL_VCHAN_DIR (below)
+                left.append(rel)
     shutil.rmtree(run_tmp, ignore_errors=True)
     stray = []
     for n in os.listdir("/tmp"):
