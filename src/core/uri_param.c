@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "core.h"
 #include "scheme.h"
 
@@ -18,17 +19,6 @@ int rill__uri_error(const struct rill_uri *u, const char *what,
 	return RILL_EURI;
 }
 
-static int scheme_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool rill__uri_pct_decode(char *s)
 {
 	char *w = s;
@@ -37,8 +27,8 @@ bool rill__uri_pct_decode(char *s)
 			*w++ = *r;
 			continue;
 		}
-		int hi = scheme_hexval(r[1]);
-		int lo = hi >= 0 ? scheme_hexval(r[2]) : -1;
+		int hi = rill__hex_digit(r[1]);
+		int lo = hi >= 0 ? rill__hex_digit(r[2]) : -1;
 		if (lo < 0 || (hi == 0 && lo == 0))
 			return false;
 		*w++ = (char)(hi * 16 + lo);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
 #include "vsock_addr.h"
 
 /* Parses a decimal u32 of exactly len bytes (no sign, no spaces). */
@@ -117,17 +118,6 @@ int rill__path_port_parse(const char *rest, char *path, size_t cap,
 /* ---------------------------------------------------------------------- */
 /* GUIDs */
 
-static int vsock_addr_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int rill__guid_parse(const char *s, size_t len, struct rill__guid *g)
 {
 	if (len == RILL__GUID_STRLEN + 2 && s[0] == '{' && s[len - 1] == '}') {
@@ -146,7 +136,7 @@ int rill__guid_parse(const char *s, size_t len, struct rill__guid *g)
 			i++;
 			continue;
 		}
-		int hi = vsock_addr_hex(s[i]), lo = vsock_addr_hex(s[i + 1]);
+		int hi = rill__hex_digit(s[i]), lo = rill__hex_digit(s[i + 1]);
 		if (hi < 0 || lo < 0 || i + 1 == 8 || i + 1 == 13 ||
 		    i + 1 == 18 || i + 1 == 23)
 			return -1;
