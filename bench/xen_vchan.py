@@ -50,7 +50,7 @@ def figures(results):
     """{(metric, kind): [value...]}: MB/s for tput, round trips/s for
     rtt."""
     out = {}
-    progs, _, _ = rillvm.parse_results(results)
+    progs = rillvm.parse_results(results)[0]
     for p in progs:
         m = re.match(r"^(?:domU-)?bench-(tput|rtt)-(.+)-\d+$", p.name)
         if not m:

@@ -10,6 +10,9 @@ With --release-build, the tests in the 'valgrind' suite also run under
 valgrind on that (unsanitized) build, and the tests in the 'release' suite
 (heavy transfers, too slow under ASan) run only there.
 
+With --exclude NAME (repeatable), that test is left out and counted as one
+skipped test: to measure what one test adds to the run's wall clock.
+
 With --suite NAME, only the tests in that meson suite run (from either
 build): `make check-vm` runs the 'vm' suite (the QEMU guest tests,
 tests/vm/).
@@ -85,11 +88,19 @@ def main():
     ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--suite", default=None,
                     help="run only the tests of this meson suite")
+    ap.add_argument("--exclude", action="append", default=[],
+                    help="leave out the tests with this name (to measure "
+                    "what one test adds to the run's wall clock)")
     ap.add_argument("filter", nargs="*")
     a = ap.parse_args()
 
+    left_out = []
+
     def wanted(t):
         if a.suite and not has_suite(t, a.suite):
+            return False
+        if t["name"] in a.exclude:
+            left_out.append(t["name"])
             return False
         return not a.filter or any(f in t["name"] for f in a.filter)
 
@@ -156,6 +167,11 @@ def main():
                     print("    " + l)
             sys.stdout.flush()
             tp, tf, ts = tp + p, tf + f, ts + s
+    for name in left_out:
+        # Counted as skipped: a test left out did not pass.
+        print("=== %s: 0 passed, 0 failed, 1 skipped (left out by "
+              "--exclude)" % name)
+        ts += 1
     ok, lines = tmp_check(run_tmp, run_start)
     print("=== tmp_clean: %d passed, %d failed, 0 skipped" %
           (1 if ok else 0, 0 if ok else 1))

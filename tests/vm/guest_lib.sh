@@ -5,6 +5,7 @@
 #   err LINE               a line of its standard error (the last ones)
 #   end NAME STATUS SECS   it exited with STATUS after SECS seconds
 #   fail TEXT              something outside any program went wrong
+#   note TEXT              a line of the guest's timeline (a TAP comment)
 #   done                   the job finished; the guest powers off
 # Jobs write to standard output, which /init connects to the result port.
 VM_MARK='@rill-vm '
@@ -18,6 +19,11 @@ vm_fail() {
 vm_uptime() {
 	read -r up _ </proc/uptime
 	echo "$up"
+}
+
+# vm_note TEXT: a timeline note, "TEXT at N s" (the guest's uptime).
+vm_note() {
+	echo "${VM_MARK}note $* at $(vm_uptime) s"
 }
 
 # vm_sweep SID: kills every process left in session SID.

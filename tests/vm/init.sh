@@ -21,11 +21,14 @@ exec </dev/null >/dev/console 2>&1
 # Raw: no "\n" -> "\r\n" and no echo of anything on the result port.
 stty -F "$VM_RESULTS" raw -echo 2>/dev/null
 {
+	vm_note "/init starts"
 	ip link set lo up || vm_fail "ip link set lo up failed"
 	while read -r m; do
 		insmod "$m" || vm_fail "insmod $m failed"
 	done </etc/rill-vm/modules
+	vm_note "the job starts"
 	sh /etc/rill-vm/job || vm_fail "the job exited with status $?"
+	vm_note "the job ends"
 	echo "${VM_MARK}done"
 } >"$VM_RESULTS"
 sync

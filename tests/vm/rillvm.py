@@ -437,8 +437,9 @@ class Program:
 
 def parse_results(text):
     """Reads the result protocol (guest_lib.sh): returns (programs in
-    order, setup failures, done). Lines without the mark are ignored."""
-    programs, failures, done = [], [], False
+    order, setup failures, done, notes). Lines without the mark are
+    ignored."""
+    programs, failures, done, notes = [], [], False, []
     current = None
     for line in text.splitlines():
         i = line.find(MARK)
@@ -459,9 +460,11 @@ def parse_results(text):
             current = None
         elif kind == "fail":
             failures.append(rest)
+        elif kind == "note":
+            notes.append(rest)
         elif kind == "done":
             done = True
-    return programs, failures, done
+    return programs, failures, done, notes
 
 
 TAP_LINE = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*-?\s*(.*)$")
@@ -536,7 +539,9 @@ def relay(tap, boot_result, expect=None):
     """Relays every guest program of a run, then checks the run itself:
     setup failures (/init's "fail" lines), programs in expect (a list of
     names) that never started, and a guest that did not reach "done"."""
-    programs, failures, done = parse_results(boot_result.results)
+    programs, failures, done, notes = parse_results(boot_result.results)
+    for n in notes:
+        tap.note("guest: " + n)
     for f in failures:
         tap.line(False, "guest setup: " + f)
     for p in programs:

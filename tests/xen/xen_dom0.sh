@@ -154,6 +154,7 @@ EOF
 		return 1
 	}
 	U=$("$XEN_BIN/xl" domid rill-domu)
+	vm_note "dom0: the domU ($U) is created"
 }
 
 # The dom0 halves, in the order xen_domu.sh runs the domU halves.
@@ -221,6 +222,7 @@ if ! xen_setup; then
 	vm_fail "Xen's user space did not start in dom0"
 	exit 0
 fi
+vm_note "dom0: Xen's user space is up"
 if [ "$XEN_MODE" = bench ]; then
 	domu_start && bench && domu_results
 	exit 0
@@ -232,7 +234,9 @@ hostile_legs
 proxy_legs
 cli_legs
 conformance
+vm_note "dom0: the dom0<->dom0 legs are done"
 if domu_start; then
 	domu_legs
+	vm_note "dom0: the dom0 halves of the domU legs are done"
 	domu_results
 fi
