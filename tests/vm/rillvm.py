@@ -34,6 +34,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Every line of the guest's result protocol starts with this.
 MARK = "@rill-vm "
+# Where the guest keeps the programs and files it is given from outside
+# the host's system directories (the checkout, the builds, temporary
+# files): /init mounts tmpfs on /tmp and /run, which would hide a copy
+# kept at its host path there (a checkout under /tmp), so nothing the
+# harness carries lives at a host path that the guest mounts over.
+GUEST_ROOT = "/opt/rill-vm/host"
+# Host directories whose files keep their path in the guest: the loader,
+# shared libraries and system programs are looked up there by name.
+SYSTEM_DIRS = ("/usr/", "/lib/", "/lib64/", "/lib32/", "/bin/", "/sbin/",
+               "/etc/")
 
 
 class Unavailable(Exception):
@@ -203,12 +213,12 @@ class Initramfs:
 
     def file(self, src, path=None, mode=None):
         """A copy of the host file src (symlinks followed) at path
-        (default: the same path)."""
+        (default: guest_path(src))."""
         with open(src, "rb") as f:
             data = f.read()
         if mode is None:
             mode = stat.S_IMODE(os.stat(src).st_mode)
-        self.data(path or os.path.abspath(src), data, mode)
+        self.data(path or guest_path(src), data, mode)
 
     def symlink(self, path, target):
         path = self._norm(path)
@@ -223,16 +233,15 @@ class Initramfs:
     def program(self, src, path=None):
         """An executable and every shared library ldd lists for it (plus
         libgcc_s.so.1, which glibc loads at run time for unwinding and
-        ldd does not list), at their host paths. Returns the guest path."""
+        ldd does not list), each at path or guest_path() of its host
+        path. Returns the guest path of the program."""
         src = os.path.abspath(src)
+        path = path or guest_path(src)
         self.file(src, path)
-        for lib in shared_libraries(src):
-            if self._norm(lib) not in self.entries:
-                self.file(lib, lib)
-        gcc_s = find_library("libgcc_s.so.1")
-        if gcc_s and self._norm(gcc_s) not in self.entries:
-            self.file(gcc_s, gcc_s)
-        return path or src
+        for lib in shared_libraries(src) + [find_library("libgcc_s.so.1")]:
+            if lib and self._norm(guest_path(lib)) not in self.entries:
+                self.file(lib, guest_path(lib))
+        return path
 
     def busybox(self, src=None):
         """busybox-static at /bin/busybox and a link for every applet it
@@ -320,6 +329,20 @@ class Initramfs:
             else "/"
 
 
+def guest_path(host_path):
+    """Where the guest keeps a copy of the host file host_path: system
+    files (SYSTEM_DIRS) at the same path, everything else under
+    GUEST_ROOT with the host path's structure kept (an $ORIGIN-relative
+    RUNPATH still finds its libraries) and every character that a job
+    script might split on or expand (spaces, quotes, $, ...) as "_", so
+    that the guest path is safe unquoted in a shell word. Nothing the
+    guest mounts over (/tmp, /run, /dev, /proc, /sys) shadows it."""
+    p = os.path.normpath(os.path.abspath(host_path))
+    if p.startswith(SYSTEM_DIRS):
+        return p
+    return GUEST_ROOT + re.sub(r"[^A-Za-z0-9._/+@%=-]", "_", p)
+
+
 def shared_libraries(exe):
     """The absolute paths ldd resolves for exe (the loader included);
     [] for a static executable. A library ldd cannot find raises
@@ -370,34 +393,57 @@ def qemu_binary():
     return q
 
 
+def in_workdir(workdir, path):
+    """A name for the file path that QEMU, run in workdir, can take in
+    any option: path relative to workdir when it is inside it, else a
+    symlink made there. Host paths may hold spaces and commas (a checkout
+    in "/tmp/a dir", a TMPDIR of one's own), which QEMU's option syntax
+    splits on (a multiboot module list is "FILE ARGS,FILE ARGS")."""
+    workdir, path = os.path.abspath(workdir), os.path.abspath(path)
+    if os.path.dirname(path) == workdir and \
+       re.match(r"^[A-Za-z0-9._-]+$", os.path.basename(path)):
+        return os.path.basename(path)
+    name = "in-" + re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(path))
+    link = os.path.join(workdir, name)
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(path, link)
+    return name
+
+
 def boot(kernel, initrd, append, workdir, timeout_s, memory_mb=512,
          extra_args=(), serial_ports=2, smp=1):
-    """Boots kernel (a path) with initrd (passed to -initrd as is: a path,
-    or for a multiboot kernel such as Xen "MODULE ARGS,MODULE...") and the
-    command line append, under software emulation (RILL_VM_ACCEL=kvm
-    tries KVM instead), with no network card, no vhost device and no
-    display. Serial port i goes to workdir/serialI.log: port 0 is the
-    console (ttyS0 / com1), port 1 the result port (ttyS1). QEMU is killed
-    after timeout_s seconds. The guest ends the run with `poweroff -f`."""
+    """Boots kernel (a path) with initrd (a path, or for a multiboot
+    kernel such as Xen "MODULE ARGS,MODULE..." with names made by
+    in_workdir) and the command line append, under software emulation
+    (RILL_VM_ACCEL=kvm tries KVM instead), with no network card, no vhost
+    device and no display. QEMU runs in workdir and is given only names
+    relative to it, so no host path reaches its option parser. Serial
+    port i goes to workdir/serialI.log: port 0 is the console (ttyS0 /
+    com1), port 1 the result port (ttyS1). QEMU is killed after timeout_s
+    seconds. The guest ends the run with `poweroff -f`."""
     qemu = qemu_binary()
     accel = os.environ.get("RILL_VM_ACCEL", "tcg")
     if accel == "tcg":
         accel = "tcg,thread=multi,tb-size=256"
-    logs = [os.path.join(workdir, "serial%d.log" % i)
-            for i in range(serial_ports)]
+    kernel = in_workdir(workdir, kernel)
+    if os.path.exists(initrd):
+        initrd = in_workdir(workdir, initrd)
+    names = ["serial%d.log" % i for i in range(serial_ports)]
+    logs = [os.path.join(workdir, n) for n in names]
     for p in logs:
         open(p, "w").close()
     cmd = [qemu, "-accel", accel, "-cpu", "qemu64", "-smp", str(smp),
            "-m", str(memory_mb), "-nodefaults", "-net", "none",
            "-display", "none", "-monitor", "none", "-no-reboot",
            "-kernel", kernel, "-initrd", initrd, "-append", append]
-    for p in logs:
-        cmd += ["-serial", "file:" + p]
+    for n in names:
+        cmd += ["-serial", "file:" + n]
     cmd += list(extra_args)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, cwd=workdir)
     try:
         _, err = proc.communicate(timeout=timeout_s)
         status = "exited"

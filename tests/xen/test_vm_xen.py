@@ -174,7 +174,8 @@ def run(a, work):
     domu_initramfs(a, kernel, domu_img)
     dom0_img = os.path.join(work, "dom0.img")
     dom0_initramfs(a, kernel, domu_img, dom0_img)
-    modules = "%s %s,%s" % (kernel.vmlinuz, DOM0_CMDLINE, dom0_img)
+    modules = "%s %s,%s" % (rillvm.in_workdir(work, kernel.vmlinuz),
+                             DOM0_CMDLINE, rillvm.in_workdir(work, dom0_img))
     return rillvm.boot(xen, modules, XEN_CMDLINE, work, a.timeout,
                        memory_mb=1024)
 
