@@ -23,26 +23,26 @@ deps:
 	@./scripts/install-deps.sh
 
 $(BUILD)/build.ninja:
-	meson setup $(BUILD) --buildtype=release -Db_ndebug=true
+	meson setup "$(BUILD)" --buildtype=release -Db_ndebug=true
 
 build: deps $(BUILD)/build.ninja
-	ninja -C $(BUILD)
+	ninja -C "$(BUILD)"
 
 run: build
-	./$(BUILD)/rill bench
+	"$(BUILD)/rill" bench
 
 $(CHECK_BUILD)/build.ninja:
-	CC=clang meson setup $(CHECK_BUILD) --buildtype=debug \
+	CC=clang meson setup "$(CHECK_BUILD)" --buildtype=debug \
 	  -Db_sanitize=address,undefined -Db_lundef=false \
 	  -Dc_args=-fsanitize=fuzzer-no-link
 
 check: deps build $(CHECK_BUILD)/build.ninja
-	ninja -C $(CHECK_BUILD)
-	python3 tests/run.py --build $(CHECK_BUILD) --release-build $(BUILD) -j $(JOBS)
+	ninja -C "$(CHECK_BUILD)"
+	python3 tests/run.py --build "$(CHECK_BUILD)" --release-build "$(BUILD)" -j $(JOBS)
 
 check-vm: deps build $(CHECK_BUILD)/build.ninja
-	ninja -C $(CHECK_BUILD)
-	python3 tests/run.py --build $(CHECK_BUILD) --release-build $(BUILD) -j $(JOBS) --suite vm
+	ninja -C "$(CHECK_BUILD)"
+	python3 tests/run.py --build "$(CHECK_BUILD)" --release-build "$(BUILD)" -j $(JOBS) --suite vm
 
 format:
 	clang-format-14 -i $$(git ls-files '*.c' '*.h' | grep -v '^third_party/')
@@ -51,7 +51,7 @@ format-check:
 	@clang-format-14 --dry-run --Werror $$(git ls-files '*.c' '*.h' | grep -v '^third_party/')
 
 clean:
-	rm -rf $(BUILD) $(CHECK_BUILD)
+	rm -rf "$(BUILD)" "$(CHECK_BUILD)"
 
 # libFuzzer binaries of every fuzz target, in build-fuzz/fuzz/.
 FUZZ_BUILD ?= build-fuzz
