@@ -7,6 +7,12 @@
  * the flow's end of file shuts stdout down. The command ends when both
  * pumps are done, or as soon as the flow's EOF arrived if stdin is a
  * terminal (nobody is going to type more for a peer that left).
+ *
+ * A flow that cannot half-close (rill_flow_can_half_close: xen-vchan,
+ * hybrid-vsock...) refuses the write shutdown: ending its write side
+ * would end the reply too. The end of stdin is then held back: the flow
+ * stays open and is read until the peer closes, --idle-timeout finds it
+ * quiet or --linger runs out (a cut-short end: exit 1).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -27,6 +33,7 @@ struct cat_pump {
 	uint64_t bytes;
 	int inflight;
 	bool reading, eof, done;
+	bool held; /* EOF not passed on: the flow cannot half-close */
 };
 
 struct cat {
@@ -35,6 +42,8 @@ struct cat {
 	struct rill_listener *lst;
 	struct cat_pump up, down; /* stdin -> net, net -> stdout */
 	uv_timer_t progress;
+	uv_timer_t idle, linger;
+	uint64_t idle_ms, linger_ms; /* 0: none */
 	bool show_progress;
 	bool verbose;
 	bool stdin_tty;
@@ -60,6 +69,8 @@ static void cat_finish(struct cat *c, int status)
 	c->io = c->net = NULL;
 	rill_listener_close(c->lst);
 	c->lst = NULL;
+	uv_timer_stop(&c->idle);
+	uv_timer_stop(&c->linger);
 	if (c->show_progress) {
 		uv_timer_stop(&c->progress);
 		double dt = cat_now(c->loop) - c->t0;
@@ -69,6 +80,8 @@ static void cat_finish(struct cat *c, int status)
 		        (unsigned long long)c->up.bytes, dt);
 	}
 	uv_close((uv_handle_t *)&c->progress, NULL);
+	uv_close((uv_handle_t *)&c->idle, NULL);
+	uv_close((uv_handle_t *)&c->linger, NULL);
 }
 
 static void cat_fail(struct cat *c, const char *what, struct rill_flow *f,
@@ -105,11 +118,68 @@ static void cat_shut_cb(struct rill_flow *f, int status, void *ud)
 	cat_check_done(p->c);
 }
 
+static void cat_on_idle(uv_timer_t *t)
+{
+	struct cat *c = t->data;
+	if (c->up.eof) {
+		fprintf(stderr,
+		        "rill: no data for %.3f s after the end of input: "
+		        "closing\n",
+		        (double)c->idle_ms / 1000.0);
+		cat_finish(c, 0);
+		return;
+	}
+	cli_error("no data either way for %.3f s (--idle-timeout): closing",
+	          (double)c->idle_ms / 1000.0);
+	cat_finish(c, 1);
+}
+
+static void cat_on_linger(uv_timer_t *t)
+{
+	struct cat *c = t->data;
+	cli_error("the peer had not finished %.3f s after the end of input "
+	          "(--linger): closing, the reply may be cut short (%llu "
+	          "bytes received)",
+	          (double)c->linger_ms / 1000.0,
+	          (unsigned long long)c->down.bytes);
+	cat_finish(c, 1);
+}
+
+/* Bytes moved: the idle clock starts again. */
+static void cat_active(struct cat *c)
+{
+	if (c->idle_ms > 0 && !c->finished)
+		uv_timer_start(&c->idle, cat_on_idle, c->idle_ms, 0);
+}
+
+/* The end of stdin cannot be passed on: keep the flow open and read on. */
+static void cat_hold_eof(struct cat_pump *p)
+{
+	struct cat *c = p->c;
+	p->held = true;
+	p->done = true;
+	if (c->verbose || (c->idle_ms == 0 && c->linger_ms == 0))
+		fprintf(stderr,
+		        "rill: %s cannot half-close: the end of input is not "
+		        "passed on; reading until the peer closes%s\n",
+		        rill_flow_kind(p->dst),
+		        c->idle_ms == 0 && c->linger_ms == 0
+		            ? " (--idle-timeout or --linger bound the wait)"
+		            : "");
+	cat_check_done(c);
+}
+
 static void cat_pump_maybe_end(struct cat_pump *p)
 {
 	if (p->eof && p->inflight == 0 && !p->done) {
+		struct cat *c = p->c;
+		if (p == &c->up && c->linger_ms > 0)
+			uv_timer_start(&c->linger, cat_on_linger, c->linger_ms,
+			               0);
 		int err = rill_shutdown(p->dst, RILL_SHUT_WR, cat_shut_cb, p);
-		if (err != 0)
+		if (err == RILL_ENOHALFCLOSE)
+			cat_hold_eof(p);
+		else if (err != 0)
 			cat_shut_cb(p->dst, err, p);
 	}
 }
@@ -138,6 +208,7 @@ static void cat_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	struct cat_pump *p = ud;
 	(void)f;
 	p->reading = false;
+	cat_active(p->c);
 	if (status == RILL_EOF) {
 		p->eof = true;
 		cat_pump_maybe_end(p);
@@ -266,17 +337,27 @@ static void cat_usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "Usage: rill cat [-l] [--progress] [-v] [-t MS] URI\n"
+	    "Usage: rill cat [-l] [--progress] [-v] [-t MS]\n"
+	    "                [--idle-timeout S] [--linger S] URI\n"
 	    "\n"
 	    "Copies standard input to the flow named by URI and the flow's\n"
 	    "data to standard output, with half-close: at the end of\n"
 	    "standard input the flow's write side is shut down, and the\n"
-	    "flow is read until its end of file. Exits 0 after a clean end\n"
-	    "of file, 1 with a one-line reason on any error.\n"
+	    "flow is read until its end of file. A flow that cannot\n"
+	    "half-close (xen-vchan, hybrid-vsock, vchan with half_close=0)\n"
+	    "is not shut down, which would cut the reply: it stays open\n"
+	    "and is read until the peer closes it. Exits 0 after a clean\n"
+	    "end, 1 with a one-line reason on any error or cut-short end.\n"
 	    "\n"
 	    "  -l, --listen      listen on URI and serve one connection\n"
 	    "      --progress    show bytes and rate on stderr every second\n"
 	    "  -t, --timeout MS  connect deadline in milliseconds\n"
+	    "      --idle-timeout S  end when no byte moved either way for\n"
+	    "                    S seconds (decimals allowed): exit 0 after\n"
+	    "                    the end of input, else 1 (default: never)\n"
+	    "      --linger S    after the end of input, wait at most S\n"
+	    "                    seconds for the flow to end; then close it\n"
+	    "                    and exit 1 (default: no limit)\n"
 	    "  -v, --verbose     print the address listened on to stderr\n"
 	    "  -h, --help        show this help\n"
 	    "\n"
@@ -295,6 +376,8 @@ int cli_cat(int argc, char **argv)
 	    {"timeout", required_argument, NULL, 't'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"idle-timeout", required_argument, NULL, 'I'},
+	    {"linger", required_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool listen = false;
@@ -316,6 +399,14 @@ int cli_cat(int argc, char **argv)
 			copts.timeout_ms = v;
 			break;
 		}
+		case 'I':
+		case 'L':
+			if (!cli_parse_secs(optarg, opt == 'I' ? &c.idle_ms
+			                                       : &c.linger_ms))
+				return cli_usage_error(
+				    "cat", "bad number of seconds '%s'",
+				    optarg);
+			break;
 		case 'h': cat_usage(stdout); return 0;
 		default: return cli_usage_error("cat", "bad option");
 		}
@@ -337,6 +428,10 @@ int cli_cat(int argc, char **argv)
 	c.stdin_tty = isatty(0);
 	uv_timer_init(&loop, &c.progress);
 	c.progress.data = &c;
+	uv_timer_init(&loop, &c.idle);
+	c.idle.data = &c;
+	uv_timer_init(&loop, &c.linger);
+	c.linger.data = &c;
 	int err;
 	if (listen) {
 		err = rill_listen(&loop, uri, NULL, cat_accepted, &c, &c.lst);
@@ -352,6 +447,8 @@ int cli_cat(int argc, char **argv)
 		cli_error("%s", rill_last_errmsg()[0] ? rill_last_errmsg()
 		                                      : rill_strerror(err));
 		uv_close((uv_handle_t *)&c.progress, NULL);
+		uv_close((uv_handle_t *)&c.idle, NULL);
+		uv_close((uv_handle_t *)&c.linger, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		cli_wait_closed(&loop);
 		uv_loop_close(&loop);

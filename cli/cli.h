@@ -26,6 +26,10 @@ int cli_bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs);
  */
 void cli_wait_closed(uv_loop_t *loop);
 
+/* Parses seconds (decimals allowed, 0..1e9) into milliseconds; false
+ * when s is not such a number. */
+bool cli_parse_secs(const char *s, uint64_t *ms);
+
 /* Prints "rill: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,6 +1,9 @@
 /* rill: the command-line tool. Uses only the public API. */
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -37,6 +40,16 @@ void cli_wait_closed(uv_loop_t *loop)
 		return; /* out of memory: nothing better to do */
 	while (!done && uv_run(loop, UV_RUN_ONCE) != 0)
 		;
+}
+
+bool cli_parse_secs(const char *s, uint64_t *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || *end != '\0' || !(v >= 0) || v > 1e9)
+		return false;
+	*ms = (uint64_t)(v * 1000.0 + 0.5);
+	return true;
 }
 
 void cli_error(const char *fmt, ...)

@@ -210,7 +210,12 @@ static void on_proxy_done(struct rill_proxy *p,
 	struct relay_conn *c = ud;
 	uint64_t up = res->ab.stats.write_bytes;
 	uint64_t down = res->ba.stats.write_bytes;
-	if (res->status == 0) {
+	if (res->status == 0 && (res->ab.eof_held || res->ba.eof_held)) {
+		/* One side cannot half-close: its EOF waited for the other
+		 * side's end instead of crossing the relay. */
+		conn_log(c, up, down, "eof(held: %s cannot half-close)",
+		         res->ab.eof_held ? "target" : "client");
+	} else if (res->status == 0) {
 		conn_log(c, up, down, "eof");
 	} else {
 		/* Name the first error of each failing side. */
@@ -516,7 +521,10 @@ static void relay_usage(FILE *out)
 	    "half-close crosses the relay: when one side shuts down its\n"
 	    "writing, the other side sees EOF after the last byte, and the\n"
 	    "reply direction goes on until its own EOF (a reply is never\n"
-	    "cut short unless --linger says so). Between two plain sockets\n"
+	    "cut short unless --linger says so). A side that cannot\n"
+	    "half-close (xen-vchan, hybrid-vsock) is not shut down: it\n"
+	    "stays open until its peer closes it, so its reply is never\n"
+	    "cut short either. Between two plain sockets\n"
 	    "the bytes move with splice(2) and never enter user space.\n"
 	    "\n"
 	    "Options (S: seconds, decimals allowed):\n"
@@ -553,7 +561,8 @@ static void relay_usage(FILE *out)
 	    "ends:\n"
 	    "  rill relay: #ID CLIENT -> TARGET up=N down=N time=S end=WHY\n"
 	    "up counts bytes client->target, down target->client. WHY is\n"
-	    "eof, client-error(..), target-error(..), both-error(..),\n"
+	    "eof, eof(held: ..), client-error(..), target-error(..),\n"
+	    "both-error(..),\n"
 	    "connect-failed(..), refused(max-conns N reached),\n"
 	    "idle-timeout, linger-timeout or shutdown. With an exec:\n"
 	    "target (one child per connection, inetd style) the line ends\n"
@@ -562,15 +571,9 @@ static void relay_usage(FILE *out)
 	    "Example: rill relay tcp://0.0.0.0:8080 unix:/run/app.sock\n");
 }
 
-/* Parses seconds (decimals allowed) into milliseconds. */
 static bool parse_secs(const char *s, uint64_t *ms)
 {
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || *end != '\0' || !(v >= 0) || v > 1e9)
-		return false;
-	*ms = (uint64_t)(v * 1000.0 + 0.5);
-	return true;
+	return cli_parse_secs(s, ms);
 }
 
 static void raise_nofile(void)

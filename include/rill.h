@@ -88,7 +88,11 @@ RILL_EXTERN const char *rill_version(void);
 	X(EHTTP_TOO_LARGE, -30051, "HTTP message exceeds a limit")            \
 	X(EURI, -30060, "malformed URI")                                      \
 	X(EHANDSHAKE, -30070, "transport handshake refused by the peer")      \
-	X(ENOTSUP_PLATFORM, -30080, "transport not available on this platform")
+	X(ENOTSUP_PLATFORM, -30080,                                           \
+	  "transport not available on this platform")                         \
+	X(ENOHALFCLOSE, -30090,                                               \
+	  "flow cannot half-close: shutting down its write side would end "   \
+	  "both directions")
 
 enum rill_error {
 #define RILL__ERR_ENUM(name, value, msg) RILL_##name = (value),
@@ -269,8 +273,20 @@ RILL_EXTERN int rill_write_copy(struct rill_flow *f, const void *data,
  * Shutting down a side twice is harmless; cb then reports 0 (or the
  * sticky write error).
  *
+ * Flows that cannot half-close (rill_flow_can_half_close() is false: a
+ * xen-vchan, a hybrid-vsock connection, a vchan opened with
+ * half_close=0, and layers such as TLS over them) refuse RILL_SHUT_WR
+ * alone while their read side is still open: ending the write side there
+ * would end both directions and cut the peer's reply short. The call
+ * then returns RILL_ENOHALFCLOSE and changes nothing (writes and reads
+ * go on). Keep such a flow open until the peer closes or you are done
+ * reading, then rill_close() it; or shut down both sides at once
+ * (RILL_SHUT_RDWR), or the write side after the reads ended (EOF, an
+ * error or RILL_SHUT_RD), which is always allowed. The shut+ layer adds
+ * a real half-close to any of them.
+ *
  * Returns 0, or synchronously (cb never called): RILL_EINVAL (f NULL, bad
- * mode), RILL_ECLOSED (f closed).
+ * mode), RILL_ECLOSED (f closed), RILL_ENOHALFCLOSE (see above).
  */
 RILL_EXTERN int rill_shutdown(struct rill_flow *f, int mode,
                               rill_shutdown_cb cb, void *ud);
@@ -368,6 +384,18 @@ RILL_EXTERN const char *rill_flow_errmsg(struct rill_flow *f);
 RILL_EXTERN void rill_flow_counters(struct rill_flow *f, uint64_t *rd_bytes,
                                     uint64_t *wr_bytes, uint64_t *rd_ops,
                                     uint64_t *wr_ops);
+
+/*
+ * Whether the flow can half-close: true when shutting down its write side
+ * (RILL_SHUT_WR) tells the peer "no more data" and leaves the other
+ * direction open, so the peer can still reply in full. False for kinds
+ * whose peer takes the end of one direction as the end of both (see
+ * rill_shutdown and doc/contract.md); their RILL_SHUT_WR alone is refused
+ * with RILL_ENOHALFCLOSE while reads are open. A layer inherits the
+ * answer of the flow below, unless it frames the end of the stream
+ * itself (shut+, an HTTP exchange). NULL gives false.
+ */
+RILL_EXTERN bool rill_flow_can_half_close(struct rill_flow *f);
 
 /* User data slot, untouched by rill. */
 RILL_EXTERN void rill_flow_set_data(struct rill_flow *f, void *data);

@@ -457,6 +457,21 @@ struct wr {
 
 static void wr_pump(struct wr *w);
 
+/* rill_shutdown as the checks use it. On a kind declared without
+ * half-close, RILL_SHUT_WR alone is refused while reads are open
+ * (RILL_ENOHALFCLOSE, nothing changed: ck_half_close_declared checks
+ * that in detail); the checks then end both sides at once, which is how
+ * such a flow signals the end of its data. */
+static int conf_shutdown(struct conf_ctx *c, struct rill_flow *f, int mode,
+                         rill_shutdown_cb cb, void *ud)
+{
+	int err = rill_shutdown(f, mode, cb, ud);
+	if (err == RILL_ENOHALFCLOSE &&
+	    (c->fac->caps_missing & CONF_NO_HALF_CLOSE))
+		err = rill_shutdown(f, RILL_SHUT_RDWR, cb, ud);
+	return err;
+}
+
 static void wr_shut_cb(struct rill_flow *f, int status, void *ud)
 {
 	struct wr *w = ud;
@@ -479,7 +494,7 @@ static void wr_maybe_shut(struct wr *w)
 	if (w->wait_rd != NULL && w->wait_rd->pos < w->wait_pos)
 		return; /* the reader pokes us again (wr_poked) */
 	w->shut_issued = true;
-	int err = rill_shutdown(w->f, RILL_SHUT_WR, wr_shut_cb, w);
+	int err = conf_shutdown(w->c, w->f, RILL_SHUT_WR, wr_shut_cb, w);
 	if (err != 0)
 		TH_FAIL("rill_shutdown(write) failed: %s", th_errname(err));
 }
@@ -664,7 +679,7 @@ static int write_wait(struct conf_ctx *c, struct rill_flow *f, const void *p,
 static int shut_wait(struct conf_ctx *c, struct rill_flow *f, int mode)
 {
 	struct status_cb s = {0};
-	int err = rill_shutdown(f, mode, status_cb, &s);
+	int err = conf_shutdown(c, f, mode, status_cb, &s);
 	if (err != 0)
 		return err;
 	ctx_wait(c, &s.done, "a shutdown to complete");
@@ -858,7 +873,7 @@ static void ck_data_before_eof(struct conf_ctx *c)
 		off += sizes[i];
 	}
 	struct status_cb sh = {0};
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, status_cb, &sh));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, status_cb, &sh));
 	/* Give data and EOF time to arrive (a transport with a small window
 	 * completes the shutdown only once the reader reads). */
 	for (int i = 0; i < 20 && !sh.done; i++)
@@ -929,7 +944,7 @@ static void ck_write_after_shutdown(struct conf_ctx *c)
 {
 	struct status_cb w1 = {0}, sh = {0};
 	TH_OK(rill_write_copy(c->x, "abc", 3, status_cb, &w1));
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, status_cb, &sh));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, status_cb, &sh));
 	struct rill_buf *b = rill_buf_copy("zz", 2);
 	struct rill_buf *e = rill_buf_new(0);
 	TH_EQ_ERR(rill_write(c->x, b, never_write_cb, NULL), RILL_ECLOSED);
@@ -1008,6 +1023,47 @@ static void ck_half_close(struct conf_ctx *c)
 	/* And x's write side stays shut. */
 	TH_EQ_ERR(rill_write_copy(c->x, "x", 1, never_write_cb, NULL),
 	          RILL_ECLOSED);
+}
+
+/* Reads exactly n bytes (n <= 64) and compares them with want. */
+static void read_exactly(struct conf_ctx *c, struct rill_flow *f,
+                         const void *want, size_t n)
+{
+	uint8_t got[64];
+	size_t have = 0;
+	while (have < n) {
+		struct rill_buf *b = NULL;
+		TH_OK(read_one(c, f, &b));
+		TH_TRUE(have + b->len <= n);
+		memcpy(got + have, b->data, b->len);
+		have += b->len;
+		rill_buf_release(b);
+	}
+	TH_EQ_MEM(got, want, n);
+}
+
+/* The kind's half-close is what the factory declares. Without one,
+ * RILL_SHUT_WR alone is refused while reads are open (RILL_ENOHALFCLOSE,
+ * synchronously, callback never called) and changes nothing: both
+ * directions go on; once x's reads ended, it is allowed. */
+static void ck_half_close_declared(struct conf_ctx *c)
+{
+	bool declared = !(c->fac->caps_missing & CONF_NO_HALF_CLOSE);
+	TH_EQ_INT(rill_flow_can_half_close(c->x), declared);
+	TH_EQ_INT(rill_flow_can_half_close(c->y), declared);
+	if (declared)
+		return;
+	TH_EQ_ERR(rill_shutdown(c->x, RILL_SHUT_WR, never_write_cb, NULL),
+	          RILL_ENOHALFCLOSE);
+	TH_TRUE(rill_flow_errmsg(c->x) != NULL);
+	TH_OK(write_wait(c, c->x, "still here", 10));
+	TH_OK(write_wait(c, c->y, "me too", 6));
+	read_exactly(c, c->y, "still here", 10);
+	read_exactly(c, c->x, "me too", 6);
+	/* Once x's reads are over, the write side may end. */
+	TH_OK(rill_shutdown(c->x, RILL_SHUT_RD, NULL, NULL));
+	TH_OK(shut_wait(c, c->x, RILL_SHUT_WR));
+	TH_EQ_ERR(read_one(c, c->y, NULL), RILL_EOF);
 }
 
 /* shutdown(read): the pending read and later reads report EOF; the write
@@ -1158,7 +1214,7 @@ static void ck_close_in_write_cb(struct conf_ctx *c)
 	TH_OK(rill_write(c->x, big, never_write_cb, NULL));
 	TH_OK(rill_write(c->x, big, never_write_cb, NULL));
 	rill_buf_release(big);
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, never_write_cb, NULL));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, never_write_cb, NULL));
 	struct rd r;
 	rd_init(&r, c, c->y, false);
 	rd_start(&r);
@@ -1197,7 +1253,7 @@ static void ck_close_with_writes_pending(struct conf_ctx *c)
 		TH_OK(rill_write(c->x, b, count_write_cb, &n));
 		rill_buf_release(b);
 	}
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, count_write_cb, &n));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, count_write_cb, &n));
 	ctx_run_for(c, 30);
 	unsigned before = n.calls;
 	TH_TRUE(before <= 13);
@@ -1384,7 +1440,7 @@ static void ck_sticky_write_error(struct conf_ctx *c)
 	rill_buf_release(b);
 	/* A shutdown(write) now reports the sticky error or nothing new. */
 	struct status_cb sh = {0};
-	int se = rill_shutdown(c->x, RILL_SHUT_WR, status_cb, &sh);
+	int se = conf_shutdown(c, c->x, RILL_SHUT_WR, status_cb, &sh);
 	if (se == 0) {
 		ctx_wait(c, &sh.done, "the shutdown");
 		TH_TRUE(sh.status == 0 || sh.status == err);
@@ -1481,7 +1537,7 @@ static void ck_write_cb_order(struct conf_ctx *c)
 		TH_OK(rill_write(c->x, b, order_cb, &uds[i]));
 		rill_buf_release(b);
 	}
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, order_shut_cb, &o));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, order_shut_cb, &o));
 	struct rd r;
 	rd_init(&r, c, c->y, true);
 	rd_start(&r);
@@ -1534,7 +1590,7 @@ static void ck_writev_many(struct conf_ctx *c)
 	for (unsigned i = 0; i < M; i++)
 		rill_buf_release(u[i]);
 	free(u);
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, NULL, NULL));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, NULL, NULL));
 	struct rd r;
 	rd_init(&r, c, c->y, true);
 	rd_start(&r);
@@ -1628,13 +1684,13 @@ static void ck_double_shutdown_write(struct conf_ctx *c)
 {
 	struct status_cb s1 = {0}, s2 = {0}, s3 = {0};
 	TH_OK(rill_write_copy(c->x, "once", 4, NULL, NULL));
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, status_cb, &s1));
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, status_cb, &s2));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, status_cb, &s1));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, status_cb, &s2));
 	ctx_wait(c, &s2.done, "the second shutdown");
 	TH_TRUE(s1.done);
 	TH_OK(s1.status);
 	TH_OK(s2.status);
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, status_cb, &s3));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, status_cb, &s3));
 	ctx_wait(c, &s3.done, "the third shutdown");
 	TH_OK(s3.status);
 	expect_bytes(c, c->y, "once", 4, RILL_EOF);
@@ -1769,7 +1825,7 @@ static void ck_no_callback_inside_call(struct conf_ctx *c)
 		rill_buf_release(b);
 	}
 	d.in_call = true;
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, defer_wcb, &d));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, defer_wcb, &d));
 	d.in_call = false;
 	ctx_wait_count(c, &d.calls, 3, "the shutdown");
 	d.in_call = true;
@@ -1819,7 +1875,7 @@ static void ck_writer_buffer_reuse(struct conf_ctx *c)
 	 * Write the next part of the stream from the refilled buffer. */
 	gen_fill(r.b->data, 96 * KIB, r.b->len);
 	TH_OK(rill_write(c->x, r.b, reuse_cb, &r));
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, NULL, NULL));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, NULL, NULL));
 	rd_wait(&rd, "the reader");
 	TH_EQ_INT(r.done, 2);
 	TH_TRUE(!rd.bad);
@@ -1864,6 +1920,7 @@ static const struct conf_check conf_checks[] = {
     {"write_after_shutdown", ck_write_after_shutdown},
     {"ops_after_close", ck_ops_after_close},
     {"half_close", ck_half_close},
+    {"half_close_declared", ck_half_close_declared},
     {"shutdown_read", ck_shutdown_read},
     {"shutdown_rdwr", ck_shutdown_rdwr},
     {"double_close", ck_double_close},

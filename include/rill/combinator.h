@@ -46,6 +46,10 @@ struct rill_copy_result {
 	int read_err;  /* 0, or the error src reported (EOF is not one) */
 	int write_err; /* 0, or the error dst reported */
 	bool spliced;  /* the bytes moved with splice(2) */
+	/* rill_proxy only: dst cannot half-close (rill_flow_can_half_close),
+	 * so src's EOF was not passed on; dst stayed open for the other
+	 * direction, which ends the proxy when its own peer closes. */
+	bool eof_held;
 	struct rill_copy_stats stats;
 };
 
@@ -145,6 +149,12 @@ struct rill_proxy_opts {
  * every forwarded byte is flushed: the peer of b sees EOF); the same for
  * b->a. The proxy completes when both directions ended and both write
  * shutdowns finished. It never closes a flow.
+ *
+ * When b cannot half-close (rill_flow_can_half_close), its write side is
+ * left open at a's EOF (RILL_SHUT_WR there would end b->a too): the
+ * result's ab.eof_held says so, and b->a goes on until b's peer closes,
+ * or the caller ends the proxy (a linger or idle deadline). The same
+ * holds the other way round.
  *
  * Cancel: rill_proxy_abort(p) (closes both flows). Closing a or b
  * yourself while the proxy runs is not allowed (the proxy would wait for

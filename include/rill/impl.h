@@ -170,6 +170,18 @@ RILL_EXTERN void rill_flow_shutdown_done(struct rill_flow *f, int status);
 /* The implementation finished its close: the core may free f. */
 RILL_EXTERN void rill_flow_destroyed(struct rill_flow *f);
 
+/*
+ * Declares whether f can half-close (rill_flow_can_half_close); flows
+ * start able to. A kind whose peer takes a write shutdown as the end of
+ * both directions calls this with false right after rill_flow_new(), and
+ * the core then refuses RILL_SHUT_WR alone with RILL_ENOHALFCLOSE while
+ * reads are open (ops->shutdown_write is then only called once reading
+ * is over). rill_layer_new() copies the inner flow's answer; a layer that
+ * marks the end of its stream in band (its shutdown_write does not shut
+ * the flow below) sets true.
+ */
+RILL_EXTERN void rill_flow_set_half_close(struct rill_flow *f, bool can);
+
 /* ------------------------------------------------------------------------
  * Reads into the reader's own layout.
  *

@@ -74,6 +74,10 @@ static void proxy_ending(struct rill_copy *c)
 	int err = rill_shutdown(c->dst, RILL_SHUT_WR, proxy_shut_cb, c);
 	if (err == 0) {
 		p->shut_pending++;
+	} else if (err == RILL_ENOHALFCLOSE) {
+		/* dst would end both ways: keep it open for the reply; the
+		 * other direction ends the proxy. */
+		c->res.eof_held = true;
 	} else if (c->res.write_err == 0) {
 		c->res.write_err = err;
 		if (c->res.status == 0)

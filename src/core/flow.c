@@ -42,6 +42,7 @@ enum {
 	F_DESTROYED = 1u << 11,  /* implementation finished its close */
 	F_FREEING = 1u << 12,    /* uv_close(defer_) issued */
 	F_TEARDOWN = 1u << 13,   /* counted by rill_closing_flows */
+	F_NO_HALF_CLOSE = 1u << 14, /* RILL_SHUT_WR alone would end both ways */
 };
 
 /* A queued write or write shutdown. */
@@ -652,6 +653,17 @@ int rill_shutdown(struct rill_flow *f, int mode, rill_shutdown_cb cb, void *ud)
 		return RILL_EINVAL;
 	if (f->flags_ & F_CLOSED)
 		return RILL_ECLOSED;
+	/* Never cut the other direction: on a flow that cannot half-close,
+	 * the write side may end only with (or after) the read side. */
+	if (mode == RILL_SHUT_WR && (f->flags_ & F_NO_HALF_CLOSE) &&
+	    !(f->flags_ & F_SHUT_WR) && f->rd_err_ == 0) {
+		rill_flow_set_errmsg(f,
+		                     "%s cannot half-close: shutting down its "
+		                     "write side would end both directions "
+		                     "(keep it open, or use shut+)",
+		                     f->ops->name);
+		return RILL_ENOHALFCLOSE;
+	}
 	struct rill_write_req *r = NULL;
 	if (mode & RILL_SHUT_WR) {
 		r = rill_calloc(1, sizeof *r);
@@ -696,6 +708,19 @@ int rill_shutdown(struct rill_flow *f, int mode, rill_shutdown_cb cb, void *ud)
 		wq_append(f, r);
 	flow_kick(f);
 	return 0;
+}
+
+bool rill_flow_can_half_close(struct rill_flow *f)
+{
+	return f != NULL && !(f->flags_ & F_NO_HALF_CLOSE);
+}
+
+void rill_flow_set_half_close(struct rill_flow *f, bool can)
+{
+	if (can)
+		f->flags_ &= ~(uint32_t)F_NO_HALF_CLOSE;
+	else
+		f->flags_ |= F_NO_HALF_CLOSE;
 }
 
 static _Atomic(const struct rill__drop_observer *) flow_drop_observer;

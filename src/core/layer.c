@@ -19,6 +19,7 @@ struct rill_layer *rill_layer_new(struct rill_flow *inner,
 		return NULL;
 	}
 	l->inner = inner;
+	rill_flow_set_half_close(&l->base, rill_flow_can_half_close(inner));
 	return l;
 }
 

@@ -787,6 +787,9 @@ int rill_shut_attach(struct rill_flow *inner, struct rill_flow **out)
 	    inner, &shut_ops, sizeof(struct shut));
 	if (s == NULL)
 		return RILL_ENOMEM;
+	/* ShutdownWrite travels in band and leaves the flow below open: a
+	 * real half-close over any transport. */
+	rill_flow_set_half_close(&s->l.base, true);
 	s->hdr_full = rill_buf_new(4);
 	if (s->hdr_full == NULL) {
 		rill_close(inner);

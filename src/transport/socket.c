@@ -595,6 +595,7 @@ static struct sock_flow *sock_alloc(uv_loop_t *loop,
 	if (f == NULL)
 		return NULL;
 	struct sock_flow *s = sock_of(f);
+	rill_flow_set_half_close(f, !fam->no_half_close);
 	s->fam = fam;
 	s->rfd = s->wfd = -1;
 	s->rflags_saved = s->wflags_saved = -1;

@@ -32,6 +32,10 @@ struct rill_socket_family {
 	const struct rill_flow_ops *ops;
 	/* TCP_NODELAY and keepalive apply (else -ENOTSUP). */
 	bool tcp_options;
+	/* The peer takes shutdown(SHUT_WR) as the end of both directions
+	 * (a VMM's vsock muxer): flows refuse a write shutdown alone
+	 * (rill_flow_set_half_close). */
+	bool no_half_close;
 	/*
 	 * Writes the URI of an address ("tcp://[::1]:80", "unix:@x") into
 	 * buf. `listener` is true for a listener's own address, where a

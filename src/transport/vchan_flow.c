@@ -451,6 +451,12 @@ int rill__vchan_flow_address(struct rill_flow *f, int which, char *buf,
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
+void rill__vchan_flow_no_half_close(struct rill__vchan_flow *vf)
+{
+	vf->live0_is_gone = true;
+	rill_flow_set_half_close(&vf->base, false);
+}
+
 struct rill__vchan_flow *
 rill__vchan_flow_new(uv_loop_t *loop, const struct rill_flow_ops *ops,
                      const struct rill__vchan_backend *backend, size_t size)

@@ -112,6 +112,10 @@ struct rill__vchan_flow *
 rill__vchan_flow_new(uv_loop_t *loop, const struct rill_flow_ops *ops,
                      const struct rill__vchan_backend *backend, size_t size);
 
+/* libxenvchan's close rules: the peer's live 0 ends the vchan both ways
+ * (writes then fail RILL_ECLOSED), and the flow cannot half-close. */
+void rill__vchan_flow_no_half_close(struct rill__vchan_flow *vf);
+
 /*
  * The ring is attached (vf->v valid): watch wake_fd (readable means
  * "woken"). Returns 0 or a libuv error.

@@ -23,6 +23,7 @@ struct vchan_listener {
 	char *path;
 	char *uri;
 	size_t read_size, write_size;
+	bool no_half_close; /* half_close=0: libxenvchan's close rules */
 	struct rill__vchan_local *handshakes; /* accepted, not handed out */
 };
 
@@ -51,6 +52,8 @@ static void vchan_listener_handshake_done(struct rill__vchan_local *vl,
 		l->base.cb(&l->base, NULL, status, msg, l->base.ud);
 		return;
 	}
+	if (l->no_half_close)
+		rill__vchan_flow_no_half_close(&vl->ring);
 	l->base.cb(&l->base, &vl->ring.base, 0, NULL, l->base.ud);
 }
 
@@ -188,13 +191,43 @@ static int vchan_uri_sizes(const struct rill_uri *u, uint64_t *rd, uint64_t *wr)
 	return err;
 }
 
+/* half_close=0 (default 1): the peer follows libxenvchan, where live 0
+ * ends the vchan both ways; *no is true then. */
+static int vchan_uri_half_close(const struct rill_uri *u, bool *no)
+{
+	uint64_t v;
+	int err = rill__uri_param_u64(u, "half_close", 0, 1, 1, &v);
+	*no = v == 0;
+	return err;
+}
+
 static int vchan_uri_check(const struct rill_uri *u)
 {
 	char buf[512];
 	const char *d = NULL, *p = NULL;
 	uint64_t rd, wr;
+	bool no;
 	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
-	return err != 0 ? err : vchan_uri_sizes(u, &rd, &wr);
+	if (err == 0)
+		err = vchan_uri_sizes(u, &rd, &wr);
+	return err != 0 ? err : vchan_uri_half_close(u, &no);
+}
+
+/* A client with half_close=0: the flow is marked on arrival. */
+struct vchan_nohc_connect {
+	rill_connect_cb cb;
+	void *ud;
+};
+
+static void vchan_nohc_connected(struct rill_flow *f, int status,
+                                 const char *errmsg, void *ud)
+{
+	struct vchan_nohc_connect w = *(struct vchan_nohc_connect *)ud;
+	rill_free(ud);
+	if (status == 0)
+		rill__vchan_flow_no_half_close(
+		    rill_container_of(f, struct rill__vchan_flow, base));
+	w.cb(f, status, errmsg, w.ud);
 }
 
 static int vchan_uri_connect(uv_loop_t *loop, const struct rill_uri *u,
@@ -203,10 +236,22 @@ static int vchan_uri_connect(uv_loop_t *loop, const struct rill_uri *u,
 {
 	char buf[512];
 	const char *d = NULL, *p = NULL;
+	bool no;
 	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
+	if (err == 0)
+		err = vchan_uri_half_close(u, &no);
 	if (err != 0)
 		return err;
-	return rill_vchan_client(loop, d, p, opts, cb, ud);
+	if (!no)
+		return rill_vchan_client(loop, d, p, opts, cb, ud);
+	struct vchan_nohc_connect *w = rill_malloc(sizeof *w);
+	if (w == NULL)
+		return RILL_ENOMEM;
+	*w = (struct vchan_nohc_connect){.cb = cb, .ud = ud};
+	err = rill_vchan_client(loop, d, p, opts, vchan_nohc_connected, w);
+	if (err != 0)
+		rill_free(w);
+	return err;
 }
 
 static struct vchan_listener *vchan_listener_new(const struct rill_uri *u,
@@ -259,9 +304,12 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
 	char buf[512];
 	const char *d = NULL, *p = NULL;
 	uint64_t rd, wr;
+	bool no;
 	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
 	if (err == 0)
 		err = vchan_uri_sizes(u, &rd, &wr);
+	if (err == 0)
+		err = vchan_uri_half_close(u, &no);
 	if (err != 0)
 		return err;
 	char path[RILL__VCHAN_SUN_PATH];
@@ -277,6 +325,7 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
 		return RILL_ENOMEM;
 	l->read_size = (size_t)rd;
 	l->write_size = (size_t)wr;
+	l->no_half_close = no;
 	err = vchan_listener_start(loop, l);
 	if (err != 0) {
 		rill_free(l->path);
@@ -300,7 +349,10 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
                           void *ud, struct rill_listener **out)
 {
 	uint64_t rd, wr;
+	bool no;
 	int err = vchan_uri_sizes(u, &rd, &wr);
+	if (err == 0)
+		err = vchan_uri_half_close(u, &no);
 	if (err != 0)
 		return err;
 	if (acceptor->ops != &vchan_listener_ops ||
@@ -317,6 +369,7 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
 	l->member = true;
 	l->read_size = (size_t)rd;
 	l->write_size = (size_t)wr;
+	l->no_half_close = no;
 	l->uri = rill_strdup(a->uri);
 	if (l->uri == NULL) {
 		rill_free(l);
@@ -336,7 +389,8 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
 	return 0;
 }
 
-static const char *const vchan_uri_params[] = {"read_size", "write_size", NULL};
+static const char *const vchan_uri_params[] = {"read_size", "write_size",
+                                               "half_close", NULL};
 
 const struct rill_transport_scheme rill__vchan_scheme = {
     .name = "vchan",

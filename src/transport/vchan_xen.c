@@ -213,7 +213,7 @@ struct rill__xen_vchan *rill__xen_vchan_new(uv_loop_t *loop, bool server,
 		return NULL;
 	/* libxenvchan stops writing to a peer whose live byte is 0: its
 	 * death and its close look the same. */
-	vf->live0_is_gone = true;
+	rill__vchan_flow_no_half_close(vf);
 	struct rill__xen_vchan *xv = xen_of(vf);
 	xv->server = server;
 	xv->peer_domid = peer_domid;

@@ -256,10 +256,15 @@ static int hybrid_format(const struct sockaddr *sa, socklen_t len,
 static const struct rill_flow_ops hybrid_ops = RILL_SOCKET_OPS("hybrid-vsock");
 static const struct rill_flow_ops hyperkit_ops = RILL_SOCKET_OPS("hyperkit");
 
+/* Firecracker's, Cloud Hypervisor's and vhost-device's muxers turn the
+ * host's shutdown(SHUT_WR) into a full shutdown of the guest's connection
+ * (doc/shut-framing.md): no half-close. HyperKit forwards it as a vsock
+ * SHUTDOWN of the send side only, so its flows keep theirs. */
 const struct rill_socket_family rill__hybrid_vsock_family = {
     .name = "hybrid-vsock",
     .ops = &hybrid_ops,
     .tcp_options = false,
+    .no_half_close = true,
     .format = hybrid_format,
 };
 

@@ -55,7 +55,8 @@ DOM0_CMDLINE = "console=hvc0 earlyprintk=xen quiet loglevel=3 rdinit=/init " \
                "panic=-1"
 # The guest programs that must start (a guest that stops early misses
 # them and fails).
-EXPECT = ["rs-lc", "lc-rs", "ls-rc", "rc-ls", "conf-xen-vchan", "du-rs",
+EXPECT = ["rs-lc", "lc-rs", "ls-rc", "rc-ls", "nohc-cat", "nohc-relay",
+          "conf-xen-vchan", "du-rs",
           "domU-lc"]
 
 

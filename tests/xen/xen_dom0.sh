@@ -132,6 +132,35 @@ cli_legs() {
 	xen_daemons_stop
 }
 
+# xen-vchan has no half-close: at the end of its input rill cat must not
+# end the vchan (live 0), or a libxenvchan peer stops answering and the
+# reply is cut short (issue 22). The peer is Xen's vchan-socket-proxy in
+# server mode in front of rill echo; 1 MiB goes there and back, checked
+# by hash, straight and through a relay hop (tcp -> xen-vchan).
+nohc_legs() {
+	head -c 1048576 /dev/urandom >/tmp/nohc-in
+	xen_daemon $RILL echo unix:/tmp/nohc-echo.sock
+	xen_daemon "$PROXY" -m server 0 $D/n1 /tmp/nohc-echo.sock
+	xen_daemon "$PROXY" -m server 0 $D/n2 /tmp/nohc-echo.sock
+	xen_wait_key $D/n1/ring-ref
+	xen_wait_key $D/n2/ring-ref
+	vm_run nohc-cat 90 sh -c ". /etc/rill-vm/xen_lib.sh
+		$RILL cat --idle-timeout 3 'xen-vchan:0?path=$D/n1' \
+			</tmp/nohc-in >/tmp/nohc-out1
+		nohc_check 'rill cat -> libxenvchan echo (no half-close)' \
+			/tmp/nohc-out1 \$?"
+	xen_daemon $RILL relay --idle-timeout 3 tcp://127.0.0.1:7100 \
+		"xen-vchan:0?path=$D/n2"
+	vm_run nohc-relay 90 sh -c ". /etc/rill-vm/xen_lib.sh
+		i=0; while ! netstat -ltn 2>/dev/null | grep -q ':7100 ' &&
+			[ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
+		$RILL cat tcp://127.0.0.1:7100 </tmp/nohc-in >/tmp/nohc-out2
+		nohc_check 'rill cat -> rill relay -> libxenvchan echo (no half-close)' \
+			/tmp/nohc-out2 \$?"
+	xen_daemons_stop
+	rm -f /tmp/nohc-in /tmp/nohc-out1 /tmp/nohc-out2
+}
+
 conformance() {
 	vm_run conf-xen-vchan 240 $CONF conf/xen-vchan/
 }
@@ -233,6 +262,7 @@ kill_legs
 hostile_legs
 proxy_legs
 cli_legs
+nohc_legs
 conformance
 vm_note "dom0: the dom0<->dom0 legs are done"
 if domu_start; then

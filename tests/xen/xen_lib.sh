@@ -65,3 +65,21 @@ xen_wait_key() {
 		i=$((i + 1))
 	done
 }
+
+# nohc_check NAME FILE STATUS: the TAP of one no-half-close leg
+# (xen_dom0.sh nohc_legs): exit status 0, and FILE is /tmp/nohc-in.
+nohc_check() {
+	want=$(sha256sum /tmp/nohc-in | cut -d' ' -f1)
+	got=$(sha256sum "$2" | cut -d' ' -f1)
+	echo "1..2"
+	if [ "$3" = 0 ]; then
+		echo "ok 1 - $1: exit 0"
+	else
+		echo "not ok 1 - $1: exit status $3"
+	fi
+	if [ "$want" = "$got" ]; then
+		echo "ok 2 - $1: the reply is whole ($(wc -c <"$2") bytes, sha256)"
+	else
+		echo "not ok 2 - $1: the reply differs ($(wc -c <"$2") of $(wc -c </tmp/nohc-in) bytes)"
+	fi
+}

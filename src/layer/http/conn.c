@@ -165,8 +165,13 @@ static void http_conn_linger(struct http_conn *c)
 	c->ex = NULL;
 	if (ex != NULL)
 		rill__http_ex_detach(ex, RILL_ECLOSED);
-	if (rill_shutdown(c->io, RILL_SHUT_WR, http_conn_linger_shut_cb, c) !=
-	    0) {
+	int err =
+	    rill_shutdown(c->io, RILL_SHUT_WR, http_conn_linger_shut_cb, c);
+	if (err == RILL_ENOHALFCLOSE) /* the end of both ways, after the
+	                                 queued responses */
+		err = rill_shutdown(c->io, RILL_SHUT_RDWR,
+		                    http_conn_linger_shut_cb, c);
+	if (err != 0) {
 		rill__http_conn_destroy(c, RILL_ECLOSED);
 		return;
 	}

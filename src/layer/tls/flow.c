@@ -467,7 +467,13 @@ static void tls_shut_step(struct tls_flow *t)
 		t->shut_state = SHUT_INNER;
 		int err = rill_shutdown(tls_inner(t), RILL_SHUT_WR,
 		                        tls_inner_shutdown_cb, t);
-		if (err != 0) {
+		if (err == RILL_ENOHALFCLOSE) {
+			/* The flow below cannot end one direction alone
+			 * (reads of it are still open): close_notify said it
+			 * in band; the flow below ends at close. */
+			t->shut_state = SHUT_DONE;
+			rill_flow_shutdown_done(f, 0);
+		} else if (err != 0) {
 			t->shut_state = SHUT_DONE;
 			rill_flow_shutdown_done(f, err);
 		}
