@@ -209,6 +209,10 @@ static void gate_conn_on_timer(uv_timer_t *t)
 
 void rill__vchan_gate_add(struct rill__vchan_gate *g, int fd)
 {
+	if (g->closed) {
+		close(fd);
+		return;
+	}
 	uid_t uid = (uid_t)-1;
 	int err = rill__vchan_peer_uid(fd, &uid);
 	if (err != 0 || !rill__vchan_uid_allowed(&g->pol, uid)) {
@@ -234,6 +238,11 @@ void rill__vchan_gate_add(struct rill__vchan_gate *g, int fd)
 		gate_conn_drop(g->oldest, RILL_ETIMEDOUT,
 		               "vchan: too many clients in the rendezvous; "
 		               "dropped the oldest");
+	if (g->closed) {
+		/* The owner closed the gate from that drop's callback. */
+		close(fd);
+		return;
+	}
 	struct rill__vchan_gate_conn *c = rill_calloc(1, sizeof *c);
 	if (c == NULL || uv_poll_init(g->loop, &c->poll, fd) != 0) {
 		rill_free(c);
@@ -263,6 +272,7 @@ void rill__vchan_gate_add(struct rill__vchan_gate *g, int fd)
 
 void rill__vchan_gate_close(struct rill__vchan_gate *g)
 {
+	g->closed = true;
 	while (g->oldest != NULL)
 		gate_conn_drop(g->oldest, RILL_ECANCELED,
 		               "vchan: the server closed");

@@ -82,6 +82,7 @@ struct rill__vchan_gate {
 	struct rill__vchan_policy pol;
 	struct rill__vchan_gate_conn *oldest, *newest;
 	unsigned n;
+	bool closed; /* rill__vchan_gate_close was called: add no more */
 };
 
 void rill__vchan_gate_init(struct rill__vchan_gate *g, uv_loop_t *loop,
@@ -97,7 +98,9 @@ void rill__vchan_gate_init(struct rill__vchan_gate *g, uv_loop_t *loop,
 void rill__vchan_gate_add(struct rill__vchan_gate *g, int fd);
 
 /* Drops every connection in progress (hooks->dropped with
- * RILL_ECANCELED for each). The gate may be reused or freed after. */
+ * RILL_ECANCELED for each); later adds just close their fd. The gate's
+ * memory may be freed after (the connections' own goes with their
+ * handles). */
 void rill__vchan_gate_close(struct rill__vchan_gate *g);
 
 #endif

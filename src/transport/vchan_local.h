@@ -5,6 +5,8 @@
  *   vchan_local.c         the shared memory, eventfds, the backend ops
  *                         and the hang-up watch of a connected vchan;
  *   vchan_local_server.c  rill_vchan_server and the server's rendezvous;
+ *   vchan_gate.c          every server's door: credentials, deadline,
+ *                         cap, connectors served side by side;
  *   vchan_local_client.c  rill_vchan_client;
  *   vchan_names.c         (domain, port) -> rendezvous socket path;
  *   vchan_uri.c           the vchan: URI scheme and its listener.
