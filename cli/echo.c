@@ -208,7 +208,9 @@ int cli_echo(int argc, char **argv)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	srv.loop = &loop;
-	int err = rill_listen(&loop, argv[optind], NULL, echo_accepted, &srv,
+	/* A restart after a crash takes a stale unix: socket back. */
+	struct rill_listen_opts lo = {.replace_stale_unix = true};
+	int err = rill_listen(&loop, argv[optind], &lo, echo_accepted, &srv,
 	                      &srv.listener);
 	if (err != 0) {
 		cli_error("%s", rill_last_errmsg()[0] ? rill_last_errmsg()

@@ -120,11 +120,14 @@ int cli_workers_init(struct cli_workers *g, unsigned n,
 int cli_workers_listen(struct cli_workers *g, const char *uri,
                        const struct rill_listen_opts *opts, bool quiet)
 {
-	struct rill_listen_opts jo = {0};
+	struct rill_listen_opts lo = {0};
 	if (opts != NULL)
-		jo = *opts;
-	int err = rill_listen(&g->w[0].loop, uri, opts, g->ops->accept,
-	                      &g->w[0], &g->w[0].listener);
+		lo = *opts;
+	/* A server restarted after a crash takes its unix: path back. */
+	lo.replace_stale_unix = true;
+	struct rill_listen_opts jo = lo;
+	int err = rill_listen(&g->w[0].loop, uri, &lo, g->ops->accept, &g->w[0],
+	                      &g->w[0].listener);
 	if (err != 0)
 		return err;
 	jo.join = g->w[0].listener;

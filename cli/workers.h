@@ -73,7 +73,9 @@ int cli_workers_init(struct cli_workers *g, unsigned n,
 /*
  * Worker 0 listens on uri; the others join it. A transport that cannot
  * spread its connections (stdio) keeps one worker, with a note unless
- * quiet. 0, or the listen error (rill_last_errmsg() explains).
+ * quiet. A stale unix: socket file is replaced (replace_stale_unix is
+ * set whatever opts says). 0, or the listen error (rill_last_errmsg()
+ * explains).
  */
 int cli_workers_listen(struct cli_workers *g, const char *uri,
                        const struct rill_listen_opts *opts, bool quiet);

@@ -90,7 +90,7 @@ RILL_EXTERN const char *rill_version(void);
 	X(EHANDSHAKE, -30070, "transport handshake refused by the peer")      \
 	X(ENOTSUP_PLATFORM, -30080,                                           \
 	  "transport not available on this platform")                         \
-	X(ENOHALFCLOSE, -30090,                                               \
+	X(ENOHALFCLOSE, -30100,                                               \
 	  "flow cannot half-close: shutting down its write side would end "   \
 	  "both directions")
 

@@ -385,6 +385,52 @@ TEST(hostile_indices_on_a_live_flow)
 }
 
 /* A fake server that sends an OFFER with memory that is not sealed. */
+/* rill_vchan_server (one vchan, one client) with silent connectors
+ * ahead of the honest client (issue 23, Why 5): the client is served at
+ * once, not after them, and the silent ones are dropped at the
+ * deadline. */
+TEST_TIMEOUT(silent_connectors_do_not_block_the_server, 60)
+{
+	vt_private_dir();
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *s;
+	TH_OK(rill_vchan_server(&loop, NULL, "silent", 4096, 4096, NULL, NULL,
+	                        &s));
+	char path[200];
+	TH_OK(rill_vchan_path(NULL, "silent", path, sizeof path));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, path);
+	int silent[8];
+	for (int k = 0; k < 8; k++) {
+		silent[k] = socket(AF_UNIX, SOCK_STREAM, 0);
+		TH_OK(connect(silent[k], (struct sockaddr *)&sa, sizeof sa));
+	}
+	for (int i = 0; i < 10; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	uv_update_time(&loop);
+	uint64_t t0 = uv_now(&loop);
+	struct vt_connect c = {0};
+	struct rill_connect_opts o = {.timeout_ms = 3000};
+	TH_OK(rill_vchan_client(&loop, NULL, "silent", &o, vt_connect_cb, &c));
+	while (!c.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	TH_OK(c.status);
+	uv_update_time(&loop);
+	TH_TRUE(uv_now(&loop) - t0 < 1000);
+	vt_transfer(&loop, s, c.f, 100000, 100000);
+	/* Taken: the others were hung up on. */
+	char x;
+	for (int k = 0; k < 8; k++) {
+		TH_EQ_INT(read(silent[k], &x, 1), 0);
+		close(silent[k]);
+	}
+	rill_close(s);
+	rill_close(c.f);
+	vt_drain(&loop);
+	TH_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 TEST(client_rejects_unsealed_memory_and_bad_offers)
 {
 	vt_private_dir();

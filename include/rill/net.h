@@ -65,6 +65,18 @@ RILL_EXTERN int rill_connect_sync(uv_loop_t *loop, const char *uri,
 struct rill_listen_opts {
 	int backlog;         /* 0: 511 */
 	bool keep_unix_path; /* do not unlink a Unix socket file on close */
+	/*
+	 * unix: paths only. When the path exists, replace it if it is a
+	 * stale socket: a socket file owned by this process's effective
+	 * uid that nobody answers on (a non-blocking connect is refused;
+	 * its server died, say by kill -9). A live server's socket, another
+	 * user's socket, or anything that is not a socket is never touched:
+	 * rill_listen then fails with -EADDRINUSE and a message saying
+	 * which. Off by default (rill relay, echo and http serve turn it
+	 * on). A server that is starting (bound, not yet listening) looks
+	 * stale for that instant.
+	 */
+	bool replace_stale_unix;
 	/* Deadline for the layers' handshakes (TLS...) on each accepted
 	 * connection; 0: 10 s. */
 	uint64_t handshake_timeout_ms;

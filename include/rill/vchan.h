@@ -60,9 +60,19 @@ typedef void (*rill_vchan_server_cb)(struct rill_flow *f, int status, void *ud);
  * or the flow is closed. cb (may be NULL) reports the client's arrival.
  *
  * Returns 0 and stores the flow (caller closes it), or synchronously:
- * RILL_EINVAL (bad name, size), -EADDRINUSE (a live server has the name),
+ * RILL_EINVAL (bad name, size), -EADDRINUSE (a live server has the name,
+ * or a file that is not our own socket is there: it is left alone),
+ * -EACCES / -ENOTDIR (the rendezvous directory is not safe: see below),
  * -ENAMETOOLONG, other -errno from mkdir/bind/memfd/mmap, RILL_ENOMEM;
- * rill_last_errmsg() explains.
+ * rill_last_errmsg() explains, naming the path.
+ *
+ * Safety (doc/security.md): the default directory and a named domain in
+ * it must be real directories owned by our effective uid with mode 0700
+ * (created so when missing); the client must run as our effective uid or
+ * root (SO_PEERCRED); connectors are served side by side, each with a
+ * 5 s deadline for the rendezvous, at most 64 at once (the oldest is
+ * dropped when full). The vchan: URI adds allow_uid=,
+ * handshake_timeout= and max_handshakes= (doc/uri.md).
  */
 RILL_EXTERN int rill_vchan_server(uv_loop_t *loop, const char *domain,
                                   const char *port, size_t read_size,
@@ -73,9 +83,13 @@ RILL_EXTERN int rill_vchan_server(uv_loop_t *loop, const char *domain,
  * Connects to the server on (domain, port). opts may be NULL: timeout_ms
  * bounds the whole rendezvous, retry_until_ms retries while no server
  * listens yet. cb gets the flow (status 0; the callee owns and closes it)
- * or an error: -ENOENT / RILL_ECONNREFUSED (no server), RILL_ETIMEDOUT,
- * RILL_EHANDSHAKE (the server broke the rendezvous protocol), RILL_ERING
- * (bad shared memory), with errmsg saying why.
+ * or an error: -ENOENT / RILL_ECONNREFUSED (no server), RILL_ETIMEDOUT
+ * (timeout_ms, or 5 s for the rendezvous once connected), RILL_EHANDSHAKE
+ * (the server broke the rendezvous protocol, or its descriptors are not
+ * a memfd and two eventfds), RILL_ERING (bad shared memory), -EACCES (the
+ * server runs as a uid other than ours or root), with errmsg saying why.
+ * Returns -EACCES / -ENOTDIR synchronously when the default directory
+ * exists and is not ours alone.
  * Returns 0, or synchronously (cb never called) RILL_EINVAL, RILL_ENOMEM.
  */
 RILL_EXTERN int rill_vchan_client(uv_loop_t *loop, const char *domain,

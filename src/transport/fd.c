@@ -56,19 +56,8 @@ static int fd_names_count;
 
 static void fd_activation_read(void)
 {
-	const char *pid = getenv("LISTEN_PID");
-	const char *fds = getenv("LISTEN_FDS");
-	if (pid == NULL || fds == NULL)
-		return;
-	char *end;
-	errno = 0;
-	long p = strtol(pid, &end, 10);
-	if (errno != 0 || *end != '\0' || p != (long)getpid())
-		return;
-	long n = strtol(fds, &end, 10);
-	if (errno != 0 || *end != '\0' || n <= 0 || n > 65536)
-		return;
-	fd_listen_count = (int)n;
+	fd_listen_count = rill__fd_activation_count(
+	    getenv("LISTEN_PID"), getenv("LISTEN_FDS"), (long)getpid());
 	for (int i = 0; i < fd_listen_count; i++) {
 		int fl = fcntl(FD_LISTEN_START + i, F_GETFD);
 		if (fl >= 0 && !(fl & FD_CLOEXEC))
@@ -76,7 +65,7 @@ static void fd_activation_read(void)
 	}
 	/* Process-lifetime memory, not rill's allocator: nothing frees it. */
 	const char *names = getenv("LISTEN_FDNAMES");
-	if (names == NULL)
+	if (names == NULL || fd_listen_count == 0)
 		return;
 	fd_names_text = strdup(names);
 	fd_names = calloc((size_t)fd_listen_count, sizeof *fd_names);
@@ -87,15 +76,8 @@ static void fd_activation_read(void)
 		fd_names = NULL;
 		return;
 	}
-	char *s = fd_names_text;
-	while (fd_names_count < fd_listen_count) {
-		fd_names[fd_names_count++] = s;
-		char *colon = strchr(s, ':');
-		if (colon == NULL)
-			break;
-		*colon = '\0';
-		s = colon + 1;
-	}
+	fd_names_count =
+	    rill__fd_activation_names(fd_names_text, fd_names, fd_listen_count);
 }
 
 void rill__fd_activation_load(void)

@@ -204,9 +204,13 @@ int rill__socket_bind_fd(const struct sockaddr *sa, socklen_t len, int backlog,
 /*
  * A listening Unix socket on the filesystem path: as rill__socket_bind_fd,
  * but a socket file nobody listens on any more (its server died) is
- * replaced. -EADDRINUSE when a live server has the path, -ENAMETOOLONG.
+ * replaced, if it is a socket owned by our effective uid (unix.c). Never
+ * removes anything else. -EADDRINUSE when a live server has the path or
+ * the file is not ours to replace, -ENAMETOOLONG, -errno; *why (may be
+ * NULL) then says what is there, or stays NULL.
  */
-int rill__unix_bind_fd(const char *path, int backlog, int *out);
+int rill__unix_bind_fd(const char *path, int backlog, int *out,
+                       const char **why);
 
 /*
  * The acceptor's side of a socket listener made by rill__socket_listen

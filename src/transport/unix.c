@@ -2,12 +2,15 @@
  * Unix stream sockets: the "unix" family of the socket core, and the
  * unix: URI scheme (filesystem paths and Linux abstract names, "@name").
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core.h"
 #include "transport/socket.h"
 
 static int unix_format(const struct sockaddr *sa, socklen_t len, bool listener,
@@ -143,13 +146,34 @@ static int unix_listen(uv_loop_t *loop, const struct rill_uri *u,
 		return err;
 	char label[160];
 	snprintf(label, sizeof label, "unix:%s", u->rest);
+	const char *unlink_path =
+	    abstract || opts->keep_unix_path ? NULL : sa.sun_path;
+	if (!abstract && opts->replace_stale_unix) {
+		int fd = -1;
+		const char *why = NULL;
+		err = rill__unix_bind_fd(sa.sun_path, opts->backlog, &fd, &why);
+		if (err != 0) {
+			rill__set_last_errmsg(
+			    "listen %s: %s%s%s", label, strerror(-err),
+			    why != NULL ? ": " : "", why != NULL ? why : "");
+			return err;
+		}
+		err = rill__socket_listen(loop, fd, &rill__unix_family,
+		                          unlink_path, cb, ud, out);
+		if (err != 0) {
+			rill__set_last_errmsg("listen %s: %s", label,
+			                      rill_strerror(err));
+			if (unlink_path != NULL)
+				unlink(unlink_path);
+		}
+		return err;
+	}
 	/* SO_REUSEADDR means nothing for Unix sockets; an existing file is
-	 * EADDRINUSE, and is not removed: it may belong to a live server. */
+	 * EADDRINUSE, and is not removed: it may belong to a live server
+	 * (replace_stale_unix replaces a dead one). */
 	return rill__socket_bind_listen(
 	    loop, &rill__unix_family, (struct sockaddr *)&sa, len,
-	    opts->backlog, false,
-	    abstract || opts->keep_unix_path ? NULL : sa.sun_path, label, cb,
-	    ud, out);
+	    opts->backlog, false, unlink_path, label, cb, ud, out);
 }
 
 const struct rill_transport_scheme rill__unix_scheme = {
@@ -162,39 +186,92 @@ const struct rill_transport_scheme rill__unix_scheme = {
 };
 
 /* ---------------------------------------------------------------------- */
-/* Listening sockets that replace stale ones */
+/* Listening sockets that replace stale ones
+ *
+ * A socket file whose server died (kill -9) stays behind, and bind then
+ * fails with EADDRINUSE. It is replaced only when all of these hold: it
+ * is a socket (lstat: a regular file, a directory or a symlink is never
+ * touched; connect() would also say ECONNREFUSED for a regular file), it
+ * belongs to our effective uid (another user's socket is theirs to
+ * clean), and a non-blocking connect to it is refused (nobody listens;
+ * a full backlog gives EAGAIN, which counts as alive). */
 
-/* True when a server accepts connections on sa right now. */
-static bool unix_is_live(const struct sockaddr_un *sa, int *why)
+/* 0: stale, ENOENT: gone already, else EADDRINUSE with *why. */
+static int unix_probe_stale(const struct sockaddr_un *sa, const char *path,
+                            const char **why)
 {
-	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe < 0) {
-		*why = errno;
-		return true; /* cannot tell: do not touch the file */
+	struct stat st;
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return ENOENT;
+		*why = "the path exists and cannot be examined";
+		return EADDRINUSE;
 	}
-	bool live =
-	    connect(probe, (const struct sockaddr *)sa, sizeof *sa) == 0;
-	*why = live ? 0 : errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		*why = "the path exists and is not a socket (left alone)";
+		return EADDRINUSE;
+	}
+	if (st.st_uid != geteuid()) {
+		*why = "a socket of another user is there (left alone)";
+		return EADDRINUSE;
+	}
+	int probe =
+	    socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (probe < 0) {
+		*why = "cannot probe the existing socket";
+		return EADDRINUSE;
+	}
+	int e = connect(probe, (const struct sockaddr *)sa, sizeof *sa) == 0
+	            ? 0
+	            : errno;
 	close(probe);
-	return live;
+	if (e == ENOENT)
+		return ENOENT;
+	if (e != ECONNREFUSED) {
+		*why = e == 0 || e == EAGAIN
+		           ? "a server is listening there"
+		           : "the existing socket answers in an unexpected way "
+		             "(left alone)";
+		return EADDRINUSE;
+	}
+	/* The same file still, so that what we unlink is what we checked. */
+	struct stat again;
+	if (lstat(path, &again) != 0 || again.st_ino != st.st_ino ||
+	    again.st_dev != st.st_dev) {
+		*why = "the socket file changed under the check";
+		return EADDRINUSE;
+	}
+	return 0;
 }
 
-int rill__unix_bind_fd(const char *path, int backlog, int *out)
+int rill__unix_bind_fd(const char *path, int backlog, int *out,
+                       const char **why)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t n = strlen(path);
-	if (n >= sizeof sa.sun_path)
+	const char *dummy;
+	if (why == NULL)
+		why = &dummy;
+	*why = NULL;
+	if (n >= sizeof sa.sun_path) {
+		*why = "path too long for a Unix socket (max 107 bytes)";
 		return -ENAMETOOLONG;
+	}
 	memcpy(sa.sun_path, path, n + 1);
 	int err = rill__socket_bind_fd((struct sockaddr *)&sa, sizeof sa,
 	                               backlog, false, path, out);
 	if (err != -EADDRINUSE)
 		return err;
-	/* Only a file whose server is gone (connect refused) is replaced:
-	 * a live server, or a file that is not a socket, stays. */
-	int why = 0;
-	if (unix_is_live(&sa, &why) || why != ECONNREFUSED || unlink(path) != 0)
+	int e = unix_probe_stale(&sa, path, why);
+	if (e == EADDRINUSE)
 		return -EADDRINUSE;
-	return rill__socket_bind_fd((struct sockaddr *)&sa, sizeof sa, backlog,
-	                            false, path, out);
+	if (e == 0 && unlink(path) != 0 && errno != ENOENT) {
+		*why = "cannot remove the stale socket";
+		return -EADDRINUSE;
+	}
+	err = rill__socket_bind_fd((struct sockaddr *)&sa, sizeof sa, backlog,
+	                           false, path, out);
+	if (err == -EADDRINUSE)
+		*why = "another server took the path meanwhile";
+	return err;
 }

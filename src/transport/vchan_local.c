@@ -115,6 +115,9 @@ static void local_close_handles(struct rill__vchan_flow *vf)
 		rill__vchan_flow_close_handle(vf,
 		                              (uv_handle_t *)&vl->sock_poll);
 	vl->sock_init = false;
+	if (vl->srv.gate_init)
+		rill__vchan_gate_close(&vl->srv.gate);
+	vl->srv.gate_init = false;
 	rill__vchan_local_close_acceptor(vl);
 	if (vl->cli.timer_init)
 		rill__vchan_flow_close_handle(vf,
@@ -235,14 +238,40 @@ int rill__vchan_local_setup(struct rill__vchan_local *vl, size_t read_size,
 	return 0;
 }
 
+/* What /proc says fd is ("anon_inode:[eventfd]", "/memfd:rill-vchan
+ * (deleted)"...), into buf: false when it cannot tell. */
+static bool vchan_local_fd_kind(int fd, char *buf, size_t len)
+{
+	char link[64];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, buf, len - 1);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
 /* The memory must be a memfd sealed against shrinking, of len bytes: a
- * server that truncated it under our mapping would crash us (SIGBUS). */
+ * server that truncated it under our mapping would crash us (SIGBUS). A
+ * regular file or a device in its place is refused too. */
 static bool vchan_local_sealed(int fd, uint64_t len)
 {
+	char kind[128];
 	int seals = fcntl(fd, F_GET_SEALS);
 	struct stat st;
-	return seals >= 0 && (seals & F_SEAL_SHRINK) && fstat(fd, &st) == 0 &&
-	       (uint64_t)st.st_size >= len;
+	return vchan_local_fd_kind(fd, kind, sizeof kind) &&
+	       strncmp(kind, "/memfd:", 7) == 0 && seals >= 0 &&
+	       (seals & F_SEAL_SHRINK) && fstat(fd, &st) == 0 &&
+	       S_ISREG(st.st_mode) && (uint64_t)st.st_size >= len;
+}
+
+/* An eventfd, nothing else: a pipe, socket or file in its place could
+ * block us or feed us anything. */
+static bool vchan_local_is_eventfd(int fd)
+{
+	char kind[128];
+	return vchan_local_fd_kind(fd, kind, sizeof kind) &&
+	       strcmp(kind, "anon_inode:[eventfd]") == 0;
 }
 
 int rill__vchan_local_map_offer(struct rill__vchan_local *vl,
@@ -257,6 +286,12 @@ int rill__vchan_local_map_offer(struct rill__vchan_local *vl,
 		*why = "the shared memory is not a memfd sealed against "
 		       "shrinking, of the offered size";
 		return RILL_ERING;
+	}
+	if (!vchan_local_is_eventfd(offer->fds[RILL__RDV_FD_SERVER_EVT]) ||
+	    !vchan_local_is_eventfd(offer->fds[RILL__RDV_FD_CLIENT_EVT])) {
+		*why = "the OFFER's second and third descriptors are not both "
+		       "eventfds";
+		return RILL_EHANDSHAKE;
 	}
 	void *map = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED,
 	                 offer->fds[RILL__RDV_FD_MEM], 0);

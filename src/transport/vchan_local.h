@@ -5,6 +5,8 @@
  *   vchan_local.c         the shared memory, eventfds, the backend ops
  *                         and the hang-up watch of a connected vchan;
  *   vchan_local_server.c  rill_vchan_server and the server's rendezvous;
+ *   vchan_gate.c          every server's door: credentials, deadline,
+ *                         cap, connectors served side by side;
  *   vchan_local_client.c  rill_vchan_client;
  *   vchan_names.c         (domain, port) -> rendezvous socket path;
  *   vchan_uri.c           the vchan: URI scheme and its listener.
@@ -20,14 +22,14 @@
 
 #include "transport/acceptor.h"
 #include "transport/vchan_flow.h"
+#include "transport/vchan_gate.h"
 #include "transport/vchan_rendezvous.h"
 
 #define RILL__VCHAN_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
 
 enum rill__vchan_local_state {
-	RILL__VL_LISTENING,  /* server: waiting for a client to connect */
-	RILL__VL_SRV_HELLO,  /* server: reading the client's HELLO */
-	RILL__VL_SRV_READY,  /* server: OFFER sent, reading READY */
+	RILL__VL_LISTENING,  /* server: waiting for a client's HELLO */
+	RILL__VL_SRV_READY,  /* server: OFFER sent, waiting for READY */
 	RILL__VL_CONNECTING, /* client: connect() (retrying) */
 	RILL__VL_CLI_OFFER,  /* client: HELLO sent, reading the OFFER */
 	RILL__VL_CONNECTED,
@@ -35,24 +37,14 @@ enum rill__vchan_local_state {
 
 struct rill__vchan_local;
 
-/* How a server's rendezvous ended, for the one who accepted the client
- * (the URI listener): status 0 (connected) or an error with msg. */
-typedef void (*rill__vchan_local_done_cb)(struct rill__vchan_local *vl,
-                                          int status, const char *msg);
-
 struct rill__vchan_local_server {
 	int listen_fd;
 	char *path; /* the rendezvous path we bound, to remove */
 	struct rill__acceptor acc;
 	bool acc_init;
-	uint8_t msg[RILL__RDV_HEADER_LEN]; /* HELLO or READY coming in */
-	size_t msg_len;
+	struct rill__vchan_gate gate; /* connectors in the rendezvous */
+	bool gate_init;
 	rill_vchan_server_cb cb;
-	/* Set by a URI listener: it gets the result instead of cb, and a
-	 * failed client ends this vchan instead of waiting for the next. */
-	rill__vchan_local_done_cb done;
-	void *owner;                    /* the listener */
-	struct rill__vchan_local *next; /* in the owner's list */
 };
 
 struct rill__vchan_local_client {
@@ -61,6 +53,7 @@ struct rill__vchan_local_client {
 	bool timer_init;
 	uint64_t deadline; /* loop time; 0: none */
 	rill_connect_cb cb;
+	struct rill__vchan_policy pol; /* who may be our server */
 	char sun_path[RILL__VCHAN_SUN_PATH];
 };
 
@@ -97,8 +90,25 @@ int rill__vchan_local_map_offer(struct rill__vchan_local *vl,
  * peer is gone. */
 void rill__vchan_local_watch_peer(struct rill__vchan_local *vl);
 
-/* Server: serves the rendezvous on an accepted socket fd (owned). */
-void rill__vchan_local_serve(struct rill__vchan_local *vl, int fd);
+/* Server: sends the OFFER of vl's memory on fd (not owned). 0 or
+ * -errno. */
+int rill__vchan_local_offer(struct rill__vchan_local *vl, int fd);
+
+/* Server: the rendezvous on fd (now owned by vl) is over: watch it for
+ * the client's hang-up from now on. 0, or an error (fd closed). */
+int rill__vchan_local_adopt(struct rill__vchan_local *vl, int fd);
+
+/* Internal forms of rill_vchan_server and rill_vchan_client with a
+ * policy (NULL: the default; see vchan_gate.h). */
+int rill__vchan_server(uv_loop_t *loop, const char *domain, const char *port,
+                       size_t read_size, size_t write_size,
+                       const struct rill__vchan_policy *pol,
+                       rill_vchan_server_cb cb, void *ud,
+                       struct rill_flow **out);
+int rill__vchan_client(uv_loop_t *loop, const char *domain, const char *port,
+                       const struct rill_connect_opts *opts,
+                       const struct rill__vchan_policy *pol, rill_connect_cb cb,
+                       void *ud);
 
 /* Server: stops accepting for good (the acceptor closes in the
  * background; the teardown waits for it). */
@@ -107,11 +117,21 @@ void rill__vchan_local_close_acceptor(struct rill__vchan_local *vl);
 /* Ends a flow that was never handed to the user. */
 void rill__vchan_local_discard(struct rill__vchan_local *vl);
 
-/* The rendezvous socket path of (domain, port); with create, makes the
- * directories (mode 0700). 0, RILL_EINVAL (bad name), -ENAMETOOLONG, or
- * -errno from mkdir. */
+/* What a rendezvous path is for: naming only, a client (the default
+ * directory is checked if it exists), or a server (the directories are
+ * created if missing, and checked). See vchan_names.c. */
+enum rill__vchan_dir_use {
+	RILL__VCHAN_DIR_NAME,
+	RILL__VCHAN_DIR_CLIENT,
+	RILL__VCHAN_DIR_SERVER,
+};
+
+/* The rendezvous socket path of (domain, port) for use. 0, RILL_EINVAL
+ * (bad name), -ENAMETOOLONG, -EACCES / -ENOTDIR (a directory that is not
+ * safe to use), or -errno from mkdir/open; rill_last_errmsg names the
+ * path and says what is wrong. */
 int rill__vchan_socket_path(const char *domain, const char *port, char *buf,
-                            size_t len, bool create);
+                            size_t len, enum rill__vchan_dir_use use);
 
 /* True when s is a vchan port name ([a-zA-Z0-9_-]+, at most 255 bytes),
  * or with allow_dot a domain name (also '.', but not "." or ".."). */

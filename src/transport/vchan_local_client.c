@@ -4,6 +4,7 @@
  * sends HELLO, receives the OFFER, validates and maps the memory, sets
  * cli_live and sends READY; only then is the flow handed to the user.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -90,6 +91,25 @@ static void vchan_client_on_connect(int fd, int status, const char *errmsg,
 	}
 	vl->sock_fd = fd;
 	vl->state = RILL__VL_CLI_OFFER;
+	/* Our bytes go only to a server the policy allows: whoever listens
+	 * on the path may be someone else (doc/security.md). */
+	uid_t uid = (uid_t)-1;
+	int err = rill__vchan_peer_uid(fd, &uid);
+	if (err != 0 || !rill__vchan_uid_allowed(&vl->cli.pol, uid)) {
+		char why[160];
+		if (err != 0)
+			snprintf(why, sizeof why,
+			         "cannot read the server's credentials "
+			         "(SO_PEERCRED): %s",
+			         strerror(-err));
+		else
+			snprintf(why, sizeof why,
+			         "refusing a server running as uid %u (not us, "
+			         "not root, not in allow_uid)",
+			         (unsigned)uid);
+		vchan_client_finish(vl, -EACCES, why);
+		return;
+	}
 	if (rill__rdv_send_header(fd, RILL__RDV_KIND_HELLO) != 0) {
 		vchan_client_finish(vl, RILL_EHANDSHAKE, "cannot send HELLO");
 		return;
@@ -101,19 +121,21 @@ static void vchan_client_on_connect(int fd, int status, const char *errmsg,
 	vl->sock_init = true;
 	vl->sock_poll.data = vl;
 	uv_poll_start(&vl->sock_poll, UV_READABLE, vchan_client_on_sock);
-	if (vl->cli.deadline != 0) {
-		uv_loop_t *loop = vl->ring.base.loop;
-		uv_update_time(loop);
-		uint64_t now = uv_now(loop);
-		uint64_t left =
-		    vl->cli.deadline > now ? vl->cli.deadline - now : 0;
-		uv_timer_start(&vl->cli.timer, vchan_client_on_timer, left, 0);
-	}
+	/* The rendezvous itself has a deadline too: a server that never
+	 * sends its OFFER must not hold us. */
+	uv_loop_t *loop = vl->ring.base.loop;
+	uv_update_time(loop);
+	uint64_t now = uv_now(loop);
+	uint64_t left = vl->cli.pol.timeout_ms;
+	if (vl->cli.deadline != 0 && vl->cli.deadline - now < left)
+		left = vl->cli.deadline > now ? vl->cli.deadline - now : 0;
+	uv_timer_start(&vl->cli.timer, vchan_client_on_timer, left, 0);
 }
 
-int rill_vchan_client(uv_loop_t *loop, const char *domain, const char *port,
-                      const struct rill_connect_opts *opts, rill_connect_cb cb,
-                      void *ud)
+int rill__vchan_client(uv_loop_t *loop, const char *domain, const char *port,
+                       const struct rill_connect_opts *opts,
+                       const struct rill__vchan_policy *pol, rill_connect_cb cb,
+                       void *ud)
 {
 	rill__set_last_errmsg("%s", "");
 	if (loop == NULL || cb == NULL)
@@ -122,14 +144,15 @@ int rill_vchan_client(uv_loop_t *loop, const char *domain, const char *port,
 	memset(&addr, 0, sizeof addr);
 	struct sockaddr_un *sa = (struct sockaddr_un *)&addr.ss;
 	sa->sun_family = AF_UNIX;
-	int err = rill__vchan_socket_path(domain, port, sa->sun_path,
-	                                  sizeof sa->sun_path, false);
-	if (err != 0) {
-		rill__set_last_errmsg("vchan: bad or too long name %s/%s",
-		                      domain != NULL ? domain : "",
-		                      port != NULL ? port : "(null)");
-		return err == -ENAMETOOLONG ? err : RILL_EINVAL;
+	if (port == NULL) {
+		rill__set_last_errmsg("vchan: no port name");
+		return RILL_EINVAL;
 	}
+	int err = rill__vchan_socket_path(domain, port, sa->sun_path,
+	                                  sizeof sa->sun_path,
+	                                  RILL__VCHAN_DIR_CLIENT);
+	if (err != 0)
+		return err; /* the message names the path and the reason */
 	addr.len = (socklen_t)sizeof *sa;
 	struct rill__vchan_local *vl = rill__vchan_local_new(loop, false);
 	if (vl == NULL)
@@ -137,6 +160,12 @@ int rill_vchan_client(uv_loop_t *loop, const char *domain, const char *port,
 	memcpy(vl->cli.sun_path, sa->sun_path, sizeof vl->cli.sun_path);
 	vl->cli.cb = cb;
 	vl->ud = ud;
+	if (pol != NULL)
+		vl->cli.pol = *pol;
+	else
+		rill__vchan_policy_default(&vl->cli.pol);
+	if (vl->cli.pol.timeout_ms == 0)
+		vl->cli.pol.timeout_ms = RILL__VCHAN_HANDSHAKE_MS;
 	vl->state = RILL__VL_CONNECTING;
 	uv_timer_init(loop, &vl->cli.timer);
 	vl->cli.timer_init = true;
@@ -155,4 +184,11 @@ int rill_vchan_client(uv_loop_t *loop, const char *domain, const char *port,
 	if (err != 0)
 		rill__vchan_local_discard(vl);
 	return err;
+}
+
+int rill_vchan_client(uv_loop_t *loop, const char *domain, const char *port,
+                      const struct rill_connect_opts *opts, rill_connect_cb cb,
+                      void *ud)
+{
+	return rill__vchan_client(loop, domain, port, opts, NULL, cb, ud);
 }

@@ -1,10 +1,14 @@
 /*
- * The URI scheme vchan:[domain/]port?read_size=N&write_size=N. Listening
- * serves any number of clients, one fresh vchan each (each accepted
- * connection gets its own shared memory); connecting is a client.
+ * The URI scheme vchan:[domain/]port?read_size=N&write_size=N&allow_uid=
+ * N,M&handshake_timeout=MS&max_handshakes=N. Listening serves any number
+ * of clients, one fresh vchan each (each client that says HELLO gets its
+ * own shared memory; the gate, vchan_gate.c, checks them first);
+ * connecting is a client.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "spread.h"
@@ -24,32 +28,54 @@ struct vchan_listener {
 	char *uri;
 	size_t read_size, write_size;
 	bool no_half_close; /* half_close=0: libxenvchan's close rules */
-	struct rill__vchan_local *handshakes; /* accepted, not handed out */
+	struct rill__vchan_gate gate; /* connections in the rendezvous */
 };
 
-static void vchan_listener_unlink(struct vchan_listener *l,
-                                  struct rill__vchan_local *vl)
+static struct vchan_listener *vchan_listener_of(struct rill__vchan_gate *g)
 {
-	for (struct rill__vchan_local **p = &l->handshakes; *p != NULL;
-	     p = &(*p)->srv.next) {
-		if (*p == vl) {
-			*p = vl->srv.next;
-			break;
-		}
-	}
-	vl->srv.owner = NULL;
-	vl->srv.next = NULL;
-	vl->srv.done = NULL;
+	return g->data;
 }
 
-static void vchan_listener_handshake_done(struct rill__vchan_local *vl,
-                                          int status, const char *msg)
+/* The gate's hooks: each client that says HELLO gets a vchan of its own,
+ * allocated only then. */
+
+static int vchan_listener_offer(struct rill__vchan_gate *g, int fd, void **mem,
+                                const char **why)
 {
-	struct vchan_listener *l = vl->srv.owner;
-	vchan_listener_unlink(l, vl);
-	if (status != 0) {
+	struct vchan_listener *l = vchan_listener_of(g);
+	struct rill__vchan_local *vl =
+	    rill__vchan_local_new(l->base.loop, true);
+	if (vl == NULL) {
+		*why = "vchan: out of memory for a client";
+		return RILL_ENOMEM;
+	}
+	vl->state = RILL__VL_SRV_READY;
+	int err = rill__vchan_local_setup(vl, l->read_size, l->write_size);
+	if (err == 0) {
+		err = rill__vchan_local_offer(vl, fd);
+		if (err != 0)
+			rill__set_last_errmsg("vchan: sending the OFFER "
+			                      "failed: %s",
+			                      rill_strerror(err));
+	}
+	if (err != 0) {
 		rill__vchan_local_discard(vl);
-		l->base.cb(&l->base, NULL, status, msg, l->base.ud);
+		*why = rill_last_errmsg();
+		return err;
+	}
+	*mem = vl;
+	return 0;
+}
+
+static void vchan_listener_ready(struct rill__vchan_gate *g, int fd, void *mem)
+{
+	struct vchan_listener *l = vchan_listener_of(g);
+	struct rill__vchan_local *vl = mem;
+	int err = rill__vchan_local_adopt(vl, fd);
+	if (err != 0) {
+		rill__vchan_local_discard(vl);
+		l->base.cb(&l->base, NULL, err, "vchan: uv_poll_init failed",
+		           l->base.ud);
 		return;
 	}
 	if (l->no_half_close)
@@ -57,29 +83,26 @@ static void vchan_listener_handshake_done(struct rill__vchan_local *vl,
 	l->base.cb(&l->base, &vl->ring.base, 0, NULL, l->base.ud);
 }
 
-/* A connection to the listening socket: the vchan handshake, on l's
- * loop. */
+static void vchan_listener_dropped(struct rill__vchan_gate *g, void *mem,
+                                   int err, const char *why)
+{
+	struct vchan_listener *l = vchan_listener_of(g);
+	if (mem != NULL)
+		rill__vchan_local_discard(mem);
+	if (err != RILL_ECANCELED)
+		l->base.cb(&l->base, NULL, err, why, l->base.ud);
+}
+
+static const struct rill__vchan_gate_hooks vchan_listener_hooks = {
+    .offer = vchan_listener_offer,
+    .ready = vchan_listener_ready,
+    .dropped = vchan_listener_dropped,
+};
+
+/* A connection to the listening socket: the rendezvous, on l's loop. */
 static void vchan_listener_take(struct vchan_listener *l, int fd)
 {
-	struct rill__vchan_local *vl =
-	    rill__vchan_local_new(l->base.loop, true);
-	int err = vl == NULL ? RILL_ENOMEM : 0;
-	if (err == 0) {
-		vl->state = RILL__VL_SRV_HELLO;
-		err = rill__vchan_local_setup(vl, l->read_size, l->write_size);
-	}
-	if (err != 0) {
-		close(fd);
-		if (vl != NULL)
-			rill__vchan_local_discard(vl);
-		l->base.cb(&l->base, NULL, err, rill_last_errmsg(), l->base.ud);
-		return;
-	}
-	vl->srv.done = vchan_listener_handshake_done;
-	vl->srv.owner = l;
-	vl->srv.next = l->handshakes;
-	l->handshakes = vl;
-	rill__vchan_local_serve(vl, fd);
+	rill__vchan_gate_add(&l->gate, fd);
 }
 
 static void vchan_listener_on_accept(struct rill__acceptor *a, int fd, int err)
@@ -123,11 +146,7 @@ static void vchan_member_left(struct rill__spread_member *m)
 static void vchan_listener_close(struct rill_listener *base)
 {
 	struct vchan_listener *l = (struct vchan_listener *)(void *)base;
-	while (l->handshakes != NULL) {
-		struct rill__vchan_local *vl = l->handshakes;
-		vchan_listener_unlink(l, vl);
-		rill__vchan_local_discard(vl);
-	}
+	rill__vchan_gate_close(&l->gate);
 	rill__spread_leave(&l->spread); /* a member is freed after this */
 	if (l->member)
 		return;
@@ -173,8 +192,8 @@ static int vchan_uri_split(const struct rill_uri *u, char *buf, size_t len,
 	    !rill__vchan_name_ok(*domain, true))
 		return rill__uri_error(u, "bad vchan domain", *domain);
 	char path[RILL__VCHAN_SUN_PATH];
-	if (rill__vchan_socket_path(*domain, *port, path, sizeof path, false) !=
-	    0)
+	if (rill__vchan_socket_path(*domain, *port, path, sizeof path,
+	                            RILL__VCHAN_DIR_NAME) != 0)
 		return rill__uri_error(u, "vchan socket path too long",
 		                       u->rest);
 	return 0;
@@ -201,16 +220,44 @@ static int vchan_uri_half_close(const struct rill_uri *u, bool *no)
 	return err;
 }
 
+/* The rendezvous policy of u: allow_uid=N[,N...], handshake_timeout=MS,
+ * max_handshakes=N (vchan_gate.h). */
+static int vchan_uri_policy(const struct rill_uri *u,
+                            struct rill__vchan_policy *pol)
+{
+	rill__vchan_policy_default(pol);
+	const char *allow = rill__uri_param(u, "allow_uid");
+	if (allow != NULL && rill__vchan_policy_allow(pol, allow) != 0)
+		return rill__uri_error(u,
+		                       "bad allow_uid (want N or N,M,... "
+		                       "with at most 16 uids):",
+		                       allow);
+	uint64_t ms, max;
+	int err = rill__uri_param_u64(u, "handshake_timeout", 1, 3600000,
+	                              RILL__VCHAN_HANDSHAKE_MS, &ms);
+	if (err == 0)
+		err = rill__uri_param_u64(u, "max_handshakes", 1, 65536,
+		                          RILL__VCHAN_PENDING_MAX, &max);
+	if (err != 0)
+		return err;
+	pol->timeout_ms = ms;
+	pol->max_pending = (unsigned)max;
+	return 0;
+}
+
 static int vchan_uri_check(const struct rill_uri *u)
 {
 	char buf[512];
 	const char *d = NULL, *p = NULL;
 	uint64_t rd, wr;
+	struct rill__vchan_policy pol;
 	bool no;
 	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
 	if (err == 0)
 		err = vchan_uri_sizes(u, &rd, &wr);
-	return err != 0 ? err : vchan_uri_half_close(u, &no);
+	if (err == 0)
+		err = vchan_uri_half_close(u, &no);
+	return err != 0 ? err : vchan_uri_policy(u, &pol);
 }
 
 /* A client with half_close=0: the flow is marked on arrival. */
@@ -236,19 +283,23 @@ static int vchan_uri_connect(uv_loop_t *loop, const struct rill_uri *u,
 {
 	char buf[512];
 	const char *d = NULL, *p = NULL;
+	struct rill__vchan_policy pol;
 	bool no;
 	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
+	if (err == 0)
+		err = vchan_uri_policy(u, &pol);
 	if (err == 0)
 		err = vchan_uri_half_close(u, &no);
 	if (err != 0)
 		return err;
 	if (!no)
-		return rill_vchan_client(loop, d, p, opts, cb, ud);
+		return rill__vchan_client(loop, d, p, opts, &pol, cb, ud);
 	struct vchan_nohc_connect *w = rill_malloc(sizeof *w);
 	if (w == NULL)
 		return RILL_ENOMEM;
 	*w = (struct vchan_nohc_connect){.cb = cb, .ud = ud};
-	err = rill_vchan_client(loop, d, p, opts, vchan_nohc_connected, w);
+	err =
+	    rill__vchan_client(loop, d, p, opts, &pol, vchan_nohc_connected, w);
 	if (err != 0)
 		rill_free(w);
 	return err;
@@ -276,7 +327,12 @@ static struct vchan_listener *vchan_listener_new(const struct rill_uri *u,
 
 static int vchan_listener_start(uv_loop_t *loop, struct vchan_listener *l)
 {
-	int err = rill__unix_bind_fd(l->path, 16, &l->fd);
+	const char *why = NULL;
+	int err = rill__unix_bind_fd(l->path, 128, &l->fd, &why);
+	/* Other uids named by allow_uid must be able to connect (a Unix
+	 * socket needs write access): the gate checks who they are. */
+	if (err == 0 && l->gate.pol.nallow > 0 && chmod(l->path, 0666) != 0)
+		err = -errno;
 	if (err == 0)
 		err = rill__spread_open(&l->spread, loop);
 	if (err == 0) {
@@ -291,7 +347,7 @@ static int vchan_listener_start(uv_loop_t *loop, struct vchan_listener *l)
 	}
 	if (err != 0)
 		rill__set_last_errmsg("vchan: cannot listen on %s: %s", l->path,
-		                      rill_strerror(err));
+		                      why != NULL ? why : rill_strerror(err));
 	return err;
 }
 
@@ -304,28 +360,29 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
 	char buf[512];
 	const char *d = NULL, *p = NULL;
 	uint64_t rd, wr;
+	struct rill__vchan_policy pol;
 	bool no;
 	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
 	if (err == 0)
 		err = vchan_uri_sizes(u, &rd, &wr);
 	if (err == 0)
+		err = vchan_uri_policy(u, &pol);
+	if (err == 0)
 		err = vchan_uri_half_close(u, &no);
 	if (err != 0)
 		return err;
 	char path[RILL__VCHAN_SUN_PATH];
-	err = rill__vchan_socket_path(d, p, path, sizeof path, true);
-	if (err != 0) {
-		rill__set_last_errmsg("vchan: cannot create the directory of "
-		                      "%s: %s",
-		                      u->rest, rill_strerror(err));
-		return err;
-	}
+	err = rill__vchan_socket_path(d, p, path, sizeof path,
+	                              RILL__VCHAN_DIR_SERVER);
+	if (err != 0)
+		return err; /* the message names the path and the reason */
 	struct vchan_listener *l = vchan_listener_new(u, path);
 	if (l == NULL)
 		return RILL_ENOMEM;
 	l->read_size = (size_t)rd;
 	l->write_size = (size_t)wr;
 	l->no_half_close = no;
+	rill__vchan_gate_init(&l->gate, loop, &vchan_listener_hooks, &pol, l);
 	err = vchan_listener_start(loop, l);
 	if (err != 0) {
 		rill_free(l->path);
@@ -349,8 +406,11 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
                           void *ud, struct rill_listener **out)
 {
 	uint64_t rd, wr;
+	struct rill__vchan_policy pol;
 	bool no;
 	int err = vchan_uri_sizes(u, &rd, &wr);
+	if (err == 0)
+		err = vchan_uri_policy(u, &pol);
 	if (err == 0)
 		err = vchan_uri_half_close(u, &no);
 	if (err != 0)
@@ -379,6 +439,7 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
 	l->base.loop = loop;
 	l->base.cb = cb;
 	l->base.ud = ud;
+	rill__vchan_gate_init(&l->gate, loop, &vchan_listener_hooks, &pol, l);
 	err = rill__spread_join(&l->spread, &a->spread, loop, vchan_member_take,
 	                        vchan_member_left);
 	if (err != 0) {
@@ -389,8 +450,9 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
 	return 0;
 }
 
-static const char *const vchan_uri_params[] = {"read_size", "write_size",
-                                               "half_close", NULL};
+static const char *const vchan_uri_params[] = {
+    "read_size",      "write_size", "allow_uid", "handshake_timeout",
+    "max_handshakes", "half_close", NULL};
 
 const struct rill_transport_scheme rill__vchan_scheme = {
     .name = "vchan",

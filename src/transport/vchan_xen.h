@@ -8,6 +8,8 @@
  *   vchan_xen_store.c     xenstore: our domid, keys and permissions;
  *   vchan_xen_listen.c    the listener behind xen-vchan: URIs;
  *   vchan_xen_names.c     paths and names (needs no Xen);
+ *   vchan_xen_parse.c     the server's xenstore values and control
+ *                         page, parsed (needs no Xen);
  *   vchan_xen_api.c       the public calls: arguments checked (no Xen);
  *   vchan_xen_uri.c       the xen-vchan: URI scheme (needs no Xen);
  *   vchan_xen_none.c      stand-ins when rill is built without Xen.
@@ -23,6 +25,10 @@
 #define RILL__XEN_PATH_MAX     49
 #define RILL__XEN_PATH_BUF     64
 #define RILL__XEN_DEFAULT_RING 65536u
+/* Grant references that fit in the page after the 24-byte header. */
+#define RILL__XEN_MAX_GRANTS                                    \
+	((RILL__VCHAN_PAGE - sizeof(struct rill__vchan_page)) / \
+	 sizeof(uint32_t))
 
 /* The libraries' handle types, without their headers. */
 struct xenevtchn_handle;
@@ -157,5 +163,20 @@ int rill__xen_vchan_listen(uv_loop_t *loop, unsigned domid, const char *port,
                            const struct rill_xen_vchan_opts *opts,
                            const char *uri, rill_accept_cb cb, void *ud,
                            struct rill_listener **out);
+
+/* A decimal u32 of len bytes with nothing else (xenstore values are
+ * not NUL-terminated): true with *out, false for anything else. Pure
+ * (vchan_xen_parse.c). */
+bool rill__xen_parse_u32(const char *s, size_t len, uint32_t *out);
+
+/*
+ * The server's control page (RILL__VCHAN_PAGE bytes), as a client reads
+ * it before mapping anything: the ring orders, read once and checked
+ * against Xen's limits, and a copy of the n grant references of the
+ * rings outside the page into refs (left ring's first). 0, or RILL_ERING
+ * with nothing in refs. Pure.
+ */
+int rill__xen_page_grants(const void *page, int *lo, int *ro,
+                          uint32_t refs[RILL__XEN_MAX_GRANTS], uint32_t *n);
 
 #endif

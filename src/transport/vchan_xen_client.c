@@ -27,10 +27,6 @@
  * retry_until: a listener publishes the next vchan at the same path as
  * soon as a client arrived, and a client may read the keys in between. */
 #define XEN_BUSY_RETRY_MS 2000
-/* Grant references that fit in the page after the 24-byte header. */
-#define XEN_MAX_GRANTS                                          \
-	((RILL__VCHAN_PAGE - sizeof(struct rill__vchan_page)) / \
-	 sizeof(uint32_t))
 
 static void xen_client_finish(struct rill__xen_vchan *xv, int status,
                               const char *msg)
@@ -107,26 +103,13 @@ static int xen_client_map_ring(struct rill__xen_vchan *xv, int order,
 /* The page is mapped: check it, map the rings. */
 static int xen_client_map_rings(struct rill__xen_vchan *xv, int *lo, int *ro)
 {
-	struct rill__vchan_page *p = xv->page;
-	if (rill__vchan_read_orders(p, lo, ro) != 0 ||
-	    *lo > RILL__VCHAN_XEN_MAX || *ro > RILL__VCHAN_XEN_MAX) {
+	uint32_t refs[RILL__XEN_MAX_GRANTS], nrefs = 0;
+	if (rill__xen_page_grants(xv->page, lo, ro, refs, &nrefs) != 0) {
 		rill__set_last_errmsg("xen-vchan: the server's page has bad "
 		                      "ring orders (%d, %d)",
 		                      *lo, *ro);
 		return RILL_ERING;
 	}
-	uint32_t nl = *lo >= RILL__VCHAN_PAGE_SHIFT
-	                  ? 1u << (*lo - RILL__VCHAN_PAGE_SHIFT)
-	                  : 0;
-	uint32_t nr = *ro >= RILL__VCHAN_PAGE_SHIFT
-	                  ? 1u << (*ro - RILL__VCHAN_PAGE_SHIFT)
-	                  : 0;
-	if (nl + nr > XEN_MAX_GRANTS)
-		return RILL_ERING; /* cannot happen with orders <= 20 */
-	/* One copy of the references: the server may change the page. */
-	uint32_t refs[XEN_MAX_GRANTS];
-	memcpy(refs, (const uint8_t *)p + sizeof *p,
-	       (nl + nr) * sizeof refs[0]);
 	uint32_t next = 0;
 	/* Left: we write it. Right: we only read it, so read-only. */
 	int err =

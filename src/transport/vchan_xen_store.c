@@ -31,23 +31,6 @@ static struct xs_handle *xen_store_open(void)
 	return xs;
 }
 
-/* A decimal u32 with nothing else; false for anything else. */
-static bool xen_parse_u32(const char *s, unsigned len, uint32_t *out)
-{
-	if (s == NULL || len == 0 || len > 10)
-		return false;
-	uint64_t v = 0;
-	for (unsigned i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
 int rill__xen_store_self(unsigned *domid)
 {
 	struct xs_handle *xs = xen_store_open();
@@ -58,7 +41,7 @@ int rill__xen_store_self(unsigned *domid)
 	char *v = xs_read(xs, XBT_NULL, "domid", &len);
 	int err = v == NULL ? errno : 0;
 	uint32_t id = 0;
-	bool ok = xen_parse_u32(v, len, &id) && id <= RILL__XEN_DOMID_MAX;
+	bool ok = rill__xen_parse_u32(v, len, &id) && id <= RILL__XEN_DOMID_MAX;
 	free(v);
 	xs_close(xs);
 	if (!ok) {
@@ -141,7 +124,7 @@ static int xen_read_key(struct xs_handle *xs, const char *path, const char *key,
 		                      path, key);
 		return RILL_ECONNREFUSED;
 	}
-	bool ok = xen_parse_u32(v, len, out) && *out != 0;
+	bool ok = rill__xen_parse_u32(v, len, out) && *out != 0;
 	free(v);
 	if (!ok) {
 		rill__set_last_errmsg("xen-vchan: %s is not a valid %s", k,
