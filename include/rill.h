@@ -88,7 +88,11 @@ RILL_EXTERN const char *rill_version(void);
 	X(EHTTP_TOO_LARGE, -30051, "HTTP message exceeds a limit")            \
 	X(EURI, -30060, "malformed URI")                                      \
 	X(EHANDSHAKE, -30070, "transport handshake refused by the peer")      \
-	X(ENOTSUP_PLATFORM, -30080, "transport not available on this platform")
+	X(ENOTSUP_PLATFORM, -30080,                                           \
+	  "transport not available on this platform")                         \
+	X(EPROXY, -30090, "the proxy failed the request")                     \
+	X(EPROXY_AUTH, -30091, "proxy authentication failed")                 \
+	X(EPROXY_DENIED, -30092, "the proxy does not allow this target")
 
 enum rill_error {
 #define RILL__ERR_ENUM(name, value, msg) RILL_##name = (value),
@@ -476,5 +480,6 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/http.h"
 #include "rill/combinator.h"
 #include "rill/exec.h"
+#include "rill/tunnel.h"
 
 #endif /* RILL_H */
