@@ -22,8 +22,8 @@ static void check_request(const uint8_t *data, size_t size)
 	bool atyp_bad = false;
 	const char *why = NULL;
 	struct rill__tun_target t;
-	int r = rill__socks5_parse_request(data, size, &cmd, &t, &atyp_bad,
-	                                   &why);
+	int r =
+	    rill__socks5_parse_request(data, size, &cmd, &t, &atyp_bad, &why);
 	if (r < 0 && why == NULL)
 		abort();
 	if (r <= 0)
@@ -43,8 +43,9 @@ static void check_request(const uint8_t *data, size_t size)
 	uint8_t req[262];
 	size_t n = rill__socks5_build_request(req, &t);
 	struct rill__tun_target t3;
-	if (n == 0 || rill__socks5_parse_request(req, n, &cmd, &t3, &atyp_bad,
-	                                         &why) != (int)n ||
+	if (n == 0 ||
+	    rill__socks5_parse_request(req, n, &cmd, &t3, &atyp_bad, &why) !=
+	        (int)n ||
 	    strcmp(t3.host, t.host) != 0 || t3.port != t.port)
 		abort();
 }
@@ -59,8 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r > 0 && ((size_t)r > size || (size_t)r != 2u + data[1]))
 		abort();
 	r = rill__socks5_parse_auth(data, size, user, pass, &why);
-	if (r > 0 && ((size_t)r > size ||
-	              strlen(user) + strlen(pass) + 3 != (size_t)r))
+	if (r > 0 &&
+	    ((size_t)r > size || strlen(user) + strlen(pass) + 3 != (size_t)r))
 		abort();
 	r = rill__socks5_parse_method(data, size, &b, &why);
 	if (r > 0 && size < 2)

@@ -30,7 +30,8 @@ struct tun *tun_new(struct rill_flow *inner, const struct tun_proto *proto,
 	t->cb = cb;
 	t->ud = ud;
 	t->acc_max = RILL__CONNECT_HEAD_MAX;
-	t->acc = rill_malloc(t->acc_max);
+	t->acc_cap = t->acc_max;
+	t->acc = rill_malloc(t->acc_cap);
 	if (t->acc == NULL) {
 		rill_close(&l->base);
 		rill__set_last_errmsg("%s layer: out of memory", proto->name);
@@ -98,11 +99,26 @@ static void tun_need_cb(struct rill_flow *inner, int status,
 		tun_fail(t, status, "handshake: %s", tun_errmsg(inner, status));
 		return;
 	}
-	if (buf->len > t->acc_max - t->acc_len) {
+	if (t->acc_len >= t->acc_max) {
+		/* The parsers refuse a message at their limit before acc
+		 * gets there; this is a safety net. */
 		rill_buf_release(buf);
 		tun_fail(t, -EMSGSIZE,
 		         "handshake message longer than %zu bytes", t->acc_max);
 		return;
+	}
+	if (buf->len > t->acc_cap - t->acc_len) {
+		/* A chunk may carry the end of the handshake and the first
+		 * bytes of the flow: take it whole, so acc holds at most
+		 * acc_max bytes plus one chunk. */
+		uint8_t *n = rill_realloc(t->acc, t->acc_len + buf->len);
+		if (n == NULL) {
+			rill_buf_release(buf);
+			tun_fail(t, RILL_ENOMEM, "out of memory");
+			return;
+		}
+		t->acc = n;
+		t->acc_cap = t->acc_len + buf->len;
 	}
 	memcpy(t->acc + t->acc_len, buf->data, buf->len);
 	t->acc_len += buf->len;
@@ -214,6 +230,14 @@ int rill__tun_address(struct rill_flow *f, int which, char *buf, size_t len)
 /* ---------------------------------------------------------------------- */
 /* The public calls (rill/tunnel.h) */
 
+static void tun_reply_cb(struct rill_flow *inner, int status, void *ud)
+{
+	(void)inner;
+	struct tun *t = ud;
+	if (t->reply_cb != NULL && !rill_flow_is_closed(&t->l.base))
+		t->reply_cb(&t->l.base, status, t->reply_ud);
+}
+
 /* f's tunnel state when f is an accepted socks5+ or connect+ flow. */
 static struct tun *tun_accepted(struct rill_flow *f)
 {
@@ -245,13 +269,18 @@ int rill_tunnel_reply(struct rill_flow *f, int status, rill_write_cb cb,
 		return RILL_ECLOSED;
 	if (!t->reply_pending)
 		return RILL_EALREADY;
-	t->reply_pending = false;
 	uint8_t out[256];
 	size_t n = t->proto->reply(status, out);
-	/* Through the flow itself, so that cb follows the core's rules
-	 * (never after rill_close); reply_pending is already false, so the
-	 * write passes straight down. */
-	return rill_write_copy(f, out, n, cb, ud);
+	/* Straight to the inner flow: the reply is not the flow's data (its
+	 * counters), and writes the user makes later queue behind it.
+	 * Closing f closes the inner flow, whose core then drops
+	 * tun_reply_cb: cb never runs after rill_close(f). */
+	t->reply_cb = cb;
+	t->reply_ud = ud;
+	int err = rill_write_copy(t->l.inner, out, n, tun_reply_cb, t);
+	if (err == 0)
+		t->reply_pending = false;
+	return err;
 }
 
 int tun_uri_target(const struct rill_uri *u, struct rill__tun_target *t)

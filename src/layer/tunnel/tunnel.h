@@ -40,11 +40,13 @@ struct tun {
 	const struct tun_proto *proto;
 	int role;
 	uint8_t *acc; /* gathered handshake bytes, then the first read */
-	size_t acc_len, acc_max;
+	size_t acc_len, acc_max, acc_cap;
 	tun_step next;
 	rill_attach_cb cb; /* the attach in progress; NULL once done */
 	void *ud;
-	bool reply_pending; /* accepting side: no reply sent yet */
+	bool reply_pending;     /* accepting side: no reply sent yet */
+	rill_write_cb reply_cb; /* rill_tunnel_reply's */
+	void *reply_ud;
 	bool have_target;
 	struct rill__tun_target target;
 	/* proxy+: the addresses the header gave (family LOCAL: none). */
