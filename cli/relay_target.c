@@ -50,23 +50,26 @@ char *relay_target_sample(const char *connect_uri)
 	return rt_replace(connect_uri, "127.0.0.1:1");
 }
 
-/* Ends the request: the URI for address ip (a literal), or an error. */
-static void rt_finish(struct rt_req *q, int status, const char *ip,
-                      const char *why)
+/* Ends the request with an error. */
+static void rt_fail(struct rt_req *q, int status, const char *why)
+{
+	q->cb(q->ud, status, q->requested, NULL, why);
+	free(q);
+}
+
+/* Ends the request: the URI for address ip (a literal). */
+static void rt_ok(struct rt_req *q, const char *ip)
 {
 	char with[300];
-	char *uri = NULL;
-	if (status == 0) {
-		snprintf(with, sizeof with,
-		         strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
-		         (unsigned)q->port);
-		uri = rt_replace(q->connect_uri, with);
-		if (uri == NULL) {
-			status = RILL_ENOMEM;
-			why = "out of memory";
-		}
+	snprintf(with, sizeof with,
+	         strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
+	         (unsigned)q->port);
+	char *uri = rt_replace(q->connect_uri, with);
+	if (uri == NULL) {
+		rt_fail(q, RILL_ENOMEM, "out of memory");
+		return;
 	}
-	q->cb(q->ud, status, q->requested, uri, why);
+	q->cb(q->ud, 0, q->requested, uri, NULL);
 	free(uri);
 	free(q);
 }
@@ -76,9 +79,9 @@ static void rt_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	struct rt_req *q = req->data;
 	if (status != 0 || res == NULL) {
 		uv_freeaddrinfo(res);
-		rt_finish(q, -EHOSTUNREACH, NULL,
-		          status == UV_ECANCELED ? "lookup cancelled"
-		                                 : "name does not resolve");
+		rt_fail(q, -EHOSTUNREACH,
+		        status == UV_ECANCELED ? "lookup cancelled"
+		                               : "name does not resolve");
 		return;
 	}
 	/* Every address is checked, not only the one used: a name must not
@@ -108,7 +111,7 @@ static void rt_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 			         "%s resolves to %s, a denied address", q->host,
 			         buf);
 			uv_freeaddrinfo(res);
-			rt_finish(q, RILL_EPROXY_DENIED, NULL, why);
+			rt_fail(q, RILL_EPROXY_DENIED, why);
 			return;
 		}
 		if (ip[0] == '\0')
@@ -116,9 +119,9 @@ static void rt_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	}
 	uv_freeaddrinfo(res);
 	if (ip[0] == '\0')
-		rt_finish(q, -EHOSTUNREACH, NULL, "no IP address for the name");
+		rt_fail(q, -EHOSTUNREACH, "no IP address for the name");
 	else
-		rt_finish(q, 0, ip, NULL);
+		rt_ok(q, ip);
 }
 
 /* Splits HOST:PORT / [V6]:PORT (as rill_tunnel_target gives it). */
@@ -158,14 +161,13 @@ void relay_target_start(uv_loop_t *loop, const struct target_allow *allow,
 	int err = rill_tunnel_target(client, q->requested, sizeof q->requested);
 	if (err != 0 || !rt_split(q)) {
 		snprintf(q->requested, sizeof q->requested, "?");
-		rt_finish(q, err != 0 ? err : RILL_EINVAL, NULL,
-		          "no target: CONNECT_URI has {target}, so LISTEN_URI "
-		          "must be socks5+ or connect+");
+		rt_fail(q, err != 0 ? err : RILL_EINVAL,
+		        "no target: CONNECT_URI has {target}, so LISTEN_URI "
+		        "must be socks5+ or connect+");
 		return;
 	}
 	if (!target_allow_request(allow, q->host, q->port)) {
-		rt_finish(q, RILL_EPROXY_DENIED, NULL,
-		          "no --allow-target matches");
+		rt_fail(q, RILL_EPROXY_DENIED, "no --allow-target matches");
 		return;
 	}
 	uint8_t a[16];
@@ -173,10 +175,9 @@ void relay_target_start(uv_loop_t *loop, const struct target_allow *allow,
 	    inet_pton(AF_INET6, q->host, a) == 1) {
 		bool v4 = strchr(q->host, ':') == NULL;
 		if (!target_allow_address(allow, a, v4 ? 4 : 16, q->port))
-			rt_finish(q, RILL_EPROXY_DENIED, NULL,
-			          "a denied address");
+			rt_fail(q, RILL_EPROXY_DENIED, "a denied address");
 		else
-			rt_finish(q, 0, q->host, NULL);
+			rt_ok(q, q->host);
 		return;
 	}
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -184,5 +185,5 @@ void relay_target_start(uv_loop_t *loop, const struct target_allow *allow,
 	q->gai.data = q;
 	err = uv_getaddrinfo(loop, &q->gai, rt_resolved, q->host, NULL, &hints);
 	if (err != 0)
-		rt_finish(q, -EHOSTUNREACH, NULL, uv_strerror(err));
+		rt_fail(q, -EHOSTUNREACH, uv_strerror(err));
 }
