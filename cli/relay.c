@@ -269,12 +269,12 @@ static void close_after_reply(struct rill_flow *f, int status, void *ud)
 	rill_close(f);
 }
 
-/* Ends a connection that never reached its target: a dynamic target's
- * client gets the protocol's refusal (SOCKS5 code, HTTP status) first. */
+/* Ends a connection that never reached its target: a socks5+ or
+ * connect+ client gets the protocol's refusal (SOCKS5 code, HTTP status)
+ * first; rill_tunnel_reply fails on other flows, which just close. */
 static void conn_refuse(struct relay_conn *c, int status)
 {
-	if (!c->r->dynamic ||
-	    rill_tunnel_reply(c->client, status, close_after_reply, NULL) != 0)
+	if (rill_tunnel_reply(c->client, status, close_after_reply, NULL) != 0)
 		rill_close(c->client);
 	conn_free(c);
 }
@@ -304,7 +304,9 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 		po.copy.flags |= RILL_COPY_NO_SPLICE;
 	/* The client learns of success only now that the target is there;
 	 * the reply is queued before anything the proxy writes. */
-	int err = r->dynamic ? rill_tunnel_reply(c->client, 0, NULL, NULL) : 0;
+	int err = rill_tunnel_reply(c->client, 0, NULL, NULL);
+	if (err == -ENOTSUP)
+		err = 0; /* not a socks5+ or connect+ client */
 	if (err == 0)
 		err = rill_proxy(c->client, c->target, &po, on_proxy_done, c,
 		                 &c->proxy);

@@ -424,6 +424,11 @@ def relay_target_errors_use_protocol_codes():
     rc, out, err = curl("-p", "-x", "http://127.0.0.1:%d" % port2,
                         "http://127.0.0.1:%d/" % closed)
     check(rc != 0 and "502" in err, "refused: rc=%d %s" % (rc, err))
+    # A fixed target behind a socks5+ listener: the same codes.
+    r3, port3 = relay("socks5+tcp://127.0.0.1:0", "tcp://127.0.0.1:%d" % closed)
+    rc, out, err = curl("--socks5-hostname", "127.0.0.1:%d" % port3,
+                        "http://anything.test/")
+    check(rc == 97 and "(5)" in err, "fixed: rc=%d %s" % (rc, err))
 
 
 @test

@@ -38,7 +38,10 @@ struct tun *tun_new(struct rill_flow *inner, const struct tun_proto *proto,
 		return NULL;
 	}
 	/* The handshake's deadline is the inner flow's, for its reads and
-	 * writes; tun_ready clears them. */
+	 * writes; tun_ready clears them. A connect without a deadline still
+	 * gets one: a proxy that never answers must not hold it for ever. */
+	if (deadline_ms == 0)
+		deadline_ms = TUN_DEFAULT_DEADLINE_MS;
 	rill_set_read_timeout(inner, deadline_ms);
 	rill_set_write_timeout(inner, deadline_ms);
 	return t;

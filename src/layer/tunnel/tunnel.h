@@ -24,6 +24,10 @@
 #include "scheme.h"
 #include "wire.h"
 
+/* The handshake deadline when the attach gives none (a connect without
+ * timeout_ms). */
+#define TUN_DEFAULT_DEADLINE_MS 30000u
+
 struct tun;
 typedef void (*tun_step)(struct tun *t);
 
