@@ -106,7 +106,7 @@ static void rt_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		char buf[INET6_ADDRSTRLEN];
 		inet_ntop(ai->ai_family, a, buf, sizeof buf);
 		if (!target_allow_address(q->allow, a, al, q->port)) {
-			char why[128];
+			char why[sizeof q->host + INET6_ADDRSTRLEN + 40];
 			snprintf(why, sizeof why,
 			         "%s resolves to %s, a denied address", q->host,
 			         buf);
