@@ -6,11 +6,14 @@
  * rill_tunnel_reply(b, 0) as a server does once its onward connection
  * exists. The peers nobody here wrote are in tests/test_tunnel_peers.py.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conformance.h"
+#include "core.h"
 #include "harness.h"
 
 struct conf_tun {
@@ -108,6 +111,22 @@ static int make_tun(uv_loop_t *loop, void *arg, struct rill_flow **a,
 	return 0;
 }
 
+/* A reset for the peer: SO_LINGER 0 on the TCP socket under the tunnel
+ * layer, then close. */
+static int tun_reset(struct rill_flow *f, void *arg)
+{
+	(void)arg;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	int fd = rill__flow_fd(rill_layer_inner(f));
+	if (fd < 0) {
+		rill_close(f);
+		return -EBADF;
+	}
+	int err = setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	rill_close(f);
+	return err == 0 ? 0 : -errno;
+}
+
 static void cleanup_tun(uv_loop_t *loop, void *arg)
 {
 	(void)loop;
@@ -116,31 +135,33 @@ static void cleanup_tun(uv_loop_t *loop, void *arg)
 	t->l = NULL;
 }
 
-#define TUN_FACTORY(var, fname, luri, cparams, rep) \
-	static struct conf_tun var##_arg = {        \
-	    .listen_uri = luri,                     \
-	    .params = cparams,                      \
-	    .reply = rep,                           \
-	};                                          \
-	static const struct conf_factory var = {    \
-	    .name = fname,                          \
-	    .make = make_tun,                       \
-	    .cleanup = cleanup_tun,                 \
-	    .arg = &var##_arg,                      \
-	    .big_bytes = 16u << 20,                 \
-	};                                          \
+#define TUN_FACTORY(var, fname, luri, cparams, rep, rst) \
+	static struct conf_tun var##_arg = {             \
+	    .listen_uri = luri,                          \
+	    .params = cparams,                           \
+	    .reply = rep,                                \
+	};                                               \
+	static const struct conf_factory var = {         \
+	    .name = fname,                               \
+	    .make = make_tun,                            \
+	    .cleanup = cleanup_tun,                      \
+	    .reset = rst,                                \
+	    .arg = &var##_arg,                           \
+	    .big_bytes = 16u << 20,                      \
+	};                                               \
 	CONF_REGISTER(var)
 
 TUN_FACTORY(socks5_tcp, "socks5+tcp", "socks5+tcp://127.0.0.1:0",
-            "?target=target.test:4242", true)
+            "?target=target.test:4242", true, tun_reset)
 TUN_FACTORY(socks5_auth_unix, "socks5+unix",
             "socks5+unix:@/rill-conf-socks5-%d?user=u&password=p",
-            "?target=target.test:4242&user=u&password=p", true)
+            "?target=target.test:4242&user=u&password=p", true, NULL)
 TUN_FACTORY(connect_tcp, "connect+tcp", "connect+tcp://127.0.0.1:0",
-            "?target=target.test:4242", true)
+            "?target=target.test:4242", true, tun_reset)
 TUN_FACTORY(connect_auth_shut, "connect+shut+unix",
             "connect+shut+unix:@/rill-conf-connect-%d?auth=u:p",
-            "?target=target.test:4242&auth=u:p", true)
-TUN_FACTORY(proxy_v2, "proxy+tcp", "proxy+tcp://127.0.0.1:0", "", false)
+            "?target=target.test:4242&auth=u:p", true, NULL)
+TUN_FACTORY(proxy_v2, "proxy+tcp", "proxy+tcp://127.0.0.1:0", "", false,
+            tun_reset)
 TUN_FACTORY(proxy_v1, "proxy+unix", "proxy+unix:@/rill-conf-pp-%d",
-            "?version=1", false)
+            "?version=1", false, NULL)
