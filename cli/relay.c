@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "relay_target.h"
 #include "workers.h"
 
 enum conn_state { CONN_CONNECTING, CONN_PROXYING };
@@ -38,6 +39,8 @@ struct relay_conn {
 	struct rill_flow *client, *target;
 	struct rill_proxy *proxy;
 	char *client_addr, *target_addr; /* for the log line */
+	char *local_addr;                /* where the client came in */
+	char *requested;                 /* a dynamic target's HOST:PORT */
 	uint64_t id;
 	uint64_t t0_ms;      /* accepted at */
 	uint64_t active_ms;  /* last time bytes moved (idle timeout) */
@@ -56,6 +59,8 @@ struct relay {
 	bool linger_set;
 	bool no_splice;
 	bool quiet;
+	bool dynamic; /* connect_uri has {target} */
+	struct target_allow allow;
 	unsigned threads;
 	uint64_t sweep_ms;
 	struct cli_workers workers;
@@ -112,6 +117,8 @@ static void conn_free(struct relay_conn *c)
 	atomic_fetch_sub(&rl->r->nconns, 1);
 	free(c->client_addr);
 	free(c->target_addr);
+	free(c->local_addr);
+	free(c->requested);
 	free(c);
 	relay_maybe_done(rl);
 }
@@ -119,12 +126,17 @@ static void conn_free(struct relay_conn *c)
 /* The peer address of f as a new string; NULL when unknown or ENOMEM.
  * Taken when the flow is new: after both shutdowns a TCP socket may no
  * longer have a peer to report. */
-static char *peer_of(struct rill_flow *f)
+static char *address_of(struct rill_flow *f, int which)
 {
 	char buf[160];
-	if (f == NULL || rill_flow_address(f, RILL_ADDR_PEER, buf, sizeof buf))
+	if (f == NULL || rill_flow_address(f, which, buf, sizeof buf))
 		return NULL;
 	return strdup(buf);
+}
+
+static char *peer_of(struct rill_flow *f)
+{
+	return address_of(f, RILL_ADDR_PEER);
 }
 
 /* For an exec: target, how its child ended: " exit=STATUS",
@@ -164,6 +176,13 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 	const char *ca = c->client_addr != NULL ? c->client_addr : "?";
 	const char *ta =
 	    c->target_addr != NULL ? c->target_addr : c->r->connect_uri;
+	char dyn[480];
+	if (c->requested != NULL) {
+		/* The requested target first, then where it led. */
+		snprintf(dyn, sizeof dyn, "%s (%s)", c->requested,
+		         c->target_addr != NULL ? c->target_addr : "-");
+		ta = dyn;
+	}
 	const char *via = c->proxy == NULL               ? ""
 	                  : rill_proxy_spliced(c->proxy) ? " via=splice"
 	                                                 : " via=copy";
@@ -248,6 +267,23 @@ static void on_proxy_half(struct rill_proxy *p, bool from_a,
 		c->half_ms = now_ms(c->rl);
 }
 
+static void close_after_reply(struct rill_flow *f, int status, void *ud)
+{
+	(void)status;
+	(void)ud;
+	rill_close(f);
+}
+
+/* Ends a connection that never reached its target: a socks5+ or
+ * connect+ client gets the protocol's refusal (SOCKS5 code, HTTP status)
+ * first; rill_tunnel_reply fails on other flows, which just close. */
+static void conn_refuse(struct relay_conn *c, int status)
+{
+	if (rill_tunnel_reply(c->client, status, close_after_reply, NULL) != 0)
+		rill_close(c->client);
+	conn_free(c);
+}
+
 static void on_connect(struct rill_flow *f, int status, const char *errmsg,
                        void *ud)
 {
@@ -256,8 +292,7 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	struct relay_loop *rl = c->rl;
 	if (status != 0) {
 		conn_log(c, 0, 0, "connect-failed(%s)", errmsg);
-		rill_close(c->client);
-		conn_free(c);
+		conn_refuse(c, status);
 		return;
 	}
 	c->target = f;
@@ -272,8 +307,14 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	struct rill_proxy_opts po = {.half_cb = on_proxy_half};
 	if (r->no_splice)
 		po.copy.flags |= RILL_COPY_NO_SPLICE;
-	int err =
-	    rill_proxy(c->client, c->target, &po, on_proxy_done, c, &c->proxy);
+	/* The client learns of success only now that the target is there;
+	 * the reply is queued before anything the proxy writes. */
+	int err = rill_tunnel_reply(c->client, 0, NULL, NULL);
+	if (err == -ENOTSUP)
+		err = 0; /* not a socks5+ or connect+ client */
+	if (err == 0)
+		err = rill_proxy(c->client, c->target, &po, on_proxy_done, c,
+		                 &c->proxy);
 	if (err != 0) {
 		conn_log(c, 0, 0, "proxy-failed(%s)", rill_strerror(err));
 		rill_close(c->client);
@@ -313,6 +354,43 @@ static void relay_refuse(struct relay *r, struct rill_flow *f, uint64_t id)
 	rill_close(f);
 }
 
+static void conn_connect(struct relay_conn *c, const char *uri)
+{
+	struct relay *r = c->r;
+	/* The core's deadline covers the whole connect, retries included:
+	 * extend it so the last retry still gets its full connect time.
+	 * The client's addresses go along for a proxy+ target (PROXY
+	 * protocol header); other targets ignore them. */
+	struct rill_connect_opts co = {
+	    .timeout_ms = r->connect_timeout_ms + r->retry_until_ms,
+	    .retry_until_ms = r->retry_until_ms,
+	    .proxy_header_src = c->client_addr,
+	    .proxy_header_dst = c->local_addr,
+	};
+	int err = rill_connect(c->rl->loop, uri, &co, on_connect, c);
+	if (err != 0) {
+		conn_log(c, 0, 0, "connect-failed(%s)", rill_last_errmsg());
+		conn_refuse(c, err);
+	}
+}
+
+/* A dynamic target was checked (relay_target.c). */
+static void on_target(void *ud, int status, const char *requested,
+                      const char *uri, const char *why)
+{
+	struct relay_conn *c = ud;
+	c->requested = strdup(requested);
+	if (status != 0) {
+		conn_log(c, 0, 0, "%s(%s)",
+		         status == RILL_EPROXY_DENIED ? "denied"
+		                                      : "target-failed",
+		         why);
+		conn_refuse(c, status);
+		return;
+	}
+	conn_connect(c, uri);
+}
+
 static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
                       const char *errmsg, void *ud)
 {
@@ -344,19 +422,13 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	c->id = id;
 	c->t0_ms = now_ms(rl);
 	c->client_addr = peer_of(f);
+	c->local_addr = address_of(f, RILL_ADDR_LOCAL);
 	conn_link(rl, c);
-	/* The core's deadline covers the whole connect, retries included:
-	 * extend it so the last retry still gets its full connect time. */
-	struct rill_connect_opts co = {
-	    .timeout_ms = r->connect_timeout_ms + r->retry_until_ms,
-	    .retry_until_ms = r->retry_until_ms,
-	};
-	int err = rill_connect(rl->loop, r->connect_uri, &co, on_connect, c);
-	if (err != 0) {
-		conn_log(c, 0, 0, "connect-failed(%s)", rill_last_errmsg());
-		rill_close(c->client);
-		conn_free(c);
-	}
+	if (r->dynamic)
+		relay_target_start(rl->loop, &r->allow, r->connect_uri, f,
+		                   on_target, c);
+	else
+		conn_connect(c, r->connect_uri);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -554,6 +626,13 @@ static void relay_usage(FILE *out)
 	    "                       turn and each stays on one (default:\n"
 	    "                       the number of online CPUs)\n"
 	    "  --no-splice          always copy through user space\n"
+	    "  --allow-target PAT   with {target} in CONNECT_URI: a target\n"
+	    "                       clients may ask for (repeatable; needed,\n"
+	    "                       '*' allows all); HOST[:PORT[-PORT]],\n"
+	    "                       HOST a name, *.domain, an IP or CIDR\n"
+	    "                       block; '!PAT' denies. First match wins;\n"
+	    "                       a name's addresses are checked against\n"
+	    "                       the '!' patterns too\n"
 	    "  --quiet              no log lines\n"
 	    "  -h, --help           this text\n"
 	    "\n"
@@ -568,7 +647,17 @@ static void relay_usage(FILE *out)
 	    "target (one child per connection, inetd style) the line ends\n"
 	    "with exit=STATUS, exit=SIGNAME or exit=running.\n"
 	    "\n"
-	    "Example: rill relay tcp://0.0.0.0:8080 unix:/run/app.sock\n");
+	    "\n"
+	    "Dynamic targets: behind a socks5+ or connect+ LISTEN_URI,\n"
+	    "{target} in CONNECT_URI is replaced by the address of the\n"
+	    "HOST:PORT the client asked for (a name is resolved once and\n"
+	    "checked); the client gets its success reply once the target is\n"
+	    "connected, or the protocol's refusal (end=denied(..)). The log\n"
+	    "line's TARGET is then 'HOST:PORT (ADDRESS)'.\n"
+	    "\n"
+	    "Examples: rill relay tcp://0.0.0.0:8080 unix:/run/app.sock\n"
+	    "  rill relay --allow-target '*.example.org:443' \\\n"
+	    "      socks5+tcp://127.0.0.1:1080 'tcp://{target}'\n");
 }
 
 static bool parse_secs(const char *s, uint64_t *ms)
@@ -597,6 +686,7 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	    {"grace", required_argument, NULL, 'g'},
 	    {"threads", required_argument, NULL, 't'},
 	    {"no-splice", no_argument, NULL, 'S'},
+	    {"allow-target", required_argument, NULL, 'A'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -629,6 +719,14 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 				    "relay", "bad --threads '%s'", optarg);
 			continue;
 		case 'S': r->no_splice = true; continue;
+		case 'A': {
+			const char *why = "";
+			if (target_allow_add(&r->allow, optarg, &why) != 0)
+				return cli_usage_error(
+				    "relay", "bad --allow-target '%s': %s",
+				    optarg, why);
+			continue;
+		}
 		case 'q': r->quiet = true; continue;
 		case 'h':
 			relay_usage(stdout);
@@ -645,7 +743,20 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 		                       "expected LISTEN_URI and CONNECT_URI");
 	r->listen_uri = argv[optind];
 	r->connect_uri = argv[optind + 1];
-	if (rill_uri_check(r->connect_uri) != 0)
+	r->dynamic = strstr(r->connect_uri, RELAY_TARGET_MARK) != NULL;
+	if (r->dynamic && r->allow.n == 0)
+		return cli_usage_error(
+		    "relay",
+		    "CONNECT_URI has {target}: refusing to run an open proxy "
+		    "without --allow-target PATTERN (--allow-target '*' "
+		    "allows every target)");
+	if (!r->dynamic && r->allow.n > 0)
+		return cli_usage_error("relay", "--allow-target needs a "
+		                                "CONNECT_URI with {target}");
+	char *sample = relay_target_sample(r->connect_uri);
+	int bad = sample == NULL || rill_uri_check(sample) != 0;
+	free(sample);
+	if (bad)
 		return cli_usage_error("relay", "%s", rill_last_errmsg());
 	return 0;
 }
@@ -732,6 +843,7 @@ int cli_relay(int argc, char **argv)
 	}
 	cli_workers_run(&r.workers);
 	free(loops);
+	target_allow_free(&r.allow);
 	if (!r.quiet)
 		fprintf(stderr, "rill relay: stopped\n");
 	return r.exit_code;

@@ -92,7 +92,10 @@ RILL_EXTERN const char *rill_version(void);
 	  "transport not available on this platform")                         \
 	X(ENOHALFCLOSE, -30100,                                               \
 	  "flow cannot half-close: shutting down its write side would end "   \
-	  "both directions")
+	  "both directions")                                                  \
+	X(EPROXY, -30090, "the proxy failed the request")                     \
+	X(EPROXY_AUTH, -30091, "proxy authentication failed")                 \
+	X(EPROXY_DENIED, -30092, "the proxy does not allow this target")
 
 enum rill_error {
 #define RILL__ERR_ENUM(name, value, msg) RILL_##name = (value),
@@ -504,5 +507,6 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/http.h"
 #include "rill/combinator.h"
 #include "rill/exec.h"
+#include "rill/tunnel.h"
 
 #endif /* RILL_H */

@@ -24,5 +24,8 @@ extern const struct rill_transport_scheme rill__xen_vchan_scheme;
 /* Layers (src/layer/). */
 extern const struct rill_layer_scheme rill__shut_scheme;
 extern const struct rill_layer_scheme rill__tls_scheme;
+extern const struct rill_layer_scheme rill__socks5_scheme;
+extern const struct rill_layer_scheme rill__connect_scheme;
+extern const struct rill_layer_scheme rill__proxy_scheme;
 
 #endif

@@ -36,9 +36,8 @@ static const struct rill_transport_scheme *const uri_transports[] = {
 /* clang-format on */
 
 static const struct rill_layer_scheme *const uri_layers[] = {
-    &rill__shut_scheme,
-    &rill__tls_scheme,
-    NULL,
+    &rill__shut_scheme,    &rill__tls_scheme,   &rill__socks5_scheme,
+    &rill__connect_scheme, &rill__proxy_scheme, NULL,
 };
 
 #define URI_DEFAULT_HANDSHAKE_MS 10000u
@@ -279,15 +278,42 @@ struct uri_connect {
 	void *ud;
 	uint64_t deadline; /* uv_now() based; 0: none */
 	uv_loop_t *loop;
+	struct rill_connect_opts opts; /* the caller's, strings copied */
 };
+
+static void uri_connect_free(struct uri_connect *c)
+{
+	rill__uri_free(&c->u);
+	rill_free((char *)c->opts.proxy_header_src);
+	rill_free((char *)c->opts.proxy_header_dst);
+	rill_free(c);
+}
+
+/* Copies opts into c (the strings too); false on ENOMEM. */
+static bool uri_connect_keep_opts(struct uri_connect *c,
+                                  const struct rill_connect_opts *opts)
+{
+	c->opts = *opts;
+	c->opts.proxy_header_src = NULL;
+	c->opts.proxy_header_dst = NULL;
+	if (opts->proxy_header_src != NULL &&
+	    (c->opts.proxy_header_src = rill_strdup(opts->proxy_header_src)) ==
+	        NULL)
+		return false;
+	if (opts->proxy_header_dst != NULL &&
+	    (c->opts.proxy_header_dst = rill_strdup(opts->proxy_header_dst)) ==
+	        NULL)
+		return false;
+	c->u.connect_opts = &c->opts;
+	return true;
+}
 
 static void uri_connect_finish(struct uri_connect *c, struct rill_flow *f,
                                int status, const char *errmsg)
 {
 	rill_connect_cb cb = c->cb;
 	void *ud = c->ud;
-	rill__uri_free(&c->u);
-	rill_free(c);
+	uri_connect_free(c);
 	cb(f, status,
 	   status != 0 && errmsg == NULL ? rill_strerror(status) : errmsg, ud);
 }
@@ -343,9 +369,10 @@ int rill_connect(uv_loop_t *loop, const char *uri,
 	if (err == 0 && t->connect == NULL)
 		err = rill__uri_error(&c->u, "cannot connect with scheme",
 		                      c->u.scheme);
+	if (err == 0 && !uri_connect_keep_opts(c, opts))
+		err = RILL_ENOMEM;
 	if (err != 0) {
-		rill__uri_free(&c->u);
-		rill_free(c);
+		uri_connect_free(c);
 		return err;
 	}
 	c->cb = cb;
@@ -357,10 +384,8 @@ int rill_connect(uv_loop_t *loop, const char *uri,
 		c->deadline = uv_now(loop) + opts->timeout_ms;
 	}
 	err = t->connect(loop, &c->u, opts, uri_connect_step, c);
-	if (err != 0) {
-		rill__uri_free(&c->u);
-		rill_free(c);
-	}
+	if (err != 0)
+		uri_connect_free(c);
 	return err;
 }
 

@@ -33,6 +33,16 @@ struct rill_connect_opts {
 	/* Retry a refused (or not yet existing) endpoint until this many ms
 	 * have passed since the call; 0: try once. */
 	uint64_t retry_until_ms;
+	/*
+	 * For a proxy+ layer (PROXY protocol): the source and destination of
+	 * the connection being relayed, as rill_flow_address prints them
+	 * ("tcp://192.0.2.1:5000", "tcp://[2001:db8::1]:443",
+	 * "vsock://3:1024", "unix:/run/s"); the header then carries them.
+	 * NULL (either): the header says LOCAL (v2) or UNKNOWN (v1). Copied
+	 * by rill_connect; ignored without a proxy+ layer.
+	 */
+	const char *proxy_header_src;
+	const char *proxy_header_dst;
 };
 
 /*

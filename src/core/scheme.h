@@ -35,6 +35,9 @@ struct rill_uri {
 	char *rest;   /* after "scheme:" (a "//" prefix kept), no query */
 	struct rill_uri_param *params;
 	size_t nparams;
+	/* rill_connect's options while a connect runs (NULL when listening):
+	 * what a layer takes from the caller besides the URI (proxy+). */
+	const struct rill_connect_opts *connect_opts;
 };
 
 /* src/uri.c: parses text; 0 or RILL_EURI with rill_last_errmsg() set. Unknown

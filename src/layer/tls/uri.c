@@ -7,7 +7,9 @@
  * Connect (a TLS client) takes ca, capath, sni, verify=none, alpn, cert and
  * key (a client certificate), min/max (1.2, 1.3) and ciphers (TLS 1.3
  * suites, e.g. TLS_AES_128_GCM_SHA256). The name checked and sent as SNI
- * is sni=, else the host of a tcp:// transport. Accept (a TLS server)
+ * is sni=, else the host of the target= of a socks5+ or connect+ layer
+ * beneath (the TLS peer is then the target), else the host of a tcp://
+ * transport. Accept (a TLS server)
  * takes cert, key, ca/capath and verify-client (require a client
  * certificate), alpn, min/max and ciphers.
  *
@@ -92,10 +94,34 @@ static int tls_check(const struct rill_uri *u)
 	return err;
 }
 
-/* The host of "//host:port" or "//[v6]:port" into out; false if none. */
+/*
+ * True when TLS runs through a tunnel to `target=` (a socks5+ or connect+
+ * layer beneath tls in the URI, as in tls+socks5+tcp://proxy?target=h:443):
+ * the TLS peer is then the target, not the proxy.
+ */
+static bool tls_through_tunnel(const struct rill_uri *u)
+{
+	bool below = false;
+	for (size_t i = 0; i < u->nlayers; i++) {
+		if (strcmp(u->layers[i], "tls") == 0)
+			below = true;
+		else if (below && (strcmp(u->layers[i], "socks5") == 0 ||
+		                   strcmp(u->layers[i], "connect") == 0))
+			return rill__uri_param(u, "target") != NULL;
+	}
+	return false;
+}
+
+/* The host of "//host:port" or "//[v6]:port" (of the tunnel's target=
+ * "host:port" when there is one) into out; false if none. */
 static bool tls_uri_host(const struct rill_uri *u, char *out, size_t len)
 {
 	const char *r = u->rest;
+	char tg[300];
+	if (tls_through_tunnel(u)) {
+		snprintf(tg, sizeof tg, "//%s", rill__uri_param(u, "target"));
+		r = tg;
+	}
 	if (r == NULL || strncmp(r, "//", 2) != 0)
 		return false;
 	r += 2;
