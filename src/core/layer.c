@@ -4,6 +4,7 @@
  * uses these for everything it does not transform.
  */
 #include "rill/impl.h"
+#include "core.h"
 
 struct rill_layer *rill_layer_new(struct rill_flow *inner,
                                   const struct rill_flow_ops *ops, size_t size)
@@ -19,6 +20,7 @@ struct rill_layer *rill_layer_new(struct rill_flow *inner,
 		return NULL;
 	}
 	l->inner = inner;
+	rill__flow_mark_layer(&l->base);
 	return l;
 }
 
