@@ -69,6 +69,17 @@ bool cli_allow_filter(struct rill_listener *l, const struct rill_peer *peer,
 	return false;
 }
 
+const struct rill_listen_opts *cli_allow_opts(struct cli_allow *a,
+                                              struct rill_listen_opts *o)
+{
+	if (a->n == 0)
+		return NULL;
+	memset(o, 0, sizeof *o);
+	o->filter = cli_allow_filter;
+	o->filter_ud = a;
+	return o;
+}
+
 void cli_allow_free(struct cli_allow *a)
 {
 	free(a->pats);

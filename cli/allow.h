@@ -35,6 +35,10 @@ void cli_peer_text(const struct rill_peer *p, char *buf, size_t len);
 bool cli_allow_filter(struct rill_listener *l, const struct rill_peer *peer,
                       void *ud);
 
+/* The listen options with a's filter, in *o; NULL when a is empty. */
+const struct rill_listen_opts *cli_allow_opts(struct cli_allow *a,
+                                              struct rill_listen_opts *o);
+
 void cli_allow_free(struct cli_allow *a);
 
 #endif
