@@ -39,7 +39,8 @@ void cli_peer_text(const struct rill_peer *p, char *buf, size_t len)
 		snprintf(host, sizeof host, "?");
 	switch (p->kind) {
 	case RILL_PEER_IP:
-		snprintf(buf, len, p->ipv6 ? "tcp://[%s]:%" PRIu32 : "tcp://%s:%" PRIu32,
+		snprintf(buf, len,
+		         p->ipv6 ? "tcp://[%s]:%" PRIu32 : "tcp://%s:%" PRIu32,
 		         host, p->port);
 		break;
 	case RILL_PEER_VSOCK:

@@ -14,7 +14,7 @@
 struct cli_allow {
 	struct rill_peer_pattern *pats;
 	size_t n;
-	bool log; /* print a line for each refused peer */
+	bool log;        /* print a line for each refused peer */
 	const char *cmd; /* "echo"... for the log line */
 };
 

@@ -576,8 +576,8 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 	struct rill_listen_opts lo;
 	serve_allow.log = !tmpl->quiet;
 	if (err == 0)
-		err = cli_workers_listen(&g, uri, cli_allow_opts(&serve_allow, &lo),
-		                         tmpl->quiet);
+		err = cli_workers_listen(
+		    &g, uri, cli_allow_opts(&serve_allow, &lo), tmpl->quiet);
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
 		cli_error("http serve: %s",

@@ -49,7 +49,7 @@ struct relay_conn {
 	struct rill_proxy *proxy;
 	char *client_addr, *target_addr; /* for the log line */
 	uint64_t id;
-	uint64_t t0_ms; /* accepted at */
+	uint64_t t0_ms;              /* accepted at */
 	char source[CLI_SOURCE_MAX]; /* counted for --max-per-source; "" */
 	enum conn_state state;
 };
@@ -769,7 +769,8 @@ int cli_relay(int argc, char **argv)
 		lo.filter_ud = &r;
 	}
 	if (err == 0)
-		err = cli_workers_listen(&r.workers, r.listen_uri, &lo, r.quiet);
+		err =
+		    cli_workers_listen(&r.workers, r.listen_uri, &lo, r.quiet);
 	if (err != 0) {
 		cli_error("relay: listen %s: %s", r.listen_uri,
 		          rill_last_errmsg()[0] ? rill_last_errmsg()

@@ -184,8 +184,8 @@ TEST(proxy_abort_on_error_cuts_at_once)
 {
 	for (int mode = 0; mode < 2; mode++) {
 		struct rill_proxy_opts po = {0};
-		po.copy.flags = RILL_COPY_ABORT_ON_ERROR |
-		                (mode ? RILL_COPY_NO_SPLICE : 0);
+		po.copy.flags =
+		    RILL_COPY_ABORT_ON_ERROR | (mode ? RILL_COPY_NO_SPLICE : 0);
 		struct proxy_end pe = {0};
 		uint64_t t0;
 		reset_and_silent(&po, 5000, &pe, &t0);
@@ -378,4 +378,3 @@ TEST(proxy_same_flow_is_refused)
 	uv_run(&l, UV_RUN_DEFAULT);
 	TH_OK(uv_loop_close(&l));
 }
-

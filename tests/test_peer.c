@@ -76,10 +76,25 @@ TEST(patterns_cid_uid_and_errors)
 	u.uid = 0;
 	TH_TRUE(!rill_peer_match(&pat, &u));
 	static const char *const bad[] = {
-	    "",           "9-3",         "1.2.3.4/33", "::1/129", "uid=",
-	    "uid=-1",     "uid=4294967295", "-3",      "3-",      "+3",
-	    "1.2.3",      "1.2.3.4/",    "1.2.3.4/-1", "fe80::1%eth0",
-	    "4294967296", "[1.2.3.4",    "01.2.3.4",   "any",     "3 ",
+	    "",
+	    "9-3",
+	    "1.2.3.4/33",
+	    "::1/129",
+	    "uid=",
+	    "uid=-1",
+	    "uid=4294967295",
+	    "-3",
+	    "3-",
+	    "+3",
+	    "1.2.3",
+	    "1.2.3.4/",
+	    "1.2.3.4/-1",
+	    "fe80::1%eth0",
+	    "4294967296",
+	    "[1.2.3.4",
+	    "01.2.3.4",
+	    "any",
+	    "3 ",
 	    "1.2.3.4/8/8",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -132,8 +147,7 @@ static void accept_cb(struct rill_listener *l, struct rill_flow *f, int status,
 
 /* Listens on uri with the filter, connects once; returns the client. */
 static struct rill_flow *connect_one(uv_loop_t *l, const char *uri,
-                                     struct srv *s,
-                                     struct rill_listener **lst)
+                                     struct srv *s, struct rill_listener **lst)
 {
 	struct rill_listen_opts o = {.filter = filter_cb, .filter_ud = s};
 	TH_OK(rill_listen(l, uri, &o, accept_cb, s, lst));
@@ -162,7 +176,8 @@ TEST(flow_peer_tcp_through_a_layer)
 	uv_loop_init(&l);
 	struct srv s = {.allow = true};
 	struct rill_listener *lst;
-	struct rill_flow *c = connect_one(&l, "shut+tcp://127.0.0.1:0", &s, &lst);
+	struct rill_flow *c =
+	    connect_one(&l, "shut+tcp://127.0.0.1:0", &s, &lst);
 	TH_EQ_INT(s.filtered, 1);
 	TH_EQ_INT(s.seen.kind, RILL_PEER_IP);
 	TH_TRUE(!s.seen.ipv6);
@@ -218,7 +233,8 @@ TEST(filter_refuses_before_the_handshake)
 	uv_loop_init(&l);
 	struct srv s = {.allow = false};
 	struct rill_listener *lst;
-	struct rill_flow *c = connect_one(&l, "shut+tcp://127.0.0.1:0", &s, &lst);
+	struct rill_flow *c =
+	    connect_one(&l, "shut+tcp://127.0.0.1:0", &s, &lst);
 	struct rill_buf *got = NULL;
 	int err = rill_read_all_sync(c, 64, &got);
 	TH_TRUE(err == 0 || err == RILL_ECONNRESET);

@@ -81,11 +81,11 @@ enum rill_peer_kind {
  * the peer socket, when it connected (SO_PEERCRED).
  */
 struct rill_peer {
-	int kind;         /* enum rill_peer_kind */
-	bool ipv6;        /* RILL_PEER_IP: addr holds 16 bytes, else 4 */
-	uint8_t addr[16]; /* RILL_PEER_IP: network byte order */
-	uint32_t port;    /* RILL_PEER_IP and RILL_PEER_VSOCK */
-	uint32_t cid;     /* RILL_PEER_VSOCK */
+	int kind;          /* enum rill_peer_kind */
+	bool ipv6;         /* RILL_PEER_IP: addr holds 16 bytes, else 4 */
+	uint8_t addr[16];  /* RILL_PEER_IP: network byte order */
+	uint32_t port;     /* RILL_PEER_IP and RILL_PEER_VSOCK */
+	uint32_t cid;      /* RILL_PEER_VSOCK */
 	uint32_t uid, gid; /* RILL_PEER_UNIX */
 	int32_t pid;       /* RILL_PEER_UNIX */
 };

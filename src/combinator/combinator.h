@@ -34,9 +34,8 @@ struct rill__comb_timer {
 };
 
 /* A stopped timer, or NULL (ENOMEM). */
-struct rill__comb_timer *rill__comb_timer_new(uv_loop_t *loop,
-                                              void (*fire)(void *owner),
-                                              void *owner);
+struct rill__comb_timer *
+rill__comb_timer_new(uv_loop_t *loop, void (*fire)(void *owner), void *owner);
 /* (Re)starts it to fire once, ms from now. */
 void rill__comb_timer_arm(struct rill__comb_timer *t, uint64_t ms);
 /* Stops it and frees it in the background. NULL is a no-op. */
@@ -57,9 +56,9 @@ struct rill_copy {
 	 * owner cuts (and may free c); NULL: the copy cuts itself. */
 	void (*failed)(struct rill_copy *c);
 	void *owner;
-	unsigned flags;        /* RILL_COPY_* */
-	uint64_t idle_ms;      /* standalone copy: idle timeout, 0: none */
-	uint64_t active_ms;    /* uv_now() when bytes last moved */
+	unsigned flags;     /* RILL_COPY_* */
+	uint64_t idle_ms;   /* standalone copy: idle timeout, 0: none */
+	uint64_t active_ms; /* uv_now() when bytes last moved */
 	struct rill__comb_timer *timer; /* standalone copy's idle timer */
 	struct rill_copy_result res;
 	uint64_t t0;

@@ -627,9 +627,10 @@ int rill_copy(struct rill_flow *src, struct rill_flow *dst,
 		/* An echo (src == dst) reads and writes through one poller:
 		 * libuv watches an fd once. */
 		struct rill__splice_ep *in = rill__splice_ep_new(src);
-		struct rill__splice_ep *o = in == NULL  ? NULL
-		                            : src == dst ? in
-		                                         : rill__splice_ep_new(dst);
+		struct rill__splice_ep *o = in == NULL ? NULL
+		                            : src == dst
+		                                ? in
+		                                : rill__splice_ep_new(dst);
 		if (in != NULL && o != NULL) {
 			rill__copy_start_splice(c, in, o);
 			return 0;

@@ -18,9 +18,8 @@ static void comb_timer_closed(uv_handle_t *h)
 	rill_free(h->data);
 }
 
-struct rill__comb_timer *rill__comb_timer_new(uv_loop_t *loop,
-                                              void (*fire)(void *owner),
-                                              void *owner)
+struct rill__comb_timer *
+rill__comb_timer_new(uv_loop_t *loop, void (*fire)(void *owner), void *owner)
 {
 	struct rill__comb_timer *t = rill_calloc(1, sizeof *t);
 	if (t == NULL)

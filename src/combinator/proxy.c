@@ -184,8 +184,7 @@ static void proxy_finished(struct rill_copy *c)
 		p->half_ms = uv_now(c->src->loop);
 		uint64_t left;
 		/* Only arms: a cut comes from the loop, never from here. */
-		if (p->linger &&
-		    proxy_next_deadline(p, &left) != RILL_CUT_NONE)
+		if (p->linger && proxy_next_deadline(p, &left) != RILL_CUT_NONE)
 			rill__comb_timer_arm(p->timer, left);
 	}
 	if (p->half_cb != NULL) {

@@ -132,8 +132,7 @@ static int pattern_error(const char *text, const char *why)
 
 /* A decimal number of at most 10 digits, no sign, within [0, max]:
  * the whole of s[0..n). */
-static bool pattern_number(const char *s, size_t n, uint64_t max,
-                           uint64_t *out)
+static bool pattern_number(const char *s, size_t n, uint64_t max, uint64_t *out)
 {
 	if (n == 0 || n > 10)
 		return false;
@@ -255,7 +254,8 @@ bool rill_peer_match(const struct rill_peer_pattern *pat,
 	if (pat == NULL || peer == NULL || pat->kind != peer->kind)
 		return false;
 	switch (pat->kind) {
-	case RILL_PEER_VSOCK: return peer->cid >= pat->lo && peer->cid <= pat->hi;
+	case RILL_PEER_VSOCK:
+		return peer->cid >= pat->lo && peer->cid <= pat->hi;
 	case RILL_PEER_UNIX: return peer->uid == pat->lo;
 	case RILL_PEER_IP: break;
 	default: return false;
