@@ -115,7 +115,7 @@ static int pattern_error(const char *text, const char *why)
 	 * control characters escaped. */
 	char shown[PATTERN_MAX * 4 + 4];
 	size_t o = 0;
-	for (size_t i = 0; text[i] != '\0' && i < PATTERN_MAX; i++) {
+	for (size_t i = 0; i < PATTERN_MAX && text[i] != '\0'; i++) {
 		unsigned char ch = (unsigned char)text[i];
 		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
 			shown[o++] = (char)ch;
