@@ -11,7 +11,8 @@ that nothing it should not see reached it:
   - --max-per-source N: the N+1th connection of one source is closed
     before any connect, while other sources still get through;
   - without any option the relay has a finite --max-conns (1024): the
-    1025th connection is refused, the target never sees it.
+    1025th connection is refused, the target never sees it;
+  - rill echo and rill http serve refuse unlisted sources the same way.
 Allowed clients' bytes are checked by hash through the relay each time.
 """
 import hashlib
@@ -199,7 +200,10 @@ def t_tcp_denied():
     try:
         attackers = [tcp_client(r.port) for _ in range(5)]
         for s in attackers:
-            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            try:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            except OSError:
+                pass  # already closed by the relay: as it should be
         all_closed = all(closed_at_once(s) for s in attackers)
         logged = r.wait_for(r"tcp://127\.0\.0\.1:\d+ -> .* end=denied", 5)
         seen_denied = settle(tgt, 0)
@@ -237,9 +241,9 @@ def t_unix_uid_denied(tmp):
              "/usr/bin/python3", "-c",
              "import socket,sys\n"
              "s=socket.socket(socket.AF_UNIX); s.settimeout(5)\n"
-             "s.connect(sys.argv[1]); s.sendall(b'steal')\n"
-             "try: d=s.recv(1)\n"
-             "except ConnectionResetError: d=b''\n"
+             "s.connect(sys.argv[1])\n"
+             "try: s.sendall(b'steal'); d=s.recv(1)\n"
+             "except (BrokenPipeError, ConnectionResetError): d=b''\n"
              "print('uid', __import__('os').getuid(), 'got', len(d))\n",
              sock], capture_output=True, text=True, timeout=20)
         logged = r.wait_for(r"uid=65534 .* end=denied", 1, 5)
@@ -333,8 +337,74 @@ def t_default_max_conns():
            % (full, after, extra_closed, logged, code, text[-800:]))
 
 
+def t_echo_and_http_allow(tmp):
+    """The same filter behind rill echo and rill http serve."""
+    name = "rill echo / http serve --allow: an unlisted source is closed, " \
+           "allowed ones are served"
+    with open(os.path.join(tmp, "f.bin"), "wb") as f:
+        body = hashlib.shake_256(b"http").digest(300000)
+        f.write(body)
+    procs, ports = [], []
+    for argv in (["echo", "-v", "--allow", "127.0.0.2"],
+                 ["http", "serve", "--threads", "2", "--allow",
+                  "127.0.0.2/32"]):
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        ports.append(port.getsockname()[1])
+        port.close()
+        tail = [tmp] if argv[0] == "http" else []
+        procs.append(subprocess.Popen(
+            [RILL, *argv, "tcp://127.0.0.1:%d" % ports[-1], *tail],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True))
+    try:
+        for p in ports:  # up: an allowed probe gets through
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    tcp_client(p, "127.0.0.2").close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        echo_denied = closed_at_once(tcp_client(ports[0]))
+        echo_ok = roundtrip(tcp_client(ports[0], "127.0.0.2"), seed=6)
+        req = b"GET /f.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        denied = tcp_client(ports[1])
+        try:
+            denied.sendall(req)
+        except OSError:
+            pass  # already closed: as it should be
+        http_denied = closed_at_once(denied)
+        c = tcp_client(ports[1], "127.0.0.2")
+        c.sendall(req)
+        resp = b""
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            resp += d
+        c.close()
+        http_ok = resp.startswith(b"HTTP/1.1 200") and resp.endswith(body)
+    finally:
+        errs = []
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            try:
+                errs.append(p.communicate(timeout=20)[1])
+            except subprocess.TimeoutExpired:
+                p.kill()
+                errs.append(p.communicate()[1])
+    logged = "end=denied" in errs[0] and "end=denied" in errs[1]
+    tap.ok(echo_denied and echo_ok and http_denied and http_ok and logged,
+           name, "echo denied=%s ok=%s; http denied=%s ok=%s; logged=%s\n%s"
+           % (echo_denied, echo_ok, http_denied, http_ok, logged,
+              "\n".join(e[-600:] for e in errs)))
+
+
 def main():
     t_tcp_denied()
+    with tempfile.TemporaryDirectory() as tmp:
+        t_echo_and_http_allow(tmp)
     with tempfile.TemporaryDirectory() as tmp:
         t_unix_uid_denied(tmp)
     t_max_per_source()
