@@ -155,7 +155,7 @@ static void linger_case(unsigned copy_flags)
 	th_note("ended %" PRIu64 " ms after the reset (linger 300 ms)",
 	        pe.at_ms - t0);
 	TH_CMP_INT(pe.at_ms - t0, >=, 290);
-	TH_CMP_INT(pe.at_ms - t0, <, 1500);
+	TH_CMP_INT(pe.at_ms - t0, <, 2500);
 }
 
 /* The acceptance case of issue 29: a reset, a silent peer, a linger. */
@@ -192,7 +192,7 @@ TEST(proxy_abort_on_error_cuts_at_once)
 		TH_EQ_INT(pe.calls, 1);
 		TH_EQ_INT(pe.res.cut, RILL_CUT_ERROR);
 		TH_EQ_ERR(pe.res.status, RILL_ECONNRESET);
-		TH_CMP_INT(pe.at_ms - t0, <, 1000);
+		TH_CMP_INT(pe.at_ms - t0, <, 2000);
 	}
 }
 
@@ -227,7 +227,7 @@ TEST(proxy_idle_timeout_cuts_two_silent_peers)
 		th_note("cut %" PRIu64 " ms after the last byte (idle 250)",
 		        pe.at_ms - t0);
 		TH_CMP_INT(pe.at_ms - t0, >=, 240);
-		TH_CMP_INT(pe.at_ms - t0, <, 1500);
+		TH_CMP_INT(pe.at_ms - t0, <, 2500);
 		/* The cut closed both connections: the peers see the end. */
 		TH_EQ_INT(recv(cfd, buf, sizeof buf, 0), 0);
 		TH_EQ_INT(recv(sfd, buf, sizeof buf, 0), 0);
