@@ -413,7 +413,10 @@ def main():
     guarded(t_tcp_denied)
     with tempfile.TemporaryDirectory() as tmp:
         guarded(t_echo_and_http_allow, tmp)
-    with tempfile.TemporaryDirectory() as tmp:
+    # The attacker (uid 65534) must reach the socket's directory: not
+    # under a TMPDIR of mode 0700 (run.py's), but right in /tmp.
+    with tempfile.TemporaryDirectory(prefix="rill-hostile-",
+                                     dir="/tmp") as tmp:
         guarded(t_unix_uid_denied, tmp)
     guarded(t_max_per_source)
     guarded(t_default_max_conns)
