@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allow.h"
 #include "cli.h"
 
 #define ECHO_INFLIGHT 4
@@ -166,7 +167,7 @@ static void echo_usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "Usage: rill echo [-v] URI\n"
+	    "Usage: rill echo [-v] [--allow PATTERN]... URI\n"
 	    "\n"
 	    "Listens on URI and echoes every connection back to its\n"
 	    "sender, all connections concurrently. At a connection's end\n"
@@ -177,6 +178,10 @@ static void echo_usage(FILE *out)
 	    "\n"
 	    "  -v, --verbose  print the address listened on, and errors of\n"
 	    "                 single connections, to stderr\n"
+	    "  --allow PATTERN  serve only clients that match a PATTERN\n"
+	    "                 (repeatable; the syntax of rill relay\n"
+	    "                 --allow); others are closed at accept\n"
+	    "                 (with -v, a line ending end=denied)\n"
 	    "  -h, --help     show this help\n"
 	    "\n"
 	    "Example:\n"
@@ -187,15 +192,25 @@ int cli_echo(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"allow", required_argument, NULL, 'a'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct echo_server srv;
+	static struct cli_allow allow = {.cmd = "echo"};
+	/* A restart after a crash takes a stale unix: socket back. */
+	struct rill_listen_opts lo = {.replace_stale_unix = true};
 	int opt;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vh", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 'v': srv.verbose = true; break;
+		case 'a':
+			if (cli_allow_add(&allow, "echo", optarg) != 0)
+				return 2;
+			lo.filter = cli_allow_filter;
+			lo.filter_ud = &allow;
+			break;
 		case 'h': echo_usage(stdout); return 0;
 		default: return cli_usage_error("echo", "bad option");
 		}
@@ -205,11 +220,10 @@ int cli_echo(int argc, char **argv)
 		                                   ? "missing URI"
 		                                   : "too many arguments");
 	signal(SIGPIPE, SIG_IGN);
+	allow.log = srv.verbose;
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	srv.loop = &loop;
-	/* A restart after a crash takes a stale unix: socket back. */
-	struct rill_listen_opts lo = {.replace_stale_unix = true};
 	int err = rill_listen(&loop, argv[optind], &lo, echo_accepted, &srv,
 	                      &srv.listener);
 	if (err != 0) {
@@ -238,5 +252,6 @@ int cli_echo(int argc, char **argv)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cli_wait_closed(&loop);
 	uv_loop_close(&loop);
+	cli_allow_free(&allow);
 	return 0;
 }

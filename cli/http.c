@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "allow.h"
 #include "cli.h"
 #include "workers.h"
 #include "http_files.h"
@@ -548,6 +549,9 @@ static const struct cli_workers_ops serve_ops = {
     .finish = serve_on_finish,
 };
 
+/* --allow (cli/allow.h); read only once the loops run. */
+static struct cli_allow serve_allow = {.cmd = "http serve"};
+
 /* One struct serve per loop (its own cache and HTTP server), the root
  * shared; then every loop runs. Returns the exit status. */
 static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
@@ -569,8 +573,11 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		err = rill_http_server_new(sv->loop, o, serve_handler, sv,
 		                           &sv->srv);
 	}
+	struct rill_listen_opts lo;
+	serve_allow.log = !tmpl->quiet;
 	if (err == 0)
-		err = cli_workers_listen(&g, uri, NULL, tmpl->quiet);
+		err = cli_workers_listen(
+		    &g, uri, cli_allow_opts(&serve_allow, &lo), tmpl->quiet);
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
 		cli_error("http serve: %s",
@@ -624,6 +631,9 @@ static void serve_usage(FILE *out)
 	    "  --threads N           N event loops on N threads, the\n"
 	    "                        connections spread over them (default:\n"
 	    "                        the number of online CPUs)\n"
+	    "  --allow PATTERN       serve only clients that match a PATTERN\n"
+	    "                        (repeatable; the syntax of rill relay\n"
+	    "                        --allow); others are closed at accept\n"
 	    "  -q, --quiet           no messages for failed accepts\n"
 	    "  -h, --help            this help\n"
 	    "\n"
@@ -641,6 +651,7 @@ static int http_serve(int argc, char **argv)
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"body-timeout", required_argument, NULL, 'Y'},
 	    {"threads", required_argument, NULL, 'N'},
+	    {"allow", required_argument, NULL, 'a'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -653,6 +664,11 @@ static int http_serve(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+qh", lopts, NULL)) != -1) {
 		char *end = NULL;
 		unsigned long long v = 0;
+		if (c == 'a') {
+			if (cli_allow_add(&serve_allow, "http serve", optarg))
+				return 2;
+			continue;
+		}
 		if (optarg != NULL) {
 			v = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || v == 0)

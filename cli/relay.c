@@ -3,10 +3,14 @@
  * forwarded to a new connection to CONNECT_URI with rill_proxy, both ways,
  * half-close carried across. Public API only.
  *
- * Timeouts (idle, linger, the shutdown grace period) are checked by one
- * sweep timer per loop over that loop's connections instead of a timer
- * per connection: a held-open idle connection then costs only its flows
- * and a small record.
+ * The idle timeout and the linger are the proxy's own options
+ * (rill_proxy_opts). The shutdown grace period is checked by one sweep
+ * timer per loop over that loop's connections, started by the signal.
+ *
+ * Access control: --allow patterns are checked by the listener's accept
+ * filter, before any layer's handshake and before any connect to the
+ * target; --max-conns (finite by default) and --max-per-source when the
+ * connection is accepted, also before the connect.
  *
  * --threads N runs N loops on N threads (cli/workers.c): the listener of
  * loop 0 accepts and hands the connections in turn to every loop, where
@@ -23,9 +27,15 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "allow.h"
 #include "cli.h"
 #include "relay_target.h"
+#include "sources.h"
 #include "workers.h"
+
+/* --max-conns when not given: enough for a busy host, finite so that a
+ * flood (one child per connection with an exec: target) stays bounded. */
+#define RELAY_DEFAULT_MAX_CONNS 1024
 
 enum conn_state { CONN_CONNECTING, CONN_PROXYING };
 
@@ -42,10 +52,8 @@ struct relay_conn {
 	char *local_addr;                /* where the client came in */
 	char *requested;                 /* a dynamic target's HOST:PORT */
 	uint64_t id;
-	uint64_t t0_ms;      /* accepted at */
-	uint64_t active_ms;  /* last time bytes moved (idle timeout) */
-	uint64_t last_bytes; /* both directions, at the last sweep */
-	uint64_t half_ms;    /* one direction ended at (linger); 0: not */
+	uint64_t t0_ms;              /* accepted at */
+	char source[CLI_SOURCE_MAX]; /* counted for --max-per-source; "" */
 	enum conn_state state;
 };
 
@@ -53,16 +61,18 @@ struct relay_conn {
  * counters. */
 struct relay {
 	const char *listen_uri, *connect_uri;
-	uint64_t max_conns; /* 0: unlimited */
+	uint64_t max_conns;      /* 0: unlimited */
+	uint64_t max_per_source; /* 0: unlimited */
+	struct cli_allow allow;
+	struct cli_sources *sources; /* with max_per_source */
 	uint64_t connect_timeout_ms, retry_until_ms, idle_ms, linger_ms,
 	    grace_ms;
 	bool linger_set;
 	bool no_splice;
 	bool quiet;
-	bool dynamic; /* connect_uri has {target} */
-	struct target_allow allow;
+	bool dynamic;                /* connect_uri has {target} */
+	struct target_allow targets; /* --allow-target */
 	unsigned threads;
-	uint64_t sweep_ms;
 	struct cli_workers workers;
 	atomic_uint_fast64_t nconns; /* live connections, every loop */
 	atomic_uint_fast64_t next_id;
@@ -115,6 +125,8 @@ static void conn_free(struct relay_conn *c)
 		c->next->prev = c->prev;
 	rl->nconns--;
 	atomic_fetch_sub(&rl->r->nconns, 1);
+	if (c->source[0] != '\0')
+		cli_sources_drop(rl->r->sources, c->source);
 	free(c->client_addr);
 	free(c->target_addr);
 	free(c->local_addr);
@@ -229,7 +241,11 @@ static void on_proxy_done(struct rill_proxy *p,
 	struct relay_conn *c = ud;
 	uint64_t up = res->ab.stats.write_bytes;
 	uint64_t down = res->ba.stats.write_bytes;
-	if (res->status == 0 && (res->ab.eof_held || res->ba.eof_held)) {
+	if (res->cut == RILL_CUT_IDLE) {
+		conn_log(c, up, down, "idle-timeout");
+	} else if (res->cut == RILL_CUT_LINGER) {
+		conn_log(c, up, down, "linger-timeout");
+	} else if (res->status == 0 && (res->ab.eof_held || res->ba.eof_held)) {
 		/* One side cannot half-close: its EOF waited for the other
 		 * side's end instead of crossing the relay. */
 		conn_log(c, up, down, "eof(held: %s cannot half-close)",
@@ -251,20 +267,11 @@ static void on_proxy_done(struct rill_proxy *p,
 			         rill_strerror(
 			             res->failed == RILL_PROXY_A ? ea : eb));
 	}
+	/* After a cut (idle, linger) the proxy closed them already: these
+	 * are no-ops then. */
 	rill_close(c->client);
 	rill_close(c->target);
 	conn_free(c);
-}
-
-static void on_proxy_half(struct rill_proxy *p, bool from_a,
-                          const struct rill_copy_result *res, void *ud)
-{
-	(void)p;
-	(void)from_a;
-	(void)res;
-	struct relay_conn *c = ud;
-	if (c->half_ms == 0)
-		c->half_ms = now_ms(c->rl);
 }
 
 static void close_after_reply(struct rill_flow *f, int status, void *ud)
@@ -304,9 +311,14 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 		conn_free(c);
 		return;
 	}
-	struct rill_proxy_opts po = {.half_cb = on_proxy_half};
+	struct rill_proxy_opts po = {0};
 	if (r->no_splice)
 		po.copy.flags |= RILL_COPY_NO_SPLICE;
+	po.copy.idle_timeout_ms = r->idle_ms;
+	if (r->linger_set) {
+		po.flags |= RILL_PROXY_LINGER;
+		po.linger_ms = r->linger_ms;
+	}
 	/* The client learns of success only now that the target is there;
 	 * the reply is queued before anything the proxy writes. */
 	int err = rill_tunnel_reply(c->client, 0, NULL, NULL);
@@ -323,7 +335,6 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 		return;
 	}
 	c->state = CONN_PROXYING;
-	c->active_ms = now_ms(rl);
 }
 
 /* Counts a new connection against --max-conns (every loop's); false
@@ -338,17 +349,28 @@ static bool relay_admit(struct relay *r)
 	return true;
 }
 
-static void relay_refuse(struct relay *r, struct rill_flow *f, uint64_t id)
+/* The log line of a connection refused before any connect. */
+static void relay_log_refused(struct relay *r, const char *client, uint64_t id,
+                              const char *why)
+{
+	if (!r->quiet)
+		fprintf(stderr,
+		        "rill relay: #%" PRIu64 " %s -> %s up=0 down=0 "
+		        "time=0.000s end=%s\n",
+		        id, client, r->connect_uri, why);
+}
+
+static void relay_refuse(struct relay *r, struct rill_flow *f, uint64_t id,
+                         const char *what, uint64_t max)
 {
 	/* Documented: extra connections are accepted and closed at once, so
 	 * a client learns at once instead of hanging in the backlog. */
 	if (!r->quiet) {
 		char *ca = peer_of(f);
-		fprintf(
-		    stderr,
-		    "rill relay: #%" PRIu64 " %s -> %s up=0 down=0 "
-		    "time=0.000s end=refused(max-conns %" PRIu64 " reached)\n",
-		    id, ca != NULL ? ca : "?", r->connect_uri, r->max_conns);
+		char why[96];
+		snprintf(why, sizeof why, "refused(%s %" PRIu64 " reached)",
+		         what, max);
+		relay_log_refused(r, ca != NULL ? ca : "?", id, why);
 		free(ca);
 	}
 	rill_close(f);
@@ -391,6 +413,42 @@ static void on_target(void *ud, int status, const char *requested,
 	conn_connect(c, uri);
 }
 
+/* The listener's accept filter: --allow, before any layer's handshake
+ * and any connect to the target. */
+static bool relay_filter(struct rill_listener *l, const struct rill_peer *peer,
+                         void *ud)
+{
+	(void)l;
+	struct relay *r = ud;
+	if (cli_allow_match(&r->allow, peer))
+		return true;
+	if (!r->quiet) {
+		char who[128];
+		cli_peer_text(peer, who, sizeof who);
+		relay_log_refused(r, who, atomic_fetch_add(&r->next_id, 1) + 1,
+		                  "denied");
+	}
+	return false;
+}
+
+/* Counts f against --max-per-source into c->source; false when its
+ * source has that many connections already. */
+static bool relay_admit_source(struct relay *r, struct relay_conn *c,
+                               struct rill_flow *f)
+{
+	if (r->max_per_source == 0)
+		return true;
+	struct rill_peer peer;
+	char key[CLI_SOURCE_MAX];
+	if (rill_flow_peer(f, &peer) != 0)
+		memset(&peer, 0, sizeof peer); /* "unknown": one source */
+	if (rill_peer_format(&peer, key, sizeof key) != 0 ||
+	    !cli_sources_take(r->sources, key, r->max_per_source))
+		return false;
+	memcpy(c->source, key, sizeof key);
+	return true;
+}
+
 static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
                       const char *errmsg, void *ud)
 {
@@ -407,13 +465,19 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	}
 	uint64_t id = atomic_fetch_add(&r->next_id, 1) + 1;
 	if (!relay_admit(r)) {
-		relay_refuse(r, f, id);
+		relay_refuse(r, f, id, "max-conns", r->max_conns);
 		return;
 	}
 	struct relay_conn *c = calloc(1, sizeof *c);
 	if (c == NULL) {
 		atomic_fetch_sub(&r->nconns, 1);
 		rill_close(f);
+		return;
+	}
+	if (!relay_admit_source(r, c, f)) {
+		free(c);
+		atomic_fetch_sub(&r->nconns, 1);
+		relay_refuse(r, f, id, "max-per-source", r->max_per_source);
 		return;
 	}
 	c->r = r;
@@ -425,7 +489,7 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	c->local_addr = address_of(f, RILL_ADDR_LOCAL);
 	conn_link(rl, c);
 	if (r->dynamic)
-		relay_target_start(rl->loop, &r->allow, r->connect_uri, f,
+		relay_target_start(rl->loop, &r->targets, r->connect_uri, f,
 		                   on_target, c);
 	else
 		conn_connect(c, r->connect_uri);
@@ -502,23 +566,8 @@ static void on_sweep(uv_timer_t *t)
 			c = next; /* the connect has its own deadline */
 			continue;
 		}
-		if (grace_over) {
+		if (grace_over)
 			conn_cut(c, "shutdown");
-			c = next;
-			continue;
-		}
-		struct rill_copy_stats ab, ba;
-		rill_proxy_stats(c->proxy, &ab, &ba);
-		uint64_t bytes = ab.read_bytes + ba.read_bytes;
-		if (bytes != c->last_bytes) {
-			c->last_bytes = bytes;
-			c->active_ms = now;
-		}
-		if (r->idle_ms > 0 && now - c->active_ms >= r->idle_ms)
-			conn_cut(c, "idle-timeout");
-		else if (r->linger_set && c->half_ms != 0 &&
-		         now - c->half_ms >= r->linger_ms)
-			conn_cut(c, "linger-timeout");
 		c = next;
 	}
 	if (grace_over && rl->nconns > 0)
@@ -538,8 +587,6 @@ static void relay_on_stop(struct cli_worker *w)
 	uint64_t p = r->grace_ms / 4;
 	if (p > 250)
 		p = 250;
-	if (p > r->sweep_ms)
-		p = r->sweep_ms;
 	if (p == 0)
 		p = 1;
 	uv_timer_start(&rl->sweep, on_sweep, p, p);
@@ -600,10 +647,22 @@ static void relay_usage(FILE *out)
 	    "the bytes move with splice(2) and never enter user space.\n"
 	    "\n"
 	    "Options (S: seconds, decimals allowed):\n"
+	    "  --allow PATTERN      relay only clients that match a\n"
+	    "                       PATTERN (repeatable): an IP address or\n"
+	    "                       CIDR network (192.0.2.0/24, ::1) for\n"
+	    "                       TCP, a vsock CID or range (3, 3-9),\n"
+	    "                       uid=N for Unix sockets (SO_PEERCRED).\n"
+	    "                       Others are closed at accept, before any\n"
+	    "                       handshake or connect (end=denied).\n"
+	    "                       Default: every client\n"
 	    "  --max-conns N        relay at most N connections at once;\n"
 	    "                       extra ones are accepted and closed at\n"
 	    "                       once, with a log line (end=refused)\n"
-	    "                       (default 0: no limit)\n"
+	    "                       (default 1024; 0: no limit)\n"
+	    "  --max-per-source N   at most N connections at once from one\n"
+	    "                       address (one IP, CID or uid); extra\n"
+	    "                       ones are closed like those over\n"
+	    "                       --max-conns (default 0: no limit)\n"
 	    "  --connect-timeout S  deadline of each connect to\n"
 	    "                       CONNECT_URI (default 10)\n"
 	    "  --retry-until S      retry a refused connect until S seconds\n"
@@ -636,14 +695,18 @@ static void relay_usage(FILE *out)
 	    "  --quiet              no log lines\n"
 	    "  -h, --help           this text\n"
 	    "\n"
+	    "");
+	fprintf(
+	    out,
 	    "One line per connection is logged on standard error when it\n"
 	    "ends:\n"
 	    "  rill relay: #ID CLIENT -> TARGET up=N down=N time=S end=WHY\n"
 	    "up counts bytes client->target, down target->client. WHY is\n"
 	    "eof, eof(held: ..), client-error(..), target-error(..),\n"
-	    "both-error(..),\n"
-	    "connect-failed(..), refused(max-conns N reached),\n"
-	    "idle-timeout, linger-timeout or shutdown. With an exec:\n"
+	    "both-error(..), connect-failed(..), denied (--allow),\n"
+	    "refused(max-conns N reached), refused(max-per-source N\n"
+	    "reached), idle-timeout, linger-timeout or shutdown. With an\n"
+	    "exec:\n"
 	    "target (one child per connection, inetd style) the line ends\n"
 	    "with exit=STATUS, exit=SIGNAME or exit=running.\n"
 	    "\n"
@@ -679,6 +742,8 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 {
 	static const struct option longopts[] = {
 	    {"max-conns", required_argument, NULL, 'm'},
+	    {"max-per-source", required_argument, NULL, 'M'},
+	    {"allow", required_argument, NULL, 'a'},
 	    {"connect-timeout", required_argument, NULL, 'c'},
 	    {"retry-until", required_argument, NULL, 'r'},
 	    {"idle-timeout", required_argument, NULL, 'i'},
@@ -696,15 +761,22 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		uint64_t *target = NULL;
 		switch (opt) {
-		case 'm': {
+		case 'm':
+		case 'M': {
 			char *end;
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (end == optarg || *end != '\0' || optarg[0] == '-')
 				return cli_usage_error(
-				    "relay", "bad --max-conns '%s'", optarg);
-			r->max_conns = v;
+				    "relay", "bad --%s '%s'",
+				    opt == 'm' ? "max-conns" : "max-per-source",
+				    optarg);
+			*(opt == 'm' ? &r->max_conns : &r->max_per_source) = v;
 			continue;
 		}
+		case 'a':
+			if (cli_allow_add(&r->allow, "relay", optarg) != 0)
+				return 2;
+			continue;
 		case 'c': target = &r->connect_timeout_ms; break;
 		case 'r': target = &r->retry_until_ms; break;
 		case 'i': target = &r->idle_ms; break;
@@ -721,7 +793,7 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 		case 'S': r->no_splice = true; continue;
 		case 'A': {
 			const char *why = "";
-			if (target_allow_add(&r->allow, optarg, &why) != 0)
+			if (target_allow_add(&r->targets, optarg, &why) != 0)
 				return cli_usage_error(
 				    "relay", "bad --allow-target '%s': %s",
 				    optarg, why);
@@ -744,13 +816,13 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	r->listen_uri = argv[optind];
 	r->connect_uri = argv[optind + 1];
 	r->dynamic = strstr(r->connect_uri, RELAY_TARGET_MARK) != NULL;
-	if (r->dynamic && r->allow.n == 0)
+	if (r->dynamic && r->targets.n == 0)
 		return cli_usage_error(
 		    "relay",
 		    "CONNECT_URI has {target}: refusing to run an open proxy "
 		    "without --allow-target PATTERN (--allow-target '*' "
 		    "allows every target)");
-	if (!r->dynamic && r->allow.n > 0)
+	if (!r->dynamic && r->targets.n > 0)
 		return cli_usage_error("relay", "--allow-target needs a "
 		                                "CONNECT_URI with {target}");
 	char *sample = relay_target_sample(r->connect_uri);
@@ -761,14 +833,11 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	return 0;
 }
 
-/* The sweep runs a few times per shortest timeout, at most once a
- * second, and not at all when no timeout is set (until a signal). */
-static void relay_sweep_start(struct relay *r, struct relay_loop *rl)
+/* The sweep runs only after a signal, for the grace period. */
+static void relay_sweep_start(struct relay_loop *rl)
 {
 	uv_timer_init(rl->loop, &rl->sweep);
 	rl->sweep.data = rl;
-	if (r->idle_ms > 0 || r->linger_set)
-		uv_timer_start(&rl->sweep, on_sweep, r->sweep_ms, r->sweep_ms);
 }
 
 static void relay_tune_process(void)
@@ -788,32 +857,38 @@ static void relay_tune_process(void)
 int cli_relay(int argc, char **argv)
 {
 	struct relay r = {
+	    .max_conns = RELAY_DEFAULT_MAX_CONNS,
 	    .connect_timeout_ms = 10000,
 	    .grace_ms = 5000,
 	    .threads = cli_threads_default(),
 	};
 	bool done = false;
 	int code = relay_parse(argc, argv, &r, &done);
-	if (code != 0 || done)
+	if (code != 0 || done) {
+		cli_allow_free(&r.allow);
+		target_allow_free(&r.targets);
 		return code;
+	}
 	relay_tune_process();
-	r.sweep_ms = 1000;
-	uint64_t shortest = r.idle_ms;
-	if (r.linger_set && (shortest == 0 || r.linger_ms < shortest))
-		shortest = r.linger_ms;
-	if (shortest > 0 && shortest / 4 < r.sweep_ms)
-		r.sweep_ms = shortest / 4 > 0 ? shortest / 4 : 1;
 
 	struct relay_loop *loops = calloc(r.threads, sizeof *loops);
 	int err = loops == NULL
 	              ? RILL_ENOMEM
 	              : cli_workers_init(&r.workers, r.threads, &relay_ops, &r);
+	if (err == 0 && r.max_per_source > 0 &&
+	    (r.sources = cli_sources_new()) == NULL)
+		err = RILL_ENOMEM;
 	if (err == 0)
 		for (unsigned i = 0; i < r.threads; i++)
 			r.workers.w[i].data = &loops[i];
+	struct rill_listen_opts lo = {0};
+	if (r.allow.n > 0) {
+		lo.filter = relay_filter;
+		lo.filter_ud = &r;
+	}
 	if (err == 0)
 		err =
-		    cli_workers_listen(&r.workers, r.listen_uri, NULL, r.quiet);
+		    cli_workers_listen(&r.workers, r.listen_uri, &lo, r.quiet);
 	if (err != 0) {
 		cli_error("relay: listen %s: %s", r.listen_uri,
 		          rill_last_errmsg()[0] ? rill_last_errmsg()
@@ -821,6 +896,9 @@ int cli_relay(int argc, char **argv)
 		if (loops != NULL && r.workers.w != NULL)
 			cli_workers_abandon(&r.workers);
 		free(loops);
+		cli_sources_free(r.sources);
+		cli_allow_free(&r.allow);
+		target_allow_free(&r.targets);
 		return 1;
 	}
 	for (unsigned i = 0; i < r.workers.n; i++) {
@@ -828,7 +906,7 @@ int cli_relay(int argc, char **argv)
 		rl->r = &r;
 		rl->w = &r.workers.w[i];
 		rl->loop = &r.workers.w[i].loop;
-		relay_sweep_start(&r, rl);
+		relay_sweep_start(rl);
 	}
 	if (!r.quiet) {
 		char buf[256];
@@ -843,7 +921,9 @@ int cli_relay(int argc, char **argv)
 	}
 	cli_workers_run(&r.workers);
 	free(loops);
-	target_allow_free(&r.allow);
+	target_allow_free(&r.targets);
+	cli_sources_free(r.sources);
+	cli_allow_free(&r.allow);
 	if (!r.quiet)
 		fprintf(stderr, "rill relay: stopped\n");
 	return r.exit_code;

@@ -11,12 +11,15 @@ half-close and the stats line come out right.
 3. tcp -> hybrid-vsock:DIR/h.sock:52, the other way round: a small fake
    VMM listens on DIR/h.sock, expects the host's "CONNECT 52\n", answers
    "OK 1073741824\n" and then echoes, as the guest's port 52 would.
+4. unix -> a silent tcp target, the guest resets its connection: the
+   proxy's linger (-l 300) ends the connection, "cut=linger", instead of
+   waiting forever for the silent target.
 Usage: test_vsock_proxy.py PROGRAM
 """
-import os, socket, subprocess, sys, tempfile, threading
+import os, socket, struct, subprocess, sys, tempfile, threading, time
 
 prog = sys.argv[1]
-print("1..3", flush=True)
+print("1..4", flush=True)
 
 
 def echo_server():
@@ -114,6 +117,42 @@ def run(n, listen_uri, sock_path, target=None):
         srv.close()
 
 
+def run_reset_silent(n, d):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    target = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
+    p = subprocess.Popen([prog, "-n", "1", "-l", "300",
+                          "unix:%s/r.sock" % d, target],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    first = p.stdout.readline()
+    c = socket.socket(socket.AF_UNIX)
+    c.connect("%s/r.sock" % d)
+    held, _ = silent.accept()  # never says a word, never closes
+    c.sendall(b"request")
+    # An abortive close (linger 0) of a Unix socket: the proxy reads
+    # ECONNRESET or EOF; either way the guest side is over.
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    t0 = time.monotonic()
+    c.close()
+    try:
+        out, _ = p.communicate(timeout=10)
+        took = time.monotonic() - t0
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+        took = None
+    ok = took is not None and took < 5 and "cut=linger" in out
+    print("%s %d - guest reset, silent target: ended by the linger in %s s" %
+          ("ok" if ok else "not ok", n,
+           "%.2f" % took if took is not None else "> 10"))
+    for line in (first + out).splitlines():
+        print("# " + line)
+    held.close()
+    silent.close()
+
+
 with tempfile.TemporaryDirectory() as d:
     run(1, "unix:%s/p.sock" % d, "%s/p.sock" % d)
     run(2, "hybrid-vsock:%s/v.sock:5000" % d, "%s/v.sock_5000" % d)
@@ -125,3 +164,4 @@ with tempfile.TemporaryDirectory() as d:
     run(3, "tcp://127.0.0.1:%d" % port, ("127.0.0.1", port),
         "hybrid-vsock:%s/h.sock:52" % d)
     vmm.close()
+    run_reset_silent(4, d)

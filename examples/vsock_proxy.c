@@ -2,7 +2,7 @@
  * examples/vsock_proxy.c - a vsock to TCP forwarder in the style of AWS's
  * vsock-proxy, for any pair of rill URIs:
  *
- *   vsock_proxy [-n COUNT] LISTEN_URI TARGET_URI
+ *   vsock_proxy [-n COUNT] [-l LINGER_MS] [-i IDLE_MS] LISTEN_URI TARGET_URI
  *   vsock_proxy vsock://any:8000 tcp://kms.example:443
  *   vsock_proxy hybrid-vsock:/run/fc/v.sock:8000 tcp://127.0.0.1:80
  *
@@ -13,6 +13,12 @@
  * direction goes on. One stats line per connection goes to stdout:
  *
  *   conn 1: up=5 down=5 status=0 (success) half-closes: guest target
+ *
+ * A peer that never ends its side cannot pin a connection: once one
+ * direction ended, the other gets LINGER_MS (default 10 s) to end too,
+ * and a connection where no byte moved for IDLE_MS (default 5 min) is
+ * closed. The proxy does both itself (rill_proxy_opts) and then closes
+ * both flows; the stats line then ends with "cut=linger" or "cut=idle".
  *
  * With -n COUNT it exits after COUNT connections (used by the test).
  */
@@ -33,6 +39,7 @@ struct proxy_conn {
 static const char *target_uri;
 static struct rill_listener *listener;
 static unsigned next_id, remaining; /* remaining 0: serve forever */
+static uint64_t linger_ms = 10000, idle_ms = 300000;
 
 /* One direction ended (EOF forwarded as a shutdown, or an error). */
 static void on_half(struct rill_proxy *p, bool from_a,
@@ -51,13 +58,17 @@ static void on_done(struct rill_proxy *p, const struct rill_proxy_result *res,
 	struct proxy_conn *c = ud;
 	struct rill_copy_stats up, down;
 	rill_proxy_stats(p, &up, &down); /* a = guest, b = target */
-	printf("conn %u: up=%llu down=%llu status=%d (%s) half-closes:%s\n",
+	static const char *const cuts[] = {"", " cut=idle", " cut=linger",
+	                                   " cut=error"};
+	printf("conn %u: up=%llu down=%llu status=%d (%s) half-closes:%s%s\n",
 	       c->id, (unsigned long long)up.write_bytes,
 	       (unsigned long long)down.write_bytes, res->status,
 	       res->status == 0 ? "success" : rill_strerror(res->status),
-	       c->halves);
+	       c->halves, cuts[res->cut & 3]);
 	fflush(stdout);
-	rill_close(c->guest); /* the proxy never closes its flows */
+	/* Ours to close; after a cut the proxy closed them already and
+	 * these are no-ops. */
+	rill_close(c->guest);
 	rill_close(c->target);
 	free(c);
 	if (remaining > 0 && --remaining == 0)
@@ -76,8 +87,14 @@ static void on_target(struct rill_flow *target, int status, const char *errmsg,
 	}
 	c->target = target;
 	/* Both directions at once, half-closes carried across; splice(2)
-	 * between two plain sockets, user-space copies otherwise. */
-	struct rill_proxy_opts opts = {.half_cb = on_half};
+	 * between two plain sockets, user-space copies otherwise. The linger
+	 * and the idle timeout bound how long a silent peer holds on. */
+	struct rill_proxy_opts opts = {
+	    .copy = {.idle_timeout_ms = idle_ms},
+	    .half_cb = on_half,
+	    .flags = RILL_PROXY_LINGER,
+	    .linger_ms = linger_ms,
+	};
 	if (rill_proxy(c->guest, target, &opts, on_done, c, NULL) != 0) {
 		rill_close(c->guest);
 		rill_close(target);
@@ -114,13 +131,18 @@ static void on_accept(struct rill_listener *l, struct rill_flow *guest,
 int main(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "n:")) != -1) {
-		if (opt != 'n')
-			return 2;
-		remaining = (unsigned)atoi(optarg);
+	while ((opt = getopt(argc, argv, "n:l:i:")) != -1) {
+		switch (opt) {
+		case 'n': remaining = (unsigned)atoi(optarg); break;
+		case 'l': linger_ms = strtoull(optarg, NULL, 10); break;
+		case 'i': idle_ms = strtoull(optarg, NULL, 10); break;
+		default: return 2;
+		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "usage: %s [-n COUNT] LISTEN_URI TARGET_URI\n",
+		fprintf(stderr,
+		        "usage: %s [-n COUNT] [-l LINGER_MS] [-i IDLE_MS] "
+		        "LISTEN_URI TARGET_URI\n",
 		        argv[0]);
 		return 2;
 	}

@@ -401,6 +401,8 @@ struct uri_listener {
 	struct rill_uri u;
 	const struct rill_layer_scheme *layers[RILL_URI_MAX_LAYERS];
 	uint64_t handshake_ms;
+	rill_accept_filter filter;
+	void *filter_ud;
 	unsigned refs;
 	bool closed;
 };
@@ -458,6 +460,17 @@ static void uri_inner_accept(struct rill_listener *inner, struct rill_flow *f,
 	if (l->closed) {
 		rill_close(f);
 		return;
+	}
+	if (status == 0 && l->filter != NULL) {
+		/* Before any layer's handshake: a refused peer costs no
+		 * TLS work and reaches nothing. */
+		struct rill_peer peer;
+		if (rill_flow_peer(f, &peer) != 0)
+			memset(&peer, 0, sizeof peer); /* RILL_PEER_UNKNOWN */
+		if (!l->filter(&l->base, &peer, l->filter_ud)) {
+			rill_close(f);
+			return;
+		}
 	}
 	if (status != 0 || l->u.nlayers == 0) {
 		l->base.cb(&l->base, f, status, errmsg, l->base.ud);
@@ -565,6 +578,8 @@ int rill_listen(uv_loop_t *loop, const char *uri,
 		                      ? opts->handshake_timeout_ms
 		                      : URI_DEFAULT_HANDSHAKE_MS;
 		l->t = t;
+		l->filter = opts->filter;
+		l->filter_ud = opts->filter_ud;
 		if (opts->join != NULL)
 			err = uri_join(l, opts->join);
 		else

@@ -496,7 +496,7 @@ TEST(copy_argument_errors)
 	TH_OK(rill_pair(l, 0, &a, &b));
 	struct copy_done cd = {0};
 	TH_EQ_ERR(rill_copy(NULL, b, NULL, copy_cb, &cd, NULL), RILL_EINVAL);
-	TH_EQ_ERR(rill_copy(a, a, NULL, copy_cb, &cd, NULL), RILL_EINVAL);
+	TH_EQ_ERR(rill_proxy(a, a, NULL, proxy_cb, &cd, NULL), RILL_EINVAL);
 	TH_EQ_ERR(rill_copy(a, b, NULL, NULL, &cd, NULL), RILL_EINVAL);
 	TH_EQ_ERR(rill_proxy(a, NULL, NULL, proxy_cb, &cd, NULL), RILL_EINVAL);
 	rill_close(a);

@@ -51,10 +51,35 @@ struct rill_copy_result {
 	 * direction, which ends the proxy when its own peer closes. */
 	bool eof_held;
 	struct rill_copy_stats stats;
+	/* RILL_CUT_*: RILL_CUT_NONE, or why the copy was cut (and both
+	 * flows closed). In a proxy's per-direction results, always 0: see
+	 * rill_proxy_result.cut. */
+	int cut;
 };
 
 enum rill_copy_flags {
 	RILL_COPY_NO_SPLICE = 1u << 0, /* always use the generic path */
+	/* Cut (see below) at the first error of either flow instead of
+	 * waiting for what is still in flight, or, in a proxy, for the
+	 * other direction to end. */
+	RILL_COPY_ABORT_ON_ERROR = 1u << 1,
+};
+
+/*
+ * Why a copy or proxy was cut: it ended early, before its directions
+ * ended by themselves, and CLOSED BOTH FLOWS (rill_close) just before its
+ * callback, because operations still pending on them (a write a silent
+ * peer never takes, a read it never answers) can only be taken back that
+ * way; what they carried is lost. Calling rill_close on them again inside
+ * the callback is harmless (a no-op); after the callback they must not
+ * be used. The result's status then says why: RILL_ETIMEDOUT for a
+ * timeout, the first error for RILL_CUT_ERROR.
+ */
+enum rill_cut_reason {
+	RILL_CUT_NONE = 0,   /* ended by itself: the flows are the caller's */
+	RILL_CUT_IDLE = 1,   /* idle_timeout_ms: no byte moved either way */
+	RILL_CUT_LINGER = 2, /* rill_proxy_opts.linger_ms ran out */
+	RILL_CUT_ERROR = 3,  /* RILL_COPY_ABORT_ON_ERROR and an error */
 };
 
 struct rill_copy_opts {
@@ -63,6 +88,12 @@ struct rill_copy_opts {
 	 * accepted while the next ones are read (the pipeline depth).
 	 * 0 selects 4. The memory held is at most this many read buffers. */
 	unsigned max_inflight;
+	/* Cut with RILL_ETIMEDOUT (RILL_CUT_IDLE) when no byte was read or
+	 * written for this many ms (in a proxy: in either direction; taken
+	 * from the proxy's `copy` options). 0: never (the default). A peer
+	 * that stops reading stops the copy's reads too (back-pressure), so
+	 * it counts as idle. */
+	uint64_t idle_timeout_ms;
 };
 
 struct rill_copy;
@@ -76,16 +107,20 @@ typedef void (*rill_copy_cb)(struct rill_copy *c,
                              const struct rill_copy_result *res, void *ud);
 
 /*
- * Copies src to dst until src's EOF or an error. Never closes or shuts
- * down either flow. After a write error the copy completes once the read
- * already in flight on src returns (its bytes are counted as read and
- * dropped); use rill_proxy, or shut src's reads down, to end sooner.
- * opts may be NULL. src and dst must be different flows on one loop.
+ * Copies src to dst until src's EOF or an error. Never shuts down either
+ * flow, and closes them only when cut (rill_cut_reason: an idle timeout,
+ * or RILL_COPY_ABORT_ON_ERROR). After a write error the copy completes
+ * once the read already in flight on src returns (its bytes are counted
+ * as read and dropped); use RILL_COPY_ABORT_ON_ERROR, rill_proxy, or shut
+ * src's reads down, to end sooner. opts may be NULL. src and dst must be
+ * on one loop. src == dst is allowed: an echo, every byte read from the
+ * flow is written back to it (the flow's half-close is the caller's, in
+ * the callback).
  *
  * Returns 0 (and stores the copy in *out when out is not NULL), or
- * synchronously (cb never called): RILL_EINVAL (NULL flow or cb, src ==
- * dst, different loops), RILL_ECLOSED (a flow is closed), RILL_EALREADY
- * (a read is pending on src), RILL_ENOMEM.
+ * synchronously (cb never called): RILL_EINVAL (NULL flow or cb,
+ * different loops), RILL_ECLOSED (a flow is closed), RILL_EALREADY (a
+ * read is pending on src), RILL_ENOMEM.
  */
 RILL_EXTERN int rill_copy(struct rill_flow *src, struct rill_flow *dst,
                           const struct rill_copy_opts *opts, rill_copy_cb cb,
@@ -119,6 +154,10 @@ struct rill_proxy_result {
 	unsigned failed;
 	struct rill_copy_result ab; /* a -> b */
 	struct rill_copy_result ba; /* b -> a */
+	/* RILL_CUT_*: RILL_CUT_NONE, or why the proxy was cut: it closed a
+	 * and b before this callback (see enum rill_cut_reason); status is
+	 * then RILL_ETIMEDOUT, or the first error for RILL_CUT_ERROR. */
+	int cut;
 };
 
 struct rill_proxy;
@@ -138,9 +177,26 @@ typedef void (*rill_proxy_half_cb)(struct rill_proxy *p, bool from_a,
                                    const struct rill_copy_result *res,
                                    void *ud);
 
+enum rill_proxy_flags {
+	/* linger_ms applies (so that a linger of 0 means "no wait at all"). */
+	RILL_PROXY_LINGER = 1u << 0,
+};
+
 struct rill_proxy_opts {
-	struct rill_copy_opts copy; /* for both directions */
+	/* For both directions: flags (RILL_COPY_NO_SPLICE,
+	 * RILL_COPY_ABORT_ON_ERROR: the first error of either flow cuts the
+	 * whole proxy), max_inflight, idle_timeout_ms (no byte moved either
+	 * way). */
+	struct rill_copy_opts copy;
 	rill_proxy_half_cb half_cb;
+	unsigned flags; /* RILL_PROXY_* */
+	/* With RILL_PROXY_LINGER: once the first direction ended, the
+	 * proxy has linger_ms to complete (the other direction to end and
+	 * both write shutdowns to finish); then it is cut (RILL_CUT_LINGER,
+	 * status RILL_ETIMEDOUT). Without the flag it waits for as long as
+	 * the other peer wants, as a half-closed request waits for its
+	 * reply. */
+	uint64_t linger_ms;
 };
 
 /*
@@ -148,7 +204,9 @@ struct rill_proxy_opts {
  * reads are shut down (RILL_SHUT_RD) and b's writes (RILL_SHUT_WR, after
  * every forwarded byte is flushed: the peer of b sees EOF); the same for
  * b->a. The proxy completes when both directions ended and both write
- * shutdowns finished. It never closes a flow.
+ * shutdowns finished. It closes the flows only when cut (an idle timeout,
+ * the linger, RILL_COPY_ABORT_ON_ERROR: see enum rill_cut_reason). a and
+ * b must be different flows.
  *
  * When b cannot half-close (rill_flow_can_half_close), its write side is
  * left open at a's EOF (RILL_SHUT_WR there would end b->a too): the

@@ -72,6 +72,89 @@ RILL_EXTERN int rill_connect_sync(uv_loop_t *loop, const char *uri,
                                   const struct rill_connect_opts *opts,
                                   struct rill_flow **out);
 
+/* ------------------------------------------------------------------------
+ * Who is at the other end: peer identities and patterns (rill_flow_peer(3))
+ */
+
+enum rill_peer_kind {
+	RILL_PEER_UNKNOWN = 0, /* not a socket rill can name the peer of */
+	RILL_PEER_IP = 1,      /* TCP: addr, port */
+	RILL_PEER_VSOCK = 2,   /* AF_VSOCK: cid, port */
+	RILL_PEER_UNIX = 3,    /* Unix socket: uid, gid, pid (SO_PEERCRED) */
+};
+
+/*
+ * The identity of a flow's peer, as the kernel reports it: never
+ * anything the peer sent. For RILL_PEER_IP an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d, an IPv4 client of a [::] listener) is given as IPv4.
+ * For RILL_PEER_UNIX the credentials are those of the process that made
+ * the peer socket, when it connected (SO_PEERCRED).
+ */
+struct rill_peer {
+	int kind;          /* enum rill_peer_kind */
+	bool ipv6;         /* RILL_PEER_IP: addr holds 16 bytes, else 4 */
+	uint8_t addr[16];  /* RILL_PEER_IP: network byte order */
+	uint32_t port;     /* RILL_PEER_IP and RILL_PEER_VSOCK */
+	uint32_t cid;      /* RILL_PEER_VSOCK */
+	uint32_t uid, gid; /* RILL_PEER_UNIX */
+	int32_t pid;       /* RILL_PEER_UNIX */
+};
+
+/*
+ * Fills *out with the identity of f's peer. A layer (tls+, shut+...)
+ * reports the transport's beneath it. Returns 0 (kind may be
+ * RILL_PEER_UNKNOWN: an in-memory pair, a vchan, a pipe...), RILL_EINVAL
+ * (NULL argument), RILL_ECLOSED, or -errno from getpeername(2) (e.g.
+ * -ENOTCONN once the peer went away).
+ */
+RILL_EXTERN int rill_flow_peer(struct rill_flow *f, struct rill_peer *out);
+
+/*
+ * The peer as a short text without the port, e.g. "192.0.2.7",
+ * "2001:db8::1", "cid=3", "uid=1000", "unknown": the "source" that
+ * rill relay's --max-per-source counts. Returns 0 or -ENOSPC.
+ */
+RILL_EXTERN int rill_peer_format(const struct rill_peer *p, char *buf,
+                                 size_t len);
+
+/* A set of peers (an allowlist entry), from rill_peer_pattern_parse. */
+struct rill_peer_pattern {
+	int kind;         /* RILL_PEER_IP, RILL_PEER_VSOCK or RILL_PEER_UNIX */
+	bool ipv6;        /* RILL_PEER_IP: a 16-byte address */
+	uint8_t addr[16]; /* RILL_PEER_IP: the network, host bits zero */
+	unsigned prefix;  /* RILL_PEER_IP: 0..32 or 0..128 */
+	uint32_t lo, hi;  /* RILL_PEER_VSOCK: CIDs lo..hi; UNIX: uid lo */
+};
+
+/*
+ * Parses one pattern (the syntax of rill relay --allow):
+ *   192.0.2.7, 192.0.2.0/24, 2001:db8::1, 2001:db8::/32, [::1]
+ *       an IPv4 or IPv6 address or network (CIDR), for TCP peers; host
+ *       bits after the prefix are ignored; ::ffff:a.b.c.d/N (N >= 96)
+ *       is the IPv4 network a.b.c.d/(N-96);
+ *   3, 3-9
+ *       a vsock CID or an inclusive range of CIDs;
+ *   uid=1000
+ *       the user id of a Unix socket peer (SO_PEERCRED).
+ * Numbers are decimal without sign or leading '+'. Returns 0, or
+ * RILL_EINVAL with rill_last_errmsg() saying what is wrong. The text is
+ * untrusted input: any byte string gives a result, never a crash.
+ */
+RILL_EXTERN int rill_peer_pattern_parse(const char *text,
+                                        struct rill_peer_pattern *out);
+
+/* Whether peer is in the set pat: same kind, and the address within the
+ * network, the CID within the range, or the same uid. */
+RILL_EXTERN bool rill_peer_match(const struct rill_peer_pattern *pat,
+                                 const struct rill_peer *peer);
+
+/*
+ * An accept filter (rill_listen_opts.filter): true to take the
+ * connection, false to refuse it. peer is valid during the call only.
+ */
+typedef bool (*rill_accept_filter)(struct rill_listener *l,
+                                   const struct rill_peer *peer, void *ud);
+
 struct rill_listen_opts {
 	int backlog;         /* 0: 511 */
 	bool keep_unix_path; /* do not unlink a Unix socket file on close */
@@ -105,9 +188,22 @@ struct rill_listen_opts {
 	 * thread. Closing the joined one stops accepting for the whole
 	 * group (the others then get nothing more). Transports: tcp, unix,
 	 * vsock, hybrid-vsock, hyperkit, vchan; others give -ENOTSUP. The
-	 * other options are ignored when joining.
+	 * other options but the filter are ignored when joining.
 	 */
 	struct rill_listener *join;
+	/*
+	 * Accept filter, optional: called for every connection as soon as
+	 * the transport accepted it, before any layer's handshake (TLS...)
+	 * and before cb, with the peer's identity (rill_flow_peer; kind
+	 * RILL_PEER_UNKNOWN where the transport has none: refuse those
+	 * unless you mean to take them). When it returns false the
+	 * connection is closed at once and cb never hears of it: the
+	 * filter logs if it wants to. It runs on the listener's loop (each
+	 * listener of a group runs its own; it is honoured when joining).
+	 * It must not close the listener. filter_ud is passed to it.
+	 */
+	rill_accept_filter filter;
+	void *filter_ud;
 };
 
 /*

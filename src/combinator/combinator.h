@@ -22,6 +22,25 @@ struct rill__splice_ep {
 	struct rill_copy *reader, *writer;
 };
 
+/*
+ * A timer for the combinators' deadlines (idle, linger). Its memory is
+ * its own, so the owner may be freed while the handle closes: after
+ * rill__comb_timer_free, fire is never called again.
+ */
+struct rill__comb_timer {
+	uv_timer_t t;
+	void (*fire)(void *owner);
+	void *owner;
+};
+
+/* A stopped timer, or NULL (ENOMEM). */
+struct rill__comb_timer *
+rill__comb_timer_new(uv_loop_t *loop, void (*fire)(void *owner), void *owner);
+/* (Re)starts it to fire once, ms from now. */
+void rill__comb_timer_arm(struct rill__comb_timer *t, uint64_t ms);
+/* Stops it and frees it in the background. NULL is a no-op. */
+void rill__comb_timer_free(struct rill__comb_timer *t);
+
 /* The engine of one direction (the public struct rill_copy). */
 struct rill_copy {
 	struct rill_flow *src, *dst;
@@ -33,7 +52,14 @@ struct rill_copy {
 	 * NULL the public callback runs and the copy frees itself. */
 	void (*ending)(struct rill_copy *c);
 	void (*finished)(struct rill_copy *c);
+	/* With RILL_COPY_ABORT_ON_ERROR: the first error was recorded. The
+	 * owner cuts (and may free c); NULL: the copy cuts itself. */
+	void (*failed)(struct rill_copy *c);
 	void *owner;
+	unsigned flags;     /* RILL_COPY_* */
+	uint64_t idle_ms;   /* standalone copy: idle timeout, 0: none */
+	uint64_t active_ms; /* uv_now() when bytes last moved */
+	struct rill__comb_timer *timer; /* standalone copy's idle timer */
 	struct rill_copy_result res;
 	uint64_t t0;
 	uint64_t dst_wr_base; /* generic: dst's byte counter at start */

@@ -242,6 +242,19 @@ static void copy_detach(struct rill_copy *c)
 	pipe_put(c);
 }
 
+/* A standalone copy lets go of its pollers (one, shared, for an echo)
+ * and its timer. */
+static void copy_release(struct rill_copy *c)
+{
+	struct rill__splice_ep *in = c->in, *out = c->out;
+	c->in = c->out = NULL;
+	rill__splice_ep_free(in);
+	if (out != in)
+		rill__splice_ep_free(out);
+	rill__comb_timer_free(c->timer);
+	c->timer = NULL;
+}
+
 static void copy_finish(struct rill_copy *c)
 {
 	c->done = true;
@@ -251,13 +264,39 @@ static void copy_finish(struct rill_copy *c)
 		c->finished(c); /* the owner may free c */
 		return;
 	}
-	struct rill__splice_ep *in = c->in, *out = c->out;
-	c->in = c->out = NULL;
-	rill__splice_ep_free(in);
-	rill__splice_ep_free(out);
+	copy_release(c);
 	c->in_cb = true;
 	c->cb(c, &c->res, c->ud);
 	rill_free(c);
+}
+
+/*
+ * Cuts a standalone copy (rill_cut_reason): stops it, closes both flows
+ * (that drops their pending callbacks), then calls back.
+ */
+static void copy_cut(struct rill_copy *c, int reason, int status)
+{
+	rill__copy_stop(c);
+	c->res.cut = reason;
+	if (c->res.status == 0)
+		c->res.status = status;
+	c->res.stats.duration_ns = uv_hrtime() - c->t0;
+	rill_close(c->src);
+	rill_close(c->dst);
+	copy_release(c);
+	c->in_cb = true;
+	c->cb(c, &c->res, c->ud);
+	rill_free(c);
+}
+
+static void copy_idle_fire(void *owner)
+{
+	struct rill_copy *c = owner;
+	uint64_t now = uv_now(c->src->loop);
+	if (now - c->active_ms >= c->idle_ms)
+		copy_cut(c, RILL_CUT_IDLE, RILL_ETIMEDOUT);
+	else
+		rill__comb_timer_arm(c->timer, c->active_ms + c->idle_ms - now);
 }
 
 /*
@@ -268,6 +307,13 @@ static void copy_check(struct rill_copy *c)
 {
 	if (c->done)
 		return;
+	if ((c->flags & RILL_COPY_ABORT_ON_ERROR) && c->res.status != 0) {
+		if (c->failed != NULL)
+			c->failed(c); /* the owner cuts, and may free c */
+		else
+			copy_cut(c, RILL_CUT_ERROR, c->res.status);
+		return;
+	}
 	bool spliced = c->res.spliced;
 	bool drained = spliced ? c->pipe_bytes == 0 : c->inflight == 0;
 	if (!c->ended && (c->res.write_err != 0 || (c->rd_done && drained))) {
@@ -304,6 +350,7 @@ static void gen_write_cb(struct rill_flow *f, int status, void *ud)
 		 * nobody else writes to dst while the copy runs. */
 		c->res.stats.write_bytes = f->wr_bytes_ - c->dst_wr_base;
 		c->res.stats.write_ops++;
+		c->active_ms = uv_now(f->loop);
 	} else {
 		copy_fail(c, false, status);
 	}
@@ -320,6 +367,7 @@ static void gen_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	if (status == 0) {
 		c->res.stats.read_bytes += b->len;
 		c->res.stats.read_ops++;
+		c->active_ms = uv_now(f->loop);
 		if (c->res.write_err == 0 && !c->done) {
 			int err = rill_write(c->dst, b, gen_write_cb, c);
 			if (err != 0)
@@ -377,6 +425,7 @@ static bool splice_out(struct rill_copy *c, bool *blocked, bool *epipe)
 		c->pipe_bytes -= (size_t)n;
 		c->res.stats.write_bytes += (uint64_t)n;
 		c->res.stats.write_ops++;
+		c->active_ms = uv_now(c->dst->loop);
 		return true;
 	}
 	if (n < 0 && errno == EAGAIN) {
@@ -411,6 +460,7 @@ static bool splice_in(struct rill_copy *c, bool *drained)
 		c->pipe_bytes += (size_t)n;
 		c->res.stats.read_bytes += (uint64_t)n;
 		c->res.stats.read_ops++;
+		c->active_ms = uv_now(c->src->loop);
 		return true;
 	}
 	*drained = true;
@@ -506,6 +556,11 @@ void rill__copy_init(struct rill_copy *c, struct rill_flow *src,
 	c->dst = dst;
 	c->pipe_r = c->pipe_w = -1;
 	c->max_inflight = COPY_DEFAULT_INFLIGHT;
+	c->active_ms = uv_now(src->loop);
+	if (opts != NULL) {
+		c->flags = opts->flags;
+		c->idle_ms = opts->idle_timeout_ms;
+	}
 	if (opts != NULL && opts->max_inflight > 0)
 		c->max_inflight = opts->max_inflight < COPY_MAX_INFLIGHT
 		                      ? opts->max_inflight
@@ -514,7 +569,7 @@ void rill__copy_init(struct rill_copy *c, struct rill_flow *src,
 
 int rill__copy_check(struct rill_flow *src, struct rill_flow *dst)
 {
-	if (src == NULL || dst == NULL || src == dst || src->loop != dst->loop)
+	if (src == NULL || dst == NULL || src->loop != dst->loop)
 		return RILL_EINVAL;
 	if (rill_flow_is_closed(src) || rill_flow_is_closed(dst))
 		return RILL_ECLOSED;
@@ -558,12 +613,24 @@ int rill_copy(struct rill_flow *src, struct rill_flow *dst,
 	c->cb = cb;
 	c->ud = ud;
 	c->standalone = true;
+	if (c->idle_ms > 0) {
+		c->timer = rill__comb_timer_new(src->loop, copy_idle_fire, c);
+		if (c->timer == NULL) {
+			rill_free(c);
+			return RILL_ENOMEM;
+		}
+		rill__comb_timer_arm(c->timer, c->idle_ms);
+	}
 	if (out != NULL)
 		*out = c;
 	if (rill__splice_possible(src, dst, opts)) {
+		/* An echo (src == dst) reads and writes through one poller:
+		 * libuv watches an fd once. */
 		struct rill__splice_ep *in = rill__splice_ep_new(src);
-		struct rill__splice_ep *o =
-		    in ? rill__splice_ep_new(dst) : NULL;
+		struct rill__splice_ep *o = in == NULL ? NULL
+		                            : src == dst
+		                                ? in
+		                                : rill__splice_ep_new(dst);
 		if (in != NULL && o != NULL) {
 			rill__copy_start_splice(c, in, o);
 			return 0;
@@ -601,7 +668,6 @@ void rill_copy_abort(struct rill_copy *c)
 	/* Closing drops the flows' pending callbacks, which point at c. */
 	rill_close(c->src);
 	rill_close(c->dst);
-	rill__splice_ep_free(c->in);
-	rill__splice_ep_free(c->out);
+	copy_release(c);
 	rill_free(c);
 }

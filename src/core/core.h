@@ -10,6 +10,12 @@ int rill__callback_depth(void);
 /* The kernel fd under a plain socket flow, or -1 (see ops->fd). */
 int rill__flow_fd(struct rill_flow *f);
 
+/* rill_layer_new marks its flows; rill__flow_bottom goes down through
+ * the marked ones to the transport (NULL when a flow on the way, or f,
+ * is closed or NULL). */
+void rill__flow_mark_layer(struct rill_flow *f);
+struct rill_flow *rill__flow_bottom(struct rill_flow *f);
+
 /*
  * Teardown accounting (closing.c), called by the flow core only:
  * rill__closing_flow_new when a flow is made on loop (RILL_ENOMEM: the

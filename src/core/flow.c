@@ -43,6 +43,8 @@ enum {
 	F_FREEING = 1u << 12,    /* uv_close(defer_) issued */
 	F_TEARDOWN = 1u << 13,   /* counted by rill_closing_flows */
 	F_NO_HALF_CLOSE = 1u << 14, /* RILL_SHUT_WR alone would end both ways */
+	/* made by rill_layer_new: a struct rill_layer (rill__flow_bottom) */
+	F_LAYER = 1u << 24,
 };
 
 /* A queued write or write shutdown. */
@@ -894,6 +896,18 @@ int rill_flow_set_keepalive(struct rill_flow *f, bool on, unsigned after_s,
 	if (f->ops->set_keepalive == NULL)
 		return -ENOTSUP;
 	return f->ops->set_keepalive(f, on, after_s, interval_s, probes);
+}
+
+void rill__flow_mark_layer(struct rill_flow *f)
+{
+	f->flags_ |= F_LAYER;
+}
+
+struct rill_flow *rill__flow_bottom(struct rill_flow *f)
+{
+	while (f != NULL && !(f->flags_ & F_CLOSED) && (f->flags_ & F_LAYER))
+		f = rill_layer_inner(f);
+	return f != NULL && !(f->flags_ & F_CLOSED) ? f : NULL;
 }
 
 int rill__flow_fd(struct rill_flow *f)

@@ -4,6 +4,7 @@
  * uses these for everything it does not transform.
  */
 #include "rill/impl.h"
+#include "core.h"
 
 struct rill_layer *rill_layer_new(struct rill_flow *inner,
                                   const struct rill_flow_ops *ops, size_t size)
@@ -20,6 +21,7 @@ struct rill_layer *rill_layer_new(struct rill_flow *inner,
 	}
 	l->inner = inner;
 	rill_flow_set_half_close(&l->base, rill_flow_can_half_close(inner));
+	rill__flow_mark_layer(&l->base);
 	return l;
 }
 
