@@ -24,6 +24,8 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "logfmt.h"
+#include "metrics.h"
 #include "workers.h"
 
 enum conn_state { CONN_CONNECTING, CONN_PROXYING };
@@ -39,10 +41,12 @@ struct relay_conn {
 	struct rill_proxy *proxy;
 	char *client_addr, *target_addr; /* for the log line */
 	uint64_t id;
-	uint64_t t0_ms;      /* accepted at */
-	uint64_t active_ms;  /* last time bytes moved (idle timeout) */
-	uint64_t last_bytes; /* both directions, at the last sweep */
-	uint64_t half_ms;    /* one direction ended at (linger); 0: not */
+	uint64_t t0_ms;        /* accepted at */
+	uint64_t active_ms;    /* last time bytes moved (idle timeout) */
+	uint64_t last_bytes;   /* both directions, at the last sweep */
+	uint64_t half_ms;      /* one direction ended at (linger); 0: not */
+	uint64_t t0_ns;        /* accepted at, uv_hrtime() (metrics) */
+	uint64_t m_up, m_down; /* bytes counted in the metrics so far */
 	enum conn_state state;
 };
 
@@ -58,6 +62,10 @@ struct relay {
 	bool quiet;
 	unsigned threads;
 	uint64_t sweep_ms;
+	const char *metrics_uri;        /* --metrics; NULL: none */
+	struct cli_metrics metrics;     /* when metrics_uri */
+	enum cli_log_format log_format; /* --log-format */
+	bool listen_tls, connect_tls;   /* for the TLS handshake counts */
 	struct cli_workers workers;
 	atomic_uint_fast64_t nconns; /* live connections, every loop */
 	atomic_uint_fast64_t next_id;
@@ -76,6 +84,8 @@ struct relay_loop {
 	struct relay_conn *conns; /* every live connection of this loop */
 	uint64_t nconns;
 	uv_timer_t sweep;
+	struct cli_mshard ms; /* this thread's metrics */
+	uv_timer_t mflush;    /* adds live connections' bytes (metrics) */
 	bool stopping;
 	bool stuck;
 };
@@ -95,6 +105,7 @@ static void conn_link(struct relay_loop *rl, struct relay_conn *c)
 		rl->conns->prev = c;
 	rl->conns = c;
 	rl->nconns++;
+	cli_m_active(&rl->ms, 1);
 }
 
 static void relay_maybe_done(struct relay_loop *rl);
@@ -109,6 +120,7 @@ static void conn_free(struct relay_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	rl->nconns--;
+	cli_m_active(&rl->ms, -1);
 	atomic_fetch_sub(&rl->r->nconns, 1);
 	free(c->client_addr);
 	free(c->target_addr);
@@ -155,9 +167,48 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
                      const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The same record as one JSON object (--log-format json): WHY is split
+ * into end (the word) and detail (what the parentheses held). */
+static void conn_log_json(struct relay_conn *c, const char *ca, const char *ta,
+                          uint64_t up, uint64_t down, double secs,
+                          const char *via, char *why, const char *child)
+{
+	struct cli_json j;
+	struct timespec start;
+	cli_time_ago(secs, &start);
+	char *paren = strchr(why, '(');
+	size_t wl = strlen(why);
+	if (paren != NULL && wl > 0 && why[wl - 1] == ')') {
+		*paren++ = '\0';
+		why[wl - 1] = '\0';
+	} else {
+		paren = NULL;
+	}
+	cli_json_begin(&j, "relay");
+	cli_json_u64(&j, "id", c->id);
+	cli_json_time(&j, "start", &start);
+	cli_json_str(&j, "client", ca);
+	cli_json_str(&j, "target", ta);
+	cli_json_u64(&j, "up", up);
+	cli_json_u64(&j, "down", down);
+	cli_json_secs(&j, "time", secs);
+	cli_json_str(&j, "via", via[0] != '\0' ? via + 5 : NULL);
+	cli_json_str(&j, "end", why);
+	if (paren != NULL)
+		cli_json_str(&j, "detail", paren);
+	if (child[0] != '\0')
+		cli_json_str(&j, "exit", child + 6);
+	cli_json_end(&j, stderr);
+}
+
 static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
                      const char *fmt, ...)
 {
+	/* Every connection ends here once, logged or not: its metrics. */
+	cli_m_bytes(&c->rl->ms, up - c->m_up, down - c->m_down);
+	c->m_up = up;
+	c->m_down = down;
+	cli_m_conn_time(&c->rl->ms, cli_secs_since(c->t0_ns));
 	if (c->r->quiet)
 		return;
 	char why[400];
@@ -171,9 +222,13 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	double secs = (double)(now_ms(c->rl) - c->t0_ms) / 1000.0;
+	double secs = cli_secs_since(c->t0_ns);
 	char child[48];
 	child_note(c->target, child, sizeof child);
+	if (c->r->log_format == CLI_LOG_JSON) {
+		conn_log_json(c, ca, ta, up, down, secs, via, why, child);
+		return;
+	}
 	fprintf(stderr,
 	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64 " down=%" PRIu64
 	        " time=%.3fs%s end=%s%s\n",
@@ -249,7 +304,9 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	struct relay_conn *c = ud;
 	struct relay *r = c->r;
 	struct relay_loop *rl = c->rl;
+	cli_m_tls(&rl->ms, false, r->connect_tls, status);
 	if (status != 0) {
+		cli_m_connect_failed(&rl->ms, status);
 		conn_log(c, 0, 0, "connect-failed(%s)", errmsg);
 		rill_close(c->client);
 		conn_free(c);
@@ -257,6 +314,7 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	}
 	c->target = f;
 	c->target_addr = peer_of(f);
+	cli_m_connect_time(&rl->ms, cli_secs_since(c->t0_ns));
 	if (rl->stopping && now_ms(rl) >= atomic_load(&r->stop_deadline_ms)) {
 		conn_log(c, 0, 0, "shutdown");
 		rill_close(c->client);
@@ -292,11 +350,28 @@ static bool relay_admit(struct relay *r)
 	return true;
 }
 
-static void relay_refuse(struct relay *r, struct rill_flow *f, uint64_t id)
+static void relay_refuse(struct relay_loop *rl, struct rill_flow *f,
+                         uint64_t id)
 {
+	struct relay *r = rl->r;
+	cli_m_denied(&rl->ms, "max-conns");
 	/* Documented: extra connections are accepted and closed at once, so
 	 * a client learns at once instead of hanging in the backlog. */
-	if (!r->quiet) {
+	if (!r->quiet && r->log_format == CLI_LOG_JSON) {
+		char *ca = peer_of(f);
+		struct cli_json j;
+		cli_json_begin(&j, "relay");
+		cli_json_u64(&j, "id", id);
+		cli_json_str(&j, "client", ca);
+		cli_json_str(&j, "target", r->connect_uri);
+		cli_json_u64(&j, "up", 0);
+		cli_json_u64(&j, "down", 0);
+		cli_json_secs(&j, "time", 0);
+		cli_json_str(&j, "end", "refused");
+		cli_json_str(&j, "detail", "max-conns reached");
+		cli_json_end(&j, stderr);
+		free(ca);
+	} else if (!r->quiet) {
 		char *ca = peer_of(f);
 		fprintf(
 		    stderr,
@@ -315,6 +390,7 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	struct cli_worker *w = ud;
 	struct relay_loop *rl = w->data;
 	struct relay *r = rl->r;
+	cli_m_tls(&rl->ms, true, r->listen_tls, status);
 	if (status != 0) {
 		if (!r->quiet)
 			fprintf(stderr, "rill relay: accept failed: %s\n",
@@ -323,8 +399,9 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 		return;
 	}
 	uint64_t id = atomic_fetch_add(&r->next_id, 1) + 1;
+	cli_m_accepted(&rl->ms);
 	if (!relay_admit(r)) {
-		relay_refuse(r, f, id);
+		relay_refuse(rl, f, id);
 		return;
 	}
 	struct relay_conn *c = calloc(1, sizeof *c);
@@ -338,6 +415,7 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	c->client = f;
 	c->id = id;
 	c->t0_ms = now_ms(rl);
+	c->t0_ns = uv_hrtime();
 	c->client_addr = peer_of(f);
 	conn_link(rl, c);
 	/* The core's deadline covers the whole connect, retries included:
@@ -395,6 +473,8 @@ static void relay_maybe_done(struct relay_loop *rl)
 	if (rl->stopping && rl->nconns == 0 &&
 	    !uv_is_closing((uv_handle_t *)&rl->sweep)) {
 		uv_close((uv_handle_t *)&rl->sweep, NULL);
+		if (rl->r->metrics_uri != NULL)
+			uv_close((uv_handle_t *)&rl->mflush, NULL);
 		cli_worker_done(rl->w);
 		relay_check_exit_on(rl);
 	}
@@ -453,6 +533,8 @@ static void relay_on_stop(struct cli_worker *w)
 {
 	struct relay_loop *rl = w->data;
 	struct relay *r = rl->r;
+	if (w->index == 0 && r->metrics_uri != NULL)
+		cli_metrics_stop(&r->metrics);
 	rl->stopping = true;
 	relay_maybe_done(rl);
 	if (uv_is_closing((uv_handle_t *)&rl->sweep))
@@ -547,6 +629,12 @@ static void relay_usage(FILE *out)
 	    "                       the number of online CPUs)\n"
 	    "  --no-splice          always copy through user space\n"
 	    "  --quiet              no log lines\n"
+	    "  --metrics URI        serve Prometheus metrics (GET /metrics)\n"
+	    "                       over HTTP on the listening URI URI\n"
+	    "                       (tcp://127.0.0.1:9464, unix:PATH,\n"
+	    "                       vsock://any:9464...)\n"
+	    "  --log-format F       text (default) or json: one JSON object\n"
+	    "                       per connection, with timestamps\n"
 	    "  -h, --help           this text\n"
 	    "\n"
 	    "One line per connection is logged on standard error when it\n"
@@ -595,6 +683,8 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	    {"threads", required_argument, NULL, 't'},
 	    {"no-splice", no_argument, NULL, 'S'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"metrics", required_argument, NULL, 'M'},
+	    {"log-format", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -627,6 +717,12 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 			continue;
 		case 'S': r->no_splice = true; continue;
 		case 'q': r->quiet = true; continue;
+		case 'M': r->metrics_uri = optarg; continue;
+		case 'F':
+			if (!cli_log_format_parse(optarg, &r->log_format))
+				return cli_usage_error(
+				    "relay", "bad --log-format '%s'", optarg);
+			continue;
 		case 'h':
 			relay_usage(stdout);
 			*done = true;
@@ -644,6 +740,8 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	r->connect_uri = argv[optind + 1];
 	if (rill_uri_check(r->connect_uri) != 0)
 		return cli_usage_error("relay", "%s", rill_last_errmsg());
+	r->listen_tls = cli_uri_has_tls(r->listen_uri);
+	r->connect_tls = cli_uri_has_tls(r->connect_uri);
 	return 0;
 }
 
@@ -655,6 +753,41 @@ static void relay_sweep_start(struct relay *r, struct relay_loop *rl)
 	rl->sweep.data = rl;
 	if (r->idle_ms > 0 || r->linger_set)
 		uv_timer_start(&rl->sweep, on_sweep, r->sweep_ms, r->sweep_ms);
+}
+
+/* Once a second, the bytes live connections moved since the last time
+ * go into this loop's metrics shard: a long connection shows in the
+ * byte counters while it lasts, and the data path counts nothing. */
+static void on_metrics_flush(uv_timer_t *t)
+{
+	struct relay_loop *rl = t->data;
+	for (struct relay_conn *c = rl->conns; c != NULL; c = c->next) {
+		if (c->state != CONN_PROXYING)
+			continue;
+		struct rill_copy_stats ab, ba;
+		rill_proxy_stats(c->proxy, &ab, &ba);
+		cli_m_bytes(&rl->ms, ab.write_bytes - c->m_up,
+		            ba.write_bytes - c->m_down);
+		c->m_up = ab.write_bytes;
+		c->m_down = ba.write_bytes;
+	}
+}
+
+/* This loop's metrics shard and flush timer (not keeping it alive). */
+static int relay_metrics_start(struct relay *r, struct relay_loop *rl)
+{
+	if (r->metrics_uri == NULL)
+		return 0;
+	int err = cli_mshard_init(&rl->ms, &r->metrics);
+	if (err != 0) {
+		cli_error("relay: metrics: %s", rill_strerror(err));
+		return err;
+	}
+	uv_timer_init(rl->loop, &rl->mflush);
+	rl->mflush.data = rl;
+	uv_timer_start(&rl->mflush, on_metrics_flush, 1000, 1000);
+	uv_unref((uv_handle_t *)&rl->mflush);
+	return 0;
 }
 
 static void relay_tune_process(void)
@@ -682,6 +815,10 @@ int cli_relay(int argc, char **argv)
 	int code = relay_parse(argc, argv, &r, &done);
 	if (code != 0 || done)
 		return code;
+	if (r.metrics_uri != NULL &&
+	    cli_metrics_init(&r.metrics, r.metrics_uri, r.listen_uri,
+	                     CLI_METRICS_CONNECT) != 0)
+		return 1;
 	relay_tune_process();
 	r.sweep_ms = 1000;
 	uint64_t shortest = r.idle_ms;
@@ -707,15 +844,21 @@ int cli_relay(int argc, char **argv)
 		if (loops != NULL && r.workers.w != NULL)
 			cli_workers_abandon(&r.workers);
 		free(loops);
+		cli_metrics_free(r.metrics_uri != NULL ? &r.metrics : NULL);
 		return 1;
 	}
-	for (unsigned i = 0; i < r.workers.n; i++) {
+	for (unsigned i = 0; err == 0 && i < r.workers.n; i++) {
 		struct relay_loop *rl = &loops[i];
 		rl->r = &r;
 		rl->w = &r.workers.w[i];
 		rl->loop = &r.workers.w[i].loop;
 		relay_sweep_start(&r, rl);
+		err = relay_metrics_start(&r, rl);
 	}
+	if (err == 0 && r.metrics_uri != NULL)
+		err = cli_metrics_listen(&r.metrics, loops[0].loop);
+	if (err != 0)
+		exit(1); /* said why; the loops hold listeners now */
 	if (!r.quiet) {
 		char buf[256];
 		if (rill_listener_uri(r.workers.w[0].listener, buf,
@@ -729,6 +872,7 @@ int cli_relay(int argc, char **argv)
 	}
 	cli_workers_run(&r.workers);
 	free(loops);
+	cli_metrics_free(r.metrics_uri != NULL ? &r.metrics : NULL);
 	if (!r.quiet)
 		fprintf(stderr, "rill relay: stopped\n");
 	return r.exit_code;

@@ -476,5 +476,6 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/http.h"
 #include "rill/combinator.h"
 #include "rill/exec.h"
+#include "rill/metrics.h"
 
 #endif /* RILL_H */
