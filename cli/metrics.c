@@ -76,16 +76,19 @@ static int metrics_register(struct cli_metrics *cm, unsigned what)
 	    cm, C, "rill_connections_denied_total",
 	    "Connections accepted and closed at once, by reason.", "reason",
 	    NULL, &cm->denied));
-	TRY(metrics_one(cm, G, "rill_connections_active",
-	                "Connections open now.", &cm->active));
-	TRY(metrics_one(cm, H, "rill_connection_duration_seconds",
-	                "How long connections lasted, accept to close.",
-	                &cm->duration));
-	TRY(metrics_family(cm, C, "rill_bytes_total",
-	                   "Bytes moved: up from clients, down to clients.",
-	                   "direction", NULL, &bytes));
-	TRY(metrics_series(cm, bytes, "up", NULL, &cm->up));
-	TRY(metrics_series(cm, bytes, "down", NULL, &cm->down));
+	if (what & CLI_METRICS_CONNS) {
+		TRY(metrics_one(cm, G, "rill_connections_active",
+		                "Connections open now.", &cm->active));
+		TRY(metrics_one(cm, H, "rill_connection_duration_seconds",
+		                "How long connections lasted, accept to close.",
+		                &cm->duration));
+		TRY(metrics_family(
+		    cm, C, "rill_bytes_total",
+		    "Bytes moved: up from clients, down to clients.",
+		    "direction", NULL, &bytes));
+		TRY(metrics_series(cm, bytes, "up", NULL, &cm->up));
+		TRY(metrics_series(cm, bytes, "down", NULL, &cm->down));
+	}
 	TRY(metrics_family(cm, C, "rill_tls_handshakes_total",
 	                   "TLS handshakes, by side and result.", "side",
 	                   "result", &cm->tls));

@@ -42,6 +42,7 @@ struct cli_mshard {
 enum {
 	CLI_METRICS_CONNECT = 1, /* relay: connects, their failures */
 	CLI_METRICS_HTTP = 2,    /* http serve: requests */
+	CLI_METRICS_CONNS = 4,   /* connections' life and bytes */
 };
 
 /*

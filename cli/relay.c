@@ -817,7 +817,7 @@ int cli_relay(int argc, char **argv)
 		return code;
 	if (r.metrics_uri != NULL &&
 	    cli_metrics_init(&r.metrics, r.metrics_uri, r.listen_uri,
-	                     CLI_METRICS_CONNECT) != 0)
+	                     CLI_METRICS_CONNECT | CLI_METRICS_CONNS) != 0)
 		return 1;
 	relay_tune_process();
 	r.sweep_ms = 1000;
