@@ -151,6 +151,12 @@ void cli_json_str(struct cli_json *j, const char *key, const char *s)
 		cli_json_quote(j, s, strlen(s));
 }
 
+void cli_json_strn(struct cli_json *j, const char *key, const char *s, size_t n)
+{
+	json_key(j, key);
+	cli_json_quote(j, s, n);
+}
+
 void cli_json_u64(struct cli_json *j, const char *key, uint64_t v)
 {
 	char buf[24];

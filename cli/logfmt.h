@@ -37,6 +37,8 @@ void cli_json_quote(struct cli_json *j, const char *s, size_t n);
 void cli_json_begin(struct cli_json *j, const char *cmd);
 /* Members; a NULL string value is written as null. */
 void cli_json_str(struct cli_json *j, const char *key, const char *s);
+void cli_json_strn(struct cli_json *j, const char *key, const char *s,
+                   size_t n);
 void cli_json_u64(struct cli_json *j, const char *key, uint64_t v);
 void cli_json_secs(struct cli_json *j, const char *key, double secs);
 /* A wall-clock time (RFC 3339, UTC, microseconds). */
