@@ -104,8 +104,9 @@ class Proc:
         with open(self.logpath, "rb") as f:
             return f.read()
 
-    def stop(self):
-        if self.p.poll() is None:
+    def stop(self, signalled=False):
+        """SIGTERM (unless sent already), then the exit status is 0."""
+        if self.p.poll() is None and not signalled:
             self.p.send_signal(signal.SIGTERM)
         try:
             rc = self.p.wait(15)
@@ -751,7 +752,7 @@ def readiness(args, port, abstract=False):
             if m == "STOPPING=1":
                 break
             check(m == "WATCHDOG=1", m)
-        p.stop()
+        p.stop(signalled=True)
         check("NOTIFY_SOCKET" not in p.text(), p.text())
     finally:
         if p.p.poll() is None:
