@@ -1,6 +1,7 @@
 /*
  * rill/metrics.h - counters, gauges and histograms in the Prometheus text
  * exposition format (version 0.0.4).
+ * Included by rill.h; do not include directly.
  *
  * A registry (struct rill_metrics) holds metric families. A family has a
  * name, a help text, a type and a fixed list of label names; each list of
@@ -40,8 +41,6 @@
  */
 #ifndef RILL_METRICS_H
 #define RILL_METRICS_H
-
-#include "rill.h"
 
 #ifdef __cplusplus
 extern "C" {

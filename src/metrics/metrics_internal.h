@@ -24,7 +24,6 @@
 #include <stdatomic.h>
 
 #include "rill/impl.h"
-#include "rill/metrics.h"
 
 #define METRICS_MAX_LABELS    8
 #define METRICS_MAX_BOUNDS    64
