@@ -187,6 +187,19 @@ static void metrics_on_accept(struct rill_listener *l, struct rill_flow *f,
 		rill_close(f);
 		return;
 	}
+	/* The listener's limit: at most CLI_METRICS_ACCEPTS_PER_S new
+	 * connections a second (the rest are closed at once), each living
+	 * at most the server's timeouts, so a flood of connections holds a
+	 * bounded number of them. A scraper needs one per scrape at most. */
+	uint64_t now = uv_now(cm->loop);
+	if (now - cm->window_ms >= 1000) {
+		cm->window_ms = now;
+		cm->window_accepts = 0;
+	}
+	if (++cm->window_accepts > CLI_METRICS_ACCEPTS_PER_S) {
+		rill_close(f);
+		return;
+	}
 	rill_http_server_serve(cm->srv, f);
 }
 
@@ -198,7 +211,7 @@ int cli_metrics_listen(struct cli_metrics *cm, uv_loop_t *loop)
 	    .max_header_bytes = 8192,
 	    .max_body = 1,
 	    .header_timeout_ms = 5000,
-	    .idle_timeout_ms = 30000,
+	    .idle_timeout_ms = 10000,
 	    .body_timeout_ms = 5000,
 	};
 	cm->loop = loop;

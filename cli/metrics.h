@@ -18,6 +18,9 @@
 
 #define CLI_HTTP_METHODS 10 /* GET HEAD POST PUT DELETE ... other */
 
+/* New connections the metrics listener serves per second. */
+#define CLI_METRICS_ACCEPTS_PER_S 16
+
 struct cli_metrics {
 	struct rill_metrics *reg;
 	const char *uri; /* --metrics URI */
@@ -25,7 +28,9 @@ struct cli_metrics {
 	uv_loop_t *loop;
 	struct rill_http_server *srv;
 	struct rill_listener *l;
-	bool tls_listener; /* the served URI has a tls layer */
+	bool tls_listener;       /* the served URI has a tls layer */
+	uint64_t window_ms;      /* the current second of accepts */
+	unsigned window_accepts; /* accepted in it */
 	struct rill_metrics_family *denied, *connect_failures, *tls, *http;
 	const struct rill_metric *accepted, *active, *up, *down, *duration,
 	    *connect_duration, *http_duration;

@@ -369,6 +369,41 @@ def http_metrics_and_hostile_scrapes():
         h.stop()
 
 
+@test
+def metrics_listener_limit():
+    # 40 connections at once, none sending: at most 16 a second are
+    # served, the others closed at once; silent ones are dropped at the
+    # 5 s head deadline; the process goes on serving scrapes.
+    port, mport = free_port(), free_port()
+    e = Proc(["echo", "-v", "--metrics", "tcp://127.0.0.1:%d" % mport,
+              "tcp://127.0.0.1:%d" % port])
+    try:
+        conns = [socket.create_connection(("127.0.0.1", mport), timeout=10)
+                 for _ in range(40)]
+        closed = 0
+        for c in conns:
+            c.settimeout(0.5)
+            try:
+                if c.recv(1) == b"":
+                    closed += 1
+            except socket.timeout:
+                pass
+        check(closed >= 40 - 16, "closed at once: %d of 40" % closed)
+        t0 = time.monotonic()
+        for c in conns:
+            c.settimeout(10)
+            try:
+                c.recv(100)  # 408 or EOF for the silent ones
+            except OSError:
+                pass
+            c.close()
+        check(time.monotonic() - t0 < 9, "silent connections dropped")
+        time.sleep(1.1)
+        promtool_ok(scrape("http://127.0.0.1:%d/metrics" % mport))
+    finally:
+        e.stop()
+
+
 def scrape_or_none(mport):
     try:
         return scrape("http://127.0.0.1:%d/metrics" % mport)
