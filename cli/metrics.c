@@ -340,6 +340,10 @@ void cli_m_tls(struct cli_mshard *ms, bool accept_side, bool has_tls,
 	const char *side = accept_side ? "accept" : "connect";
 	if (ms->cm == NULL || !has_tls)
 		return;
+	/* A failure below TLS (a refused connect, a failed accept) is no
+	 * handshake: only the TLS codes count (RILL_ETLS...ETLS_NOT_TLS). */
+	if (status != 0 && (status > RILL_ETLS || status < RILL_ETLS_NOT_TLS))
+		return;
 	if (status != 0) {
 		char reason[48];
 		metrics_reason(status, reason, sizeof reason);

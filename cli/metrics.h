@@ -80,7 +80,8 @@ void cli_m_connect_time(struct cli_mshard *ms, double secs);
 void cli_m_bytes(struct cli_mshard *ms, uint64_t up, uint64_t down);
 void cli_m_conn_time(struct cli_mshard *ms, double secs);
 /* A TLS handshake ended with status on the accept (or connect) side;
- * counted only when that side's URI has a tls layer (has_tls). */
+ * counted only when that side's URI has a tls layer (has_tls), and for
+ * a failure only when status is a TLS error (RILL_ETLS*). */
 void cli_m_tls(struct cli_mshard *ms, bool accept_side, bool has_tls,
                int status);
 void cli_m_http(struct cli_mshard *ms, const char *method, int status,
