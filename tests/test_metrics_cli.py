@@ -319,6 +319,36 @@ def echo_metrics_on_unix_socket():
 
 
 @test
+def metrics_unix_socket_other_uid():
+    # What rill(1) advises: a metrics socket where only its owner may
+    # reach it (here a 0700 directory; the socket itself is made under
+    # the process's umask). Another uid (nobody) cannot connect to it;
+    # the owner scrapes it.
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        raise Skip("needs root and setpriv to act as another uid")
+    d = os.path.join(TMP, "private")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    os.chmod(TMP, 0o755)
+    sock = os.path.join(d, "m.sock")
+    port = free_port()
+    e = Proc(["echo", "-v", "--metrics", "unix:" + sock,
+              "tcp://127.0.0.1:%d" % port])
+    try:
+        code = ("import socket,sys\n"
+                "s=socket.socket(socket.AF_UNIX)\n"
+                "try:\n s.connect(sys.argv[1])\n"
+                "except PermissionError:\n sys.exit(3)\n"
+                "sys.exit(0)\n")
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                            "--clear-groups", "/usr/bin/python3", "-c",
+                            code, sock], capture_output=True, timeout=30)
+        check(p.returncode == 3, "nobody could connect: %r" % (p,))
+        promtool_ok(scrape(None, unix=sock))
+    finally:
+        e.stop()
+
+
+@test
 def http_metrics_and_hostile_scrapes():
     d = os.path.join(TMP, "www")
     os.makedirs(d, exist_ok=True)
