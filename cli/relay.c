@@ -41,10 +41,11 @@ struct relay_conn {
 	struct rill_proxy *proxy;
 	char *client_addr, *target_addr; /* for the log line */
 	uint64_t id;
-	uint64_t t0_ms;        /* accepted at */
-	uint64_t active_ms;    /* last time bytes moved (idle timeout) */
-	uint64_t last_bytes;   /* both directions, at the last sweep */
-	uint64_t half_ms;      /* one direction ended at (linger); 0: not */
+	uint64_t t0_ms;      /* accepted at */
+	uint64_t active_ms;  /* last time bytes moved (idle timeout) */
+	uint64_t last_bytes; /* both directions, at the last sweep */
+	uint64_t half_ms;    /* one direction ended at (linger); 0: not */
+
 	uint64_t t0_ns;        /* accepted at, uv_hrtime() (metrics) */
 	uint64_t m_up, m_down; /* bytes counted in the metrics so far */
 	enum conn_state state;
