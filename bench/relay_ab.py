@@ -75,6 +75,12 @@ def main():
         port, proc = start(a.build, name, settings, target)
         cases.append((name, port, proc))
     res = {n: [] for n, _, _ in cases}
+    # start()'s readiness probe makes each relay connect to the target
+    # port, where nothing listens yet; on a loaded machine that connect
+    # can be late enough to reach the first stream's sink, which then
+    # accepts it instead of the stream's own connection and waits
+    # forever. Let those connects fail first.
+    time.sleep(3)
     print('load average %.2f' % os.getloadavg()[0])
     try:
         for r in range(a.rounds):

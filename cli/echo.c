@@ -16,6 +16,9 @@
 
 #include "allow.h"
 #include "cli.h"
+#include "logfmt.h"
+#include "metrics.h"
+#include "notify.h"
 
 #define ECHO_INFLIGHT 4
 
@@ -26,21 +29,62 @@ struct echo_server {
 	uv_signal_t sigint, sigterm;
 	bool verbose;
 	bool stopping;
+	const char *metrics_uri; /* --metrics; NULL: none */
+	struct cli_metrics metrics;
+	struct cli_mshard ms;
+	enum cli_log_format log_format;
 };
 
 struct echo_conn {
 	struct echo_server *srv;
 	struct echo_conn *prev, *next;
 	struct rill_flow *f;
+	uint64_t t0_ns; /* accepted at, uv_hrtime() */
 	int inflight;
 	bool reading, eof, shut;
 };
 
 static void echo_read(struct echo_conn *e);
 
+/* One JSON object per connection (--log-format json). */
+static void echo_log_json(struct echo_conn *e, int err, uint64_t up,
+                          uint64_t down, double secs)
+{
+	char peer[160];
+	struct cli_json j;
+	struct timespec start;
+	cli_time_ago(secs, &start);
+	cli_json_begin(&j, "echo");
+	cli_json_time(&j, "start", &start);
+	cli_json_str(
+	    &j, "client",
+	    rill_flow_address(e->f, RILL_ADDR_PEER, peer, sizeof peer) == 0
+	        ? peer
+	        : NULL);
+	cli_json_u64(&j, "up", up);
+	cli_json_u64(&j, "down", down);
+	cli_json_secs(&j, "time", secs);
+	cli_json_str(&j, "end", err == 0 ? "eof" : "error");
+	if (err != 0)
+		cli_json_str(&j, "detail",
+		             rill_flow_errmsg(e->f) != NULL
+		                 ? rill_flow_errmsg(e->f)
+		                 : rill_strerror(err));
+	cli_json_end(&j, stderr);
+}
+
 static void echo_end(struct echo_conn *e, int err)
 {
-	if (err != 0 && e->srv->verbose)
+	struct echo_server *srv = e->srv;
+	uint64_t up = 0, down = 0;
+	double secs = cli_secs_since(e->t0_ns);
+	rill_flow_counters(e->f, &up, &down, NULL, NULL);
+	cli_m_bytes(&srv->ms, up, down);
+	cli_m_conn_time(&srv->ms, secs);
+	cli_m_active(&srv->ms, -1);
+	if (srv->log_format == CLI_LOG_JSON)
+		echo_log_json(e, err, up, down, secs);
+	else if (err != 0 && e->srv->verbose)
 		fprintf(stderr, "rill: echo connection: %s\n",
 		        rill_flow_errmsg(e->f) ? rill_flow_errmsg(e->f)
 		                               : rill_strerror(err));
@@ -141,6 +185,9 @@ static void echo_accepted(struct rill_listener *l, struct rill_flow *f,
 	}
 	e->f = f;
 	e->srv = srv;
+	e->t0_ns = uv_hrtime();
+	cli_m_accepted(&srv->ms);
+	cli_m_active(&srv->ms, 1);
 	e->next = srv->conns;
 	if (e->next != NULL)
 		e->next->prev = e;
@@ -155,6 +202,9 @@ static void echo_on_signal(uv_signal_t *h, int signum)
 	if (srv->stopping)
 		exit(1); /* a second signal: no more waiting */
 	srv->stopping = true;
+	cli_notify_stopping();
+	if (srv->metrics_uri != NULL)
+		cli_metrics_stop(&srv->metrics);
 	rill_listener_close(srv->listener);
 	srv->listener = NULL;
 	/* Their teardowns keep the loop running (the signal handles do
@@ -176,13 +226,18 @@ static void echo_usage(FILE *out)
 	    "close every connection, and exit 0 once their close\n"
 	    "handshakes (shut+) are over; a second signal exits at once.\n"
 	    "\n"
-	    "  -v, --verbose  print the address listened on, and errors of\n"
-	    "                 single connections, to stderr\n"
-	    "  --allow PATTERN  serve only clients that match a PATTERN\n"
-	    "                 (repeatable; the syntax of rill relay\n"
-	    "                 --allow); others are closed at accept\n"
-	    "                 (with -v, a line ending end=denied)\n"
-	    "  -h, --help     show this help\n"
+	    "  -v, --verbose      print the address listened on, and errors\n"
+	    "                     of single connections, to stderr\n"
+	    "  --metrics URI      serve Prometheus metrics (GET /metrics)\n"
+	    "                     over HTTP on the listening URI URI\n"
+	    "  --log-format json  one JSON object per connection on stderr\n"
+	    "                     when it ends (default text: none)\n"
+	    "  --allow PATTERN    serve only clients that match a\n"
+	    "                     PATTERN (repeatable; the syntax of rill\n"
+	    "                     relay --allow); others are closed at\n"
+	    "                     accept (with -v, a line ending\n"
+	    "                     end=denied)\n"
+	    "  -h, --help         show this help\n"
 	    "\n"
 	    "Example:\n"
 	    "  rill echo tcp://127.0.0.1:7000\n");
@@ -193,6 +248,8 @@ int cli_echo(int argc, char **argv)
 	static const struct option lopts[] = {
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"allow", required_argument, NULL, 'a'},
+	    {"metrics", required_argument, NULL, 'M'},
+	    {"log-format", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -211,6 +268,12 @@ int cli_echo(int argc, char **argv)
 			lo.filter = cli_allow_filter;
 			lo.filter_ud = &allow;
 			break;
+		case 'M': srv.metrics_uri = optarg; break;
+		case 'F':
+			if (!cli_log_format_parse(optarg, &srv.log_format))
+				return cli_usage_error(
+				    "echo", "bad --log-format '%s'", optarg);
+			break;
 		case 'h': echo_usage(stdout); return 0;
 		default: return cli_usage_error("echo", "bad option");
 		}
@@ -221,11 +284,22 @@ int cli_echo(int argc, char **argv)
 		                                   : "too many arguments");
 	signal(SIGPIPE, SIG_IGN);
 	allow.log = srv.verbose;
+	if (srv.metrics_uri != NULL &&
+	    cli_metrics_init(&srv.metrics, srv.metrics_uri, argv[optind],
+	                     CLI_METRICS_CONNS) != 0)
+		return 1;
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	srv.loop = &loop;
 	int err = rill_listen(&loop, argv[optind], &lo, echo_accepted, &srv,
 	                      &srv.listener);
+	if (err == 0 && srv.metrics_uri != NULL) {
+		err = cli_mshard_init(&srv.ms, &srv.metrics);
+		if (err == 0)
+			err = cli_metrics_listen(&srv.metrics, &loop);
+		if (err != 0)
+			exit(1); /* said why */
+	}
 	if (err != 0) {
 		cli_error("%s", rill_last_errmsg()[0] ? rill_last_errmsg()
 		                                      : rill_strerror(err));
@@ -246,12 +320,16 @@ int cli_echo(int argc, char **argv)
 	 * stdio listener serves once), not for the signal handles. */
 	uv_unref((uv_handle_t *)&srv.sigint);
 	uv_unref((uv_handle_t *)&srv.sigterm);
+	cli_notify_ready(&loop, "listening");
 	uv_run(&loop, UV_RUN_DEFAULT);
+	cli_notify_end();
+	cli_metrics_stop(srv.metrics_uri != NULL ? &srv.metrics : NULL);
 	uv_close((uv_handle_t *)&srv.sigint, NULL);
 	uv_close((uv_handle_t *)&srv.sigterm, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cli_wait_closed(&loop);
 	uv_loop_close(&loop);
 	cli_allow_free(&allow);
+	cli_metrics_free(srv.metrics_uri != NULL ? &srv.metrics : NULL);
 	return 0;
 }

@@ -27,6 +27,8 @@
 #include "cli.h"
 #include "workers.h"
 #include "http_files.h"
+#include "logfmt.h"
+#include "metrics.h"
 
 #define SERVE_SMALL     (256u * 1024u) /* files read whole */
 #define SERVE_CHUNK     (256u * 1024u)
@@ -62,8 +64,59 @@ struct serve {
 	bool listing;
 	bool quiet;
 	struct rill_http_server *srv;
-	struct cli_worker *w; /* the loop (thread) this one serves on */
+	struct cli_worker *w;        /* the loop (thread) this one serves on */
+	struct cli_metrics *metrics; /* --metrics; NULL: none */
+	struct cli_mshard ms;        /* this loop's metrics */
+	enum cli_log_format log_format;
+	bool listen_tls;
 };
+
+/* A request being answered, when it is counted or logged: the exchange's
+ * user data (rill_flow_set_data). */
+struct serve_req {
+	struct serve *sv;
+	uint64_t t0_ns;
+};
+
+/* One JSON object per request (--log-format json). The target and the
+ * header values are the client's bytes: cli_json_str quotes anything. */
+static void serve_log_json(struct rill_flow *ex, int status, double secs)
+{
+	char peer[160];
+	struct cli_json j;
+	struct timespec start;
+	cli_time_ago(secs, &start);
+	cli_json_begin(&j, "http");
+	cli_json_time(&j, "start", &start);
+	cli_json_str(&j, "client",
+	             rill_flow_address(ex, RILL_ADDR_PEER, peer, sizeof peer) ==
+	                     0
+	                 ? peer
+	                 : NULL);
+	cli_json_str(&j, "method", rill_http_method(ex));
+	cli_json_str(&j, "target", rill_http_target(ex));
+	cli_json_u64(&j, "status", (uint64_t)status);
+	cli_json_secs(&j, "time", secs);
+	cli_json_str(&j, "host", rill_http_header(ex, "Host"));
+	cli_json_str(&j, "user_agent", rill_http_header(ex, "User-Agent"));
+	cli_json_str(&j, "referer", rill_http_header(ex, "Referer"));
+	cli_json_end(&j, stderr);
+}
+
+/* Every request ends here: counted, logged, then the exchange closed. */
+static void serve_end(struct rill_flow *ex, int status)
+{
+	struct serve_req *rq = rill_flow_data(ex);
+	if (rq != NULL) {
+		double secs = cli_secs_since(rq->t0_ns);
+		cli_m_http(&rq->sv->ms, rill_http_method(ex), status, secs);
+		if (rq->sv->log_format == CLI_LOG_JSON)
+			serve_log_json(ex, status, secs);
+		rill_flow_set_data(ex, NULL);
+		free(rq);
+	}
+	rill_close(ex);
+}
 
 static int hexval(int c)
 {
@@ -147,12 +200,13 @@ static void serve_simple(struct rill_flow *ex, int status, const char *text,
 	struct rill_buf *b = rill_buf_copy(text, strlen(text));
 	rill_http_respond_buf(ex, status, h, n, b);
 	rill_buf_release(b);
-	rill_close(ex);
+	serve_end(ex, status);
 }
 
 /* A streamed large file. */
 struct serve_stream {
 	struct rill_flow *ex;
+	int status;
 	int fd;
 	uint64_t off, left;
 };
@@ -162,7 +216,7 @@ static void serve_stream_next(struct serve_stream *st);
 static void serve_stream_done(struct serve_stream *st)
 {
 	close(st->fd);
-	rill_close(st->ex);
+	serve_end(st->ex, st->status);
 	free(st);
 }
 
@@ -304,7 +358,7 @@ static void serve_listing(struct serve *sv, struct rill_flow *ex, int fd,
 	free(html);
 	rill_http_respond_buf(ex, 200, h, 1, b);
 	rill_buf_release(b);
-	rill_close(ex);
+	serve_end(ex, 200);
 }
 
 static struct serve_cached *serve_slot(struct serve *sv, const char *rel)
@@ -334,7 +388,7 @@ static void serve_file(struct rill_flow *ex, int fd, const struct http_file *hf,
 		else
 			rill_http_respond_buf(ex, r.status, r.headers,
 			                      r.nheaders, NULL);
-		rill_close(ex);
+		serve_end(ex, r.status);
 		return;
 	}
 	if (body == NULL && r.length <= SERVE_SMALL) {
@@ -361,7 +415,7 @@ static void serve_file(struct rill_flow *ex, int fd, const struct http_file *hf,
 		rill_http_respond_buf(ex, r.status, r.headers, r.nheaders,
 		                      body);
 		rill_buf_release(body);
-		rill_close(ex);
+		serve_end(ex, r.status);
 		return;
 	}
 	struct serve_stream *s = calloc(1, sizeof *s);
@@ -369,10 +423,11 @@ static void serve_file(struct rill_flow *ex, int fd, const struct http_file *hf,
 	                                   (int64_t)r.length) != 0) {
 		free(s);
 		close(fd);
-		rill_close(ex);
+		serve_end(ex, 500); /* the exchange's close answers 500 */
 		return;
 	}
 	s->ex = ex;
+	s->status = r.status;
 	s->fd = fd;
 	s->off = r.offset;
 	s->left = r.length;
@@ -403,6 +458,14 @@ static bool serve_cache_fill(struct serve_cached *ce, const char *key, int fd,
 static void serve_handler(struct rill_flow *ex, void *ud)
 {
 	struct serve *sv = ud;
+	if (sv->metrics != NULL || sv->log_format == CLI_LOG_JSON) {
+		struct serve_req *rq = malloc(sizeof *rq);
+		if (rq != NULL) {
+			rq->sv = sv;
+			rq->t0_ns = uv_hrtime();
+			rill_flow_set_data(ex, rq);
+		}
+	}
 	const char *m = rill_http_method(ex);
 	bool head = strcmp(m, "HEAD") == 0;
 	if (!head && strcmp(m, "GET") != 0) {
@@ -503,11 +566,13 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 	(void)l;
 	struct cli_worker *w = ud;
 	struct serve *sv = w->data;
+	cli_m_tls(&sv->ms, true, sv->listen_tls, status);
 	if (status != 0) {
 		if (!sv->quiet)
 			cli_error("accept: %s", errmsg);
 		return;
 	}
+	cli_m_accepted(&sv->ms);
 	rill_http_server_serve(sv->srv, f);
 }
 
@@ -521,6 +586,8 @@ static void serve_stopped(void *ud)
 static void serve_on_stop(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
+	if (w->index == 0)
+		cli_metrics_stop(sv->metrics);
 	rill_http_server_shutdown(sv->srv, serve_stopped, sv);
 }
 
@@ -568,6 +635,9 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		memcpy(sv->root, tmpl->root, sizeof sv->root);
 		sv->listing = tmpl->listing;
 		sv->quiet = tmpl->quiet;
+		sv->metrics = tmpl->metrics;
+		sv->log_format = tmpl->log_format;
+		sv->listen_tls = cli_uri_has_tls(uri);
 		sv->w = &g.w[i];
 		g.w[i].data = sv;
 		err = rill_http_server_new(sv->loop, o, serve_handler, sv,
@@ -575,9 +645,14 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 	}
 	struct rill_listen_opts lo;
 	serve_allow.log = !tmpl->quiet;
+	for (unsigned i = 0; err == 0 && i < threads; i++)
+		err = cli_mshard_init(&svs[i].ms, tmpl->metrics);
 	if (err == 0)
 		err = cli_workers_listen(
 		    &g, uri, cli_allow_opts(&serve_allow, &lo), tmpl->quiet);
+	if (err == 0 && tmpl->metrics != NULL &&
+	    cli_metrics_listen(tmpl->metrics, &g.w[0].loop) != 0)
+		exit(1); /* said why; the loops hold listeners now */
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
 		cli_error("http serve: %s",
@@ -635,6 +710,11 @@ static void serve_usage(FILE *out)
 	    "                        (repeatable; the syntax of rill relay\n"
 	    "                        --allow); others are closed at accept\n"
 	    "  -q, --quiet           no messages for failed accepts\n"
+	    "  --metrics URI         serve Prometheus metrics (GET\n"
+	    "                        /metrics) over HTTP on the listening\n"
+	    "                        URI URI\n"
+	    "  --log-format json     one JSON object per request on stderr\n"
+	    "                        (default text: no request log)\n"
 	    "  -h, --help            this help\n"
 	    "\n"
 	    "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
@@ -653,10 +733,14 @@ static int http_serve(int argc, char **argv)
 	    {"threads", required_argument, NULL, 'N'},
 	    {"allow", required_argument, NULL, 'a'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"metrics", required_argument, NULL, 'M'},
+	    {"log-format", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool listing = true, quiet = false;
+	const char *metrics_uri = NULL;
+	enum cli_log_format log_format = CLI_LOG_TEXT;
 	unsigned threads = cli_threads_default();
 	struct rill_http_server_opts o = {0};
 	int c;
@@ -667,6 +751,17 @@ static int http_serve(int argc, char **argv)
 		if (c == 'a') {
 			if (cli_allow_add(&serve_allow, "http serve", optarg))
 				return 2;
+			continue;
+		}
+		if (c == 'M') {
+			metrics_uri = optarg;
+			continue;
+		}
+		if (c == 'F') {
+			if (!cli_log_format_parse(optarg, &log_format))
+				return cli_usage_error("http serve",
+				                       "bad --log-format '%s'",
+				                       optarg);
 			continue;
 		}
 		if (optarg != NULL) {
@@ -702,6 +797,8 @@ static int http_serve(int argc, char **argv)
 		return 1;
 	svp->listing = listing;
 	svp->quiet = quiet;
+	svp->log_format = log_format;
+
 	if (realpath(dir, svp->root) == NULL) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
 		free(svp);
@@ -713,7 +810,18 @@ static int http_serve(int argc, char **argv)
 		free(svp);
 		return 1;
 	}
+	struct cli_metrics metrics;
+	if (metrics_uri != NULL) {
+		if (cli_metrics_init(&metrics, metrics_uri, uri,
+		                     CLI_METRICS_HTTP) != 0) {
+			close(svp->dirfd);
+			free(svp);
+			return 1;
+		}
+		svp->metrics = &metrics;
+	}
 	int code = serve_run(svp, uri, threads, &o);
+	cli_metrics_free(svp->metrics);
 	close(svp->dirfd);
 	free(svp);
 	return code;

@@ -31,6 +31,8 @@
 #include "cli.h"
 #include "relay_target.h"
 #include "sources.h"
+#include "logfmt.h"
+#include "metrics.h"
 #include "workers.h"
 
 /* --max-conns when not given: enough for a busy host, finite so that a
@@ -54,6 +56,8 @@ struct relay_conn {
 	uint64_t id;
 	uint64_t t0_ms;              /* accepted at */
 	char source[CLI_SOURCE_MAX]; /* counted for --max-per-source; "" */
+	uint64_t t0_ns;              /* accepted at, uv_hrtime() (metrics) */
+	uint64_t m_up, m_down;       /* bytes counted in the metrics so far */
 	enum conn_state state;
 };
 
@@ -73,6 +77,10 @@ struct relay {
 	bool dynamic;                /* connect_uri has {target} */
 	struct target_allow targets; /* --allow-target */
 	unsigned threads;
+	const char *metrics_uri;        /* --metrics; NULL: none */
+	struct cli_metrics metrics;     /* when metrics_uri */
+	enum cli_log_format log_format; /* --log-format */
+	bool listen_tls, connect_tls;   /* for the TLS handshake counts */
 	struct cli_workers workers;
 	atomic_uint_fast64_t nconns; /* live connections, every loop */
 	atomic_uint_fast64_t next_id;
@@ -91,6 +99,8 @@ struct relay_loop {
 	struct relay_conn *conns; /* every live connection of this loop */
 	uint64_t nconns;
 	uv_timer_t sweep;
+	struct cli_mshard ms; /* this thread's metrics */
+	uv_timer_t mflush;    /* adds live connections' bytes (metrics) */
 	bool stopping;
 	bool stuck;
 };
@@ -110,6 +120,7 @@ static void conn_link(struct relay_loop *rl, struct relay_conn *c)
 		rl->conns->prev = c;
 	rl->conns = c;
 	rl->nconns++;
+	cli_m_active(&rl->ms, 1);
 }
 
 static void relay_maybe_done(struct relay_loop *rl);
@@ -124,6 +135,7 @@ static void conn_free(struct relay_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	rl->nconns--;
+	cli_m_active(&rl->ms, -1);
 	atomic_fetch_sub(&rl->r->nconns, 1);
 	if (c->source[0] != '\0')
 		cli_sources_drop(rl->r->sources, c->source);
@@ -179,9 +191,48 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
                      const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The same record as one JSON object (--log-format json): WHY is split
+ * into end (the word) and detail (what the parentheses held). */
+static void conn_log_json(struct relay_conn *c, const char *ca, const char *ta,
+                          uint64_t up, uint64_t down, double secs,
+                          const char *via, char *why, const char *child)
+{
+	struct cli_json j;
+	struct timespec start;
+	cli_time_ago(secs, &start);
+	char *paren = strchr(why, '(');
+	size_t wl = strlen(why);
+	if (paren != NULL && wl > 0 && why[wl - 1] == ')') {
+		*paren++ = '\0';
+		why[wl - 1] = '\0';
+	} else {
+		paren = NULL;
+	}
+	cli_json_begin(&j, "relay");
+	cli_json_u64(&j, "id", c->id);
+	cli_json_time(&j, "start", &start);
+	cli_json_str(&j, "client", ca);
+	cli_json_str(&j, "target", ta);
+	cli_json_u64(&j, "up", up);
+	cli_json_u64(&j, "down", down);
+	cli_json_secs(&j, "time", secs);
+	cli_json_str(&j, "via", via[0] != '\0' ? via + 5 : NULL);
+	cli_json_str(&j, "end", why);
+	if (paren != NULL)
+		cli_json_str(&j, "detail", paren);
+	if (child[0] != '\0')
+		cli_json_str(&j, "exit", child + 6);
+	cli_json_end(&j, stderr);
+}
+
 static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
                      const char *fmt, ...)
 {
+	/* Every connection ends here once, logged or not: its metrics. */
+	cli_m_bytes(&c->rl->ms, up - c->m_up, down - c->m_down);
+	c->m_up = up;
+	c->m_down = down;
+	cli_m_conn_time(&c->rl->ms, cli_secs_since(c->t0_ns));
 	if (c->r->quiet)
 		return;
 	char why[400];
@@ -202,9 +253,13 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	double secs = (double)(now_ms(c->rl) - c->t0_ms) / 1000.0;
+	double secs = cli_secs_since(c->t0_ns);
 	char child[48];
 	child_note(c->target, child, sizeof child);
+	if (c->r->log_format == CLI_LOG_JSON) {
+		conn_log_json(c, ca, ta, up, down, secs, via, why, child);
+		return;
+	}
 	fprintf(stderr,
 	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64 " down=%" PRIu64
 	        " time=%.3fs%s end=%s%s\n",
@@ -297,13 +352,16 @@ static void on_connect(struct rill_flow *f, int status, const char *errmsg,
 	struct relay_conn *c = ud;
 	struct relay *r = c->r;
 	struct relay_loop *rl = c->rl;
+	cli_m_tls(&rl->ms, false, r->connect_tls, status);
 	if (status != 0) {
+		cli_m_connect_failed(&rl->ms, status);
 		conn_log(c, 0, 0, "connect-failed(%s)", errmsg);
 		conn_refuse(c, status);
 		return;
 	}
 	c->target = f;
 	c->target_addr = peer_of(f);
+	cli_m_connect_time(&rl->ms, cli_secs_since(c->t0_ns));
 	if (rl->stopping && now_ms(rl) >= atomic_load(&r->stop_deadline_ms)) {
 		conn_log(c, 0, 0, "shutdown");
 		rill_close(c->client);
@@ -360,12 +418,31 @@ static void relay_log_refused(struct relay *r, const char *client, uint64_t id,
 		        id, client, r->connect_uri, why);
 }
 
-static void relay_refuse(struct relay *r, struct rill_flow *f, uint64_t id,
-                         const char *what, uint64_t max)
+static void relay_refuse(struct relay_loop *rl, struct rill_flow *f,
+                         uint64_t id, const char *what, uint64_t max)
 {
+	struct relay *r = rl->r;
+	cli_m_denied(&rl->ms, what);
 	/* Documented: extra connections are accepted and closed at once, so
 	 * a client learns at once instead of hanging in the backlog. */
-	if (!r->quiet) {
+	if (!r->quiet && r->log_format == CLI_LOG_JSON) {
+		char *ca = peer_of(f);
+		struct cli_json j;
+		cli_json_begin(&j, "relay");
+		cli_json_u64(&j, "id", id);
+		cli_json_str(&j, "client", ca);
+		cli_json_str(&j, "target", r->connect_uri);
+		cli_json_u64(&j, "up", 0);
+		cli_json_u64(&j, "down", 0);
+		cli_json_secs(&j, "time", 0);
+		cli_json_str(&j, "end", "refused");
+		char detail[64];
+		snprintf(detail, sizeof detail, "%s %" PRIu64 " reached", what,
+		         max);
+		cli_json_str(&j, "detail", detail);
+		cli_json_end(&j, stderr);
+		free(ca);
+	} else if (!r->quiet) {
 		char *ca = peer_of(f);
 		char why[96];
 		snprintf(why, sizeof why, "refused(%s %" PRIu64 " reached)",
@@ -456,6 +533,7 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	struct cli_worker *w = ud;
 	struct relay_loop *rl = w->data;
 	struct relay *r = rl->r;
+	cli_m_tls(&rl->ms, true, r->listen_tls, status);
 	if (status != 0) {
 		if (!r->quiet)
 			fprintf(stderr, "rill relay: accept failed: %s\n",
@@ -464,8 +542,9 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 		return;
 	}
 	uint64_t id = atomic_fetch_add(&r->next_id, 1) + 1;
+	cli_m_accepted(&rl->ms);
 	if (!relay_admit(r)) {
-		relay_refuse(r, f, id, "max-conns", r->max_conns);
+		relay_refuse(rl, f, id, "max-conns", r->max_conns);
 		return;
 	}
 	struct relay_conn *c = calloc(1, sizeof *c);
@@ -477,7 +556,7 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	if (!relay_admit_source(r, c, f)) {
 		free(c);
 		atomic_fetch_sub(&r->nconns, 1);
-		relay_refuse(r, f, id, "max-per-source", r->max_per_source);
+		relay_refuse(rl, f, id, "max-per-source", r->max_per_source);
 		return;
 	}
 	c->r = r;
@@ -485,6 +564,7 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	c->client = f;
 	c->id = id;
 	c->t0_ms = now_ms(rl);
+	c->t0_ns = uv_hrtime();
 	c->client_addr = peer_of(f);
 	c->local_addr = address_of(f, RILL_ADDR_LOCAL);
 	conn_link(rl, c);
@@ -536,6 +616,8 @@ static void relay_maybe_done(struct relay_loop *rl)
 	if (rl->stopping && rl->nconns == 0 &&
 	    !uv_is_closing((uv_handle_t *)&rl->sweep)) {
 		uv_close((uv_handle_t *)&rl->sweep, NULL);
+		if (rl->r->metrics_uri != NULL)
+			uv_close((uv_handle_t *)&rl->mflush, NULL);
 		cli_worker_done(rl->w);
 		relay_check_exit_on(rl);
 	}
@@ -579,6 +661,8 @@ static void relay_on_stop(struct cli_worker *w)
 {
 	struct relay_loop *rl = w->data;
 	struct relay *r = rl->r;
+	if (w->index == 0 && r->metrics_uri != NULL)
+		cli_metrics_stop(&r->metrics);
 	rl->stopping = true;
 	relay_maybe_done(rl);
 	if (uv_is_closing((uv_handle_t *)&rl->sweep))
@@ -693,6 +777,12 @@ static void relay_usage(FILE *out)
 	    "                       a name's addresses are checked against\n"
 	    "                       the '!' patterns too\n"
 	    "  --quiet              no log lines\n"
+	    "  --metrics URI        serve Prometheus metrics (GET /metrics)\n"
+	    "                       over HTTP on the listening URI URI\n"
+	    "                       (tcp://127.0.0.1:9464, unix:PATH,\n"
+	    "                       vsock://any:9464...)\n"
+	    "  --log-format F       text (default) or json: one JSON object\n"
+	    "                       per connection, with timestamps\n"
 	    "  -h, --help           this text\n"
 	    "\n"
 	    "");
@@ -753,6 +843,8 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	    {"no-splice", no_argument, NULL, 'S'},
 	    {"allow-target", required_argument, NULL, 'A'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"metrics", required_argument, NULL, 'P'},
+	    {"log-format", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -800,6 +892,12 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 			continue;
 		}
 		case 'q': r->quiet = true; continue;
+		case 'P': r->metrics_uri = optarg; continue;
+		case 'F':
+			if (!cli_log_format_parse(optarg, &r->log_format))
+				return cli_usage_error(
+				    "relay", "bad --log-format '%s'", optarg);
+			continue;
 		case 'h':
 			relay_usage(stdout);
 			*done = true;
@@ -830,6 +928,8 @@ static int relay_parse(int argc, char **argv, struct relay *r, bool *done)
 	free(sample);
 	if (bad)
 		return cli_usage_error("relay", "%s", rill_last_errmsg());
+	r->listen_tls = cli_uri_has_tls(r->listen_uri);
+	r->connect_tls = cli_uri_has_tls(r->connect_uri);
 	return 0;
 }
 
@@ -838,6 +938,41 @@ static void relay_sweep_start(struct relay_loop *rl)
 {
 	uv_timer_init(rl->loop, &rl->sweep);
 	rl->sweep.data = rl;
+}
+
+/* Once a second, the bytes live connections moved since the last time
+ * go into this loop's metrics shard: a long connection shows in the
+ * byte counters while it lasts, and the data path counts nothing. */
+static void on_metrics_flush(uv_timer_t *t)
+{
+	struct relay_loop *rl = t->data;
+	for (struct relay_conn *c = rl->conns; c != NULL; c = c->next) {
+		if (c->state != CONN_PROXYING)
+			continue;
+		struct rill_copy_stats ab, ba;
+		rill_proxy_stats(c->proxy, &ab, &ba);
+		cli_m_bytes(&rl->ms, ab.write_bytes - c->m_up,
+		            ba.write_bytes - c->m_down);
+		c->m_up = ab.write_bytes;
+		c->m_down = ba.write_bytes;
+	}
+}
+
+/* This loop's metrics shard and flush timer (not keeping it alive). */
+static int relay_metrics_start(struct relay *r, struct relay_loop *rl)
+{
+	if (r->metrics_uri == NULL)
+		return 0;
+	int err = cli_mshard_init(&rl->ms, &r->metrics);
+	if (err != 0) {
+		cli_error("relay: metrics: %s", rill_strerror(err));
+		return err;
+	}
+	uv_timer_init(rl->loop, &rl->mflush);
+	rl->mflush.data = rl;
+	uv_timer_start(&rl->mflush, on_metrics_flush, 1000, 1000);
+	uv_unref((uv_handle_t *)&rl->mflush);
+	return 0;
 }
 
 static void relay_tune_process(void)
@@ -869,6 +1004,10 @@ int cli_relay(int argc, char **argv)
 		target_allow_free(&r.targets);
 		return code;
 	}
+	if (r.metrics_uri != NULL &&
+	    cli_metrics_init(&r.metrics, r.metrics_uri, r.listen_uri,
+	                     CLI_METRICS_CONNECT | CLI_METRICS_CONNS) != 0)
+		return 1;
 	relay_tune_process();
 
 	struct relay_loop *loops = calloc(r.threads, sizeof *loops);
@@ -899,15 +1038,21 @@ int cli_relay(int argc, char **argv)
 		cli_sources_free(r.sources);
 		cli_allow_free(&r.allow);
 		target_allow_free(&r.targets);
+		cli_metrics_free(r.metrics_uri != NULL ? &r.metrics : NULL);
 		return 1;
 	}
-	for (unsigned i = 0; i < r.workers.n; i++) {
+	for (unsigned i = 0; err == 0 && i < r.workers.n; i++) {
 		struct relay_loop *rl = &loops[i];
 		rl->r = &r;
 		rl->w = &r.workers.w[i];
 		rl->loop = &r.workers.w[i].loop;
 		relay_sweep_start(rl);
+		err = relay_metrics_start(&r, rl);
 	}
+	if (err == 0 && r.metrics_uri != NULL)
+		err = cli_metrics_listen(&r.metrics, loops[0].loop);
+	if (err != 0)
+		exit(1); /* said why; the loops hold listeners now */
 	if (!r.quiet) {
 		char buf[256];
 		if (rill_listener_uri(r.workers.w[0].listener, buf,
@@ -924,6 +1069,7 @@ int cli_relay(int argc, char **argv)
 	target_allow_free(&r.targets);
 	cli_sources_free(r.sources);
 	cli_allow_free(&r.allow);
+	cli_metrics_free(r.metrics_uri != NULL ? &r.metrics : NULL);
 	if (!r.quiet)
 		fprintf(stderr, "rill relay: stopped\n");
 	return r.exit_code;

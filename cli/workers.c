@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "notify.h"
 #include "workers.h"
 
 #define CLI_THREADS_MAX 1024
@@ -79,6 +80,8 @@ static void workers_on_signal(uv_signal_t *h, int signum)
 	bool first = !atomic_exchange(&g->stopping, true);
 	if (!first)
 		atomic_store(&g->hurry, true);
+	else
+		cli_notify_stopping();
 	if (g->ops->signalled != NULL)
 		g->ops->signalled(g, signum, first);
 	/* A done worker's loop may have ended, but it is closed only
@@ -196,7 +199,12 @@ void cli_workers_run(struct cli_workers *g)
 			exit(1);
 		}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Every listener (and the command's --metrics one) listens: a
+	 * connection made from now on is accepted. */
+	cli_notify_ready(l0, "listening");
 	workers_run_one(&g->w[0]);
+	cli_notify_end();
+	uv_run(l0, UV_RUN_NOWAIT);
 	for (unsigned i = 1; i < g->n; i++)
 		pthread_join(g->w[i].thread, NULL);
 	for (unsigned i = 0; i < g->n; i++)

@@ -508,5 +508,6 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/combinator.h"
 #include "rill/exec.h"
 #include "rill/tunnel.h"
+#include "rill/metrics.h"
 
 #endif /* RILL_H */
