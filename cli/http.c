@@ -3,17 +3,28 @@
  * fetch a URL over any connecting URI. Public API only.
  *
  * Path safety of `serve`: the target is percent-decoded, a decoded NUL or
- * a ".." segment is refused (404), and the file is opened relative to the
- * served directory with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS):
- * the kernel refuses any resolution that leaves DIR, so a symbolic link
- * is followed only when it stays inside DIR (an absolute link, or one
- * that climbs out, gives 404). Kernels without openat2 get the same
- * policy from realpath(3) and a prefix check.
+ * a ".." segment is refused (404), so is a segment that starts with a dot
+ * (dotfiles such as .git/config) unless --dotfiles, and the file is opened
+ * relative to the served directory with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_MAGICLINKS): the kernel refuses any resolution that leaves
+ * DIR, so a symbolic link is followed only when it stays inside DIR (an
+ * absolute link, or one that climbs out, gives 404). Kernels without
+ * openat2 get the same policy from a walk one component at a time
+ * (http_path_walk), never from a plain open. Files are opened with
+ * O_NONBLOCK, and anything but a regular file or a directory (a FIFO, a
+ * device, a socket) gets 403 before a byte is read: a FIFO would
+ * otherwise block the serving loop in open or read.
+ *
+ * Limits a client cannot lift: --max-conns connections at once (default
+ * SERVE_MAX_CONNS; beyond it a connection is closed at accept), and
+ * --send-timeout (the library's send_timeout_ms): a response the client
+ * stops reading is dropped with its connection.
  */
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
@@ -30,6 +41,7 @@
 #define SERVE_SMALL     (256u * 1024u) /* files read whole */
 #define SERVE_CHUNK     (256u * 1024u)
 #define HTTP_GET_MAXHDR 200
+#define SERVE_MAX_CONNS 512 /* --max-conns default */
 
 /* ---------------------------------------------------------------------- */
 /* serve */
@@ -59,7 +71,11 @@ struct serve {
 	int dirfd;
 	char root[PATH_MAX];
 	bool listing;
+	bool dotfiles;
 	bool quiet;
+	uint64_t refused;    /* connections over --max-conns, not yet logged */
+	uint64_t refused_ms; /* when the last such line was written */
+	size_t max_conns;    /* this loop's share of --max-conns */
 	struct rill_http_server *srv;
 	struct cli_worker *w; /* the loop (thread) this one serves on */
 };
@@ -108,30 +124,35 @@ static bool serve_decode(const char *target, char *out, size_t cap)
 	return out[0] != '/';
 }
 
+/* Whether a segment of rel starts with a dot (.git/config, .env). */
+static bool serve_has_dotfile(const char *rel)
+{
+	for (const char *s = rel; s != NULL;) {
+		if (s[0] == '.')
+			return true;
+		const char *slash = strchr(s, '/');
+		s = slash ? slash + 1 : NULL;
+	}
+	return false;
+}
+
+/* Opens rel beneath the served directory (see the top of this file).
+ * O_NONBLOCK: opening a FIFO must not wait for a writer. */
 static int serve_open(struct serve *sv, const char *rel)
 {
+	int flags = O_RDONLY | O_NOCTTY | O_NONBLOCK;
 	if (rel[0] == '\0')
 		rel = ".";
 #ifdef SYS_openat2
 	struct open_how how = {
-	    .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
 	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, sv->dirfd, rel, &how, sizeof how);
 	if (fd >= 0 || errno != ENOSYS)
 		return fd;
 #endif
-	char full[PATH_MAX * 2], real[PATH_MAX];
-	snprintf(full, sizeof full, "%s/%s", sv->root, rel);
-	if (realpath(full, real) == NULL)
-		return -1;
-	size_t rl = strlen(sv->root);
-	if (strncmp(real, sv->root, rl) != 0 ||
-	    (real[rl] != '\0' && real[rl] != '/' && rl > 1)) {
-		errno = EACCES;
-		return -1;
-	}
-	return open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	return http_path_walk(sv->dirfd, rel, flags);
 }
 
 static void serve_simple(struct rill_flow *ex, int status, const char *text,
@@ -243,7 +264,6 @@ static void url_esc(FILE *f, const char *s)
 static void serve_listing(struct serve *sv, struct rill_flow *ex, int fd,
                           const char *rel, const char *target)
 {
-	(void)sv;
 	DIR *d = fdopendir(fd);
 	if (d == NULL) {
 		close(fd);
@@ -254,8 +274,10 @@ static void serve_listing(struct serve *sv, struct rill_flow *ex, int fd,
 	size_t n = 0, cap = 0;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue; /* hidden files and . and .. */
+		if (e->d_name[0] == '.' &&
+		    (!sv->dotfiles || strcmp(e->d_name, ".") == 0 ||
+		     strcmp(e->d_name, "..") == 0))
+			continue; /* hidden files (served with --dotfiles) */
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			char **nn = realloc(names, cap * sizeof *names);
@@ -411,7 +433,8 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	}
 	char rel[PATH_MAX];
 	const char *target = rill_http_target(ex);
-	if (!serve_decode(target, rel, sizeof rel)) {
+	if (!serve_decode(target, rel, sizeof rel) ||
+	    (!sv->dotfiles && serve_has_dotfile(rel))) {
 		serve_simple(ex, 404, "not found\n", NULL, 0);
 		return;
 	}
@@ -434,6 +457,13 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	if (fstat(fd, &st) != 0) {
 		close(fd);
 		serve_simple(ex, 500, "cannot stat\n", NULL, 0);
+		return;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		/* A FIFO, device or socket: never read from the loop. */
+		close(fd);
+		serve_simple(ex, 403, "forbidden: not a regular file\n", NULL,
+		             0);
 		return;
 	}
 	if (ce != NULL && ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
@@ -459,15 +489,25 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 			serve_simple(ex, 301, "moved\n", &h, 1);
 			return;
 		}
-		struct open_how how = {.flags = O_RDONLY | O_CLOEXEC,
-		                       .resolve = RESOLVE_BENEATH};
-		int ifd = (int)syscall(SYS_openat2, fd, "index.html", &how,
-		                       sizeof how);
+		/* index.html is resolved from the root, as any path: a
+		 * symbolic link to it that stays inside DIR is served. */
+		char irel[PATH_MAX + 16];
+		snprintf(irel, sizeof irel, "%sindex.html", rel);
+		int ifd = strlen(irel) < sizeof rel ? serve_open(sv, irel) : -1;
+		struct stat ist;
+		if (ifd >= 0 &&
+		    (fstat(ifd, &ist) != 0 || !S_ISREG(ist.st_mode))) {
+			close(ifd);
+			close(fd);
+			serve_simple(ex, 403, "forbidden: not a regular file\n",
+			             NULL, 0);
+			return;
+		}
 		if (ifd >= 0) {
 			close(fd);
 			fd = ifd;
-			fstat(fd, &st);
-			strncat(rel, "index.html", sizeof rel - rl - 1);
+			st = ist;
+			snprintf(rel, sizeof rel, "%s", irel);
 		} else if (sv->listing) {
 			serve_listing(sv, ex, fd, rel, target);
 			return;
@@ -507,7 +547,20 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 			cli_error("accept: %s", errmsg);
 		return;
 	}
-	rill_http_server_serve(sv->srv, f);
+	if (rill_http_server_serve(sv->srv, f) != -EBUSY || sv->quiet)
+		return;
+	/* Over --max-conns: closed at once (a client learns at once
+	 * instead of waiting in the backlog). One line a second at most:
+	 * a flood must not become a flood of log lines. */
+	sv->refused++;
+	uint64_t now = uv_now(sv->loop);
+	if (sv->refused_ms == 0 || now - sv->refused_ms >= 1000) {
+		cli_error("http serve: %" PRIu64 " connection(s) closed at "
+		          "accept: --max-conns reached (%zu on this thread)",
+		          sv->refused, sv->max_conns);
+		sv->refused = 0;
+		sv->refused_ms = now ? now : 1;
+	}
 }
 
 static void serve_stopped(void *ud)
@@ -551,9 +604,14 @@ static const struct cli_workers_ops serve_ops = {
 /* One struct serve per loop (its own cache and HTTP server), the root
  * shared; then every loop runs. Returns the exit status. */
 static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
-                     const struct rill_http_server_opts *o)
+                     const struct rill_http_server_opts *tmpl_o,
+                     size_t max_conns)
 {
 	struct cli_workers g;
+	/* --max-conns is shared out over the loops (each has its own
+	 * server), so the whole process never holds more. */
+	if (threads > max_conns)
+		threads = (unsigned)max_conns;
 	struct serve *svs = calloc(threads, sizeof *svs);
 	int err = svs == NULL ? RILL_ENOMEM
 	                      : cli_workers_init(&g, threads, &serve_ops, NULL);
@@ -563,10 +621,15 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		sv->dirfd = tmpl->dirfd;
 		memcpy(sv->root, tmpl->root, sizeof sv->root);
 		sv->listing = tmpl->listing;
+		sv->dotfiles = tmpl->dotfiles;
 		sv->quiet = tmpl->quiet;
 		sv->w = &g.w[i];
 		g.w[i].data = sv;
-		err = rill_http_server_new(sv->loop, o, serve_handler, sv,
+		struct rill_http_server_opts o = *tmpl_o;
+		o.max_connections =
+		    max_conns / threads + (i < max_conns % threads ? 1 : 0);
+		sv->max_conns = o.max_connections;
+		err = rill_http_server_new(sv->loop, &o, serve_handler, sv,
 		                           &sv->srv);
 	}
 	if (err == 0)
@@ -612,7 +675,10 @@ static void serve_usage(FILE *out)
 	    "  Paths never leave DIR: \"..\" segments (also encoded as\n"
 	    "  %%2e%%2e) and NUL are refused with 404, and files are opened\n"
 	    "  with openat2(RESOLVE_BENEATH): symbolic links are followed\n"
-	    "  only when they stay inside DIR; others give 404.\n"
+	    "  only when they stay inside DIR; others give 404. Names that\n"
+	    "  start with a dot (.git, .env) give 404 unless --dotfiles.\n"
+	    "  Anything but a regular file or a directory (a FIFO, a\n"
+	    "  device) gives 403.\n"
 	    "\n"
 	    "Options:\n"
 	    "  --no-listing          404 for directories without index.html\n"
@@ -621,6 +687,15 @@ static void serve_usage(FILE *out)
 	    "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
 	    "  --header-timeout MS   request head deadline (default 10000)\n"
 	    "  --body-timeout MS     request body progress (default 30000)\n"
+	    "  --send-timeout MS     close a connection whose response\n"
+	    "                        makes no write progress for MS (a\n"
+	    "                        client that stopped reading; default\n"
+	    "                        30000)\n"
+	    "  --max-conns N         serve at most N connections at once;\n"
+	    "                        more are closed at accept (default\n"
+	    "                        512)\n"
+	    "  --dotfiles            serve files and directories whose\n"
+	    "                        name starts with a dot (default: 404)\n"
 	    "  --threads N           N event loops on N threads, the\n"
 	    "                        connections spread over them (default:\n"
 	    "                        the number of online CPUs)\n"
@@ -640,12 +715,16 @@ static int http_serve(int argc, char **argv)
 	    {"idle-timeout", required_argument, NULL, 'I'},
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"body-timeout", required_argument, NULL, 'Y'},
+	    {"send-timeout", required_argument, NULL, 'S'},
+	    {"max-conns", required_argument, NULL, 'M'},
+	    {"dotfiles", no_argument, NULL, 'D'},
 	    {"threads", required_argument, NULL, 'N'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	bool listing = true, quiet = false;
+	bool listing = true, quiet = false, dotfiles = false;
+	uint64_t max_conns = SERVE_MAX_CONNS;
 	unsigned threads = cli_threads_default();
 	struct rill_http_server_opts o = {0};
 	int c;
@@ -666,6 +745,15 @@ static int http_serve(int argc, char **argv)
 		case 'I': o.idle_timeout_ms = v; break;
 		case 'T': o.header_timeout_ms = v; break;
 		case 'Y': o.body_timeout_ms = v; break;
+		case 'S': o.send_timeout_ms = v; break;
+		case 'M':
+			if (v > 1000000)
+				return cli_usage_error("http serve",
+				                       "bad --max-conns '%s'",
+				                       optarg);
+			max_conns = v;
+			break;
+		case 'D': dotfiles = true; break;
 		case 'N':
 			if (v > 1024)
 				return cli_usage_error(
@@ -685,6 +773,7 @@ static int http_serve(int argc, char **argv)
 	if (svp == NULL)
 		return 1;
 	svp->listing = listing;
+	svp->dotfiles = dotfiles;
 	svp->quiet = quiet;
 	if (realpath(dir, svp->root) == NULL) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
@@ -697,7 +786,7 @@ static int http_serve(int argc, char **argv)
 		free(svp);
 		return 1;
 	}
-	int code = serve_run(svp, uri, threads, &o);
+	int code = serve_run(svp, uri, threads, &o, (size_t)max_conns);
 	close(svp->dirfd);
 	free(svp);
 	return code;

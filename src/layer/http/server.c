@@ -3,9 +3,24 @@
  * arrival (validation, then the handler), graceful shutdown.
  * See http_internal.h for the layer's design.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "http_internal.h"
+
+void rill__http_server_log(struct rill_http_server *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (s->o.log != NULL)
+		s->o.log(s->o.log_ud, msg);
+	else
+		fprintf(stderr, "rill http: %s\n", msg);
+}
 
 static bool http_request_has_body(llhttp_t *p)
 {
@@ -94,6 +109,10 @@ int rill_http_server_new(uv_loop_t *loop,
 		s->o.idle_timeout_ms = 60000;
 	if (s->o.body_timeout_ms == 0)
 		s->o.body_timeout_ms = 30000;
+	if (s->o.send_timeout_ms == 0)
+		s->o.send_timeout_ms = 30000;
+	if (s->o.handler_timeout_ms == 0)
+		s->o.handler_timeout_ms = 60000;
 	s->loop = loop;
 	s->handler = handler;
 	s->ud = ud;
@@ -113,6 +132,10 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 		rill_close(io);
 		return RILL_ECANCELED;
 	}
+	if (s->o.max_connections > 0 && s->nconns >= s->o.max_connections) {
+		rill_close(io);
+		return -EBUSY;
+	}
 	struct http_conn *c = rill_calloc(1, sizeof *c);
 	if (c == NULL) {
 		rill_close(io);
@@ -128,6 +151,13 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 	/* Small responses must leave at once (Nagle would hold them back
 	 * waiting for an ACK); -ENOTSUP on non-TCP flows is fine. */
 	(void)rill_flow_set_nodelay(io, true);
+	/* Send progress: the core's write deadline restarts with every
+	 * write handed down, so it measures exactly that. */
+	if (s->o.send_timeout_ms != UINT64_MAX &&
+	    rill_set_write_timeout(io, s->o.send_timeout_ms) != 0) {
+		rill__http_conn_destroy(c, RILL_ENOMEM);
+		return RILL_ENOMEM;
+	}
 	c->srv = s;
 	c->next = s->conns;
 	if (s->conns != NULL)
