@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,6 +77,8 @@ struct serve {
 	uint64_t refused;    /* connections over --max-conns, not yet logged */
 	uint64_t refused_ms; /* when the last such line was written */
 	size_t max_conns;    /* this loop's share of --max-conns */
+	uv_timer_t trim;     /* gives freed memory back (serve_trim) */
+	size_t trim_peak;
 	struct rill_http_server *srv;
 	struct cli_worker *w; /* the loop (thread) this one serves on */
 };
@@ -563,6 +566,27 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 	}
 }
 
+/*
+ * glibc keeps freed heap memory for reuse: after a burst of connections
+ * (each holds a 256 KiB chunk in flight), RSS would stay at the burst's
+ * peak. Once a second, when connections went away since the last look,
+ * malloc_trim gives the free pages back, so a flood of clients that
+ * --send-timeout dropped leaves no lasting footprint.
+ */
+static void serve_trim(uv_timer_t *t)
+{
+	struct serve *sv = t->data;
+	size_t n = rill_http_server_connections(sv->srv);
+	if (n < sv->trim_peak) {
+#ifdef __GLIBC__
+		malloc_trim(0);
+#endif
+		sv->trim_peak = n;
+	} else {
+		sv->trim_peak = n;
+	}
+}
+
 static void serve_stopped(void *ud)
 {
 	struct serve *sv = ud;
@@ -588,6 +612,7 @@ static void serve_on_hurry(struct cli_worker *w)
 static void serve_on_finish(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
+	uv_close((uv_handle_t *)&sv->trim, NULL);
 	rill_http_server_free(sv->srv);
 	sv->srv = NULL;
 	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
@@ -644,6 +669,13 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 			cli_workers_abandon(&g);
 		free(svs);
 		return 1;
+	}
+	/* The loops do not run yet: their handles may be made here. */
+	for (unsigned i = 0; i < threads; i++) {
+		uv_timer_init(svs[i].loop, &svs[i].trim);
+		svs[i].trim.data = &svs[i];
+		uv_timer_start(&svs[i].trim, serve_trim, 1000, 1000);
+		uv_unref((uv_handle_t *)&svs[i].trim);
 	}
 	cli_workers_run(&g);
 	free(svs);
