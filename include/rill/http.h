@@ -288,7 +288,10 @@ RILL_EXTERN int rill_http_request(struct rill_http_client *c,
  * The wait is bounded by the client's header_timeout_ms. Returns 0 and
  * *ex; or an error, and *ex is NULL: those of rill_http_request, of the
  * body write, of the response head (RILL_EHTTP, RILL_ETIMEDOUT, the
- * connection's), or -EDEADLK (see rill.h).
+ * connection's), or -EDEADLK (see rill.h). The whole body is written
+ * before the response body is read: a server that answers while it reads
+ * (a streaming echo) must not send more than the connection buffers hold
+ * meanwhile; use rill_http_request for that.
  */
 RILL_EXTERN int rill_http_request_sync(struct rill_http_client *c,
                                        const char *method, const char *target,
