@@ -92,8 +92,8 @@ static void handler(struct rill_flow *ex, void *ud)
 		rill_close(ex);
 }
 
-static void on_accept(struct rill_listener *l, struct rill_flow *f,
-                      int status, const char *errmsg, void *ud)
+static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                      const char *errmsg, void *ud)
 {
 	(void)l;
 	if (status != 0) {
@@ -166,16 +166,16 @@ static int echo_once(struct rill_http_client *hc, const unsigned char *data,
 	                               {"Content-Type", "application/x-test"},
 	                               {"Expect", "100-continue"}};
 	struct rill_flow *ex;
-	int err = rill_http_request_sync(hc, "POST", "/echo", h, 3, data, len,
-	                                 &ex);
+	int err =
+	    rill_http_request_sync(hc, "POST", "/echo", h, 3, data, len, &ex);
 	if (err != 0) {
 		fprintf(stderr, "request: %s\n", rill_strerror(err));
 		return 1;
 	}
 	struct rill_buf *all;
 	err = rill_read_all_sync(ex, len + 1, &all);
-	int bad = err != 0 || rill_http_status(ex) != 200 ||
-	          all->len != len || memcmp(all->data, data, len) != 0;
+	int bad = err != 0 || rill_http_status(ex) != 200 || all->len != len ||
+	          memcmp(all->data, data, len) != 0;
 	printf("HTTP %d, %zu bytes back, %s\n", rill_http_status(ex),
 	       all != NULL ? all->len : 0, bad ? "DIFFERENT" : "identical");
 	rill_buf_release(all); /* NULL-safe; kept beside an error too */
@@ -204,7 +204,8 @@ static int check(uv_loop_t *loop, const char *path)
 	if (data != NULL && rill_connect_sync(loop, uri, NULL, &conn) == 0 &&
 	    rill_http_client_new(conn, NULL, &hc) == 0) {
 		bad = echo_once(hc, data, len);
-		bad |= !rill_http_client_reusable(hc); /* no Connection: close */
+		bad |=
+		    !rill_http_client_reusable(hc); /* no Connection: close */
 		bad |= echo_once(hc, data, len / 3);
 		rill_http_client_free(hc);
 	}

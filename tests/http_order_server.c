@@ -124,8 +124,8 @@ static void on_log(void *ud, const char *msg)
 	fflush(stdout);
 }
 
-static void on_accept(struct rill_listener *l, struct rill_flow *f,
-                      int status, const char *errmsg, void *ud)
+static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
+                      const char *errmsg, void *ud)
 {
 	(void)l;
 	(void)errmsg;

@@ -268,7 +268,14 @@ static void http_conn_on_timer(uv_timer_t *t)
 	enum timer_kind k = c->tkind;
 	c->tkind = TM_NONE;
 	switch (k) {
-	case TM_HEADER: rill__http_conn_send_error(c, 408); break;
+	case TM_HEADER:
+		/* The client's response-head deadline is a plain timeout;
+		 * the server answers a late request head with 408. */
+		if (c->role == ROLE_CLIENT)
+			rill__http_conn_destroy(c, RILL_ETIMEDOUT);
+		else
+			rill__http_conn_send_error(c, 408);
+		break;
 	case TM_BODY:
 		if (c->ex != NULL && !c->ex->out_started &&
 		    c->role == ROLE_SERVER)
