@@ -129,27 +129,30 @@ static int walk_cur(const struct walk *w)
 	return w->depth > 0 ? w->dirs[w->depth - 1] : w->root;
 }
 
-/* The next component into name; false at the end. *last: none after. */
-static bool walk_next(struct walk *w, char *name, bool *last)
+/* The next component into name: 1, 0 at the end, or -ENAMETOOLONG.
+ * *last: none after it; *dir: a slash follows it (it must be a
+ * directory, as "file.txt/" is ENOTDIR for the kernel too). */
+static int walk_next(struct walk *w, char *name, bool *last, bool *dir)
 {
 	while (w->todo[w->pos] == '/')
 		w->pos++;
 	if (w->todo[w->pos] == '\0')
-		return false;
+		return 0;
 	size_t e = w->pos;
 	while (w->todo[e] != '\0' && w->todo[e] != '/')
 		e++;
 	size_t n = e - w->pos;
 	if (n > NAME_MAX)
-		n = NAME_MAX; /* the open then fails: no such name */
+		return -ENAMETOOLONG;
 	memcpy(name, w->todo + w->pos, n);
 	name[n] = '\0';
 	w->pos = e;
+	*dir = w->todo[e] == '/';
 	size_t k = e;
 	while (w->todo[k] == '/')
 		k++;
 	*last = w->todo[k] == '\0';
-	return true;
+	return 1;
 }
 
 /* fd is a symbolic link: its target replaces it in what is left. */
@@ -164,8 +167,11 @@ static int walk_link(struct walk *w, int fd)
 		return EXDEV; /* RESOLVE_BENEATH refuses absolute links too */
 	if (++w->links > WALK_LINKS)
 		return ELOOP;
+	/* What is left starts with its separator, or is empty: a link
+	 * last in the path stays last (no slash that would ask for a
+	 * directory). */
 	char rest[sizeof w->todo];
-	int n = snprintf(rest, sizeof rest, "%s/%s", target, w->todo + w->pos);
+	int n = snprintf(rest, sizeof rest, "%s%s", target, w->todo + w->pos);
 	if (n < 0 || (size_t)n >= sizeof rest)
 		return ENAMETOOLONG;
 	memcpy(w->todo, rest, (size_t)n + 1);
@@ -175,8 +181,8 @@ static int walk_link(struct walk *w, int fd)
 
 /* One component: returns 0 (walked on), or an errno; *fd_out the final
  * object when it was the last one. */
-static int walk_step(struct walk *w, const char *name, bool last, int flags,
-                     int *fd_out)
+static int walk_step(struct walk *w, const char *name, bool last, bool dir,
+                     int flags, int *fd_out)
 {
 	if (strcmp(name, ".") == 0)
 		return 0;
@@ -211,7 +217,9 @@ static int walk_step(struct walk *w, const char *name, bool last, int flags,
 	close(fd);
 	/* The last component, not a link: open it for real, refusing a
 	 * link that replaced it meanwhile. */
-	*fd_out = openat(walk_cur(w), name, flags | O_NOFOLLOW | O_CLOEXEC);
+	*fd_out =
+	    openat(walk_cur(w), name,
+	           flags | O_NOFOLLOW | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
 	return *fd_out < 0 ? errno : 0;
 }
 
@@ -225,9 +233,15 @@ int http_path_walk(int rootfd, const char *rel, int flags)
 	int err = n < 0 || (size_t)n >= sizeof w->todo ? ENAMETOOLONG : 0;
 	int fd = -1;
 	char name[NAME_MAX + 1];
-	bool last;
-	while (err == 0 && fd < 0 && walk_next(w, name, &last))
-		err = walk_step(w, name, last, flags, &fd);
+	bool last, dir;
+	while (err == 0 && fd < 0) {
+		int got = walk_next(w, name, &last, &dir);
+		if (got <= 0) {
+			err = -got;
+			break;
+		}
+		err = walk_step(w, name, last, dir, flags, &fd);
+	}
 	/* Nothing left but directories walked (or nothing at all): the
 	 * last one is the object. */
 	if (err == 0 && fd < 0) {
