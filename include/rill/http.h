@@ -84,13 +84,13 @@ struct rill_http_server_opts {
 	size_t max_requests_per_conn; /* 0: unlimited */
 	const char *server_name;      /* "Server:" header; NULL: none */
 	/*
-	 * Send progress: a write to the connection (a response head, a body
-	 * write of the handler, a canned error) that the client does not
-	 * take within this long closes the connection; the exchange's
-	 * pending writes fail with RILL_ETIMEDOUT. It restarts with every
-	 * write handed to the connection, so a long download that keeps
-	 * moving never times out, and a client that stopped reading is let
-	 * go (rill_set_write_timeout on the connection's flow). A write
+	 * Send progress: a connection with writes in flight (a response
+	 * head, a body write of the handler, a canned error) none of which
+	 * the client took for this long is closed; the exchange's pending
+	 * writes fail with RILL_ETIMEDOUT. Each completed write restarts the
+	 * measure, so a long download that keeps moving never times out,
+	 * and a client that stopped reading is let go. Checked every
+	 * quarter of the time (so it fires within 1.25 times it). A write
 	 * of the handler reaches the connection whole: write a large body
 	 * in pieces (rill http serve writes 256 KiB at a time). 0: 30 s;
 	 * UINT64_MAX: none.
@@ -145,8 +145,7 @@ RILL_EXTERN int rill_http_server_new(uv_loop_t *loop,
  * served already (conn is closed at once), or RILL_ECANCELED when the
  * server is shutting down. The connection is closed by the server when
  * the client leaves, on errors (after a 400/408/413/431/505 response
- * where one applies), on timeouts, or at shutdown. The server sets
- * conn's write timeout (send_timeout_ms).
+ * where one applies), on timeouts, or at shutdown.
  */
 RILL_EXTERN int rill_http_server_serve(struct rill_http_server *s,
                                        struct rill_flow *conn);

@@ -41,6 +41,8 @@ int rill__http_conn_write(struct http_conn *c, struct rill_buf **bufs, size_t n,
 		} else {
 			err = rill_writev(c->io, bufs, n, http_conn_io_write_cb,
 			                  c);
+			if (err == 0 && c->wrq_n == 0)
+				c->wr_progress_ms = uv_now(c->timer.loop);
 			if (err == 0) {
 				unsigned i =
 				    (c->wrq_head + c->wrq_n) % HTTP_WRQ_MAX;
@@ -61,6 +63,7 @@ static void http_conn_io_write_cb(struct rill_flow *io, int status, void *ud)
 {
 	(void)io;
 	struct http_conn *c = ud;
+	c->wr_progress_ms = uv_now(c->timer.loop);
 	struct http_wrq w = c->wrq[c->wrq_head];
 	c->wrq_head = (c->wrq_head + 1) % HTTP_WRQ_MAX;
 	c->wrq_n--;
@@ -205,6 +208,8 @@ void rill__http_conn_destroy(struct http_conn *c, int err)
 		if (c->next != NULL)
 			c->next->prev = c->prev;
 		s->nconns--;
+		if (s->nconns == 0)
+			uv_timer_stop(&s->sweep);
 		c->srv = NULL;
 		rill__http_server_check_done(s);
 	}

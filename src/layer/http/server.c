@@ -118,8 +118,40 @@ int rill_http_server_new(uv_loop_t *loop,
 	s->ud = ud;
 	uv_idle_init(loop, &s->done_idle);
 	s->done_idle.data = s;
+	uv_timer_init(loop, &s->sweep);
+	s->sweep.data = s;
+	s->open_handles = 2;
 	*out = s;
 	return 0;
+}
+
+/* Send progress: a connection with writes in flight and none completed
+ * for send_timeout_ms is closed; its exchange's writes fail with
+ * RILL_ETIMEDOUT. */
+static void http_server_sweep(uv_timer_t *t)
+{
+	struct rill_http_server *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	struct http_conn *c = s->conns;
+	while (c != NULL) {
+		struct http_conn *next = c->next;
+		if (c->wrq_n > 0 &&
+		    now - c->wr_progress_ms >= s->o.send_timeout_ms)
+			rill__http_conn_destroy(c, RILL_ETIMEDOUT);
+		c = next;
+	}
+	if (s->nconns == 0)
+		uv_timer_stop(t); /* a server without connections keeps no
+		                     loop alive */
+}
+
+static void http_server_sweep_start(struct rill_http_server *s)
+{
+	uint64_t ms = s->o.send_timeout_ms;
+	if (ms == UINT64_MAX || uv_is_active((uv_handle_t *)&s->sweep))
+		return;
+	uint64_t every = ms / 4 > 0 ? ms / 4 : 1;
+	uv_timer_start(&s->sweep, http_server_sweep, every, every);
 }
 
 int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
@@ -151,19 +183,13 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 	/* Small responses must leave at once (Nagle would hold them back
 	 * waiting for an ACK); -ENOTSUP on non-TCP flows is fine. */
 	(void)rill_flow_set_nodelay(io, true);
-	/* Send progress: the core's write deadline restarts with every
-	 * write handed down, so it measures exactly that. */
-	if (s->o.send_timeout_ms != UINT64_MAX &&
-	    rill_set_write_timeout(io, s->o.send_timeout_ms) != 0) {
-		rill__http_conn_destroy(c, RILL_ENOMEM);
-		return RILL_ENOMEM;
-	}
 	c->srv = s;
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	http_server_sweep_start(s);
 	c->st = ST_HEAD;
 	rill__http_conn_drive(c);
 	return 0;
@@ -212,7 +238,9 @@ void rill_http_server_shutdown(struct rill_http_server *s,
 
 static void http_server_freed(uv_handle_t *h)
 {
-	rill_free(h->data);
+	struct rill_http_server *s = h->data;
+	if (--s->open_handles == 0)
+		rill_free(s);
 }
 
 void rill_http_server_free(struct rill_http_server *s)
@@ -224,4 +252,5 @@ void rill_http_server_free(struct rill_http_server *s)
 	while (s->conns != NULL)
 		rill__http_conn_destroy(s->conns, RILL_ECANCELED);
 	uv_close((uv_handle_t *)&s->done_idle, http_server_freed);
+	uv_close((uv_handle_t *)&s->sweep, http_server_freed);
 }
