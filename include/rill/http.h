@@ -177,7 +177,7 @@ RILL_EXTERN size_t rill_http_server_connections(struct rill_http_server *s);
  * body writes are accepted and dropped.
  * Expect: 100-continue: the client waits to be invited before it sends
  * its body. The server sends "100 Continue" when the handler first reads
- * the body, or when it starts a 1xx/2xx response with this call before
+ * the body, or when it starts a 2xx response with this call before
  * reading (a streaming echo): in either order the body comes at once and
  * the connection stays open. A response of 3xx or more started before any
  * read (rill_http_respond or rill_http_respond_buf) refuses the body: no
