@@ -3,19 +3,31 @@
  * fetch a URL over any connecting URI. Public API only.
  *
  * Path safety of `serve`: the target is percent-decoded, a decoded NUL or
- * a ".." segment is refused (404), and the file is opened relative to the
- * served directory with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS):
- * the kernel refuses any resolution that leaves DIR, so a symbolic link
- * is followed only when it stays inside DIR (an absolute link, or one
- * that climbs out, gives 404). Kernels without openat2 get the same
- * policy from realpath(3) and a prefix check.
+ * a ".." segment is refused (404), so is a segment that starts with a dot
+ * (dotfiles such as .git/config) unless --dotfiles, and the file is opened
+ * relative to the served directory with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_MAGICLINKS): the kernel refuses any resolution that leaves
+ * DIR, so a symbolic link is followed only when it stays inside DIR (an
+ * absolute link, or one that climbs out, gives 404). Kernels without
+ * openat2 get the same policy from a walk one component at a time
+ * (http_path_walk), never from a plain open. Files are opened with
+ * O_NONBLOCK, and anything but a regular file or a directory (a FIFO, a
+ * device, a socket) gets 403 before a byte is read: a FIFO would
+ * otherwise block the serving loop in open or read.
+ *
+ * Limits a client cannot lift: --max-conns connections at once (default
+ * SERVE_MAX_CONNS; beyond it a connection is closed at accept), and
+ * --send-timeout (the library's send_timeout_ms): a response the client
+ * stops reading is dropped with its connection.
  */
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +45,7 @@
 #define SERVE_SMALL     (256u * 1024u) /* files read whole */
 #define SERVE_CHUNK     (256u * 1024u)
 #define HTTP_GET_MAXHDR 200
+#define SERVE_MAX_CONNS 512 /* --max-conns default */
 
 /* ---------------------------------------------------------------------- */
 /* serve */
@@ -62,7 +75,13 @@ struct serve {
 	int dirfd;
 	char root[PATH_MAX];
 	bool listing;
+	bool dotfiles;
 	bool quiet;
+	uint64_t refused;    /* connections over --max-conns, not yet logged */
+	uint64_t refused_ms; /* when the last such line was written */
+	size_t max_conns;    /* this loop's share of --max-conns */
+	uv_timer_t trim;     /* gives freed memory back (serve_trim) */
+	size_t trim_peak;
 	struct rill_http_server *srv;
 	struct cli_worker *w;        /* the loop (thread) this one serves on */
 	struct cli_metrics *metrics; /* --metrics; NULL: none */
@@ -162,30 +181,35 @@ static bool serve_decode(const char *target, char *out, size_t cap)
 	return out[0] != '/';
 }
 
+/* Whether a segment of rel starts with a dot (.git/config, .env). */
+static bool serve_has_dotfile(const char *rel)
+{
+	for (const char *s = rel; s != NULL;) {
+		if (s[0] == '.')
+			return true;
+		const char *slash = strchr(s, '/');
+		s = slash ? slash + 1 : NULL;
+	}
+	return false;
+}
+
+/* Opens rel beneath the served directory (see the top of this file).
+ * O_NONBLOCK: opening a FIFO must not wait for a writer. */
 static int serve_open(struct serve *sv, const char *rel)
 {
+	int flags = O_RDONLY | O_NOCTTY | O_NONBLOCK;
 	if (rel[0] == '\0')
 		rel = ".";
 #ifdef SYS_openat2
 	struct open_how how = {
-	    .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
 	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, sv->dirfd, rel, &how, sizeof how);
 	if (fd >= 0 || errno != ENOSYS)
 		return fd;
 #endif
-	char full[PATH_MAX * 2], real[PATH_MAX];
-	snprintf(full, sizeof full, "%s/%s", sv->root, rel);
-	if (realpath(full, real) == NULL)
-		return -1;
-	size_t rl = strlen(sv->root);
-	if (strncmp(real, sv->root, rl) != 0 ||
-	    (real[rl] != '\0' && real[rl] != '/' && rl > 1)) {
-		errno = EACCES;
-		return -1;
-	}
-	return open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	return http_path_walk(sv->dirfd, rel, flags);
 }
 
 static void serve_simple(struct rill_flow *ex, int status, const char *text,
@@ -298,7 +322,6 @@ static void url_esc(FILE *f, const char *s)
 static void serve_listing(struct serve *sv, struct rill_flow *ex, int fd,
                           const char *rel, const char *target)
 {
-	(void)sv;
 	DIR *d = fdopendir(fd);
 	if (d == NULL) {
 		close(fd);
@@ -309,8 +332,10 @@ static void serve_listing(struct serve *sv, struct rill_flow *ex, int fd,
 	size_t n = 0, cap = 0;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue; /* hidden files and . and .. */
+		if (e->d_name[0] == '.' &&
+		    (!sv->dotfiles || strcmp(e->d_name, ".") == 0 ||
+		     strcmp(e->d_name, "..") == 0))
+			continue; /* hidden files (served with --dotfiles) */
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			char **nn = realloc(names, cap * sizeof *names);
@@ -475,7 +500,8 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	}
 	char rel[PATH_MAX];
 	const char *target = rill_http_target(ex);
-	if (!serve_decode(target, rel, sizeof rel)) {
+	if (!serve_decode(target, rel, sizeof rel) ||
+	    (!sv->dotfiles && serve_has_dotfile(rel))) {
 		serve_simple(ex, 404, "not found\n", NULL, 0);
 		return;
 	}
@@ -498,6 +524,13 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 	if (fstat(fd, &st) != 0) {
 		close(fd);
 		serve_simple(ex, 500, "cannot stat\n", NULL, 0);
+		return;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		/* A FIFO, device or socket: never read from the loop. */
+		close(fd);
+		serve_simple(ex, 403, "forbidden: not a regular file\n", NULL,
+		             0);
 		return;
 	}
 	if (ce != NULL && ce->body != NULL && strcmp(ce->rel, rel) == 0 &&
@@ -523,15 +556,25 @@ static void serve_handler(struct rill_flow *ex, void *ud)
 			serve_simple(ex, 301, "moved\n", &h, 1);
 			return;
 		}
-		struct open_how how = {.flags = O_RDONLY | O_CLOEXEC,
-		                       .resolve = RESOLVE_BENEATH};
-		int ifd = (int)syscall(SYS_openat2, fd, "index.html", &how,
-		                       sizeof how);
+		/* index.html is resolved from the root, as any path: a
+		 * symbolic link to it that stays inside DIR is served. */
+		char irel[PATH_MAX + 16];
+		snprintf(irel, sizeof irel, "%sindex.html", rel);
+		int ifd = strlen(irel) < sizeof rel ? serve_open(sv, irel) : -1;
+		struct stat ist;
+		if (ifd >= 0 &&
+		    (fstat(ifd, &ist) != 0 || !S_ISREG(ist.st_mode))) {
+			close(ifd);
+			close(fd);
+			serve_simple(ex, 403, "forbidden: not a regular file\n",
+			             NULL, 0);
+			return;
+		}
 		if (ifd >= 0) {
 			close(fd);
 			fd = ifd;
-			fstat(fd, &st);
-			strncat(rel, "index.html", sizeof rel - rl - 1);
+			st = ist;
+			snprintf(rel, sizeof rel, "%s", irel);
 		} else if (sv->listing) {
 			serve_listing(sv, ex, fd, rel, target);
 			return;
@@ -573,7 +616,41 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 		return;
 	}
 	cli_m_accepted(&sv->ms);
-	rill_http_server_serve(sv->srv, f);
+	if (rill_http_server_serve(sv->srv, f) != -EBUSY || sv->quiet)
+		return;
+	/* Over --max-conns: closed at once (a client learns at once
+	 * instead of waiting in the backlog). One line a second at most:
+	 * a flood must not become a flood of log lines. */
+	sv->refused++;
+	uint64_t now = uv_now(sv->loop);
+	if (sv->refused_ms == 0 || now - sv->refused_ms >= 1000) {
+		cli_error("http serve: %" PRIu64 " connection(s) closed at "
+		          "accept: --max-conns reached (%zu on this thread)",
+		          sv->refused, sv->max_conns);
+		sv->refused = 0;
+		sv->refused_ms = now ? now : 1;
+	}
+}
+
+/*
+ * glibc keeps freed heap memory for reuse: after a burst of connections
+ * (each holds a 256 KiB chunk in flight), RSS would stay at the burst's
+ * peak. Once a second, when connections went away since the last look,
+ * malloc_trim gives the free pages back, so a flood of clients that
+ * --send-timeout dropped leaves no lasting footprint.
+ */
+static void serve_trim(uv_timer_t *t)
+{
+	struct serve *sv = t->data;
+	size_t n = rill_http_server_connections(sv->srv);
+	if (n < sv->trim_peak) {
+#ifdef __GLIBC__
+		malloc_trim(0);
+#endif
+		sv->trim_peak = n;
+	} else {
+		sv->trim_peak = n;
+	}
 }
 
 static void serve_stopped(void *ud)
@@ -603,6 +680,7 @@ static void serve_on_hurry(struct cli_worker *w)
 static void serve_on_finish(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
+	uv_close((uv_handle_t *)&sv->trim, NULL);
 	rill_http_server_free(sv->srv);
 	sv->srv = NULL;
 	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
@@ -622,9 +700,14 @@ static struct cli_allow serve_allow = {.cmd = "http serve"};
 /* One struct serve per loop (its own cache and HTTP server), the root
  * shared; then every loop runs. Returns the exit status. */
 static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
-                     const struct rill_http_server_opts *o)
+                     const struct rill_http_server_opts *tmpl_o,
+                     size_t max_conns)
 {
 	struct cli_workers g;
+	/* --max-conns is shared out over the loops (each has its own
+	 * server), so the whole process never holds more. */
+	if (threads > max_conns)
+		threads = (unsigned)max_conns;
 	struct serve *svs = calloc(threads, sizeof *svs);
 	int err = svs == NULL ? RILL_ENOMEM
 	                      : cli_workers_init(&g, threads, &serve_ops, NULL);
@@ -634,13 +717,18 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		sv->dirfd = tmpl->dirfd;
 		memcpy(sv->root, tmpl->root, sizeof sv->root);
 		sv->listing = tmpl->listing;
+		sv->dotfiles = tmpl->dotfiles;
 		sv->quiet = tmpl->quiet;
 		sv->metrics = tmpl->metrics;
 		sv->log_format = tmpl->log_format;
 		sv->listen_tls = cli_uri_has_tls(uri);
 		sv->w = &g.w[i];
 		g.w[i].data = sv;
-		err = rill_http_server_new(sv->loop, o, serve_handler, sv,
+		struct rill_http_server_opts o = *tmpl_o;
+		o.max_connections =
+		    max_conns / threads + (i < max_conns % threads ? 1 : 0);
+		sv->max_conns = o.max_connections;
+		err = rill_http_server_new(sv->loop, &o, serve_handler, sv,
 		                           &sv->srv);
 	}
 	struct rill_listen_opts lo;
@@ -663,6 +751,13 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 			cli_workers_abandon(&g);
 		free(svs);
 		return 1;
+	}
+	/* The loops do not run yet: their handles may be made here. */
+	for (unsigned i = 0; i < threads; i++) {
+		uv_timer_init(svs[i].loop, &svs[i].trim);
+		svs[i].trim.data = &svs[i];
+		uv_timer_start(&svs[i].trim, serve_trim, 1000, 1000);
+		uv_unref((uv_handle_t *)&svs[i].trim);
 	}
 	cli_workers_run(&g);
 	free(svs);
@@ -694,7 +789,10 @@ static void serve_usage(FILE *out)
 	    "  Paths never leave DIR: \"..\" segments (also encoded as\n"
 	    "  %%2e%%2e) and NUL are refused with 404, and files are opened\n"
 	    "  with openat2(RESOLVE_BENEATH): symbolic links are followed\n"
-	    "  only when they stay inside DIR; others give 404.\n"
+	    "  only when they stay inside DIR; others give 404. Names that\n"
+	    "  start with a dot (.git, .env) give 404 unless --dotfiles.\n"
+	    "  Anything but a regular file or a directory (a FIFO, a\n"
+	    "  device) gives 403.\n"
 	    "\n"
 	    "Options:\n"
 	    "  --no-listing          404 for directories without index.html\n"
@@ -703,6 +801,15 @@ static void serve_usage(FILE *out)
 	    "  --idle-timeout MS     keep-alive idle timeout (default 60000)\n"
 	    "  --header-timeout MS   request head deadline (default 10000)\n"
 	    "  --body-timeout MS     request body progress (default 30000)\n"
+	    "  --send-timeout MS     close a connection whose response\n"
+	    "                        makes no write progress for MS (a\n"
+	    "                        client that stopped reading; default\n"
+	    "                        30000)\n"
+	    "  --max-conns N         serve at most N connections at once;\n"
+	    "                        more are closed at accept (default\n"
+	    "                        512)\n"
+	    "  --dotfiles            serve files and directories whose\n"
+	    "                        name starts with a dot (default: 404)\n"
 	    "  --threads N           N event loops on N threads, the\n"
 	    "                        connections spread over them (default:\n"
 	    "                        the number of online CPUs)\n"
@@ -730,15 +837,19 @@ static int http_serve(int argc, char **argv)
 	    {"idle-timeout", required_argument, NULL, 'I'},
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"body-timeout", required_argument, NULL, 'Y'},
+	    {"send-timeout", required_argument, NULL, 'S'},
+	    {"max-conns", required_argument, NULL, 'M'},
+	    {"dotfiles", no_argument, NULL, 'D'},
 	    {"threads", required_argument, NULL, 'N'},
 	    {"allow", required_argument, NULL, 'a'},
 	    {"quiet", no_argument, NULL, 'q'},
-	    {"metrics", required_argument, NULL, 'M'},
+	    {"metrics", required_argument, NULL, 'P'},
 	    {"log-format", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	bool listing = true, quiet = false;
+	bool listing = true, quiet = false, dotfiles = false;
+	uint64_t max_conns = SERVE_MAX_CONNS;
 	const char *metrics_uri = NULL;
 	enum cli_log_format log_format = CLI_LOG_TEXT;
 	unsigned threads = cli_threads_default();
@@ -753,7 +864,7 @@ static int http_serve(int argc, char **argv)
 				return 2;
 			continue;
 		}
-		if (c == 'M') {
+		if (c == 'P') {
 			metrics_uri = optarg;
 			continue;
 		}
@@ -777,6 +888,15 @@ static int http_serve(int argc, char **argv)
 		case 'I': o.idle_timeout_ms = v; break;
 		case 'T': o.header_timeout_ms = v; break;
 		case 'Y': o.body_timeout_ms = v; break;
+		case 'S': o.send_timeout_ms = v; break;
+		case 'M':
+			if (v > 1000000)
+				return cli_usage_error("http serve",
+				                       "bad --max-conns '%s'",
+				                       optarg);
+			max_conns = v;
+			break;
+		case 'D': dotfiles = true; break;
 		case 'N':
 			if (v > 1024)
 				return cli_usage_error(
@@ -796,6 +916,7 @@ static int http_serve(int argc, char **argv)
 	if (svp == NULL)
 		return 1;
 	svp->listing = listing;
+	svp->dotfiles = dotfiles;
 	svp->quiet = quiet;
 	svp->log_format = log_format;
 
@@ -820,7 +941,7 @@ static int http_serve(int argc, char **argv)
 		}
 		svp->metrics = &metrics;
 	}
-	int code = serve_run(svp, uri, threads, &o);
+	int code = serve_run(svp, uri, threads, &o, (size_t)max_conns);
 	cli_metrics_free(svp->metrics);
 	close(svp->dirfd);
 	free(svp);

@@ -2,10 +2,15 @@
  * Conditional and range requests for rill http serve: see http_files.h.
  * The rules are RFC 9110's; section numbers are cited where they apply.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "http_files.h"
 
@@ -102,6 +107,158 @@ void http_file_init(struct http_file *hf, const struct stat *st,
 	 * even within one second. */
 	snprintf(hf->etag, sizeof hf->etag, "\"%" PRIx64 ".%lx-%" PRIx64 "\"",
 	         (uint64_t)hf->mtime, (unsigned long)hf->mtime_ns, hf->size);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Opening beneath a directory without openat2 */
+
+#define WALK_DEPTH 64 /* directories deep */
+#define WALK_LINKS 40 /* symbolic links followed, as the kernel's limit */
+
+struct walk {
+	int root;
+	int dirs[WALK_DEPTH]; /* open O_PATH fds below root, innermost last */
+	int depth;
+	char todo[PATH_MAX * 2]; /* what is left to resolve */
+	size_t pos;
+	int links;
+};
+
+static int walk_cur(const struct walk *w)
+{
+	return w->depth > 0 ? w->dirs[w->depth - 1] : w->root;
+}
+
+/* The next component into name: 1, 0 at the end, or -ENAMETOOLONG.
+ * *last: none after it; *dir: a slash follows it (it must be a
+ * directory, as "file.txt/" is ENOTDIR for the kernel too). */
+static int walk_next(struct walk *w, char *name, bool *last, bool *dir)
+{
+	while (w->todo[w->pos] == '/')
+		w->pos++;
+	if (w->todo[w->pos] == '\0')
+		return 0;
+	size_t e = w->pos;
+	while (w->todo[e] != '\0' && w->todo[e] != '/')
+		e++;
+	size_t n = e - w->pos;
+	if (n > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(name, w->todo + w->pos, n);
+	name[n] = '\0';
+	w->pos = e;
+	*dir = w->todo[e] == '/';
+	size_t k = e;
+	while (w->todo[k] == '/')
+		k++;
+	*last = w->todo[k] == '\0';
+	return 1;
+}
+
+/* fd is a symbolic link: its target replaces it in what is left. */
+static int walk_link(struct walk *w, int fd)
+{
+	char target[PATH_MAX];
+	ssize_t k = readlinkat(fd, "", target, sizeof target - 1);
+	if (k <= 0)
+		return errno != 0 ? errno : ENOENT;
+	target[k] = '\0';
+	if (target[0] == '/')
+		return EXDEV; /* RESOLVE_BENEATH refuses absolute links too */
+	if (++w->links > WALK_LINKS)
+		return ELOOP;
+	/* What is left starts with its separator, or is empty: a link
+	 * last in the path stays last (no slash that would ask for a
+	 * directory). */
+	char rest[sizeof w->todo];
+	int n = snprintf(rest, sizeof rest, "%s%s", target, w->todo + w->pos);
+	if (n < 0 || (size_t)n >= sizeof rest)
+		return ENAMETOOLONG;
+	memcpy(w->todo, rest, (size_t)n + 1);
+	w->pos = 0;
+	return 0;
+}
+
+/* One component: returns 0 (walked on), or an errno; *fd_out the final
+ * object when it was the last one. */
+static int walk_step(struct walk *w, const char *name, bool last, bool dir,
+                     int flags, int *fd_out)
+{
+	if (strcmp(name, ".") == 0)
+		return 0;
+	if (strcmp(name, "..") == 0) {
+		if (w->depth == 0)
+			return EXDEV;
+		close(w->dirs[--w->depth]);
+		return 0;
+	}
+	int fd = openat(walk_cur(w), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return e;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		int e = walk_link(w, fd);
+		close(fd);
+		return e;
+	}
+	if (!last) {
+		if (!S_ISDIR(st.st_mode) || w->depth == WALK_DEPTH) {
+			close(fd);
+			return S_ISDIR(st.st_mode) ? ELOOP : ENOTDIR;
+		}
+		w->dirs[w->depth++] = fd;
+		return 0;
+	}
+	close(fd);
+	/* The last component, not a link: open it for real, refusing a
+	 * link that replaced it meanwhile. */
+	*fd_out =
+	    openat(walk_cur(w), name,
+	           flags | O_NOFOLLOW | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+	return *fd_out < 0 ? errno : 0;
+}
+
+int http_path_walk(int rootfd, const char *rel, int flags)
+{
+	struct walk *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return -1;
+	w->root = rootfd;
+	int n = snprintf(w->todo, sizeof w->todo, "%s", rel);
+	int err = n < 0 || (size_t)n >= sizeof w->todo ? ENAMETOOLONG : 0;
+	int fd = -1;
+	char name[NAME_MAX + 1];
+	bool last, dir;
+	while (err == 0 && fd < 0) {
+		int got = walk_next(w, name, &last, &dir);
+		if (got <= 0) {
+			err = -got;
+			break;
+		}
+		err = walk_step(w, name, last, dir, flags, &fd);
+	}
+	/* Nothing left but directories walked (or nothing at all): the
+	 * last one is the object. */
+	if (err == 0 && fd < 0) {
+		fd = openat(walk_cur(w), ".", flags | O_CLOEXEC);
+		if (fd < 0)
+			err = errno;
+	}
+	while (w->depth > 0)
+		close(w->dirs[--w->depth]);
+	free(w);
+	if (err != 0) {
+		if (fd >= 0)
+			close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
 }
 
 /* ---------------------------------------------------------------------- */

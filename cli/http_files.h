@@ -57,6 +57,18 @@ struct http_file_reply {
 void http_file_reply(struct rill_flow *ex, const struct http_file *hf,
                      time_t now, struct http_file_reply *r);
 
+/*
+ * Opens rel (a relative path, already free of NUL) under the directory
+ * rootfd with flags (| O_NOFOLLOW | O_CLOEXEC), never leaving it: the
+ * policy of openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), walked by
+ * hand for kernels without openat2. One component at a time with
+ * O_PATH | O_NOFOLLOW; a symbolic link's target is spliced into the rest
+ * of the path (an absolute target, a ".." above rootfd or more than 40
+ * links fail with EXDEV / EXDEV / ELOOP); ".." pops back to the parent
+ * already walked. Returns the fd, or -1 with errno.
+ */
+int http_path_walk(int rootfd, const char *rel, int flags);
+
 /* The parts, for tests. */
 
 /*

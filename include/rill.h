@@ -489,8 +489,13 @@ RILL_EXTERN int rill_shutdown_sync(struct rill_flow *f, int mode);
 
 /*
  * Reads until EOF into one new buffer of at most max bytes, stored in *out
- * (caller releases; *out is NULL on error). Returns 0 at EOF, -EMSGSIZE
- * when more than max bytes arrive, or the read error.
+ * (the caller releases it). Returns 0 at EOF; -EMSGSIZE when more than max
+ * bytes arrive; or the read error (RILL_ETLS_TRUNCATED from a TLS peer
+ * that closed without close_notify, RILL_ETIMEDOUT...). On an error *out
+ * still holds the bytes that arrived before it (the first max of them
+ * for -EMSGSIZE), or is NULL when there were none: release it either
+ * way, and decide whether those bytes can be trusted (a truncated TLS
+ * stream may lack its end).
  */
 RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
                                    struct rill_buf **out);

@@ -195,7 +195,30 @@ TEST(read_all_sync_limit)
 	TH_OK(rill_shutdown_sync(e.a, RILL_SHUT_WR));
 	struct rill_buf *all = (struct rill_buf *)&e;
 	TH_EQ_ERR(rill_read_all_sync(e.b, 9, &all), -EMSGSIZE);
-	TH_TRUE(all == NULL);
+	/* The first max bytes are kept beside the error. */
+	TH_TRUE(all != NULL);
+	TH_EQ_INT(all->len, 9);
+	TH_TRUE(memcmp(all->data, "012345678", 9) == 0);
+	rill_buf_release(all);
+	env_close(&e);
+}
+
+/* An error after some bytes: the bytes are returned beside it (issue 29:
+ * a TLS peer closing without close_notify lost what it had sent). */
+TEST(read_all_sync_keeps_bytes_on_error)
+{
+	struct env e;
+	env_open(&e, 0);
+	TH_OK(rill_write_sync(e.a, "partial", 7));
+	TH_OK(rill_set_read_timeout(e.b, 50));
+	struct rill_buf *all = NULL;
+	TH_EQ_ERR(rill_read_all_sync(e.b, 100, &all), RILL_ETIMEDOUT);
+	TH_TRUE(all != NULL);
+	if (all != NULL) {
+		TH_EQ_INT(all->len, 7);
+		TH_TRUE(memcmp(all->data, "partial", 7) == 0);
+	}
+	rill_buf_release(all);
 	env_close(&e);
 }
 

@@ -49,11 +49,46 @@ static void app_stream_shut(struct rill_flow *ex, int st, void *ud)
 	rill_close(ex);
 }
 
+/* /big: one 1 MiB write; its result, and an exchange /forget left open */
+static int big_status = 1;
+static struct rill_flow *forgotten;
+
+static void app_big_wrote(struct rill_flow *ex, int st, void *ud)
+{
+	(void)ud;
+	big_status = st;
+	rill_close(ex);
+}
+
+static void app_big(struct rill_flow *ex)
+{
+	size_t n = 1u << 20;
+	struct rill_buf *b = rill_buf_new(n);
+	memset(b->data, 'b', n);
+	b->len = n;
+	if (rill_http_respond(ex, 200, NULL, 0, (int64_t)n) != 0 ||
+	    rill_write(ex, b, app_big_wrote, NULL) != 0)
+		rill_close(ex);
+	rill_buf_release(b);
+}
+
 static void handler(struct rill_flow *ex, void *ud)
 {
 	(void)ud;
 	const char *t = rill_http_target(ex);
-	if (strcmp(t, "/hello") == 0) {
+	if (strcmp(t, "/big") == 0) {
+		app_big(ex);
+	} else if (strcmp(t, "/forget") == 0) {
+		/* The mistake of issue 29: complete, never closed. */
+		struct rill_buf *b = rill_buf_copy("kept", 4);
+		rill_http_respond_buf(ex, 200, NULL, 0, b);
+		rill_buf_release(b);
+		forgotten = ex;
+	} else if (strcmp(t, "/silent") == 0) {
+		forgotten = ex; /* no answer at all */
+	} else if (strcmp(t, "/reply") == 0) {
+		rill_http_reply(ex, 201, "text/plain", "made", 4);
+	} else if (strcmp(t, "/hello") == 0) {
 		struct rill_http_header h[] = {{"Content-Type", "text/plain"}};
 		struct rill_buf *b = rill_buf_copy("hello", 5);
 		rill_http_respond_buf(ex, 200, h, 1, b);
@@ -189,6 +224,30 @@ TEST(expect_100_continue)
 	                    "Expect: 100-continue\r\n\r\nok");
 	TH_CONTAINS(r, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK");
 	TH_CONTAINS(r, "\r\n\r\nok");
+	free(r);
+}
+
+/* The body is read after the response started (issue 29): 100 Continue
+ * still comes first, and the connection stays open. */
+TEST(expect_100_continue_respond_first)
+{
+	char *r = RAW(NULL, "POST /stream HTTP/1.1\r\nContent-Length: 2\r\n"
+	                    "Expect: 100-continue\r\n\r\nok"
+	                    "GET /hello HTTP/1.1\r\n\r\n");
+	TH_CONTAINS(r, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK");
+	TH_TRUE(strstr(r, "Connection: close") == NULL);
+	TH_CONTAINS(r, "\r\n\r\nhello");
+	free(r);
+}
+
+/* A refusal before reading invites nothing and closes. */
+TEST(expect_100_continue_refused)
+{
+	char *r = RAW(NULL, "POST /nope HTTP/1.1\r\nContent-Length: 2\r\n"
+	                    "Expect: 100-continue\r\n\r\n");
+	TH_TRUE(strstr(r, "100 Continue") == NULL);
+	TH_CONTAINS(r, "HTTP/1.1 404 ");
+	TH_CONTAINS(r, "Connection: close\r\n");
 	free(r);
 }
 
@@ -345,6 +404,90 @@ TEST(slow_body_timeout_408)
 	free(r);
 }
 
+/* A client that stops reading (issue 23): the response write that makes
+ * no progress for send_timeout_ms fails with RILL_ETIMEDOUT and the
+ * connection goes. A pair of 4 KiB stands for a socket's buffers. */
+TEST(send_timeout_drops_non_reader)
+{
+	loop = uv_default_loop();
+	struct rill_http_server_opts o = {.send_timeout_ms = 200};
+	struct rill_flow *a, *b;
+	TH_OK(rill_pair(loop, 4096, &a, &b));
+	TH_OK(rill_http_server_new(loop, &o, handler, NULL, &srv));
+	TH_OK(rill_http_server_serve(srv, b));
+	const char *req = "GET /big HTTP/1.1\r\n\r\n";
+	TH_OK(rill_write_copy(a, req, strlen(req), NULL, NULL));
+	uint64_t t0 = uv_now(loop);
+	while (big_status == 1 && uv_now(loop) - t0 < 5000 &&
+	       uv_run(loop, UV_RUN_ONCE) != 0)
+		;
+	TH_EQ_ERR(big_status, RILL_ETIMEDOUT);
+	TH_EQ_INT(rill_http_server_connections(srv), 0);
+	rill_close(a);
+	rill_http_server_free(srv);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static char logged[512];
+static void on_log(void *ud, const char *msg)
+{
+	(void)ud;
+	snprintf(logged, sizeof logged, "%s", msg);
+}
+
+/* A handler that never closes its exchange (issue 29): a warning through
+ * the log callback, and the connection is let go. */
+TEST(handler_timeout_warns_and_aborts)
+{
+	struct rill_http_server_opts o = {.handler_timeout_ms = 100,
+	                                  .log = on_log};
+	char *r = raw(&o, "GET /forget HTTP/1.1\r\n\r\n", 24, false);
+	TH_CONTAINS(r, "\r\n\r\nkept");
+	TH_CONTAINS(logged, "GET /forget");
+	TH_CONTAINS(logged, "did not close the exchange");
+	TH_EQ_INT(rill_http_server_connections(srv), 0);
+	free(r);
+	/* Its calls fail now; the owner still closes it. */
+	TH_TRUE(forgotten != NULL);
+	TH_TRUE(rill_write_sync(forgotten, "x", 1) < 0);
+	rill_close(forgotten);
+	rill_http_server_free(srv);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* No answer at all: 500 after the handler timeout. */
+TEST(handler_timeout_silent_500)
+{
+	struct rill_http_server_opts o = {.handler_timeout_ms = 100,
+	                                  .log = on_log};
+	char *r = raw(&o, "GET /silent HTTP/1.1\r\n\r\n", 24, false);
+	TH_TRUE(strncmp(r, "HTTP/1.1 500 ", 13) == 0);
+	TH_CONTAINS(logged, "neither read, wrote nor closed");
+	free(r);
+	rill_close(forgotten);
+	rill_http_server_free(srv);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
+TEST(max_connections)
+{
+	loop = uv_default_loop();
+	struct rill_http_server_opts o = {.max_connections = 1};
+	struct rill_flow *a1, *b1, *a2, *b2;
+	TH_OK(rill_pair(loop, 0, &a1, &b1));
+	TH_OK(rill_pair(loop, 0, &a2, &b2));
+	TH_OK(rill_http_server_new(loop, &o, handler, NULL, &srv));
+	TH_OK(rill_http_server_serve(srv, b1));
+	TH_EQ_ERR(rill_http_server_serve(srv, b2), -EBUSY);
+	TH_EQ_INT(rill_http_server_connections(srv), 1);
+	struct rill_buf *got = NULL;
+	TH_EQ_ERR(rill_read_sync(a2, &got), RILL_EOF); /* closed at once */
+	rill_close(a1);
+	rill_close(a2);
+	rill_http_server_free(srv);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
 /* ---- client against server -------------------------------------------- */
 
 struct cl_state {
@@ -457,6 +600,58 @@ TEST(graceful_shutdown)
 	} else {
 		TH_TRUE(err < 0);
 	}
+	rill_http_client_free(cl);
+	rill_http_server_free(srv);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* The blocking client and the one-call response (issue 29). */
+TEST(request_sync_and_reply)
+{
+	struct rill_http_client *cl = client();
+	struct rill_flow *ex = NULL;
+	struct rill_http_header h[] = {{"Host", "x"}};
+	TH_OK(
+	    rill_http_request_sync(cl, "POST", "/echo", h, 1, "ping", 4, &ex));
+	TH_EQ_INT(rill_http_status(ex), 200);
+	struct rill_buf *all = NULL;
+	TH_OK(rill_read_all_sync(ex, 100, &all));
+	TH_EQ_INT(all->len, 4);
+	TH_EQ_MEM(all->data, "ping", 4);
+	rill_buf_release(all);
+	rill_close(ex);
+	TH_OK(rill_http_request_sync(cl, "GET", "/reply", h, 1, NULL, 0, &ex));
+	TH_EQ_INT(rill_http_status(ex), 201);
+	TH_EQ_STR(rill_http_header(ex, "Content-Type"), "text/plain");
+	TH_OK(rill_read_all_sync(ex, 100, &all));
+	TH_EQ_INT(all->len, 4);
+	TH_EQ_MEM(all->data, "made", 4);
+	rill_buf_release(all);
+	rill_close(ex);
+	TH_EQ_ERR(rill_http_request_sync(cl, "GET", "/x", h, 1, NULL, 5, &ex),
+	          RILL_EINVAL);
+	TH_TRUE(ex == NULL);
+	rill_http_client_free(cl);
+	rill_http_server_free(srv);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* The client's response-head timeout runs once the request is sent
+ * (issue 23: it has a default now; 30 s is too long for a test, so the
+ * behaviour is checked with a short one). */
+TEST(client_head_timeout)
+{
+	struct rill_flow *c = start(NULL);
+	struct rill_http_client *cl;
+	struct rill_http_client_opts co = {.header_timeout_ms = 150};
+	TH_OK(rill_http_client_new(c, &co, &cl));
+	struct rill_flow *ex = NULL;
+	struct rill_http_header h[] = {{"Host", "x"}};
+	TH_EQ_ERR(
+	    rill_http_request_sync(cl, "GET", "/silent", h, 1, NULL, 0, &ex),
+	    RILL_ETIMEDOUT);
+	TH_TRUE(ex == NULL);
+	rill_close(forgotten);
 	rill_http_client_free(cl);
 	rill_http_server_free(srv);
 	uv_run(loop, UV_RUN_DEFAULT);

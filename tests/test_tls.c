@@ -250,6 +250,14 @@ TEST(fail_unknown_ca)
 	                      RILL_ETLS_UNKNOWN_CA, "unknown test CA");
 }
 
+/* The error names the CA file that was trusted (issue 29). */
+TEST(fail_unknown_ca_names_ca_file)
+{
+	const struct tls_pki *p = tls_pki();
+	expect_client_failure(p->unknown, p->unknown_key, "localhost",
+	                      RILL_ETLS_UNKNOWN_CA, p->ca);
+}
+
 static void client_cert_required(int max_version, bool give_cert)
 {
 	uv_loop_t loop;
@@ -458,6 +466,11 @@ TEST(config_errors_say_what)
 	TH_EQ_ERR(rill_tls_config_set_ca(c, "/nonexistent/ca.pem", NULL),
 	          RILL_ETLS);
 	TH_CONTAINS(rill_last_errmsg(), "/nonexistent/ca.pem");
+	/* In plain words, not OpenSSL's code (issue 29). */
+	TH_CONTAINS(rill_last_errmsg(), "No such file or directory");
+	TH_EQ_ERR(rill_tls_config_set_ca(c, NULL, "/nonexistent/dir"),
+	          RILL_ETLS);
+	TH_CONTAINS(rill_last_errmsg(), "No such file or directory");
 	TH_EQ_ERR(rill_tls_config_set_cert(c, "/nonexistent/c.pem", NULL),
 	          RILL_ETLS);
 	TH_CONTAINS(rill_last_errmsg(), "certificate chain");

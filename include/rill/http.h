@@ -74,9 +74,52 @@ struct rill_http_server_opts {
 	uint64_t max_body;          /* request body bytes; 0: 64 MiB */
 	uint64_t header_timeout_ms; /* whole head must arrive; 0: 10 s */
 	uint64_t idle_timeout_ms;   /* keep-alive idle; 0: 60 s */
-	uint64_t body_timeout_ms; /* no body progress for this long; 0: 30 s */
+	/* The request body must make progress: while a body read of the
+	 * handler waits for the client's bytes, this long without any
+	 * answers 408 (or closes the connection once a response began).
+	 * It does not run while the handler is not reading (for example
+	 * while it waits on its own write): see send_timeout_ms and
+	 * handler_timeout_ms for those. 0: 30 s. */
+	uint64_t body_timeout_ms;
 	size_t max_requests_per_conn; /* 0: unlimited */
 	const char *server_name;      /* "Server:" header; NULL: none */
+	/*
+	 * Send progress: a connection with writes in flight (a response
+	 * head, a body write of the handler, a canned error) none of which
+	 * the client took for this long is closed; the exchange's pending
+	 * writes fail with RILL_ETIMEDOUT. Each completed write restarts the
+	 * measure, so a long download that keeps moving never times out,
+	 * and a client that stopped reading is let go. Checked every
+	 * quarter of the time (so it fires within 1.25 times it). A write
+	 * of the handler reaches the connection whole: write a large body
+	 * in pieces (rill http serve writes 256 KiB at a time). 0: 30 s;
+	 * UINT64_MAX: none.
+	 */
+	uint64_t send_timeout_ms;
+	/*
+	 * The handler's own pace: an exchange on which the handler has no
+	 * body read and no write in progress for this long (it computes its
+	 * answer, or forgot to rill_close the exchange after a complete
+	 * response) is reported through log and aborted: a 500 if nothing
+	 * was sent yet, else the connection closes; the exchange's calls
+	 * then fail with RILL_ETIMEDOUT, and the handler must still close
+	 * it. A forgotten rill_close thus costs one connection for this
+	 * long and a warning, never a hang of the connection or of a
+	 * graceful shutdown. 0: 60 s; UINT64_MAX: none.
+	 */
+	uint64_t handler_timeout_ms;
+	/*
+	 * At most this many connections at once: rill_http_server_serve
+	 * closes a connection beyond it at once and returns -EBUSY.
+	 * 0: unlimited.
+	 */
+	size_t max_connections;
+	/* Warnings of the server (an exchange aborted by
+	 * handler_timeout_ms, with its method and target), one line
+	 * without a newline, from the loop. NULL: written to stderr
+	 * prefixed "rill http: ". */
+	void (*log)(void *log_ud, const char *msg);
+	void *log_ud;
 };
 
 /*
@@ -98,10 +141,11 @@ RILL_EXTERN int rill_http_server_new(uv_loop_t *loop,
 
 /*
  * Serves HTTP on conn (an accepted flow of any kind); consumes conn even
- * on failure. Returns 0, RILL_ENOMEM, or RILL_ECANCELED when the server is
- * shutting down. The connection is closed by the server when the client
- * leaves, on errors (after a 400/408/413/431/505 response where one
- * applies), on timeouts, or at shutdown.
+ * on failure. Returns 0, RILL_ENOMEM, -EBUSY when max_connections are
+ * served already (conn is closed at once), or RILL_ECANCELED when the
+ * server is shutting down. The connection is closed by the server when
+ * the client leaves, on errors (after a 400/408/413/431/505 response
+ * where one applies), on timeouts, or at shutdown.
  */
 RILL_EXTERN int rill_http_server_serve(struct rill_http_server *s,
                                        struct rill_flow *conn);
@@ -131,6 +175,15 @@ RILL_EXTERN size_t rill_http_server_connections(struct rill_http_server *s);
  * them. The head is sent together with the first body write (one
  * writev), or at the shutdown. For HEAD requests and 204/304 responses
  * body writes are accepted and dropped.
+ * Expect: 100-continue: the client waits to be invited before it sends
+ * its body. The server sends "100 Continue" when the handler first reads
+ * the body, or when it starts a 2xx response with this call before
+ * reading (a streaming echo): in either order the body comes at once and
+ * the connection stays open. A response of 3xx or more started before any
+ * read (rill_http_respond or rill_http_respond_buf) refuses the body: no
+ * 100 is sent and the response says "Connection: close" (RFC 9110
+ * 10.1.1). rill_http_respond_buf before any read counts as not needing
+ * the body, whatever its status.
  * Returns 0, RILL_EINVAL (bad argument, response already started, not a
  * server exchange), RILL_ECLOSED (connection gone), RILL_ENOMEM.
  */
@@ -148,6 +201,18 @@ RILL_EXTERN int rill_http_respond_buf(struct rill_flow *ex, int status,
                                       const struct rill_http_header *headers,
                                       size_t nheaders, struct rill_buf *body);
 
+/*
+ * A whole response from bytes, in one call: copies body[0..len) (body may
+ * be NULL when len is 0), sends it with status and, when content_type is
+ * not NULL, that Content-Type, then closes ex. Same as rill_buf_copy,
+ * rill_http_respond_buf, rill_buf_release and rill_close. ex is closed in
+ * every case (do not use it afterwards). Returns 0, or the error of
+ * rill_http_respond_buf (RILL_EINVAL, RILL_ECLOSED, RILL_ENOMEM).
+ */
+RILL_EXTERN int rill_http_reply(struct rill_flow *ex, int status,
+                                const char *content_type, const void *body,
+                                size_t len);
+
 /* The standard reason phrase of a status code ("Not Found"), or "". */
 RILL_EXTERN const char *rill_http_reason(int status);
 
@@ -158,9 +223,13 @@ RILL_EXTERN const char *rill_http_reason(int status);
 struct rill_http_client;
 
 struct rill_http_client_opts {
-	size_t max_header_bytes;    /* response head; 0: 64 KiB */
-	size_t max_headers;         /* 0: 200 */
-	uint64_t header_timeout_ms; /* response head after request; 0: none */
+	size_t max_header_bytes; /* response head; 0: 64 KiB */
+	size_t max_headers;      /* 0: 200 */
+	/* The response head must arrive within this long once the request
+	 * (head and body) was sent; else the response callback gets
+	 * RILL_ETIMEDOUT and the connection closes. 0: 30 s; UINT64_MAX:
+	 * none. */
+	uint64_t header_timeout_ms;
 };
 
 /*
@@ -207,6 +276,27 @@ RILL_EXTERN int rill_http_request(struct rill_http_client *c,
                                   size_t nheaders, int64_t content_length,
                                   rill_http_response_cb cb, void *ud,
                                   struct rill_flow **ex);
+
+/*
+ * The blocking form, for simple tools (the rules of the blocking API in
+ * rill.h apply: it runs c's loop, never from inside one of its
+ * callbacks). Sends a request with a body of len bytes (body may be NULL
+ * when len is 0; the bytes are copied), and waits for the response
+ * head, which is then readable on *ex (rill_http_status...); read the
+ * body with rill_read_sync or rill_read_all_sync, then rill_close(*ex).
+ * The wait is bounded by the client's header_timeout_ms. Returns 0 and
+ * *ex; or an error, and *ex is NULL: those of rill_http_request, of the
+ * body write, of the response head (RILL_EHTTP, RILL_ETIMEDOUT, the
+ * connection's), or -EDEADLK (see rill.h). The whole body is written
+ * before the response body is read: a server that answers while it reads
+ * (a streaming echo) must not send more than the connection buffers hold
+ * meanwhile; use rill_http_request for that.
+ */
+RILL_EXTERN int rill_http_request_sync(struct rill_http_client *c,
+                                       const char *method, const char *target,
+                                       const struct rill_http_header *headers,
+                                       size_t nheaders, const void *body,
+                                       size_t len, struct rill_flow **ex);
 
 #ifdef __cplusplus
 }

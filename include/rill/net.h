@@ -19,7 +19,10 @@ struct rill_listener;
 /*
  * The message that explains the last synchronous failure of rill_connect,
  * rill_listen or rill_uri_check on this thread, e.g.
- * `bad port "70000" in "tcp://h:70000"`. Empty string when none.
+ * `bad port "70000" in "tcp://h:70000"`. Every call of those (and of the
+ * blocking rill_connect_sync) starts by emptying it, so a later success
+ * empties it too: read it right after the call that failed. Empty string
+ * when there is none.
  */
 RILL_EXTERN const char *rill_last_errmsg(void);
 

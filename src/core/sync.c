@@ -193,38 +193,46 @@ int rill_read_all_sync(struct rill_flow *f, size_t max, struct rill_buf **out)
 	struct rill_buf *acc = rill_buf_new(cap);
 	if (acc == NULL)
 		return RILL_ENOMEM;
+	int err = 0;
 	for (;;) {
 		struct rill_buf *b;
-		int err = rill_read_sync(f, &b);
-		if (err == RILL_EOF)
+		err = rill_read_sync(f, &b);
+		if (err != 0)
 			break;
-		if (err != 0) {
-			rill_buf_release(acc);
-			return err;
+		/* Beyond max: keep what fits, then report it. */
+		size_t take = b->len;
+		if (take > max - len) {
+			take = max - len;
+			err = -EMSGSIZE;
 		}
-		if (b->len > max - len) {
-			rill_buf_release(b);
-			rill_buf_release(acc);
-			return -EMSGSIZE;
-		}
-		if (len + b->len > cap) {
-			while (len + b->len > cap)
+		if (len + take > cap) {
+			while (len + take > cap)
 				cap *= 2;
 			struct rill_buf *n = rill_buf_new(cap);
 			if (n == NULL) {
 				rill_buf_release(b);
-				rill_buf_release(acc);
-				return RILL_ENOMEM;
+				err = RILL_ENOMEM;
+				break;
 			}
 			memcpy(n->data, acc->data, len);
 			rill_buf_release(acc);
 			acc = n;
 		}
-		memcpy(acc->data + len, b->data, b->len);
-		len += b->len;
+		memcpy(acc->data + len, b->data, take);
+		len += take;
 		rill_buf_release(b);
+		if (err != 0)
+			break;
 	}
 	acc->len = len;
+	/* The bytes that arrived before an error are the caller's too (a
+	 * TLS peer that closes without close_notify sent them all). */
+	if (err == RILL_EOF) {
+		err = 0;
+	} else if (err != 0 && len == 0) {
+		rill_buf_release(acc);
+		acc = NULL;
+	}
 	*out = acc;
-	return 0;
+	return err;
 }

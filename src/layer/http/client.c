@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core.h"
 #include "http_internal.h"
 
 int rill_http_client_new(struct rill_flow *io,
@@ -29,6 +30,8 @@ int rill_http_client_new(struct rill_flow *io,
 		cl->o.max_header_bytes = 64 * 1024;
 	if (cl->o.max_headers == 0)
 		cl->o.max_headers = 200;
+	if (cl->o.header_timeout_ms == 0)
+		cl->o.header_timeout_ms = 30000;
 	int err =
 	    rill__http_conn_init(c, rill_flow_loop(io), io, ROLE_CLIENT,
 	                         cl->o.max_header_bytes, cl->o.max_headers);
@@ -59,6 +62,64 @@ bool rill_http_client_reusable(struct rill_http_client *cl)
 {
 	return cl != NULL && cl->conn != NULL && !cl->broken &&
 	       cl->conn->st == ST_IDLE && cl->conn->ex == NULL;
+}
+
+/* The blocking request's wait for the response head. */
+struct http_sync {
+	uv_loop_t *loop;
+	bool done;
+	int status;
+};
+
+static void http_sync_head(struct rill_flow *ex, int status, void *ud)
+{
+	(void)ex;
+	struct http_sync *st = ud;
+	st->done = true;
+	st->status = status;
+	/* The waiting uv_run(UV_RUN_ONCE) must return now (sync.c). */
+	uv_stop(st->loop);
+}
+
+int rill_http_request_sync(struct rill_http_client *cl, const char *method,
+                           const char *target,
+                           const struct rill_http_header *hdrs, size_t n,
+                           const void *body, size_t len, struct rill_flow **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (cl == NULL || out == NULL || (len > 0 && body == NULL) ||
+	    len > INT64_MAX)
+		return RILL_EINVAL;
+	if (rill__callback_depth() > 0)
+		return -EDEADLK;
+	if (cl->conn == NULL || cl->broken)
+		return RILL_ECLOSED;
+	/* The state may live on the stack: the callback runs only while we
+	 * wait here, and every early return closes the exchange first,
+	 * after which it is never called. */
+	struct http_sync st = {.loop = rill_flow_loop(cl->conn->io)};
+	struct rill_flow *ex;
+	int err = rill_http_request(cl, method, target, hdrs, n, (int64_t)len,
+	                            http_sync_head, &st, &ex);
+	if (err != 0)
+		return err;
+	/* A failed body write (the server may have answered early and
+	 * closed) still lets its response head be read. */
+	if (len > 0)
+		(void)rill_write_sync(ex, body, len);
+	while (!st.done) {
+		if (uv_run(st.loop, UV_RUN_ONCE) == 0 && !st.done) {
+			rill_close(ex);
+			return -EDEADLK;
+		}
+	}
+	if (st.status != 0) {
+		rill_close(ex);
+		return st.status;
+	}
+	*out = ex;
+	return 0;
 }
 
 int rill_http_request(struct rill_http_client *cl, const char *method,

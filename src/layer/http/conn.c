@@ -41,6 +41,8 @@ int rill__http_conn_write(struct http_conn *c, struct rill_buf **bufs, size_t n,
 		} else {
 			err = rill_writev(c->io, bufs, n, http_conn_io_write_cb,
 			                  c);
+			if (err == 0 && c->wrq_n == 0)
+				c->wr_progress_ms = uv_now(c->timer.loop);
 			if (err == 0) {
 				unsigned i =
 				    (c->wrq_head + c->wrq_n) % HTTP_WRQ_MAX;
@@ -61,6 +63,7 @@ static void http_conn_io_write_cb(struct rill_flow *io, int status, void *ud)
 {
 	(void)io;
 	struct http_conn *c = ud;
+	c->wr_progress_ms = uv_now(c->timer.loop);
 	struct http_wrq w = c->wrq[c->wrq_head];
 	c->wrq_head = (c->wrq_head + 1) % HTTP_WRQ_MAX;
 	c->wrq_n--;
@@ -84,11 +87,97 @@ static void http_conn_io_write_cb(struct rill_flow *io, int status, void *ud)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Connection: the handler's pace */
+
+/* Whether a write of ex is on the connection. */
+static bool http_conn_ex_writing(struct http_conn *c, struct http_ex *ex)
+{
+	for (unsigned i = 0; i < c->wrq_n; i++)
+		if (c->wrq[(c->wrq_head + i) % HTTP_WRQ_MAX].ex == ex)
+			return true;
+	return false;
+}
+
+/* Server: the exchange waits on its handler: no body read of it, and no
+ * write of it queued or on the connection (a stuck write is the send
+ * timeout's business). */
+static bool http_conn_handler_idle(struct http_conn *c)
+{
+	struct http_ex *ex = c->ex;
+	if (c->role != ROLE_SERVER || c->st != ST_EXCHANGE || ex == NULL ||
+	    c->srv == NULL)
+		return false;
+	return !ex->reading && ex->base.wq_head_ == NULL &&
+	       !http_conn_ex_writing(c, ex);
+}
+
+static void http_conn_on_handler_timer(uv_timer_t *t)
+{
+	struct http_conn *c = t->data;
+	if (!http_conn_handler_idle(c))
+		return;
+	struct http_ex *ex = c->ex;
+	unsigned long long ms =
+	    (unsigned long long)c->srv->o.handler_timeout_ms;
+	const char *m = rill_http_method(&ex->base);
+	const char *target = rill_http_target(&ex->base);
+	bool complete = ex->out_done || (ex->out_started && !ex->out_chunked &&
+	                                 ex->out_left == 0);
+	if (complete)
+		rill__http_server_log(
+		    c->srv,
+		    "%s %s: the response was complete %llu ms ago but the "
+		    "handler did not close the exchange (a missing "
+		    "rill_close?); closing its connection",
+		    m, target, ms);
+	else
+		rill__http_server_log(
+		    c->srv,
+		    "%s %s: the handler neither read, wrote nor closed the "
+		    "exchange for %llu ms; aborting it (%s)",
+		    m, target, ms,
+		    ex->out_started ? "connection closed" : "500 sent");
+	if (!ex->out_started)
+		rill__http_conn_send_error(c, 500);
+	else
+		rill__http_conn_destroy(c, RILL_ETIMEDOUT);
+}
+
+void rill__http_conn_watch(struct http_conn *c)
+{
+	if (c->st == ST_DEAD || c->srv == NULL)
+		return;
+	uint64_t ms = c->srv->o.handler_timeout_ms;
+	if (ms == UINT64_MAX || !http_conn_handler_idle(c)) {
+		uv_timer_stop(&c->htimer);
+		return;
+	}
+	if (!uv_is_active((uv_handle_t *)&c->htimer))
+		uv_timer_start(&c->htimer, http_conn_on_handler_timer, ms, 0);
+}
+
+int rill__http_conn_continue(struct http_conn *c, struct http_ex *ex)
+{
+	if (!ex->expect_continue)
+		return 0;
+	ex->expect_continue = false;
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct rill_buf *b = rill__http_static_buf(cont, sizeof cont - 1);
+	if (b == NULL || rill__http_conn_write(c, &b, 1, NULL, WR_PLAIN) != 0) {
+		rill__http_conn_destroy(c, RILL_ENOMEM);
+		return RILL_ENOMEM;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Connection: life */
 
 static void http_conn_timer_closed(uv_handle_t *h)
 {
 	struct http_conn *c = h->data;
+	if (--c->open_handles > 0)
+		return;
 	rill_free(c->head.arena);
 	rill_free(c->head.hdrs);
 	rill_free(c);
@@ -109,6 +198,7 @@ void rill__http_conn_destroy(struct http_conn *c, int err)
 	c->ev_body = NULL;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, http_conn_timer_closed);
+	uv_close((uv_handle_t *)&c->htimer, http_conn_timer_closed);
 	if (c->srv != NULL) {
 		struct rill_http_server *s = c->srv;
 		if (c->prev != NULL)
@@ -118,6 +208,8 @@ void rill__http_conn_destroy(struct http_conn *c, int err)
 		if (c->next != NULL)
 			c->next->prev = c->prev;
 		s->nconns--;
+		if (s->nconns == 0)
+			uv_timer_stop(&s->sweep);
 		c->srv = NULL;
 		rill__http_server_check_done(s);
 	}
@@ -186,7 +278,14 @@ static void http_conn_on_timer(uv_timer_t *t)
 	enum timer_kind k = c->tkind;
 	c->tkind = TM_NONE;
 	switch (k) {
-	case TM_HEADER: rill__http_conn_send_error(c, 408); break;
+	case TM_HEADER:
+		/* The client's response-head deadline is a plain timeout;
+		 * the server answers a late request head with 408. */
+		if (c->role == ROLE_CLIENT)
+			rill__http_conn_destroy(c, RILL_ETIMEDOUT);
+		else
+			rill__http_conn_send_error(c, 408);
+		break;
 	case TM_BODY:
 		if (c->ex != NULL && !c->ex->out_started &&
 		    c->role == ROLE_SERVER)
@@ -268,6 +367,9 @@ int rill__http_conn_init(struct http_conn *c, uv_loop_t *loop,
 	c->parser.data = c;
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
+	uv_timer_init(loop, &c->htimer);
+	c->htimer.data = c;
+	c->open_handles = 2;
 	return 0;
 }
 
@@ -432,17 +534,10 @@ static bool http_conn_exchange_wants_input(struct http_conn *c)
 		/* Client: the response head is still due. */
 		return c->role == ROLE_CLIENT && !c->head.complete;
 	}
-	if (ex->expect_continue && !ex->out_started) {
-		ex->expect_continue = false;
-		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		struct rill_buf *b =
-		    rill__http_static_buf(cont, sizeof cont - 1);
-		if (b == NULL ||
-		    rill__http_conn_write(c, &b, 1, NULL, WR_PLAIN) != 0) {
-			rill__http_conn_destroy(c, RILL_ENOMEM);
-			return false;
-		}
-	}
+	/* The handler reads the body: invite it (unless a response that
+	 * refused it started already: message.c cleared the flag). */
+	if (rill__http_conn_continue(c, ex) != 0)
+		return false;
 	return true;
 }
 
@@ -525,8 +620,16 @@ static void http_conn_step_wait(struct http_conn *c)
 		else
 			rill__http_conn_timer(c, TM_IDLE, s->o.idle_timeout_ms);
 	} else if (c->client != NULL && !c->head.complete) {
-		rill__http_conn_timer(c, TM_HEADER,
-		                      c->client->o.header_timeout_ms);
+		/* The response head is due once the whole request is out; a
+		 * long upload before that is not a late response. */
+		struct http_ex *ex = c->ex;
+		bool sent =
+		    ex != NULL &&
+		    (ex->out_done || (!ex->out_chunked && ex->out_left == 0 &&
+		                      !http_conn_ex_writing(c, ex)));
+		uint64_t ms = c->client->o.header_timeout_ms;
+		if (sent && ms != UINT64_MAX)
+			rill__http_conn_timer(c, TM_HEADER, ms);
 	}
 	http_conn_want_input(c);
 }
@@ -569,4 +672,5 @@ void rill__http_conn_drive(struct http_conn *c)
 		http_conn_step(c);
 	} while (c->again && c->st != ST_DEAD);
 	c->driving = false;
+	rill__http_conn_watch(c);
 }

@@ -97,9 +97,35 @@ bool rill__http_header_ok(const struct rill_http_header *h)
 	return true;
 }
 
+/* Expect: 100-continue and a response that starts before the body was
+ * read: a handler that reads the body (now or already asked to) or that
+ * streams a 2xx response gets the body, so invite it before the head;
+ * any other response refuses it (RFC 9110 10.1.1), and the connection
+ * then closes after it because the client may send the body anyway.
+ * Returns 0 or an error (the connection is gone). */
+static int http_ex_expect(struct http_ex *ex, int status, bool whole)
+{
+	struct http_conn *c = ex->conn;
+	if (c->body_done || !ex->expect_continue)
+		return 0;
+	if (ex->reading || (status < 300 && !whole)) {
+		int err = rill__http_conn_continue(c, ex);
+		if (err != 0)
+			return err;
+		/* The body comes now: a small one the handler leaves
+		 * unread can be skipped as without the expectation. */
+		c->drain_ok = !(c->parser.flags & F_CHUNKED) && ex->clen >= 0 &&
+		              ex->clen <= 256 * 1024;
+		return 0;
+	}
+	ex->expect_continue = false;
+	c->keep_alive = false;
+	return 0;
+}
+
 static int http_ex_start_response(struct http_ex *ex, int status,
                                   const struct rill_http_header *hdrs, size_t n,
-                                  int64_t clen)
+                                  int64_t clen, bool whole)
 {
 	struct http_conn *c = ex->conn;
 	if (ex->role != ROLE_SERVER || ex->out_started || status < 200 ||
@@ -129,8 +155,9 @@ static int http_ex_start_response(struct http_ex *ex, int status,
 	 * unknown state: say we close it. */
 	if (ex->out_until_close || c->srv->shutting_down)
 		c->keep_alive = false;
-	if (!c->body_done && ex->expect_continue)
-		c->keep_alive = false;
+	int err = http_ex_expect(ex, status, whole);
+	if (err != 0)
+		return err;
 	struct rill_buf *b = rill_buf_new(need);
 	if (b == NULL)
 		return RILL_ENOMEM;
@@ -187,7 +214,8 @@ int rill_http_respond(struct rill_flow *f, int status,
 	struct http_ex *ex = rill__http_ex_of(f);
 	if (ex == NULL || rill_flow_is_closed(f))
 		return RILL_EINVAL;
-	return http_ex_start_response(ex, status, headers, n, content_length);
+	return http_ex_start_response(ex, status, headers, n, content_length,
+	                              false);
 }
 
 int rill_http_respond_buf(struct rill_flow *f, int status,
@@ -198,7 +226,8 @@ int rill_http_respond_buf(struct rill_flow *f, int status,
 	if (ex == NULL || rill_flow_is_closed(f))
 		return RILL_EINVAL;
 	size_t len = body != NULL ? body->len : 0;
-	int err = http_ex_start_response(ex, status, headers, n, (int64_t)len);
+	int err =
+	    http_ex_start_response(ex, status, headers, n, (int64_t)len, true);
 	if (err != 0)
 		return err;
 	struct http_conn *c = ex->conn;
@@ -213,6 +242,26 @@ int rill_http_respond_buf(struct rill_flow *f, int status,
 	err = rill__http_conn_write(c, v, k, NULL, WR_PLAIN);
 	if (err != 0)
 		rill__http_conn_destroy(c, err);
+	return err;
+}
+
+int rill_http_reply(struct rill_flow *f, int status, const char *content_type,
+                    const void *body, size_t len)
+{
+	if (rill__http_ex_of(f) == NULL)
+		return RILL_EINVAL;
+	struct rill_http_header h = {"Content-Type", content_type};
+	struct rill_buf *b = NULL;
+	int err = 0;
+	if (len > 0) {
+		b = body != NULL ? rill_buf_copy(body, len) : NULL;
+		err = body == NULL ? RILL_EINVAL : b == NULL ? RILL_ENOMEM : 0;
+	}
+	if (err == 0)
+		err = rill_http_respond_buf(f, status, &h,
+		                            content_type != NULL ? 1 : 0, b);
+	rill_buf_release(b);
+	rill_close(f);
 	return err;
 }
 

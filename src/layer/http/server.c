@@ -3,9 +3,24 @@
  * arrival (validation, then the handler), graceful shutdown.
  * See http_internal.h for the layer's design.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "http_internal.h"
+
+void rill__http_server_log(struct rill_http_server *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (s->o.log != NULL)
+		s->o.log(s->o.log_ud, msg);
+	else
+		fprintf(stderr, "rill http: %s\n", msg);
+}
 
 static bool http_request_has_body(llhttp_t *p)
 {
@@ -94,13 +109,49 @@ int rill_http_server_new(uv_loop_t *loop,
 		s->o.idle_timeout_ms = 60000;
 	if (s->o.body_timeout_ms == 0)
 		s->o.body_timeout_ms = 30000;
+	if (s->o.send_timeout_ms == 0)
+		s->o.send_timeout_ms = 30000;
+	if (s->o.handler_timeout_ms == 0)
+		s->o.handler_timeout_ms = 60000;
 	s->loop = loop;
 	s->handler = handler;
 	s->ud = ud;
 	uv_idle_init(loop, &s->done_idle);
 	s->done_idle.data = s;
+	uv_timer_init(loop, &s->sweep);
+	s->sweep.data = s;
+	s->open_handles = 2;
 	*out = s;
 	return 0;
+}
+
+/* Send progress: a connection with writes in flight and none completed
+ * for send_timeout_ms is closed; its exchange's writes fail with
+ * RILL_ETIMEDOUT. */
+static void http_server_sweep(uv_timer_t *t)
+{
+	struct rill_http_server *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	struct http_conn *c = s->conns;
+	while (c != NULL) {
+		struct http_conn *next = c->next;
+		if (c->wrq_n > 0 &&
+		    now - c->wr_progress_ms >= s->o.send_timeout_ms)
+			rill__http_conn_destroy(c, RILL_ETIMEDOUT);
+		c = next;
+	}
+	if (s->nconns == 0)
+		uv_timer_stop(t); /* a server without connections keeps no
+		                     loop alive */
+}
+
+static void http_server_sweep_start(struct rill_http_server *s)
+{
+	uint64_t ms = s->o.send_timeout_ms;
+	if (ms == UINT64_MAX || uv_is_active((uv_handle_t *)&s->sweep))
+		return;
+	uint64_t every = ms / 4 > 0 ? ms / 4 : 1;
+	uv_timer_start(&s->sweep, http_server_sweep, every, every);
 }
 
 int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
@@ -112,6 +163,10 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 	if (s->shutting_down) {
 		rill_close(io);
 		return RILL_ECANCELED;
+	}
+	if (s->o.max_connections > 0 && s->nconns >= s->o.max_connections) {
+		rill_close(io);
+		return -EBUSY;
 	}
 	struct http_conn *c = rill_calloc(1, sizeof *c);
 	if (c == NULL) {
@@ -134,6 +189,7 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	http_server_sweep_start(s);
 	c->st = ST_HEAD;
 	rill__http_conn_drive(c);
 	return 0;
@@ -182,7 +238,9 @@ void rill_http_server_shutdown(struct rill_http_server *s,
 
 static void http_server_freed(uv_handle_t *h)
 {
-	rill_free(h->data);
+	struct rill_http_server *s = h->data;
+	if (--s->open_handles == 0)
+		rill_free(s);
 }
 
 void rill_http_server_free(struct rill_http_server *s)
@@ -194,4 +252,5 @@ void rill_http_server_free(struct rill_http_server *s)
 	while (s->conns != NULL)
 		rill__http_conn_destroy(s->conns, RILL_ECANCELED);
 	uv_close((uv_handle_t *)&s->done_idle, http_server_freed);
+	uv_close((uv_handle_t *)&s->sweep, http_server_freed);
 }

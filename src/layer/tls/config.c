@@ -4,9 +4,12 @@
  * per-connection setup of an SSL object from a configuration.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -94,6 +97,28 @@ static void tls_set_openssl_errmsg(const char *what, const char *file)
 	                      file != NULL ? file : "", detail);
 }
 
+/* A CA file or directory that cannot be opened is named in plain words
+ * (OpenSSL's own message is a code such as "system library"). Returns
+ * true when path is usable as far as the file system says. */
+static bool tls_ca_path_ok(const char *what, const char *path, bool dir)
+{
+	struct stat st;
+	const char *why = NULL;
+	if (stat(path, &st) != 0)
+		why = strerror(errno);
+	else if (dir && !S_ISDIR(st.st_mode))
+		why = "not a directory";
+	else if (!dir && S_ISDIR(st.st_mode))
+		why = "is a directory (give it as capath)";
+	else if (access(path, R_OK) != 0)
+		why = strerror(errno);
+	if (why == NULL)
+		return true;
+	rill__set_last_errmsg("TLS: cannot load %s \"%s\": %s", what, path,
+	                      why);
+	return false;
+}
+
 static void tls_apply_verify(struct rill_tls_config *c)
 {
 	int mode = SSL_VERIFY_NONE;
@@ -179,6 +204,9 @@ int rill_tls_config_set_ca(struct rill_tls_config *c, const char *file,
 {
 	if (c == NULL || (file == NULL && dir == NULL))
 		return RILL_EINVAL;
+	if ((file != NULL && !tls_ca_path_ok("CA file", file, false)) ||
+	    (dir != NULL && !tls_ca_path_ok("CA directory", dir, true)))
+		return RILL_ETLS;
 	X509_STORE *st = X509_STORE_new();
 	if (st == NULL)
 		return RILL_ENOMEM;
@@ -195,6 +223,11 @@ int rill_tls_config_set_ca(struct rill_tls_config *c, const char *file,
 	pthread_mutex_lock(&c->lock);
 	SSL_CTX_set_cert_store(c->ctx, st); /* frees the old store */
 	c->ca_loaded = true;
+	snprintf(c->ca_desc, sizeof c->ca_desc, "%s%s%s%s%s%s",
+	         file != NULL ? "CA file \"" : "", file != NULL ? file : "",
+	         file != NULL ? "\"" : "",
+	         file != NULL && dir != NULL ? " and " : "",
+	         dir != NULL ? "CA directory " : "", dir != NULL ? dir : "");
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }

@@ -68,13 +68,25 @@ static int tls_error_verify(struct tls_flow *t, const char *what, char *msg,
 	int code = tls_verify_code(v);
 	const char *host = t->cfg->host;
 	bool name = code == RILL_ETLS_HOSTNAME;
+	/* Which CAs were trusted: the first question after a wrong-CA
+	 * failure. */
+	char cas[600];
+	pthread_mutex_lock(&t->cfg->lock);
+	if (t->cfg->ca_desc[0] != '\0')
+		snprintf(cas, sizeof cas, "%s", t->cfg->ca_desc);
+	else
+		snprintf(cas, sizeof cas,
+		         "the system CA store (%s, or SSL_CERT_FILE / "
+		         "SSL_CERT_DIR)",
+		         X509_get_default_cert_file());
+	pthread_mutex_unlock(&t->cfg->lock);
 	snprintf(msg, len,
 	         "TLS %s: %s certificate verification failed: %s "
-	         "(depth %d: %s%s%s%s)",
+	         "(depth %d: %s%s%s%s; trusted CAs: %s)",
 	         what, t->cfg->role == RILL_TLS_CLIENT ? "server" : "client",
 	         X509_verify_cert_error_string(v), t->verify_depth,
 	         t->verify_subject, name ? "; expected \"" : "",
-	         name && host ? host : "", name ? "\"" : "");
+	         name && host ? host : "", name ? "\"" : "", cas);
 	return code;
 }
 

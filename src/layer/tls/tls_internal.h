@@ -38,6 +38,9 @@ struct rill_tls_config {
 	SSL_CTX *ctx;
 	bool verify;
 	bool ca_loaded; /* a CA store is in place (set_ca or the system's) */
+	/* Where the CAs come from, for error messages: "CA file \"x\"",
+	 * or empty for the system store. Written under lock. */
+	char ca_desc[512];
 	pthread_mutex_t lock;
 	/* Drops a reference for a cache that lists c; true when it was the
 	 * last (see rill__tls_config_set_release). */
@@ -105,7 +108,7 @@ struct tls_flow {
 	bool rd_shut;      /* reads shut down locally */
 	char *alpn_sel;
 	char *peer_subject;
-	char errmsg[512];
+	char errmsg[1024];
 };
 
 /* Takes one more reference to a configuration (rill_tls_config_free
