@@ -88,7 +88,8 @@ RILL_EXTERN const char *rill_version(void);
 	X(EHTTP_TOO_LARGE, -30051, "HTTP message exceeds a limit")            \
 	X(EURI, -30060, "malformed URI")                                      \
 	X(EHANDSHAKE, -30070, "transport handshake refused by the peer")      \
-	X(ENOTSUP_PLATFORM, -30080, "transport not available on this platform")
+	X(ENOTSUP_PLATFORM, -30080, "transport not available on this platform") \
+	X(EWS, -30090, "WebSocket closed with an error status or protocol error")
 
 enum rill_error {
 #define RILL__ERR_ENUM(name, value, msg) RILL_##name = (value),
@@ -474,6 +475,7 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/shut.h"
 #include "rill/tls.h"
 #include "rill/http.h"
+#include "rill/ws.h"
 #include "rill/combinator.h"
 #include "rill/exec.h"
 

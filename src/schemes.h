@@ -24,5 +24,6 @@ extern const struct rill_transport_scheme rill__xen_vchan_scheme;
 /* Layers (src/layer/). */
 extern const struct rill_layer_scheme rill__shut_scheme;
 extern const struct rill_layer_scheme rill__tls_scheme;
+extern const struct rill_layer_scheme rill__ws_scheme;
 
 #endif

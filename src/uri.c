@@ -38,6 +38,7 @@ static const struct rill_transport_scheme *const uri_transports[] = {
 static const struct rill_layer_scheme *const uri_layers[] = {
     &rill__shut_scheme,
     &rill__tls_scheme,
+    &rill__ws_scheme,
     NULL,
 };
 

@@ -1,0 +1,1094 @@
+/*
+ * The WebSocket flow (RFC 6455): the opening handshake over the flow
+ * below, then frames both ways, then the Close handshake.
+ *
+ * Received frames go through libwslay's event API with message
+ * buffering off: wslay parses, unmasks and checks them (masking by role,
+ * reserved bits and opcodes, control frame size and fragmentation,
+ * UTF-8 in text, frame length), answers pings and Close, and fails the
+ * connection with the RFC's Close code; its chunk callback hands over
+ * payload bytes, which become the reader's stream. wslay has no I/O of
+ * its own: its recv callback takes bytes from the one buffer read from
+ * the flow below, and its send callback collects control frames into a
+ * buffer this file writes down.
+ *
+ * Data frames are built here rather than by wslay, because wslay would
+ * copy every byte into its 4 KiB send buffer, frame by frame, and
+ * cannot tell when a message it was given has left: a server's frames
+ * are a header plus slices of the writer's own buffers (no copy at all),
+ * a client's are masked into one new buffer per frame. Frames of one
+ * message are at most WS_FRAME_MAX bytes, and control frames go out
+ * between them.
+ *
+ * Buffering is bounded: at most one read of the flow below and the
+ * payload taken from it wait for a slow reader (the flow below is not
+ * read meanwhile), and at most WS_CTRL_MAX bytes of control frames wait
+ * to be sent (reading stops while more do).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <wslay/wslay.h>
+
+#include "core.h"
+#include "ws_internal.h"
+
+enum ws_state { WS_HS, WS_REFUSE, WS_OPEN, WS_DEAD };
+
+struct ws_flow {
+	struct rill_layer layer;
+	int role;
+	enum ws_state st;
+	struct ws_conf conf;
+	wslay_event_context_ptr ctx;
+	uv_timer_t timer; /* handshake deadline, then pings, then close */
+	ws_attach_cb attach_cb;
+	void *attach_ud;
+	char why[192];
+	char key[WS_KEY_LEN + 1];
+	char proto[128];
+	struct rill_buf *hs; /* handshake bytes so far */
+	bool driving, again;
+	/* Input. */
+	struct rill_buf *in; /* read from below, not yet given to wslay */
+	size_t in_off;
+	bool inner_reading;
+	int in_status;
+	struct rill_buf *out; /* payload for the reader */
+	size_t out_len;
+	bool user_reading, rd_shut;
+	int rd_final;
+	bool cur_data;
+	uint64_t msg_bytes;
+	bool refused; /* we failed the peer's input */
+	uint16_t close_code;
+	/* Output. */
+	struct rill_buf *ctrl; /* control frames from wslay */
+	size_t ctrl_len;
+	bool inner_writing, wr_data;
+	struct rill_buf *const *wbufs;
+	size_t wn, wi, woff;
+	uint64_t wleft;
+	bool writing, wfirst, wfin;
+	int wr_final;
+	bool shut_pending, close_queued, inner_shut, inner_shut_done;
+	/* Pings. */
+	bool pong_wait, heard;
+	/* Teardown. */
+	bool closing, gone;
+};
+
+static void ws_drive(struct ws_flow *ws);
+
+static struct ws_flow *ws_of(struct rill_flow *f)
+{
+	return rill_container_of(f, struct ws_flow, layer.base);
+}
+
+/* ---------------------------------------------------------------------- */
+/* wslay callbacks */
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                          int flags, void *ud)
+{
+	(void)flags;
+	struct ws_flow *ws = ud;
+	size_t avail = ws->in != NULL ? ws->in->len - ws->in_off : 0;
+	if (avail == 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	size_t n = len < avail ? len : avail;
+	memcpy(buf, ws->in->data + ws->in_off, n);
+	ws->in_off += n;
+	if (ws->in_off == ws->in->len) {
+		rill_buf_release(ws->in);
+		ws->in = NULL;
+		ws->in_off = 0;
+	}
+	return (ssize_t)n;
+}
+
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
+                          size_t len, int flags, void *ud)
+{
+	(void)flags;
+	struct ws_flow *ws = ud;
+	size_t need = ws->ctrl_len + len;
+	if (ws->ctrl == NULL || need > ws->ctrl->len) {
+		struct rill_buf *b = rill_buf_new(need < 256 ? 256 : need * 2);
+		if (b == NULL) {
+			wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+			return -1;
+		}
+		if (ws->ctrl_len > 0)
+			memcpy(b->data, ws->ctrl->data, ws->ctrl_len);
+		rill_buf_release(ws->ctrl);
+		ws->ctrl = b;
+	}
+	memcpy(ws->ctrl->data + ws->ctrl_len, data, len);
+	ws->ctrl_len += len;
+	return (ssize_t)len;
+}
+
+static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                         void *ud)
+{
+	(void)ctx;
+	(void)ud;
+	return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
+}
+
+/* The peer broke a limit of ours: Close with code, stop reading. */
+static void ws_refuse_input(struct ws_flow *ws, uint16_t code, const char *why)
+{
+	if (!ws->refused)
+		rill_flow_set_errmsg(&ws->layer.base,
+		                     "WebSocket: %s (Close %u)", why, code);
+	ws->refused = true;
+	ws->cur_data = false;
+	wslay_event_queue_close(ws->ctx, code, NULL, 0);
+	wslay_event_shutdown_read(ws->ctx);
+}
+
+static void
+ws_frame_start_cb(wslay_event_context_ptr ctx,
+                  const struct wslay_event_on_frame_recv_start_arg *a, void *ud)
+{
+	(void)ctx;
+	struct ws_flow *ws = ud;
+	ws->heard = true;
+	ws->cur_data = a->opcode < 8;
+	if (!ws->cur_data)
+		return;
+	if (a->opcode != WSLAY_CONTINUATION_FRAME)
+		ws->msg_bytes = 0;
+	ws->msg_bytes += a->payload_length;
+	if (ws->msg_bytes > ws->conf.max_message)
+		ws_refuse_input(ws, WSLAY_CODE_MESSAGE_TOO_BIG,
+		                "message over max_message");
+}
+
+static bool ws_out_append(struct ws_flow *ws, const uint8_t *p, size_t n)
+{
+	size_t need = ws->out_len + n;
+	if (ws->out == NULL || need > ws->out->len) {
+		size_t in_left = ws->in != NULL ? ws->in->len - ws->in_off : 0;
+		size_t cap = need + in_left + 8192;
+		struct rill_buf *b = rill_buf_new(cap);
+		if (b == NULL)
+			return false;
+		if (ws->out_len > 0)
+			memcpy(b->data, ws->out->data, ws->out_len);
+		rill_buf_release(ws->out);
+		ws->out = b;
+	}
+	memcpy(ws->out->data + ws->out_len, p, n);
+	ws->out_len += n;
+	return true;
+}
+
+static void ws_chunk_cb(wslay_event_context_ptr ctx,
+                        const struct wslay_event_on_frame_recv_chunk_arg *a,
+                        void *ud)
+{
+	struct ws_flow *ws = ud;
+	if (!ws->cur_data || ws->rd_shut || ws->closing || a->data_length == 0)
+		return;
+	if (!ws_out_append(ws, a->data, a->data_length)) {
+		ws->rd_final = RILL_ENOMEM;
+		wslay_event_shutdown_read(ctx);
+	}
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = ws_recv_cb,
+    .send_callback = ws_send_cb,
+    .genmask_callback = ws_genmask_cb,
+    .on_frame_recv_start_callback = ws_frame_start_cb,
+    .on_frame_recv_chunk_callback = ws_chunk_cb,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Input */
+
+/* Reading from the peer ended: decide what the reader gets after the
+ * payload already taken. */
+static void ws_read_ended(struct ws_flow *ws)
+{
+	if (ws->rd_final != 0)
+		return;
+	if (wslay_event_get_close_received(ws->ctx)) {
+		uint16_t code = wslay_event_get_status_code_received(ws->ctx);
+		ws->close_code = code;
+		if (code == 1000 || code == 1001 || code == 1005) {
+			ws->rd_final = RILL_EOF;
+		} else {
+			ws->rd_final = RILL_EWS;
+			rill_flow_set_errmsg(&ws->layer.base,
+			                     "WebSocket: the peer closed with "
+			                     "status %u",
+			                     code);
+		}
+		return;
+	}
+	ws->rd_final = RILL_EWS;
+	if (!ws->refused)
+		rill_flow_set_errmsg(&ws->layer.base,
+		                     "WebSocket: protocol error from the peer");
+}
+
+static void ws_in_cb(struct rill_flow *inner, int status, struct rill_buf *buf,
+                     void *ud)
+{
+	(void)inner;
+	struct ws_flow *ws = ud;
+	ws->inner_reading = false;
+	if (status != 0) {
+		ws->in_status = status;
+		if (ws->ctx != NULL && wslay_event_get_read_enabled(ws->ctx)) {
+			wslay_event_shutdown_read(ws->ctx);
+			if (status == RILL_EOF) {
+				ws->rd_final = RILL_EWS;
+				ws->close_code = 1006;
+				rill_flow_set_errmsg(
+				    &ws->layer.base,
+				    "WebSocket: the connection "
+				    "ended without a Close (1006)");
+			} else if (ws->rd_final == 0) {
+				ws->rd_final = status;
+			}
+		}
+	} else {
+		ws->in = buf;
+		ws->in_off = 0;
+	}
+	ws_drive(ws);
+}
+
+/* Gives wslay the input, while the reader keeps up. True if it ran. */
+static bool ws_feed(struct ws_flow *ws)
+{
+	if (ws->in == NULL || ws->ctx == NULL)
+		return false;
+	if (!wslay_event_get_read_enabled(ws->ctx)) {
+		rill_buf_release(ws->in);
+		ws->in = NULL;
+		return false;
+	}
+	if (ws->out != NULL || ws->ctrl_len > WS_CTRL_MAX)
+		return false;
+	int r = wslay_event_recv(ws->ctx);
+	if (r != 0) {
+		wslay_event_shutdown_read(ws->ctx);
+		if (ws->rd_final == 0)
+			ws->rd_final =
+			    r == WSLAY_ERR_NOMEM ? RILL_ENOMEM : RILL_EWS;
+	}
+	if (!wslay_event_get_read_enabled(ws->ctx))
+		ws_read_ended(ws);
+	if (ws->out != NULL &&
+	    (ws->out_len == 0 || ws->rd_shut || ws->closing)) {
+		rill_buf_release(ws->out);
+		ws->out = NULL;
+		ws->out_len = 0;
+	}
+	return true;
+}
+
+static void ws_read_inner(struct ws_flow *ws)
+{
+	if (ws->inner_reading || ws->in != NULL || ws->in_status != 0 ||
+	    ws->out != NULL || ws->ctrl_len > WS_CTRL_MAX || ws->gone ||
+	    !wslay_event_get_read_enabled(ws->ctx))
+		return;
+	ws->inner_reading = true;
+	int err = rill_read(ws->layer.inner, ws_in_cb, ws);
+	if (err != 0) {
+		ws->inner_reading = false;
+		ws->in_status = err;
+		wslay_event_shutdown_read(ws->ctx);
+		if (ws->rd_final == 0)
+			ws->rd_final = err;
+	}
+}
+
+static void ws_deliver(struct ws_flow *ws)
+{
+	if (!ws->user_reading)
+		return;
+	if (ws->out != NULL && ws->out_len > 0 && !ws->rd_shut) {
+		struct rill_buf *b = ws->out;
+		b->len = ws->out_len;
+		ws->out = NULL;
+		ws->out_len = 0;
+		ws->user_reading = false;
+		rill_flow_read_done(&ws->layer.base, 0, b);
+		return;
+	}
+	if (ws->rd_final != 0 && ws->out == NULL) {
+		ws->user_reading = false;
+		rill_flow_read_done(&ws->layer.base, ws->rd_final, NULL);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Output */
+
+static void ws_fail_writes(struct ws_flow *ws, int err)
+{
+	if (ws->wr_final == 0)
+		ws->wr_final = err;
+	if (ws->writing) {
+		ws->writing = false;
+		rill_flow_write_done(&ws->layer.base, ws->wr_final);
+	}
+	if (ws->shut_pending) {
+		ws->shut_pending = false;
+		rill_flow_shutdown_done(&ws->layer.base, ws->wr_final);
+	}
+}
+
+static void ws_wrote_cb(struct rill_flow *inner, int status, void *ud)
+{
+	(void)inner;
+	struct ws_flow *ws = ud;
+	ws->inner_writing = false;
+	if (status != 0) {
+		ws_fail_writes(ws, status);
+	} else if (ws->wr_data && ws->wfin && ws->writing) {
+		ws->writing = false;
+		rill_flow_write_done(&ws->layer.base, 0);
+	}
+	ws_drive(ws);
+}
+
+static void ws_inner_shut_cb(struct rill_flow *inner, int status, void *ud)
+{
+	(void)inner;
+	(void)status;
+	struct ws_flow *ws = ud;
+	ws->inner_shut_done = true;
+	ws_drive(ws);
+}
+
+/* XORs n bytes with the mask key, starting at phase (offset mod 4). */
+static void ws_mask(uint8_t *dst, const uint8_t *src, size_t n,
+                    const uint8_t key[4], size_t phase)
+{
+	uint8_t k8[8];
+	for (size_t i = 0; i < 8; i++)
+		k8[i] = key[(phase + i) & 3];
+	uint64_t k;
+	memcpy(&k, k8, 8);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v;
+		memcpy(&v, src + i, 8);
+		v ^= k;
+		memcpy(dst + i, &v, 8);
+	}
+	for (; i < n; i++)
+		dst[i] = src[i] ^ k8[i & 7];
+}
+
+/* A frame header into h; returns its length. */
+static size_t ws_header(uint8_t *h, bool fin, uint8_t op, uint64_t len,
+                        const uint8_t *mask)
+{
+	size_t n = 2;
+	h[0] = (uint8_t)((fin ? 0x80 : 0) | op);
+	uint8_t m = mask != NULL ? 0x80 : 0;
+	if (len < 126) {
+		h[1] = (uint8_t)(m | len);
+	} else if (len <= 0xffff) {
+		h[1] = m | 126;
+		h[2] = (uint8_t)(len >> 8);
+		h[3] = (uint8_t)len;
+		n = 4;
+	} else {
+		h[1] = m | 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+		n = 10;
+	}
+	if (mask != NULL) {
+		memcpy(h + n, mask, 4);
+		n += 4;
+	}
+	return n;
+}
+
+#define WS_PIECES 16
+
+/* Sends the next frame of the message being written. */
+static void ws_send_frame(struct ws_flow *ws)
+{
+	struct rill_buf *pieces[WS_PIECES + 1];
+	size_t k = 1;
+	uint64_t pay = 0;
+	size_t wi = ws->wi, woff = ws->woff;
+	/* Which slices of the writer's buffers go in this frame. */
+	while (wi < ws->wn && pay < WS_FRAME_MAX && k <= WS_PIECES) {
+		struct rill_buf *b = ws->wbufs[wi];
+		size_t take = b->len - woff;
+		if (take > WS_FRAME_MAX - pay)
+			take = (size_t)(WS_FRAME_MAX - pay);
+		if (take > 0) {
+			pieces[k] = NULL;
+			if (ws->role == RILL_WS_SERVER) {
+				pieces[k] = rill_buf_slice(b, woff, take);
+				if (pieces[k] == NULL)
+					break;
+			}
+			k++;
+			pay += take;
+		}
+		woff += take;
+		if (woff == b->len) {
+			wi++;
+			woff = 0;
+		}
+	}
+	bool fin = pay == ws->wleft;
+	uint8_t key[4], h[14];
+	bool client = ws->role == RILL_WS_CLIENT;
+	if (client && getrandom(key, 4, 0) != 4) {
+		ws_fail_writes(ws, RILL_ENOMEM);
+		return;
+	}
+	size_t hl = ws_header(
+	    h, fin, ws->wfirst ? WSLAY_CONTINUATION_FRAME : WSLAY_BINARY_FRAME,
+	    pay, client ? key : NULL);
+	size_t n = k;
+	if (client) {
+		pieces[0] = rill_buf_new(hl + pay);
+		if (pieces[0] != NULL) {
+			memcpy(pieces[0]->data, h, hl);
+			/* Mask the same slices into the new buffer. */
+			size_t off = 0, i = ws->wi, o = ws->woff;
+			while (off < pay) {
+				struct rill_buf *b = ws->wbufs[i];
+				size_t take = b->len - o;
+				if (take > pay - off)
+					take = (size_t)(pay - off);
+				ws_mask(pieces[0]->data + hl + off, b->data + o,
+				        take, key, off & 3);
+				off += take;
+				o += take;
+				if (o == b->len) {
+					i++;
+					o = 0;
+				}
+			}
+		}
+		n = 1;
+	} else {
+		pieces[0] = rill_buf_copy(h, hl);
+	}
+	bool ok = pieces[0] != NULL;
+	for (size_t i = 1; i < k && !client; i++)
+		ok = ok && pieces[i] != NULL;
+	if (!ok) {
+		for (size_t i = 0; i < n; i++)
+			rill_buf_release(pieces[i]);
+		ws_fail_writes(ws, RILL_ENOMEM);
+		return;
+	}
+	ws->wi = wi;
+	ws->woff = woff;
+	ws->wleft -= pay;
+	ws->wfirst = true;
+	ws->wfin = fin;
+	ws->wr_data = true;
+	ws->inner_writing = true;
+	int err = rill_writev(ws->layer.inner, pieces, n, ws_wrote_cb, ws);
+	for (size_t i = 0; i < n; i++)
+		rill_buf_release(pieces[i]);
+	if (err != 0) {
+		ws->inner_writing = false;
+		ws_fail_writes(ws, err);
+	}
+}
+
+/* Writes the control frames wslay produced; true if a write started. */
+static bool ws_send_ctrl(struct ws_flow *ws)
+{
+	/* Having received a Close, finish the message being written before
+	 * answering (RFC 6455 section 5.5.1 allows it). */
+	bool hold = wslay_event_get_close_received(ws->ctx) &&
+	            !wslay_event_get_close_sent(ws->ctx) && ws->writing &&
+	            !ws->closing && ws->wr_final == 0;
+	if (!hold && wslay_event_want_write(ws->ctx) &&
+	    wslay_event_send(ws->ctx) != 0)
+		ws_fail_writes(ws, RILL_ENOMEM);
+	if (ws->ctrl_len == 0)
+		return false;
+	struct rill_buf *b = ws->ctrl;
+	b->len = ws->ctrl_len;
+	ws->ctrl = NULL;
+	ws->ctrl_len = 0;
+	ws->wr_data = false;
+	ws->inner_writing = true;
+	int err = rill_write(ws->layer.inner, b, ws_wrote_cb, ws);
+	rill_buf_release(b);
+	if (err != 0) {
+		ws->inner_writing = false;
+		ws_fail_writes(ws, err);
+		return false;
+	}
+	if (ws->refused && wslay_event_get_close_sent(ws->ctx))
+		rill_flow_set_errmsg(
+		    &ws->layer.base,
+		    "WebSocket: protocol error from the peer (Close %u sent)",
+		    wslay_event_get_status_code_sent(ws->ctx));
+	return true;
+}
+
+static void ws_flush(struct ws_flow *ws)
+{
+	if (ws->inner_writing || ws->gone)
+		return;
+	for (;;) {
+		if (ws_send_ctrl(ws))
+			return;
+		if (ws->wr_final != 0) {
+			ws_fail_writes(ws, ws->wr_final);
+			return;
+		}
+		if (wslay_event_get_close_sent(ws->ctx)) {
+			/* No data after our Close: a message cut short by
+			 * a close fails. */
+			if (ws->writing) {
+				ws->writing = false;
+				rill_flow_write_done(&ws->layer.base,
+				                     RILL_ECLOSED);
+			}
+			if (!ws->inner_shut) {
+				ws->inner_shut = true;
+				if (rill_shutdown(ws->layer.inner, RILL_SHUT_WR,
+				                  ws_inner_shut_cb, ws) != 0)
+					ws->inner_shut_done = true;
+			}
+			return;
+		}
+		if (ws->writing && !ws->closing) {
+			ws_send_frame(ws);
+			return;
+		}
+		if ((ws->shut_pending || ws->closing) && !ws->close_queued) {
+			ws->close_queued = true;
+			wslay_event_queue_close(ws->ctx, 1000, NULL, 0);
+			continue;
+		}
+		return;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Teardown */
+
+static void ws_timer_closed(uv_handle_t *h)
+{
+	struct ws_flow *ws = h->data;
+	if (ws->ctx != NULL)
+		wslay_event_context_free(ws->ctx);
+	rill_buf_release(ws->hs);
+	rill_buf_release(ws->in);
+	rill_buf_release(ws->out);
+	rill_buf_release(ws->ctrl);
+	rill__ws_conf_free(&ws->conf);
+	rill_close(ws->layer.inner);
+	rill_flow_destroyed(&ws->layer.base);
+}
+
+static void ws_teardown(struct ws_flow *ws)
+{
+	if (ws->gone)
+		return;
+	ws->gone = true;
+	ws->st = WS_DEAD;
+	uv_close((uv_handle_t *)&ws->timer, ws_timer_closed);
+}
+
+/* Closing: done once our Close left and the peer's arrived (or the
+ * connection ended). */
+static bool ws_close_done(struct ws_flow *ws)
+{
+	if (ws->st != WS_OPEN)
+		return true;
+	if (ws->inner_writing)
+		return false;
+	if (ws->wr_final != 0 || ws->in_status != 0)
+		return true;
+	return wslay_event_get_close_sent(ws->ctx) &&
+	       !wslay_event_get_read_enabled(ws->ctx);
+}
+
+static void ws_drive(struct ws_flow *ws)
+{
+	if (ws->gone)
+		return;
+	if (ws->driving) {
+		ws->again = true;
+		return;
+	}
+	ws->driving = true;
+	do {
+		ws->again = false;
+		ws_deliver(ws);
+		if (ws_feed(ws))
+			ws->again = true;
+		ws_flush(ws);
+		if (ws->shut_pending && ws->inner_shut_done) {
+			ws->shut_pending = false;
+			rill_flow_shutdown_done(&ws->layer.base, 0);
+		}
+		ws_read_inner(ws);
+		if (ws->closing && ws_close_done(ws)) {
+			ws->driving = false;
+			ws_teardown(ws);
+			return;
+		}
+	} while (ws->again);
+	ws->driving = false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Flow ops */
+
+static void ws_read(struct rill_flow *f)
+{
+	struct ws_flow *ws = ws_of(f);
+	ws->user_reading = true;
+	ws_drive(ws);
+}
+
+static void ws_write(struct rill_flow *f, struct rill_buf *const *bufs,
+                     size_t n)
+{
+	struct ws_flow *ws = ws_of(f);
+	if (ws->wr_final != 0 || ws->close_queued ||
+	    wslay_event_get_close_received(ws->ctx) ||
+	    wslay_event_get_close_sent(ws->ctx)) {
+		rill_flow_write_done(f, ws->wr_final ? ws->wr_final
+		                                     : RILL_ECLOSED);
+		return;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += bufs[i]->len;
+	ws->wbufs = bufs;
+	ws->wn = n;
+	ws->wi = 0;
+	ws->woff = 0;
+	ws->wleft = total;
+	ws->wfirst = false;
+	ws->wfin = false;
+	ws->writing = true;
+	ws_drive(ws);
+}
+
+static void ws_shutdown_write(struct rill_flow *f)
+{
+	struct ws_flow *ws = ws_of(f);
+	if (ws->wr_final != 0) {
+		rill_flow_shutdown_done(f, ws->wr_final);
+		return;
+	}
+	ws->shut_pending = true;
+	ws_drive(ws);
+}
+
+static void ws_shutdown_read(struct rill_flow *f)
+{
+	struct ws_flow *ws = ws_of(f);
+	ws->rd_shut = true;
+	ws->user_reading = false;
+	ws_drive(ws);
+}
+
+static void ws_timer_cb(uv_timer_t *t);
+
+static void ws_close(struct rill_flow *f)
+{
+	struct ws_flow *ws = ws_of(f);
+	ws->closing = true;
+	ws->user_reading = false;
+	ws->writing = false;
+	ws->shut_pending = false;
+	if (ws->st != WS_OPEN || ws->gone) {
+		ws_teardown(ws);
+		return;
+	}
+	rill_buf_release(ws->out);
+	ws->out = NULL;
+	ws->out_len = 0;
+	uv_timer_start(&ws->timer, ws_timer_cb, WS_CLOSE_MS, 0);
+	ws_drive(ws);
+}
+
+static const struct rill_flow_ops ws_ops = {
+    .name = "ws",
+    .read = ws_read,
+    .write = ws_write,
+    .shutdown_write = ws_shutdown_write,
+    .shutdown_read = ws_shutdown_read,
+    .close = ws_close,
+    .address = rill_layer_address,
+    .set_nodelay = rill_layer_set_nodelay,
+    .set_keepalive = rill_layer_set_keepalive,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Timer: handshake deadline, pings, close deadline */
+
+static void ws_hs_fail(struct ws_flow *ws, int err, const char *why);
+
+static void ws_ping(struct ws_flow *ws)
+{
+	if (ws->pong_wait && !ws->heard && ws->out == NULL) {
+		rill_flow_set_errmsg(&ws->layer.base,
+		                     "WebSocket: no answer to a ping within "
+		                     "%llu ms",
+		                     (unsigned long long)ws->conf.ping_ms);
+		if (ws->rd_final == 0)
+			ws->rd_final = RILL_ETIMEDOUT;
+		wslay_event_shutdown_read(ws->ctx);
+		ws_fail_writes(ws, RILL_ETIMEDOUT);
+		uv_timer_stop(&ws->timer);
+		ws_drive(ws);
+		return;
+	}
+	ws->heard = false;
+	ws->pong_wait = true;
+	static const uint8_t body[] = "rill";
+	struct wslay_event_msg m = {WSLAY_PING, body, 4};
+	wslay_event_queue_msg(ws->ctx, &m);
+	ws_drive(ws);
+}
+
+static void ws_timer_cb(uv_timer_t *t)
+{
+	struct ws_flow *ws = t->data;
+	if (ws->st == WS_HS || ws->st == WS_REFUSE) {
+		ws_hs_fail(ws, RILL_ETIMEDOUT,
+		           "WebSocket: handshake deadline expired");
+		return;
+	}
+	if (ws->closing) {
+		ws_teardown(ws);
+		return;
+	}
+	if (ws->st == WS_OPEN && ws->conf.ping_ms > 0)
+		ws_ping(ws);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The opening handshake */
+
+static void ws_hs_fail(struct ws_flow *ws, int err, const char *why)
+{
+	ws_attach_cb cb = ws->attach_cb;
+	void *ud = ws->attach_ud;
+	ws->attach_cb = NULL;
+	if (why != ws->why)
+		snprintf(ws->why, sizeof ws->why, "%s", why);
+	rill__set_last_errmsg("%s", ws->why);
+	ws->st = WS_DEAD;
+	char msg[sizeof ws->why];
+	memcpy(msg, ws->why, sizeof msg);
+	rill_close(&ws->layer.base);
+	if (cb != NULL)
+		cb(NULL, err, msg, ud);
+}
+
+static void ws_open(struct ws_flow *ws)
+{
+	int r =
+	    ws->role == RILL_WS_SERVER
+	        ? wslay_event_context_server_init(&ws->ctx, &ws_callbacks, ws)
+	        : wslay_event_context_client_init(&ws->ctx, &ws_callbacks, ws);
+	if (r != 0) {
+		ws->ctx = NULL;
+		ws_hs_fail(ws, RILL_ENOMEM, "WebSocket: out of memory");
+		return;
+	}
+	wslay_event_config_set_no_buffering(ws->ctx, 1);
+	wslay_event_config_set_max_recv_msg_length(ws->ctx,
+	                                           ws->conf.max_message);
+	ws->st = WS_OPEN;
+	uv_timer_stop(&ws->timer);
+	if (ws->conf.ping_ms > 0)
+		uv_timer_start(&ws->timer, ws_timer_cb, ws->conf.ping_ms,
+		               ws->conf.ping_ms);
+	ws_attach_cb cb = ws->attach_cb;
+	ws->attach_cb = NULL;
+	cb(&ws->layer.base, 0, NULL, ws->attach_ud);
+}
+
+static void ws_hs_wrote(struct rill_flow *inner, int status, void *ud)
+{
+	struct ws_flow *ws = ud;
+	if (ws->st == WS_OPEN)
+		return; /* a client's request: the answer came first */
+	if (status != 0) {
+		ws_hs_fail(ws, status, "WebSocket: handshake write failed");
+		return;
+	}
+	if (ws->st == WS_REFUSE) {
+		ws->st = WS_DEAD;
+		rill_shutdown(inner, RILL_SHUT_WR, NULL, NULL);
+		ws_hs_fail(ws, RILL_EHANDSHAKE, ws->why);
+		return;
+	}
+	if (ws->role == RILL_WS_SERVER)
+		ws_open(ws);
+}
+
+static const char *ws_hdr_lookup(void *ctx, const char *name)
+{
+	const struct ws_head *h = ctx;
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->name[i], name) == 0)
+			return h->value[i];
+	return NULL;
+}
+
+/* A complete head arrived in ws->hs[0..end). */
+static void ws_hs_head(struct ws_flow *ws, size_t end)
+{
+	struct ws_head h;
+	int err = rill__ws_head_parse(&h, (char *)ws->hs->data, end,
+	                              ws->role == RILL_WS_SERVER);
+	if (ws->hs->len > end) {
+		ws->in = rill_buf_slice(ws->hs, end, ws->hs->len - end);
+		if (ws->in == NULL) {
+			ws_hs_fail(ws, RILL_ENOMEM, "WebSocket: out of memory");
+			return;
+		}
+	}
+	if (ws->role == RILL_WS_CLIENT) {
+		const char *why =
+		    err != 0
+		        ? "malformed handshake answer"
+		        : rill__ws_check_response(&ws->conf, &h, ws->key,
+		                                  ws->proto, sizeof ws->proto);
+		if (why != NULL) {
+			char msg[192];
+			snprintf(msg, sizeof msg, "WebSocket: %s (HTTP %d)",
+			         why, err != 0 ? 0 : h.status);
+			ws_hs_fail(ws, RILL_EHANDSHAKE, msg);
+			return;
+		}
+		ws_open(ws);
+		return;
+	}
+	struct ws_verdict v;
+	if (err != 0) {
+		memset(&v, 0, sizeof v);
+		v.status = err == RILL_EHTTP_TOO_LARGE ? 431 : 400;
+		v.why = "malformed HTTP request";
+	} else {
+		rill__ws_check_request(&ws->conf, h.get, h.minor, h.url,
+		                       ws_hdr_lookup, &h, &v);
+	}
+	struct rill_buf *resp = rill__ws_response(&v);
+	if (resp == NULL) {
+		ws_hs_fail(ws, RILL_ENOMEM, "WebSocket: out of memory");
+		return;
+	}
+	if (v.status != 101) {
+		ws->st = WS_REFUSE;
+		snprintf(ws->why, sizeof ws->why, "WebSocket: refused (%d): %s",
+		         v.status, v.why);
+	} else {
+		snprintf(ws->proto, sizeof ws->proto, "%s", v.protocol);
+	}
+	err = rill_write(ws->layer.inner, resp, ws_hs_wrote, ws);
+	rill_buf_release(resp);
+	if (err != 0)
+		ws_hs_fail(ws, err, "WebSocket: handshake write failed");
+}
+
+static void ws_hs_read_cb(struct rill_flow *inner, int status,
+                          struct rill_buf *buf, void *ud)
+{
+	struct ws_flow *ws = ud;
+	if (status != 0) {
+		ws_hs_fail(ws, status == RILL_EOF ? RILL_EHANDSHAKE : status,
+		           "WebSocket: connection ended during the handshake");
+		return;
+	}
+	size_t have = ws->hs != NULL ? ws->hs->len : 0;
+	struct rill_buf *b = rill_buf_new(have + buf->len + 1);
+	if (b == NULL) {
+		rill_buf_release(buf);
+		ws_hs_fail(ws, RILL_ENOMEM, "WebSocket: out of memory");
+		return;
+	}
+	if (have > 0)
+		memcpy(b->data, ws->hs->data, have);
+	memcpy(b->data + have, buf->data, buf->len);
+	b->len = have + buf->len;
+	rill_buf_release(buf);
+	rill_buf_release(ws->hs);
+	ws->hs = b;
+	size_t end = rill__ws_head_end((const char *)b->data, b->len);
+	if (end > WS_HEAD_MAX || (end == 0 && b->len > WS_HEAD_MAX)) {
+		if (ws->role == RILL_WS_CLIENT) {
+			ws_hs_fail(ws, RILL_EHANDSHAKE,
+			           "WebSocket: handshake answer too large");
+			return;
+		}
+		struct ws_verdict v = {.status = 431,
+		                       .why = "request head too large"};
+		struct rill_buf *resp = rill__ws_response(&v);
+		ws->st = WS_REFUSE;
+		snprintf(ws->why, sizeof ws->why,
+		         "WebSocket: refused (431): "
+		         "request head too large");
+		int err = resp != NULL
+		              ? rill_write(inner, resp, ws_hs_wrote, ws)
+		              : RILL_ENOMEM;
+		rill_buf_release(resp);
+		if (err != 0)
+			ws_hs_fail(ws, err, ws->why);
+		return;
+	}
+	if (end == 0) {
+		int err = rill_read(inner, ws_hs_read_cb, ws);
+		if (err != 0)
+			ws_hs_fail(ws, err, "WebSocket: read failed");
+		return;
+	}
+	ws_hs_head(ws, end);
+}
+
+static void ws_hs_start(uv_timer_t *t)
+{
+	struct ws_flow *ws = t->data;
+	uv_timer_start(&ws->timer, ws_timer_cb, ws->conf.hs_ms, 0);
+	if (ws->st == WS_OPEN) {
+		/* rill_ws_accept: the handshake was answered already. */
+		ws->st = WS_HS;
+		ws_open(ws);
+		return;
+	}
+	int err = 0;
+	if (ws->role == RILL_WS_CLIENT) {
+		struct rill_buf *req = rill__ws_request(&ws->conf, ws->key);
+		err = req != NULL
+		          ? rill_write(ws->layer.inner, req, ws_hs_wrote, ws)
+		          : RILL_ENOMEM;
+		rill_buf_release(req);
+	}
+	if (err == 0)
+		err = rill_read(ws->layer.inner, ws_hs_read_cb, ws);
+	if (err != 0)
+		ws_hs_fail(ws, err, "WebSocket: could not start the handshake");
+}
+
+int rill__ws_attach(struct rill_flow *inner, int role, struct ws_conf *conf,
+                    const char *protocol, bool open, ws_attach_cb cb, void *ud)
+{
+	struct rill_layer *l =
+	    rill_layer_new(inner, &ws_ops, sizeof(struct ws_flow));
+	if (l == NULL) {
+		rill__ws_conf_free(conf);
+		rill__set_last_errmsg("WebSocket: out of memory");
+		return RILL_ENOMEM;
+	}
+	struct ws_flow *ws = rill_container_of(l, struct ws_flow, layer);
+	ws->role = role;
+	ws->conf = *conf;
+	memset(conf, 0, sizeof *conf);
+	ws->attach_cb = cb;
+	ws->attach_ud = ud;
+	ws->st = open ? WS_OPEN : WS_HS;
+	if (protocol != NULL)
+		snprintf(ws->proto, sizeof ws->proto, "%s", protocol);
+	uv_timer_init(l->base.loop, &ws->timer);
+	ws->timer.data = ws;
+	/* Started from the loop, so cb never runs inside this call. */
+	uv_timer_start(&ws->timer, ws_hs_start, 0, 0);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Public */
+
+struct ws_public_attach {
+	rill_ws_attach_cb cb;
+	void *ud;
+};
+
+static void ws_public_cb(struct rill_flow *f, int status, const char *msg,
+                         void *ud)
+{
+	struct ws_public_attach pa = *(struct ws_public_attach *)ud;
+	rill_free(ud);
+	if (msg != NULL)
+		rill__set_last_errmsg("%s", msg);
+	pa.cb(f, status, pa.ud);
+}
+
+int rill__ws_attach_public(struct rill_flow *inner, int role,
+                           struct ws_conf *conf, const char *protocol,
+                           bool open, rill_ws_attach_cb cb, void *ud)
+{
+	struct ws_public_attach *pa = rill_malloc(sizeof *pa);
+	if (pa == NULL) {
+		rill__ws_conf_free(conf);
+		rill_close(inner);
+		return RILL_ENOMEM;
+	}
+	pa->cb = cb;
+	pa->ud = ud;
+	int err = rill__ws_attach(inner, role, conf, protocol, open,
+	                          ws_public_cb, pa);
+	if (err != 0)
+		rill_free(pa);
+	return err;
+}
+
+int rill_ws_attach(struct rill_flow *inner, int role,
+                   const struct rill_ws_opts *opts, rill_ws_attach_cb cb,
+                   void *ud)
+{
+	if (inner == NULL || cb == NULL ||
+	    (role != RILL_WS_CLIENT && role != RILL_WS_SERVER)) {
+		rill_close(inner);
+		rill__set_last_errmsg("rill_ws_attach: bad argument");
+		return RILL_EINVAL;
+	}
+	struct ws_conf conf;
+	int err = rill__ws_conf_init(&conf, opts);
+	if (err != 0) {
+		rill_close(inner);
+		return err;
+	}
+	return rill__ws_attach_public(inner, role, &conf, NULL, false, cb, ud);
+}
+
+bool rill_flow_is_ws(struct rill_flow *f)
+{
+	return f != NULL && f->ops == &ws_ops;
+}
+
+const char *rill_ws_subprotocol(struct rill_flow *f)
+{
+	if (!rill_flow_is_ws(f) || rill_flow_is_closed(f))
+		return NULL;
+	struct ws_flow *ws = ws_of(f);
+	return ws->proto[0] != '\0' ? ws->proto : NULL;
+}
+
+int rill_ws_close_code(struct rill_flow *f)
+{
+	if (!rill_flow_is_ws(f) || rill_flow_is_closed(f))
+		return 0;
+	return ws_of(f)->close_code;
+}

@@ -1,0 +1,105 @@
+/*
+ * The WebSocket layer's internals (RFC 6455), shared by the files of
+ * src/layer/ws/ and by nothing else:
+ *
+ *   handshake.c  the HTTP/1.1 Upgrade: the client's request and the
+ *                server's answer, head parsing with llhttp, the
+ *                Sec-WebSocket-Accept digest (OpenSSL's SHA-1 and base64)
+ *   flow.c       the flow: the handshake's I/O, then frames both ways;
+ *                received frames go through libwslay, sent data frames
+ *                are built here (see the comment there), close handshake
+ *   uri.c        the "ws" layer scheme (ws+tcp://host:port?path=/x)
+ *   accept.c     rill_ws_accept: a server exchange of the HTTP layer
+ *                upgraded to a WebSocket
+ */
+#ifndef RILL_LAYER_WS_INTERNAL_H
+#define RILL_LAYER_WS_INTERNAL_H
+
+#include "rill/impl.h"
+
+#define WS_HEAD_MAX    8192u               /* handshake head bytes */
+#define WS_HS_MS       10000u              /* default handshake deadline */
+#define WS_MAX_MESSAGE (64u * 1024 * 1024) /* default max_message */
+#define WS_FRAME_MAX   (256u * 1024)       /* payload of a sent frame */
+#define WS_CTRL_MAX    (64u * 1024)        /* control bytes waiting */
+#define WS_CLOSE_MS    2000u               /* close drain deadline */
+#define WS_KEY_LEN     24                  /* base64 of 16 bytes */
+#define WS_ACCEPT_LEN  28                  /* base64 of a SHA-1 */
+
+/* A configuration: the public options with owned strings. */
+struct ws_conf {
+	char *path, *host, *origin, *protocols;
+	uint64_t ping_ms, max_message, hs_ms;
+};
+
+int rill__ws_conf_init(struct ws_conf *c, const struct rill_ws_opts *o);
+void rill__ws_conf_free(struct ws_conf *c);
+
+/* A parsed handshake head: spans into the caller's bytes. */
+#define WS_HDRS_MAX 64
+struct ws_head {
+	const char *name[WS_HDRS_MAX], *value[WS_HDRS_MAX];
+	size_t name_len[WS_HDRS_MAX], value_len[WS_HDRS_MAX];
+	size_t n;
+	const char *url;
+	size_t url_len;
+	int status;       /* response */
+	bool get;         /* request method is GET */
+	int major, minor; /* HTTP version */
+	bool too_many;
+};
+
+/* The end of a head ("\r\n\r\n") in s[0..len): its length, or 0. */
+size_t rill__ws_head_end(const char *s, size_t len);
+/* Parses a complete head with llhttp; request true for a request. */
+int rill__ws_head_parse(struct ws_head *h, const char *s, size_t len,
+                        bool request);
+/* The value of header name (first occurrence) into out, or false. */
+bool rill__ws_head_get(const struct ws_head *h, const char *name, char *out,
+                       size_t outlen);
+/* Whether the comma-separated list has token tok (case-insensitively). */
+bool rill__ws_list_has(const char *list, const char *tok);
+
+/* Header lookup of a request, from a parsed head or an HTTP exchange. */
+typedef const char *(*ws_lookup_fn)(void *ctx, const char *name);
+
+/* The server's verdict on a request. */
+struct ws_verdict {
+	int status;      /* 101, or the HTTP error to answer */
+	const char *why; /* for the error body and message */
+	char accept[WS_ACCEPT_LEN + 1];
+	char protocol[128]; /* chosen subprotocol, "" if none */
+};
+
+/* Checks an Upgrade request (method, target and version given apart). */
+void rill__ws_check_request(const struct ws_conf *c, bool get, int minor,
+                            const char *target, ws_lookup_fn get_hdr, void *ctx,
+                            struct ws_verdict *v);
+/* The response for a verdict: a new buffer, or NULL (ENOMEM). */
+struct rill_buf *rill__ws_response(const struct ws_verdict *v);
+/* The client's request with a fresh key (saved into key). */
+struct rill_buf *rill__ws_request(const struct ws_conf *c,
+                                  char key[WS_KEY_LEN + 1]);
+/* Checks the server's response to key; NULL if fine, else why not.
+ * proto receives the chosen subprotocol. */
+const char *rill__ws_check_response(const struct ws_conf *c,
+                                    const struct ws_head *h, const char *key,
+                                    char *proto, size_t protolen);
+/* Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2). */
+void rill__ws_accept_key(const char *key, size_t len,
+                         char out[WS_ACCEPT_LEN + 1]);
+
+/* flow.c: attaches over inner in state `open` when the handshake was
+ * done elsewhere (rill_ws_accept), else runs it. Consumes inner and
+ * conf's strings (moved). cb gets the flow, a status and a message. */
+typedef void (*ws_attach_cb)(struct rill_flow *f, int status,
+                             const char *errmsg, void *ud);
+int rill__ws_attach(struct rill_flow *inner, int role, struct ws_conf *conf,
+                    const char *protocol, bool open, ws_attach_cb cb, void *ud);
+
+/* The same with the public callback (rill_ws_attach, rill_ws_accept). */
+int rill__ws_attach_public(struct rill_flow *inner, int role,
+                           struct ws_conf *conf, const char *protocol,
+                           bool open, rill_ws_attach_cb cb, void *ud);
+
+#endif /* RILL_LAYER_WS_INTERNAL_H */
