@@ -30,11 +30,11 @@
  * So half-close is partial, as RFC 6455 allows no more: after one side
  * shut down its writes, the other may finish the message it is writing,
  * then its writes fail. (Put the shut+ layer over ws+, as in
- * shut+ws+tcp://..., for a full half-close.) A peer that violates the protocol (an unmasked client
- * frame, reserved bits or opcodes, a control frame over 125 bytes or
- * fragmented, invalid UTF-8 in text, a message over max_message) gets a
- * Close with the RFC's code (1002, 1007, 1009) and reads report RILL_EWS.
- * A flow below that ends without a Close reads as RILL_EWS (1006).
+ * shut+ws+tcp://..., for a full half-close.) A peer that violates the protocol
+ * (an unmasked client frame, reserved bits or opcodes, a control frame over 125
+ * bytes or fragmented, invalid UTF-8 in text, a message over max_message) gets
+ * a Close with the RFC's code (1002, 1007, 1009) and reads report RILL_EWS. A
+ * flow below that ends without a Close reads as RILL_EWS (1006).
  *
  * What is trusted: nothing of the peer's. A handshake head is at most
  * 8 KiB and 64 header lines and must arrive within the handshake

@@ -63,6 +63,13 @@ struct ws_flow {
 	bool cur_data;
 	uint64_t msg_bytes;
 	bool refused; /* we failed the peer's input */
+	/* Frame headers seen ahead of wslay (see ws_scan). */
+	uint8_t sh[14];
+	size_t sh_len;
+	uint64_t sh_left;
+	size_t in_limit;      /* wslay may read in[0..in_limit) */
+	bool in_scanned;      /* ws_scan ran over in */
+	uint16_t scan_refuse; /* Close code once wslay reached in_limit */
 	uint16_t close_code;
 	/* Output. */
 	struct rill_buf *ctrl; /* control frames from wslay */
@@ -95,7 +102,7 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 {
 	(void)flags;
 	struct ws_flow *ws = ud;
-	size_t avail = ws->in != NULL ? ws->in->len - ws->in_off : 0;
+	size_t avail = ws->in != NULL ? ws->in_limit - ws->in_off : 0;
 	if (avail == 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
@@ -107,6 +114,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 		rill_buf_release(ws->in);
 		ws->in = NULL;
 		ws->in_off = 0;
+		ws->in_limit = 0;
+		ws->in_scanned = false;
 	}
 	return (ssize_t)n;
 }
@@ -264,8 +273,79 @@ static void ws_in_cb(struct rill_flow *inner, int status, struct rill_buf *buf,
 	} else {
 		ws->in = buf;
 		ws->in_off = 0;
+		ws->in_limit = 0;
+		ws->in_scanned = false;
 	}
 	ws_drive(ws);
+}
+
+/* The length a frame header of n bytes announces, once complete; 0 when
+ * more header bytes are needed. */
+static size_t ws_header_len(const uint8_t *h, size_t n, uint64_t *len)
+{
+	if (n < 2)
+		return 0;
+	size_t need = 2 + ((h[1] & 0x80) ? 4 : 0);
+	uint8_t l7 = h[1] & 0x7f;
+	need += l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
+	if (n < need)
+		return 0;
+	if (l7 < 126) {
+		*len = l7;
+	} else if (l7 == 126) {
+		*len = (uint64_t)h[2] << 8 | h[3];
+	} else {
+		*len = 0;
+		for (int i = 0; i < 8; i++)
+			*len = *len << 8 | h[2 + i];
+	}
+	return need;
+}
+
+/*
+ * Walks the frame headers in the new input before wslay sees it, for
+ * the checks wslay answers without the RFC's code or only once payload
+ * arrives: a control frame over 125 bytes or fragmented (wslay closes
+ * with no status; RFC 6455 section 5.5 makes it a protocol error, 1002)
+ * and a frame longer than max_message (1009 at once, from its header).
+ * wslay then reads only up to the bad header (in_limit).
+ */
+static void ws_scan(struct ws_flow *ws)
+{
+	const uint8_t *p = ws->in->data;
+	size_t i = ws->in_off, n = ws->in->len;
+	ws->in_limit = n;
+	while (i < n && ws->scan_refuse == 0) {
+		if (ws->sh_left > 0) {
+			size_t take =
+			    n - i < ws->sh_left ? n - i : (size_t)ws->sh_left;
+			ws->sh_left -= take;
+			i += take;
+			continue;
+		}
+		/* A header carried over began in an earlier buffer. */
+		size_t start = ws->sh_len > 0 ? ws->in_off : i;
+		while (i < n && ws->sh_len < sizeof ws->sh) {
+			ws->sh[ws->sh_len++] = p[i++];
+			uint64_t len;
+			size_t hl = ws_header_len(ws->sh, ws->sh_len, &len);
+			if (hl == 0)
+				continue;
+			uint8_t op = ws->sh[0] & 0x0f;
+			bool fin = ws->sh[0] & 0x80;
+			if (op >= 8 && (len > 125 || !fin))
+				ws->scan_refuse = WSLAY_CODE_PROTOCOL_ERROR;
+			else if (op < 8 && len > ws->conf.max_message)
+				ws->scan_refuse = WSLAY_CODE_MESSAGE_TOO_BIG;
+			if (ws->scan_refuse != 0) {
+				ws->in_limit = start;
+				return;
+			}
+			ws->sh_len = 0;
+			ws->sh_left = len;
+			break;
+		}
+	}
 }
 
 /* Gives wslay the input, while the reader keeps up. True if it ran. */
@@ -276,11 +356,23 @@ static bool ws_feed(struct ws_flow *ws)
 	if (!wslay_event_get_read_enabled(ws->ctx)) {
 		rill_buf_release(ws->in);
 		ws->in = NULL;
+		ws->in_scanned = false;
 		return false;
 	}
 	if (ws->out != NULL || ws->ctrl_len > WS_CTRL_MAX)
 		return false;
+	if (!ws->in_scanned) {
+		ws->in_scanned = true;
+		ws_scan(ws);
+	}
 	int r = wslay_event_recv(ws->ctx);
+	if (r == 0 && ws->scan_refuse != 0 &&
+	    wslay_event_get_read_enabled(ws->ctx) &&
+	    (ws->in == NULL || ws->in_off >= ws->in_limit))
+		ws_refuse_input(ws, ws->scan_refuse,
+		                ws->scan_refuse == WSLAY_CODE_PROTOCOL_ERROR
+		                    ? "control frame too long or fragmented"
+		                    : "frame over max_message");
 	if (r != 0) {
 		wslay_event_shutdown_read(ws->ctx);
 		if (ws->rd_final == 0)
