@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "workers.h"
 #include "http_files.h"
+#include "http_ws.h"
 
 #define SERVE_SMALL     (256u * 1024u) /* files read whole */
 #define SERVE_CHUNK     (256u * 1024u)
@@ -61,7 +62,8 @@ struct serve {
 	bool listing;
 	bool quiet;
 	struct rill_http_server *srv;
-	struct cli_worker *w; /* the loop (thread) this one serves on */
+	struct cli_worker *w;      /* the loop (thread) this one serves on */
+	const struct serve_ws *ws; /* --ws routes, or NULL */
 };
 
 static int hexval(int c)
@@ -402,6 +404,8 @@ static bool serve_cache_fill(struct serve_cached *ce, const char *key, int fd,
 static void serve_handler(struct rill_flow *ex, void *ud)
 {
 	struct serve *sv = ud;
+	if (sv->ws != NULL && serve_ws_try(sv->ws, ex))
+		return;
 	const char *m = rill_http_method(ex);
 	bool head = strcmp(m, "HEAD") == 0;
 	if (!head && strcmp(m, "GET") != 0) {
@@ -564,6 +568,7 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		memcpy(sv->root, tmpl->root, sizeof sv->root);
 		sv->listing = tmpl->listing;
 		sv->quiet = tmpl->quiet;
+		sv->ws = tmpl->ws;
 		sv->w = &g.w[i];
 		g.w[i].data = sv;
 		err = rill_http_server_new(sv->loop, o, serve_handler, sv,
@@ -624,6 +629,10 @@ static void serve_usage(FILE *out)
 	    "  --threads N           N event loops on N threads, the\n"
 	    "                        connections spread over them (default:\n"
 	    "                        the number of online CPUs)\n"
+	    "  --ws PATH=URI         WebSocket upgrades of PATH are relayed\n"
+	    "                        to a new connection to URI, both ways\n"
+	    "                        (websockify's job; a plain request\n"
+	    "                        for PATH gets 426); repeatable\n"
 	    "  -q, --quiet           no messages for failed accepts\n"
 	    "  -h, --help            this help\n"
 	    "\n"
@@ -641,6 +650,7 @@ static int http_serve(int argc, char **argv)
 	    {"header-timeout", required_argument, NULL, 'T'},
 	    {"body-timeout", required_argument, NULL, 'Y'},
 	    {"threads", required_argument, NULL, 'N'},
+	    {"ws", required_argument, NULL, 'W'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -648,11 +658,19 @@ static int http_serve(int argc, char **argv)
 	bool listing = true, quiet = false;
 	unsigned threads = cli_threads_default();
 	struct rill_http_server_opts o = {0};
+	static struct serve_ws ws;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+qh", lopts, NULL)) != -1) {
 		char *end = NULL;
 		unsigned long long v = 0;
+		if (c == 'W') {
+			if (!serve_ws_add(&ws, optarg))
+				return cli_usage_error(
+				    "http serve", "bad --ws '%s' (PATH=URI)",
+				    optarg);
+			continue;
+		}
 		if (optarg != NULL) {
 			v = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || v == 0)
@@ -686,6 +704,8 @@ static int http_serve(int argc, char **argv)
 		return 1;
 	svp->listing = listing;
 	svp->quiet = quiet;
+	ws.quiet = quiet;
+	svp->ws = ws.n > 0 ? &ws : NULL;
 	if (realpath(dir, svp->root) == NULL) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
 		free(svp);

@@ -591,6 +591,27 @@ def main():
                                 close_code=4003)
         tap.ok(rc == 1 and "4003" in err,
                "rill cat reports the peer's Close 4003 and fails", (rc, err))
+    # rill http serve --ws: files and a WebSocket relay on one port
+    sport = free_port()
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ws_browser")
+    start([RILL, "http", "serve", "--ws", "/sock=tcp://127.0.0.1:%d" % tport,
+           "tcp://127.0.0.1:%d" % sport, d])
+    wait_port(sport)
+    s = socket.create_connection(("127.0.0.1", sport), 5)
+    s.sendall(b"GET /sock HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = s.recv(4096)
+    s.close()
+    tap.ok(r.startswith(b"HTTP/1.1 426 ") and b"Upgrade: websocket" in r,
+           "http serve --ws: a plain GET of the path gets 426", r[:80])
+    s = socket.create_connection(("127.0.0.1", sport), 5)
+    s.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = s.recv(4096)
+    s.close()
+    tap.ok(r.startswith(b"HTTP/1.1 200 "), "http serve --ws: files still served",
+           r[:60])
+    if websockets is not None:
+        run_py_client("websockets -> rill http serve --ws -> tcp echo",
+                      "ws://127.0.0.1:%d/sock" % sport)
     hostile_tests(hport)
     handshake_tests(hport)
     masked_server_frame_test()

@@ -85,7 +85,7 @@ static int ws_attach_uri(struct rill_flow *inner, const struct rill_uri *u,
 	}
 	return rill__ws_attach(
 	    inner, role == RILL_ROLE_ACCEPT ? RILL_WS_SERVER : RILL_WS_CLIENT,
-	    &conf, NULL, false, cb, ud);
+	    &conf, NULL, false, NULL, cb, ud);
 }
 
 const struct rill_layer_scheme rill__ws_scheme = {

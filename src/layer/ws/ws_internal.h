@@ -15,6 +15,8 @@
 #ifndef RILL_LAYER_WS_INTERNAL_H
 #define RILL_LAYER_WS_INTERNAL_H
 
+#include <wslay/wslay.h>
+
 #include "rill/impl.h"
 
 #define WS_HEAD_MAX    8192u               /* handshake head bytes */
@@ -89,17 +91,83 @@ const char *rill__ws_check_response(const struct ws_conf *c,
 void rill__ws_accept_key(const char *key, size_t len,
                          char out[WS_ACCEPT_LEN + 1]);
 
-/* flow.c: attaches over inner in state `open` when the handshake was
- * done elsewhere (rill_ws_accept), else runs it. Consumes inner and
- * conf's strings (moved). cb gets the flow, a status and a message. */
+/* One WebSocket flow (flow.c moves frames, attach.c runs the opening
+ * handshake). */
+enum ws_state { WS_HS, WS_REFUSE, WS_OPEN, WS_DEAD };
+
 typedef void (*ws_attach_cb)(struct rill_flow *f, int status,
                              const char *errmsg, void *ud);
-int rill__ws_attach(struct rill_flow *inner, int role, struct ws_conf *conf,
-                    const char *protocol, bool open, ws_attach_cb cb, void *ud);
 
-/* The same with the public callback (rill_ws_attach, rill_ws_accept). */
+struct ws_flow {
+	struct rill_layer layer;
+	int role;
+	enum ws_state st;
+	struct ws_conf conf;
+	wslay_event_context_ptr ctx;
+	uv_timer_t timer; /* handshake deadline, then pings, then close */
+	ws_attach_cb attach_cb;
+	void *attach_ud;
+	char why[192];
+	char key[WS_KEY_LEN + 1];
+	char proto[128];
+	struct rill_buf *hs; /* handshake bytes so far */
+	bool driving, again;
+	/* Input. */
+	struct rill_buf *in; /* read from below, not yet given to wslay */
+	size_t in_off;
+	bool inner_reading;
+	int in_status;
+	struct rill_buf *out; /* payload for the reader */
+	size_t out_len;
+	bool user_reading, rd_shut;
+	int rd_final;
+	bool cur_data;
+	uint64_t msg_bytes;
+	bool refused; /* we failed the peer's input */
+	/* Frame headers seen ahead of wslay (see ws_scan). */
+	uint8_t sh[14];
+	size_t sh_len;
+	uint64_t sh_left;
+	size_t in_limit;      /* wslay may read in[0..in_limit) */
+	bool in_scanned;      /* ws_scan ran over in */
+	uint16_t scan_refuse; /* Close code once wslay reached in_limit */
+	uint16_t close_code;
+	/* Output. */
+	struct rill_buf *ctrl; /* control frames from wslay */
+	size_t ctrl_len;
+	bool inner_writing, wr_data;
+	struct rill_buf *const *wbufs;
+	size_t wn, wi, woff;
+	uint64_t wleft;
+	bool writing, wfirst, wfin;
+	int wr_final;
+	bool shut_pending, close_queued, inner_shut, inner_shut_done;
+	/* Pings. */
+	bool pong_wait, heard;
+	/* Teardown. */
+	bool closing, gone;
+};
+
+/* flow.c */
+extern const struct rill_flow_ops rill__ws_ops;
+/* The handshake is over: starts frames (and pings). 0 or RILL_ENOMEM. */
+int rill__ws_start(struct ws_flow *ws);
+
+/* attach.c: attaches over inner in state `open` when the handshake was
+ * done elsewhere (rill_ws_accept), else runs it. Consumes inner, rest
+ * (input already read, or NULL) and conf's strings (moved). cb gets the
+ * flow, a status and a message. */
+int rill__ws_attach(struct rill_flow *inner, int role, struct ws_conf *conf,
+                    const char *protocol, bool open, struct rill_buf *rest,
+                    ws_attach_cb cb, void *ud);
+
+/* The same with the public callback (rill_ws_attach, rill_ws_accept).
+ * A protocol (even "") means the handshake was answered already
+ * (rill_ws_accept), and rest (consumed; may be NULL) is what the peer
+ * sent after it. */
 int rill__ws_attach_public(struct rill_flow *inner, int role,
                            struct ws_conf *conf, const char *protocol,
-                           bool open, rill_ws_attach_cb cb, void *ud);
+                           struct rill_buf *rest, rill_ws_attach_cb cb,
+                           void *ud);
 
 #endif /* RILL_LAYER_WS_INTERNAL_H */
