@@ -120,8 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rill_read(r.raw, on_raw_read, &r) != 0)
 		abort();
 	if (r.mode == 1) {
-		send_pieces(&r, (const uint8_t *)valid_req, sizeof valid_req - 1,
-		            4096, &loop);
+		send_pieces(&r, (const uint8_t *)valid_req,
+		            sizeof valid_req - 1, 4096, &loop);
 	} else if (r.mode == 2) {
 		while (!r.head_seen)
 			if (uv_run(&loop, UV_RUN_ONCE) == 0)

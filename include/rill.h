@@ -88,8 +88,8 @@ RILL_EXTERN const char *rill_version(void);
 	X(EHTTP_TOO_LARGE, -30051, "HTTP message exceeds a limit")            \
 	X(EURI, -30060, "malformed URI")                                      \
 	X(EHANDSHAKE, -30070, "transport handshake refused by the peer")      \
-	X(ENOTSUP_PLATFORM, -30080, "transport not available on this platform") \
-	X(EWS, -30090, "WebSocket closed with an error status or protocol error")
+	X(EWS, -30090, "WebSocket: error Close status or protocol error")     \
+	X(ENOTSUP_PLATFORM, -30080, "transport not available on this platform")
 
 enum rill_error {
 #define RILL__ERR_ENUM(name, value, msg) RILL_##name = (value),
