@@ -2,15 +2,13 @@
  * The WebSocket flow (RFC 6455): the opening handshake over the flow
  * below, then frames both ways, then the Close handshake.
  *
- * Received frames go through libwslay's event API with message
- * buffering off: wslay parses, unmasks and checks them (masking by role,
- * reserved bits and opcodes, control frame size and fragmentation,
- * UTF-8 in text, frame length), answers pings and Close, and fails the
- * connection with the RFC's Close code; its chunk callback hands over
- * payload bytes, which become the reader's stream. wslay has no I/O of
- * its own: its recv callback takes bytes from the one buffer read from
- * the flow below, and its send callback collects control frames into a
- * buffer this file writes down.
+ * Received frames are parsed and checked in frames.c (why not by
+ * libwslay: see there), straight from the one buffer read from the flow
+ * below into the reader's buffer. Control frames to send (pongs, the
+ * Close and its answer, pings) are queued in libwslay's event API,
+ * which has no I/O of its own: its send callback collects them into a
+ * buffer this file writes down, between data frames; wslay keeps the
+ * Close state of the sending side.
  *
  * Data frames are built here rather than by wslay, because wslay would
  * copy every byte into its 4 KiB send buffer, frame by frame, and
@@ -45,29 +43,6 @@ static struct ws_flow *ws_of(struct rill_flow *f)
 /* ---------------------------------------------------------------------- */
 /* wslay callbacks */
 
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
-                          int flags, void *ud)
-{
-	(void)flags;
-	struct ws_flow *ws = ud;
-	size_t avail = ws->in != NULL ? ws->in_limit - ws->in_off : 0;
-	if (avail == 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	size_t n = len < avail ? len : avail;
-	memcpy(buf, ws->in->data + ws->in_off, n);
-	ws->in_off += n;
-	if (ws->in_off == ws->in->len) {
-		rill_buf_release(ws->in);
-		ws->in = NULL;
-		ws->in_off = 0;
-		ws->in_limit = 0;
-		ws->in_scanned = false;
-	}
-	return (ssize_t)n;
-}
-
 static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
                           size_t len, int flags, void *ud)
 {
@@ -98,74 +73,10 @@ static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
-/* The peer broke a limit of ours: Close with code, stop reading. */
-static void ws_refuse_input(struct ws_flow *ws, uint16_t code, const char *why)
-{
-	if (!ws->refused)
-		rill_flow_set_errmsg(&ws->layer.base,
-		                     "WebSocket: %s (Close %u)", why, code);
-	ws->refused = true;
-	ws->cur_data = false;
-	wslay_event_queue_close(ws->ctx, code, NULL, 0);
-	wslay_event_shutdown_read(ws->ctx);
-}
-
-static void
-ws_frame_start_cb(wslay_event_context_ptr ctx,
-                  const struct wslay_event_on_frame_recv_start_arg *a, void *ud)
-{
-	(void)ctx;
-	struct ws_flow *ws = ud;
-	ws->heard = true;
-	ws->cur_data = a->opcode < 8;
-	if (!ws->cur_data)
-		return;
-	if (a->opcode != WSLAY_CONTINUATION_FRAME)
-		ws->msg_bytes = 0;
-	ws->msg_bytes += a->payload_length;
-	if (ws->msg_bytes > ws->conf.max_message)
-		ws_refuse_input(ws, WSLAY_CODE_MESSAGE_TOO_BIG,
-		                "message over max_message");
-}
-
-static bool ws_out_append(struct ws_flow *ws, const uint8_t *p, size_t n)
-{
-	size_t need = ws->out_len + n;
-	if (ws->out == NULL || need > ws->out->len) {
-		size_t in_left = ws->in != NULL ? ws->in->len - ws->in_off : 0;
-		size_t cap = need + in_left + 8192;
-		struct rill_buf *b = rill_buf_new(cap);
-		if (b == NULL)
-			return false;
-		if (ws->out_len > 0)
-			memcpy(b->data, ws->out->data, ws->out_len);
-		rill_buf_release(ws->out);
-		ws->out = b;
-	}
-	memcpy(ws->out->data + ws->out_len, p, n);
-	ws->out_len += n;
-	return true;
-}
-
-static void ws_chunk_cb(wslay_event_context_ptr ctx,
-                        const struct wslay_event_on_frame_recv_chunk_arg *a,
-                        void *ud)
-{
-	struct ws_flow *ws = ud;
-	if (!ws->cur_data || ws->rd_shut || ws->closing || a->data_length == 0)
-		return;
-	if (!ws_out_append(ws, a->data, a->data_length)) {
-		ws->rd_final = RILL_ENOMEM;
-		wslay_event_shutdown_read(ctx);
-	}
-}
-
+/* wslay only sends control frames (frames.c parses what arrives). */
 static const struct wslay_event_callbacks ws_callbacks = {
-    .recv_callback = ws_recv_cb,
     .send_callback = ws_send_cb,
     .genmask_callback = ws_genmask_cb,
-    .on_frame_recv_start_callback = ws_frame_start_cb,
-    .on_frame_recv_chunk_callback = ws_chunk_cb,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -177,9 +88,8 @@ static void ws_read_ended(struct ws_flow *ws)
 {
 	if (ws->rd_final != 0)
 		return;
-	if (wslay_event_get_close_received(ws->ctx)) {
-		uint16_t code = wslay_event_get_status_code_received(ws->ctx);
-		ws->close_code = code;
+	if (ws->close_received) {
+		uint16_t code = ws->close_code;
 		if (code == 1000 || code == 1001 || code == 1005) {
 			ws->rd_final = RILL_EOF;
 		} else {
@@ -205,8 +115,8 @@ static void ws_in_cb(struct rill_flow *inner, int status, struct rill_buf *buf,
 	ws->inner_reading = false;
 	if (status != 0) {
 		ws->in_status = status;
-		if (ws->ctx != NULL && wslay_event_get_read_enabled(ws->ctx)) {
-			wslay_event_shutdown_read(ws->ctx);
+		if (ws->ctx != NULL && ws->rd_enabled) {
+			ws->rd_enabled = false;
 			if (status == RILL_EOF) {
 				ws->rd_final = RILL_EWS;
 				ws->close_code = 1006;
@@ -221,119 +131,39 @@ static void ws_in_cb(struct rill_flow *inner, int status, struct rill_buf *buf,
 	} else {
 		ws->in = buf;
 		ws->in_off = 0;
-		ws->in_limit = 0;
-		ws->in_scanned = false;
 	}
 	ws_drive(ws);
 }
 
-/* The length a frame header of n bytes announces, once complete; 0 when
- * more header bytes are needed. */
-static size_t ws_header_len(const uint8_t *h, size_t n, uint64_t *len)
-{
-	if (n < 2)
-		return 0;
-	size_t need = 2 + ((h[1] & 0x80) ? 4 : 0);
-	uint8_t l7 = h[1] & 0x7f;
-	need += l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
-	if (n < need)
-		return 0;
-	if (l7 < 126) {
-		*len = l7;
-	} else if (l7 == 126) {
-		*len = (uint64_t)h[2] << 8 | h[3];
-	} else {
-		*len = 0;
-		for (int i = 0; i < 8; i++)
-			*len = *len << 8 | h[2 + i];
-	}
-	return need;
-}
-
-/*
- * Walks the frame headers in the new input before wslay sees it, for
- * the checks wslay answers without the RFC's code or only once payload
- * arrives: a control frame over 125 bytes or fragmented (wslay closes
- * with no status; RFC 6455 section 5.5 makes it a protocol error, 1002)
- * and a frame longer than max_message (1009 at once, from its header).
- * wslay then reads only up to the bad header (in_limit).
- */
-static void ws_scan(struct ws_flow *ws)
-{
-	const uint8_t *p = ws->in->data;
-	size_t i = ws->in_off, n = ws->in->len;
-	ws->in_limit = n;
-	while (i < n && ws->scan_refuse == 0) {
-		if (ws->sh_left > 0) {
-			size_t take =
-			    n - i < ws->sh_left ? n - i : (size_t)ws->sh_left;
-			ws->sh_left -= take;
-			i += take;
-			continue;
-		}
-		/* A header carried over began in an earlier buffer. */
-		size_t start = ws->sh_len > 0 ? ws->in_off : i;
-		while (i < n && ws->sh_len < sizeof ws->sh) {
-			ws->sh[ws->sh_len++] = p[i++];
-			uint64_t len;
-			size_t hl = ws_header_len(ws->sh, ws->sh_len, &len);
-			if (hl == 0)
-				continue;
-			uint8_t op = ws->sh[0] & 0x0f;
-			bool fin = ws->sh[0] & 0x80;
-			if (op >= 8 && (len > 125 || !fin))
-				ws->scan_refuse = WSLAY_CODE_PROTOCOL_ERROR;
-			else if (op < 8 && len > ws->conf.max_message)
-				ws->scan_refuse = WSLAY_CODE_MESSAGE_TOO_BIG;
-			if (ws->scan_refuse != 0) {
-				ws->in_limit = start;
-				return;
-			}
-			ws->sh_len = 0;
-			ws->sh_left = len;
-			break;
-		}
-	}
-}
-
-/* Gives wslay the input, while the reader keeps up. True if it ran. */
+/* Parses the input, while the reader keeps up. True if it ran. */
 static bool ws_feed(struct ws_flow *ws)
 {
 	if (ws->in == NULL || ws->ctx == NULL)
 		return false;
-	if (!wslay_event_get_read_enabled(ws->ctx)) {
+	if (!ws->rd_enabled) {
 		rill_buf_release(ws->in);
 		ws->in = NULL;
-		ws->in_scanned = false;
 		return false;
 	}
-	if (ws->out != NULL || ws->ctrl_len > WS_CTRL_MAX)
+	bool discard = ws->rd_shut || ws->closing;
+	if ((ws->out != NULL && !discard) || ws->ctrl_len > WS_CTRL_MAX)
 		return false;
-	if (!ws->in_scanned) {
-		ws->in_scanned = true;
-		ws_scan(ws);
-	}
-	int r = wslay_event_recv(ws->ctx);
-	if (r == 0 && ws->scan_refuse != 0 &&
-	    wslay_event_get_read_enabled(ws->ctx) &&
-	    (ws->in == NULL || ws->in_off >= ws->in_limit))
-		ws_refuse_input(ws, ws->scan_refuse,
-		                ws->scan_refuse == WSLAY_CODE_PROTOCOL_ERROR
-		                    ? "control frame too long or fragmented"
-		                    : "frame over max_message");
-	if (r != 0) {
-		wslay_event_shutdown_read(ws->ctx);
+	int err = rill__ws_parse(ws, discard);
+	if (err != 0) {
+		ws->rd_enabled = false;
 		if (ws->rd_final == 0)
-			ws->rd_final =
-			    r == WSLAY_ERR_NOMEM ? RILL_ENOMEM : RILL_EWS;
+			ws->rd_final = err;
 	}
-	if (!wslay_event_get_read_enabled(ws->ctx))
+	if (ws->in != NULL && ws->in_off == ws->in->len) {
+		rill_buf_release(ws->in);
+		ws->in = NULL;
+		ws->in_off = 0;
+	}
+	if (!ws->rd_enabled)
 		ws_read_ended(ws);
-	if (ws->out != NULL &&
-	    (ws->out_len == 0 || ws->rd_shut || ws->closing)) {
+	if (ws->out != NULL && ws->out_len == 0) {
 		rill_buf_release(ws->out);
 		ws->out = NULL;
-		ws->out_len = 0;
 	}
 	return true;
 }
@@ -342,14 +172,14 @@ static void ws_read_inner(struct ws_flow *ws)
 {
 	if (ws->inner_reading || ws->in != NULL || ws->in_status != 0 ||
 	    ws->out != NULL || ws->ctrl_len > WS_CTRL_MAX || ws->gone ||
-	    !wslay_event_get_read_enabled(ws->ctx))
+	    !ws->rd_enabled)
 		return;
 	ws->inner_reading = true;
 	int err = rill_read(ws->layer.inner, ws_in_cb, ws);
 	if (err != 0) {
 		ws->inner_reading = false;
 		ws->in_status = err;
-		wslay_event_shutdown_read(ws->ctx);
+		ws->rd_enabled = false;
 		if (ws->rd_final == 0)
 			ws->rd_final = err;
 	}
@@ -558,7 +388,7 @@ static bool ws_send_ctrl(struct ws_flow *ws)
 {
 	/* Having received a Close, finish the message being written before
 	 * answering (RFC 6455 section 5.5.1 allows it). */
-	bool hold = wslay_event_get_close_received(ws->ctx) &&
+	bool hold = ws->close_received &&
 	            !wslay_event_get_close_sent(ws->ctx) && ws->writing &&
 	            !ws->closing && ws->wr_final == 0;
 	if (!hold && wslay_event_want_write(ws->ctx) &&
@@ -663,8 +493,7 @@ static bool ws_close_done(struct ws_flow *ws)
 		return false;
 	if (ws->wr_final != 0 || ws->in_status != 0)
 		return true;
-	return wslay_event_get_close_sent(ws->ctx) &&
-	       !wslay_event_get_read_enabled(ws->ctx);
+	return wslay_event_get_close_sent(ws->ctx) && !ws->rd_enabled;
 }
 
 static void ws_drive(struct ws_flow *ws)
@@ -710,8 +539,7 @@ static void ws_write(struct rill_flow *f, struct rill_buf *const *bufs,
                      size_t n)
 {
 	struct ws_flow *ws = ws_of(f);
-	if (ws->wr_final != 0 || ws->close_queued ||
-	    wslay_event_get_close_received(ws->ctx) ||
+	if (ws->wr_final != 0 || ws->close_queued || ws->close_received ||
 	    wslay_event_get_close_sent(ws->ctx)) {
 		rill_flow_write_done(f, ws->wr_final ? ws->wr_final
 		                                     : RILL_ECLOSED);
@@ -794,7 +622,7 @@ static void ws_ping(struct ws_flow *ws)
 		                     (unsigned long long)ws->conf.ping_ms);
 		if (ws->rd_final == 0)
 			ws->rd_final = RILL_ETIMEDOUT;
-		wslay_event_shutdown_read(ws->ctx);
+		ws->rd_enabled = false;
 		ws_fail_writes(ws, RILL_ETIMEDOUT);
 		uv_timer_stop(&ws->timer);
 		ws_drive(ws);
@@ -830,9 +658,7 @@ int rill__ws_start(struct ws_flow *ws)
 		ws->ctx = NULL;
 		return RILL_ENOMEM;
 	}
-	wslay_event_config_set_no_buffering(ws->ctx, 1);
-	wslay_event_config_set_max_recv_msg_length(ws->ctx,
-	                                           ws->conf.max_message);
+	ws->rd_enabled = true;
 	ws->st = WS_OPEN;
 	uv_timer_stop(&ws->timer);
 	if (ws->conf.ping_ms > 0)

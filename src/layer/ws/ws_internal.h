@@ -95,6 +95,10 @@ void rill__ws_accept_key(const char *key, size_t len,
  * handshake). */
 enum ws_state { WS_HS, WS_REFUSE, WS_OPEN, WS_DEAD };
 
+struct ws_utf8 {
+	uint8_t need, lo, hi; /* continuation bytes due, next byte's range */
+};
+
 typedef void (*ws_attach_cb)(struct rill_flow *f, int status,
                              const char *errmsg, void *ud);
 
@@ -121,16 +125,21 @@ struct ws_flow {
 	size_t out_len;
 	bool user_reading, rd_shut;
 	int rd_final;
-	bool cur_data;
-	uint64_t msg_bytes;
-	bool refused; /* we failed the peer's input */
-	/* Frame headers seen ahead of wslay (see ws_scan). */
-	uint8_t sh[14];
+	bool rd_enabled;     /* frames are still read */
+	bool close_received; /* the peer's Close arrived */
+	bool discard;        /* payload is dropped (shut down, closing) */
+	/* The frame being received (frames.c). */
+	uint8_t sh[14]; /* its header, while incomplete */
 	size_t sh_len;
-	uint64_t sh_left;
-	size_t in_limit;      /* wslay may read in[0..in_limit) */
-	bool in_scanned;      /* ws_scan ran over in */
-	uint16_t scan_refuse; /* Close code once wslay reached in_limit */
+	bool in_frame, f_fin, f_masked;
+	uint8_t f_op, f_key[4];
+	uint64_t f_left, f_phase;
+	uint8_t msg_op; /* 1 text, 2 binary: a message is in progress */
+	uint64_t msg_bytes;
+	struct ws_utf8 utf8;
+	uint8_t ctl[125]; /* a control frame's payload */
+	size_t ctl_len;
+	bool refused; /* we failed the peer's input */
 	uint16_t close_code;
 	/* Output. */
 	struct rill_buf *ctrl; /* control frames from wslay */
@@ -147,6 +156,13 @@ struct ws_flow {
 	/* Teardown. */
 	bool closing, gone;
 };
+
+/* frames.c: parses ws->in from in_off into ws->out (made here when
+ * NULL, unless discard), handles control frames; 0 or RILL_ENOMEM.
+ * Violations end reading (rd_enabled) with a Close queued. */
+int rill__ws_parse(struct ws_flow *ws, bool discard);
+/* Fails the peer's input: Close with code, reading ends. */
+void rill__ws_refuse(struct ws_flow *ws, uint16_t code, const char *why);
 
 /* flow.c */
 extern const struct rill_flow_ops rill__ws_ops;
