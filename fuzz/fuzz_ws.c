@@ -1,9 +1,9 @@
 /*
  * Fuzz target: the ws layer (src/layer/ws/) reading what a hostile peer
  * sends, cut into pieces: the opening handshake (request or answer head,
- * parsed by llhttp and checked here), then frames (headers checked
- * ahead of wslay, then parsed by libwslay), the answers to pings and
- * Close, and the close drain. Oracle: no crash, no leak, no sanitizer
+ * parsed by llhttp and checked here), then frames (parsed and checked
+ * by frames.c), the answers to pings and Close (sent through libwslay),
+ * and the close drain. Oracle: no crash, no leak, no sanitizer
  * report, never more payload bytes than the peer sent, and the read
  * ends (EOF or an error) once the peer's input ends.
  *

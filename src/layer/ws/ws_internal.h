@@ -5,9 +5,11 @@
  *   handshake.c  the HTTP/1.1 Upgrade: the client's request and the
  *                server's answer, head parsing with llhttp, the
  *                Sec-WebSocket-Accept digest (OpenSSL's SHA-1 and base64)
- *   flow.c       the flow: the handshake's I/O, then frames both ways;
- *                received frames go through libwslay, sent data frames
- *                are built here (see the comment there), close handshake
+ *   attach.c     the handshake's I/O, the attach, public facts
+ *   frames.c     received frames: parsed and checked (why not by
+ *                libwslay: see there), payload unmasked for the reader
+ *   flow.c       the flow: data frames built and sent, control frames
+ *                sent through libwslay, the Close handshake, teardown
  *   uri.c        the "ws" layer scheme (ws+tcp://host:port?path=/x)
  *   accept.c     rill_ws_accept: a server exchange of the HTTP layer
  *                upgraded to a WebSocket
@@ -117,7 +119,7 @@ struct ws_flow {
 	struct rill_buf *hs; /* handshake bytes so far */
 	bool driving, again;
 	/* Input. */
-	struct rill_buf *in; /* read from below, not yet given to wslay */
+	struct rill_buf *in; /* read from below, not yet parsed */
 	size_t in_off;
 	bool inner_reading;
 	int in_status;
