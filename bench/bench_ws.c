@@ -323,10 +323,10 @@ static int bw_row(const struct bench_opts *o, struct bench_row *row, int base,
 		return err;
 	}
 	if (cpu) {
-		row->unit = "s/GiB";
+		row->unit = "ms/GiB";
 		row->lower_better = true;
-		row->value = bw.cpu[BW_WS];
-		row->base_value = bw.cpu[base];
+		row->value = bw.cpu[BW_WS] * 1000;
+		row->base_value = bw.cpu[base] * 1000;
 	} else {
 		row->value = bw.mbps[BW_WS];
 		row->base_value = bw.mbps[base];
