@@ -405,6 +405,46 @@ def masked_server_frame_test():
     del masked
 
 
+def ping_timeout_test():
+    """A server that completes the handshake, then never answers: rill's
+    client pings every second (ping=1) and fails without an answer."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    port = ls.getsockname()[1]
+    p = start([RILL, "cat", "ws+tcp://127.0.0.1:%d?ping=1" % port],
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    ls.settimeout(10)
+    c, _ = ls.accept()
+    c.settimeout(10)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += c.recv(4096)
+    key = [ln.split(b": ")[1] for ln in head.split(b"\r\n")
+           if ln.lower().startswith(b"sec-websocket-key")][0]
+    acc = base64.b64encode(hashlib.sha1(
+        key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc +
+              b"\r\n\r\n")
+    t0 = time.time()
+    try:
+        b0, op, payload = read_frame(c)
+    except Exception as e:  # noqa: BLE001
+        op = repr(e)
+    tap.ok(op == 9, "client: ping=1 sends a ping", op)
+    try:
+        out, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    dt = time.time() - t0
+    tap.ok(p.returncode == 1 and b"ping" in err and dt < 5,
+           "client: no answer to the ping fails the flow (%.1f s)" % dt, err)
+    c.close()
+    ls.close()
+
+
 # ---------------------------------------------------------------------------
 # node-ws and websockify
 
@@ -615,6 +655,7 @@ def main():
     hostile_tests(hport)
     handshake_tests(hport)
     masked_server_frame_test()
+    ping_timeout_test()
     node_tests(port)
     websockify_tests()
     tap.ok(echo.poll() is None and relay.poll() is None and
