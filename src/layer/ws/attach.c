@@ -50,6 +50,9 @@ static void ws_open(struct ws_flow *ws)
 		ws_hs_fail(ws, err, "WebSocket: out of memory");
 		return;
 	}
+	/* The head is done with (what followed it is a slice in ws->in). */
+	rill_buf_release(ws->hs);
+	ws->hs = NULL;
 	ws_attach_cb cb = ws->attach_cb;
 	ws->attach_cb = NULL;
 	cb(&ws->layer.base, 0, NULL, ws->attach_ud);
