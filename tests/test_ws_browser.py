@@ -74,13 +74,17 @@ def corrupting_echo(port, at):
 
 def browse(chromium, url, timeout=90):
     """Runs headless Chromium on url; returns the page's WSTEST line."""
-    prof = tempfile.mkdtemp(prefix="rill-chromium-")
+    # Chromium's profile and its own temporary files (its singleton
+    # socket...) in one directory, removed afterwards.
+    base = tempfile.mkdtemp(prefix="rill-chromium-")
+    prof = os.path.join(base, "profile")
+    env = dict(os.environ, TMPDIR=base)
     p = subprocess.Popen(
         [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
          "--no-first-run", "--disable-extensions", "--enable-logging=stderr",
          "--v=0", "--user-data-dir=" + prof, url],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True)
+        start_new_session=True, env=env)
     result = [None]
 
     def reader():
@@ -97,7 +101,7 @@ def browse(chromium, url, timeout=90):
     except OSError:
         pass
     p.wait()
-    shutil.rmtree(prof, ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
     return result[0] or "no report within %d s" % timeout
 
 
