@@ -115,7 +115,7 @@ static const struct {
              {"tls+tcp", case_tls_tcp},
              {"tls+tcp-handshakes", case_tls_handshakes},
              {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
-             BENCH_VCHAN_CASES};
+             BENCH_VCHAN_CASES BENCH_WS_CASES};
 
 static size_t case_count(void)
 {

@@ -75,6 +75,19 @@ int bench_relay_case(size_t i, const struct bench_opts *o,
                      struct bench_row *row);
 /* After the table: every forwarder's medians and the goals (stdout). */
 void bench_relay_report(FILE *out);
+/* bench/bench_ws.c: `rill relay ws+tcp:// tcp://` beside websockify and
+ * the plain relay (splice and --no-splice), all measured in one run. */
+int bench_ws_vs_websockify(const struct bench_opts *o, struct bench_row *r);
+int bench_ws_vs_relay(const struct bench_opts *o, struct bench_row *r);
+int bench_ws_cpu_vs_websockify(const struct bench_opts *o, struct bench_row *r);
+int bench_ws_cpu_vs_relay(const struct bench_opts *o, struct bench_row *r);
+int bench_ws_cpu_vs_relay_copy(const struct bench_opts *o, struct bench_row *r);
+#define BENCH_WS_CASES                                                  \
+	{"ws-relay-vs-websockify", bench_ws_vs_websockify},             \
+	    {"ws-relay-vs-relay", bench_ws_vs_relay},                   \
+	    {"ws-relay-cpu-vs-websockify", bench_ws_cpu_vs_websockify}, \
+	    {"ws-relay-cpu-vs-relay", bench_ws_cpu_vs_relay},           \
+	    {"ws-relay-cpu-vs-relay-copy", bench_ws_cpu_vs_relay_copy},
 #define BENCH_VCHAN_CASES                                \
 	{"vchan", bench_vchan_tput_ring},                \
 	    {"vchan-vs-unix", bench_vchan_tput_unix},    \

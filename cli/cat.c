@@ -33,7 +33,8 @@ struct cat_pump {
 	uint64_t bytes;
 	int inflight;
 	bool reading, eof, done;
-	bool held; /* EOF not passed on: the flow cannot half-close */
+	bool held;  /* EOF not passed on: the flow cannot half-close */
+	int rd_err; /* a read error, reported once the writes before it ended */
 };
 
 struct cat {
@@ -197,6 +198,12 @@ static void cat_write_cb(struct rill_flow *f, int status, void *ud)
 		cat_fail(p->c, what, p->dst, status);
 		return;
 	}
+	if (p->rd_err != 0 && p->inflight == 0) {
+		char what[64];
+		snprintf(what, sizeof what, "read from %s", p->src_name);
+		cat_fail(p->c, what, p->src, p->rd_err);
+		return;
+	}
 	if (!p->eof && !p->reading)
 		cat_pump_read(p);
 	cat_pump_maybe_end(p);
@@ -212,6 +219,13 @@ static void cat_read_cb(struct rill_flow *f, int status, struct rill_buf *b,
 	if (status == RILL_EOF) {
 		p->eof = true;
 		cat_pump_maybe_end(p);
+		return;
+	}
+	if (status != 0 && p->inflight > 0) {
+		/* What was read before the error is written out first (a
+		 * WebSocket peer's error Close follows its last data). */
+		p->rd_err = status;
+		p->eof = true;
 		return;
 	}
 	if (status != 0) {

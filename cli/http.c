@@ -41,6 +41,7 @@
 #include "http_files.h"
 #include "logfmt.h"
 #include "metrics.h"
+#include "http_ws.h"
 
 #define SERVE_SMALL     (256u * 1024u) /* files read whole */
 #define SERVE_CHUNK     (256u * 1024u)
@@ -88,6 +89,7 @@ struct serve {
 	struct cli_mshard ms;        /* this loop's metrics */
 	enum cli_log_format log_format;
 	bool listen_tls;
+	const struct serve_ws *ws; /* --ws routes, or NULL */
 };
 
 /* A request being answered, when it is counted or logged: the exchange's
@@ -95,6 +97,7 @@ struct serve {
 struct serve_req {
 	struct serve *sv;
 	uint64_t t0_ns;
+	const struct serve_ws *ws; /* --ws routes, or NULL */
 };
 
 /* One JSON object per request (--log-format json). The target and the
@@ -483,6 +486,8 @@ static bool serve_cache_fill(struct serve_cached *ce, const char *key, int fd,
 static void serve_handler(struct rill_flow *ex, void *ud)
 {
 	struct serve *sv = ud;
+	if (sv->ws != NULL && serve_ws_try(sv->ws, ex))
+		return;
 	if (sv->metrics != NULL || sv->log_format == CLI_LOG_JSON) {
 		struct serve_req *rq = malloc(sizeof *rq);
 		if (rq != NULL) {
@@ -722,6 +727,7 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		sv->metrics = tmpl->metrics;
 		sv->log_format = tmpl->log_format;
 		sv->listen_tls = cli_uri_has_tls(uri);
+		sv->ws = tmpl->ws;
 		sv->w = &g.w[i];
 		g.w[i].data = sv;
 		struct rill_http_server_opts o = *tmpl_o;
@@ -816,6 +822,10 @@ static void serve_usage(FILE *out)
 	    "  --allow PATTERN       serve only clients that match a PATTERN\n"
 	    "                        (repeatable; the syntax of rill relay\n"
 	    "                        --allow); others are closed at accept\n"
+	    "  --ws PATH=URI         WebSocket upgrades of PATH are relayed\n"
+	    "                        to a new connection to URI, both ways\n"
+	    "                        (websockify's job; a plain request\n"
+	    "                        for PATH gets 426); repeatable\n"
 	    "  -q, --quiet           no messages for failed accepts\n"
 	    "  --metrics URI         serve Prometheus metrics (GET\n"
 	    "                        /metrics) over HTTP on the listening\n"
@@ -842,6 +852,7 @@ static int http_serve(int argc, char **argv)
 	    {"dotfiles", no_argument, NULL, 'D'},
 	    {"threads", required_argument, NULL, 'N'},
 	    {"allow", required_argument, NULL, 'a'},
+	    {"ws", required_argument, NULL, 'W'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"metrics", required_argument, NULL, 'P'},
 	    {"log-format", required_argument, NULL, 'F'},
@@ -854,6 +865,7 @@ static int http_serve(int argc, char **argv)
 	enum cli_log_format log_format = CLI_LOG_TEXT;
 	unsigned threads = cli_threads_default();
 	struct rill_http_server_opts o = {0};
+	static struct serve_ws ws;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+qh", lopts, NULL)) != -1) {
@@ -873,6 +885,13 @@ static int http_serve(int argc, char **argv)
 				return cli_usage_error("http serve",
 				                       "bad --log-format '%s'",
 				                       optarg);
+			continue;
+		}
+		if (c == 'W') {
+			if (!serve_ws_add(&ws, optarg))
+				return cli_usage_error(
+				    "http serve", "bad --ws '%s' (PATH=URI)",
+				    optarg);
 			continue;
 		}
 		if (optarg != NULL) {
@@ -920,6 +939,8 @@ static int http_serve(int argc, char **argv)
 	svp->quiet = quiet;
 	svp->log_format = log_format;
 
+	ws.quiet = quiet;
+	svp->ws = ws.n > 0 ? &ws : NULL;
 	if (realpath(dir, svp->root) == NULL) {
 		cli_error("http serve: %s: %s", dir, strerror(errno));
 		free(svp);

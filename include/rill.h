@@ -95,7 +95,8 @@ RILL_EXTERN const char *rill_version(void);
 	  "both directions")                                                  \
 	X(EPROXY, -30090, "the proxy failed the request")                     \
 	X(EPROXY_AUTH, -30091, "proxy authentication failed")                 \
-	X(EPROXY_DENIED, -30092, "the proxy does not allow this target")
+	X(EPROXY_DENIED, -30092, "the proxy does not allow this target")      \
+	X(EWS, -30110, "WebSocket: error Close status or protocol error")
 
 enum rill_error {
 #define RILL__ERR_ENUM(name, value, msg) RILL_##name = (value),
@@ -510,6 +511,7 @@ RILL_EXTERN int rill_read_all_sync(struct rill_flow *f, size_t max,
 #include "rill/shut.h"
 #include "rill/tls.h"
 #include "rill/http.h"
+#include "rill/ws.h"
 #include "rill/combinator.h"
 #include "rill/exec.h"
 #include "rill/tunnel.h"

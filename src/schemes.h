@@ -27,5 +27,6 @@ extern const struct rill_layer_scheme rill__tls_scheme;
 extern const struct rill_layer_scheme rill__socks5_scheme;
 extern const struct rill_layer_scheme rill__connect_scheme;
 extern const struct rill_layer_scheme rill__proxy_scheme;
+extern const struct rill_layer_scheme rill__ws_scheme;
 
 #endif

@@ -36,8 +36,13 @@ static const struct rill_transport_scheme *const uri_transports[] = {
 /* clang-format on */
 
 static const struct rill_layer_scheme *const uri_layers[] = {
-    &rill__shut_scheme,    &rill__tls_scheme,   &rill__socks5_scheme,
-    &rill__connect_scheme, &rill__proxy_scheme, NULL,
+    &rill__shut_scheme,
+    &rill__tls_scheme,
+    &rill__socks5_scheme,
+    &rill__connect_scheme,
+    &rill__proxy_scheme,
+    &rill__ws_scheme,
+    NULL,
 };
 
 #define URI_DEFAULT_HANDSHAKE_MS 10000u

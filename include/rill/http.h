@@ -216,6 +216,24 @@ RILL_EXTERN int rill_http_reply(struct rill_flow *ex, int status,
 /* The standard reason phrase of a status code ("Not Found"), or "". */
 RILL_EXTERN const char *rill_http_reason(int status);
 
+/*
+ * Takes the connection of server exchange ex out of the HTTP server, to
+ * speak another protocol on it after an Upgrade request (RFC 9110 7.8):
+ * *conn is the connection flow (the caller owns and closes it), *rest
+ * the bytes the client already sent after the request head (NULL if
+ * none; the caller releases it). Nothing was answered on it: the
+ * caller sends the 101 (or whatever its protocol wants). ex stays the
+ * caller's to close; it reads and writes nothing any more. The server
+ * no longer counts, times or shuts down that connection.
+ * rill_ws_accept (rill/ws.h) does all this for WebSocket.
+ * Returns 0, RILL_EINVAL (not a server exchange, response started,
+ * closed), -EBUSY (earlier responses on the connection are still being
+ * written: retry later or answer normally), RILL_ENOMEM.
+ */
+RILL_EXTERN int rill_http_take_connection(struct rill_flow *ex,
+                                          struct rill_flow **conn,
+                                          struct rill_buf **rest);
+
 /* ------------------------------------------------------------------------
  * Client
  */

@@ -1,0 +1,131 @@
+/*
+ * rill http serve --ws PATH=URI: a request for PATH is upgraded to a
+ * WebSocket with rill_ws_accept (a plain request there gets 426), then
+ * relayed both ways to a new connection to URI, as `rill relay
+ * ws+tcp://... URI` would. Public API only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "http_ws.h"
+
+#define SERVE_WS_CONNECT_MS 10000
+
+struct serve_bridge {
+	struct rill_flow *ws;
+	const char *uri;
+	bool quiet;
+};
+
+bool serve_ws_add(struct serve_ws *w, char *arg)
+{
+	char *eq = strchr(arg, '=');
+	if (eq == NULL || arg[0] != '/' || eq[1] == '\0' ||
+	    w->n == SERVE_WS_MAX)
+		return false;
+	*eq = '\0';
+	w->path[w->n] = arg;
+	w->uri[w->n] = eq + 1;
+	w->n++;
+	return true;
+}
+
+static void bridge_done(struct rill_proxy *p,
+                        const struct rill_proxy_result *res, void *ud)
+{
+	(void)p;
+	(void)res;
+	struct serve_bridge *b = ud;
+	free(b);
+}
+
+static void bridge_proxy_done(struct rill_proxy *p,
+                              const struct rill_proxy_result *res, void *ud);
+
+struct serve_pair {
+	struct serve_bridge *b;
+	struct rill_flow *target;
+};
+
+static void bridge_connected(struct rill_flow *f, int status,
+                             const char *errmsg, void *ud)
+{
+	struct serve_bridge *b = ud;
+	if (status != 0) {
+		if (!b->quiet)
+			cli_error("http serve: --ws connect %s: %s", b->uri,
+			          errmsg && *errmsg ? errmsg
+			                            : rill_strerror(status));
+		rill_close(b->ws);
+		free(b);
+		return;
+	}
+	struct serve_pair *sp = malloc(sizeof *sp);
+	int err = sp == NULL ? RILL_ENOMEM : 0;
+	if (sp != NULL) {
+		sp->b = b;
+		sp->target = f;
+		err = rill_proxy(b->ws, f, NULL, bridge_proxy_done, sp, NULL);
+	}
+	if (err != 0) {
+		free(sp);
+		rill_close(b->ws);
+		rill_close(f);
+		free(b);
+	}
+}
+
+static void bridge_proxy_done(struct rill_proxy *p,
+                              const struct rill_proxy_result *res, void *ud)
+{
+	struct serve_pair *sp = ud;
+	rill_close(sp->b->ws);
+	rill_close(sp->target);
+	bridge_done(p, res, sp->b);
+	free(sp);
+}
+
+static void bridge_upgraded(struct rill_flow *f, int status, void *ud)
+{
+	struct serve_bridge *b = ud;
+	if (status != 0) {
+		free(b);
+		return;
+	}
+	b->ws = f;
+	struct rill_connect_opts co = {.timeout_ms = SERVE_WS_CONNECT_MS};
+	int err =
+	    rill_connect(rill_flow_loop(f), b->uri, &co, bridge_connected, b);
+	if (err != 0) {
+		if (!b->quiet)
+			cli_error("http serve: --ws connect %s: %s", b->uri,
+			          rill_last_errmsg());
+		rill_close(f);
+		free(b);
+	}
+}
+
+bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex)
+{
+	const char *t = rill_http_target(ex);
+	size_t plen = strcspn(t, "?");
+	size_t i = 0;
+	while (i < w->n && (strlen(w->path[i]) != plen ||
+	                    strncmp(w->path[i], t, plen) != 0))
+		i++;
+	if (i == w->n)
+		return false;
+	struct serve_bridge *b = calloc(1, sizeof *b);
+	if (b == NULL) {
+		rill_close(ex); /* a 500 */
+		return true;
+	}
+	b->uri = w->uri[i];
+	b->quiet = w->quiet;
+	/* A refused upgrade was answered (400, 426...) by rill_ws_accept. */
+	if (rill_ws_accept(ex, NULL, bridge_upgraded, b) != 0)
+		free(b);
+	rill_close(ex);
+	return true;
+}
