@@ -196,6 +196,10 @@ void rill__http_conn_send_error(struct http_conn *c, int status);
 int rill__http_conn_write(struct http_conn *c, struct rill_buf **bufs, size_t n,
                           struct http_ex *whom, int kind);
 void rill__http_conn_timer(struct http_conn *c, enum timer_kind k, uint64_t ms);
+/* rill_write_file of a body range to the connection, for whom (a
+ * WR_EX_WRITE). Returns 0 or an error (then nobody is notified). */
+int rill__http_conn_write_file(struct http_conn *c, int fd, uint64_t offset,
+                               uint64_t length, struct http_ex *whom);
 
 /* exchange.c */
 /* The exchange behind f, or NULL when f is not an HTTP exchange. */
