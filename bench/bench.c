@@ -117,24 +117,39 @@ static const struct {
              {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
              BENCH_VCHAN_CASES};
 
+/* The cases: the table above, then the relay's, then the http ones. */
+static size_t relay_count(void)
+{
+	size_t n = 0;
+	while (bench_relay_case_name(n))
+		n++;
+	return n;
+}
+
 static size_t case_count(void)
 {
-	size_t n = sizeof cases / sizeof cases[0];
-	while (bench_relay_case_name(n - sizeof cases / sizeof cases[0]))
+	size_t n = sizeof cases / sizeof cases[0] + relay_count();
+	for (size_t i = 0; bench_http_case_name(i); i++)
 		n++;
 	return n;
 }
 
 static const char *case_name(size_t i)
 {
-	size_t n = sizeof cases / sizeof cases[0];
-	return i < n ? cases[i].name : bench_relay_case_name(i - n);
+	size_t n = sizeof cases / sizeof cases[0], nr = relay_count();
+	if (i < n)
+		return cases[i].name;
+	return i < n + nr ? bench_relay_case_name(i - n)
+	                  : bench_http_case_name(i - n - nr);
 }
 
 static int case_run(size_t i, const struct bench_opts *o, struct bench_row *row)
 {
-	size_t n = sizeof cases / sizeof cases[0];
-	return i < n ? cases[i].run(o, row) : bench_relay_case(i - n, o, row);
+	size_t n = sizeof cases / sizeof cases[0], nr = relay_count();
+	if (i < n)
+		return cases[i].run(o, row);
+	return i < n + nr ? bench_relay_case(i - n, o, row)
+	                  : bench_http_case(i - n - nr, o, row);
 }
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
@@ -277,7 +292,9 @@ int cli_bench(int argc, char **argv)
 	}
 	if (o.json)
 		printf("%s]\n", printed ? "\n" : "");
-	else
+	else {
 		bench_relay_report(stdout);
+		bench_http_report(stdout);
+	}
 	return status;
 }

@@ -75,6 +75,14 @@ int bench_relay_case(size_t i, const struct bench_opts *o,
                      struct bench_row *row);
 /* After the table: every forwarder's medians and the goals (stdout). */
 void bench_relay_report(FILE *out);
+/* bench/bench_http.c: rill http serve beside nginx and h2o (wrk), the
+ * server's CPU per request, one row per file kind and peer, all measured
+ * in the first selected row's run. */
+const char *bench_http_case_name(size_t i); /* NULL past the last */
+int bench_http_case(size_t i, const struct bench_opts *o,
+                    struct bench_row *row);
+/* After the table: req/s, p99 and CPU per request of every server. */
+void bench_http_report(FILE *out);
 #define BENCH_VCHAN_CASES                                \
 	{"vchan", bench_vchan_tput_ring},                \
 	    {"vchan-vs-unix", bench_vchan_tput_unix},    \
