@@ -186,7 +186,7 @@ static void bench_usage(FILE *out)
 	        "  --bytes N   bytes per throughput run (default 1G; the\n"
 	        "              relay cases: 512M)\n"
 	        "  --rounds N  interleaved rounds of the relay cases, whose\n"
-	        "              medians are kept (default 5)\n"
+	        "              medians are kept (default 5; http: 3)\n"
 	        "  --json      print JSON instead of a table\n"
 	        "  CASE        run only cases whose name contains CASE\n");
 }
