@@ -75,6 +75,24 @@ int bench_relay_case(size_t i, const struct bench_opts *o,
                      struct bench_row *row);
 /* After the table: every forwarder's medians and the goals (stdout). */
 void bench_relay_report(FILE *out);
+/* Process helpers (bench_http.c): a loopback TCP port nobody listens on
+ * now (or -1); whether prog is on PATH; argv run to its end with its
+ * stdout in out (NUL-terminated), returning its exit status; argv
+ * started with stdin, stdout and stderr on /dev/null; SIGTERM, then
+ * SIGKILL after 2 s, reaped. */
+int bench_free_port(void);
+bool bench_have(const char *prog);
+int bench_run_output(char *const argv[], char *out, size_t cap);
+pid_t bench_spawn(char *const argv[]);
+void bench_stop(pid_t pid);
+
+/* bench/bench_tls_relay.c: rill relay between TLS and plain TCP, both
+ * directions, beside socat, HAProxy and stunnel4 (throughput and CPU per
+ * GiB rows, all measured in the first selected row's run). */
+const char *bench_tls_relay_case_name(size_t i); /* NULL past the last */
+int bench_tls_relay_case(size_t i, const struct bench_opts *o,
+                         struct bench_row *row);
+
 /* bench/bench_http.c: rill http serve beside nginx and h2o (wrk), the
  * server's CPU per request, one row per file kind and peer, all measured
  * in the first selected row's run. */

@@ -74,7 +74,7 @@ struct bh_server {
 	int port[2];
 };
 
-static int bh_free_port(void)
+int bench_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -89,7 +89,7 @@ static int bh_free_port(void)
 	return port;
 }
 
-static bool bh_have(const char *prog)
+bool bench_have(const char *prog)
 {
 	char cmd[256];
 	snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
@@ -97,7 +97,7 @@ static bool bh_have(const char *prog)
 }
 
 /* Runs argv with stdout into out (NUL-terminated); the exit status. */
-static int bh_run(char *const argv[], char *out, size_t cap)
+int bench_run_output(char *const argv[], char *out, size_t cap)
 {
 	int p[2];
 	if (pipe(p) != 0)
@@ -123,7 +123,7 @@ static int bh_run(char *const argv[], char *out, size_t cap)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static pid_t bh_spawn(char *const argv[])
+pid_t bench_spawn(char *const argv[])
 {
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -137,7 +137,7 @@ static pid_t bh_spawn(char *const argv[])
 	return pid;
 }
 
-static void bh_kill(pid_t pid)
+void bench_stop(pid_t pid)
 {
 	if (pid <= 0)
 		return;
@@ -281,12 +281,12 @@ static int bh_start(const char *dir, const char *www, struct bh_server *s)
 	               "/CN=localhost",
 	               NULL};
 	char out[256];
-	if (bh_run(gen, out, sizeof out) != 0)
+	if (bench_run_output(gen, out, sizeof out) != 0)
 		return -EIO;
 	chmod(k, 0644); /* read by the servers' workers */
 	for (int i = 0; i < BH_SERVERS; i++)
 		for (int j = 0; j < 2; j++)
-			s[i].port[j] = bh_free_port();
+			s[i].port[j] = bench_free_port();
 	int err = bh_configs(dir, www, s);
 	if (err != 0)
 		return err;
@@ -299,14 +299,14 @@ static int bh_start(const char *dir, const char *www, struct bh_server *s)
 	char *r1[] = {
 	    "/proc/self/exe", "http", "serve", "-q", "--threads", "1", tls,
 	    (char *)www,      NULL};
-	s[BH_RILL].pid[0] = bh_spawn(r0);
-	s[BH_RILL].pid[1] = bh_spawn(r1);
+	s[BH_RILL].pid[0] = bench_spawn(r0);
+	s[BH_RILL].pid[1] = bench_spawn(r1);
 	snprintf(cfg, sizeof cfg, "%s/nginx.conf", dir);
 	char *ng[] = {"nginx", "-p", (char *)dir, "-c", cfg, NULL};
-	s[BH_NGINX].pid[0] = s[BH_NGINX].pid[1] = bh_spawn(ng);
+	s[BH_NGINX].pid[0] = s[BH_NGINX].pid[1] = bench_spawn(ng);
 	snprintf(cfg, sizeof cfg, "%s/h2o.conf", dir);
 	char *h2[] = {"h2o", "-c", cfg, NULL};
-	s[BH_H2O].pid[0] = s[BH_H2O].pid[1] = bh_spawn(h2);
+	s[BH_H2O].pid[0] = s[BH_H2O].pid[1] = bench_spawn(h2);
 	for (int i = 0; i < BH_SERVERS; i++)
 		for (int j = 0; j < 2; j++)
 			if (!bench_wait_listen(s[i].port[j], s[i].pid[j])) {
@@ -337,7 +337,7 @@ static int bh_check(const struct bh_server *s)
 			                "-o",   "/dev/null",
 			                "-w",   "%{http_code} %{size_download}",
 			                url,    NULL};
-			bh_run(argv, out, sizeof out);
+			bench_run_output(argv, out, sizeof out);
 			snprintf(want, sizeof want, "200 %llu",
 			         (unsigned long long)bh_rows[i].size);
 			if (strcmp(out, want) != 0) {
@@ -384,7 +384,7 @@ static int bh_measure(const struct bh_server *s, size_t r, int k)
 	}
 	pid_t pid = s[k].pid[bh_rows[r].tls ? 1 : 0];
 	uint64_t t0 = bh_ticks(pid);
-	if (bh_run(argv, out, sizeof out) != 0)
+	if (bench_run_output(argv, out, sizeof out) != 0)
 		return -EIO;
 	uint64_t t1 = bh_ticks(pid);
 	const char *p = strstr(out, " requests in ");
@@ -425,7 +425,7 @@ static void bh_run_all(const struct bench_opts *o)
 	bh.ran = true;
 	const char *progs[] = {"nginx", "h2o", "wrk", "curl", "openssl"};
 	for (size_t i = 0; i < sizeof progs / sizeof *progs; i++)
-		if (!bh_have(progs[i])) {
+		if (!bench_have(progs[i])) {
 			snprintf(
 			    bh.missing, sizeof bh.missing,
 			    "%s is not installed (scripts/install-deps.sh)",
@@ -453,9 +453,9 @@ static void bh_run_all(const struct bench_opts *o)
 			for (int k = 0; bh.err == 0 && k < BH_SERVERS; k++)
 				bh.err = bh_measure(s, r, k);
 	for (int i = 0; i < BH_SERVERS; i++) {
-		bh_kill(s[i].pid[0]);
+		bench_stop(s[i].pid[0]);
 		if (s[i].pid[1] != s[i].pid[0])
-			bh_kill(s[i].pid[1]);
+			bench_stop(s[i].pid[1]);
 	}
 	char rm[128];
 	snprintf(rm, sizeof rm, "rm -rf %s", dir);
