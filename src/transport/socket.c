@@ -293,11 +293,11 @@ static int sock_write_err(int err)
 	return err;
 }
 
-/* Writes as much as the fd takes; returns true when the operation
- * completed (all written, or an error) and false on EAGAIN. */
 static bool sock_try_sendfile(struct sock_flow *s);
 static void sock_on_kick(uv_idle_t *h);
 
+/* Writes as much as the fd takes; returns true when the operation
+ * completed (all written, or an error) and false on EAGAIN. */
 static bool sock_try_write(struct sock_flow *s)
 {
 	if (s->wf_fd >= 0 && s->wfd >= 0)
