@@ -42,7 +42,7 @@ static struct {
 	char missing[96];
 	int rounds;
 	uint64_t bytes;
-	/* [origination?][kind][round]: MB/s and CPU s/GiB */
+	/* [origination?][kind][round]: MB/s and CPU ms/GiB */
 	double mbs[2][TR_KINDS][TR_MAX_ROUNDS];
 	double cpu[2][TR_KINDS][TR_MAX_ROUNDS];
 } tr;
@@ -232,7 +232,7 @@ static int tr_one(int kind, bool term, const char *dir, int round)
 		int o = term ? 0 : 1;
 		tr.mbs[o][kind][round] = (double)tr.bytes / dt / 1e6;
 		tr.cpu[o][kind][round] =
-		    cpu / ((double)tr.bytes / (double)(1ull << 30));
+		    cpu * 1e3 / ((double)tr.bytes / (double)(1ull << 30));
 	}
 	return err;
 }
@@ -348,7 +348,7 @@ int bench_tls_relay_case(size_t i, const struct bench_opts *o,
 	double(*v)[TR_MAX_ROUNDS] = metric ? tr.cpu[dir] : tr.mbs[dir];
 	row->name = dir ? "tls origination" : "tls termination";
 	row->metric = metric ? "CPU" : "throughput";
-	row->unit = metric ? "s/GiB" : NULL;
+	row->unit = metric ? "ms/GiB" : NULL;
 	row->lower_better = metric != 0;
 	row->baseline = tr_names[peer];
 	row->value = tr_median(v[TR_RILL], tr.rounds);

@@ -39,7 +39,7 @@ if command -v socat >/dev/null && command -v haproxy >/dev/null &&
 	for d in termination origination; do
 		for tool in socat haproxy stunnel4; do
 			expect out "^tls ${d} +throughput${v} MB/s +${tool}${v} MB/s${v}x\$"
-			expect out "^tls ${d} +CPU${v} s/GiB +${tool}${v} s/GiB${v}x\$"
+			expect out "^tls ${d} +CPU${v} ms/GiB +${tool}${v} ms/GiB${v}x\$"
 		done
 	done
 fi
