@@ -81,6 +81,14 @@ void bench_relay_report(FILE *out);
  * started with stdin, stdout and stderr on /dev/null; SIGTERM, then
  * SIGKILL after 2 s, reaped. */
 int bench_free_port(void);
+/* Writes text to path: 0 or -errno. */
+int bench_write_text(const char *path, const char *text);
+/* DIR/c.pem and DIR/k.pem (EC P-256, CN localhost, one day, readable by
+ * all: servers may drop to nobody) and DIR/ck.pem (both): 0 or -EIO. */
+int bench_make_cert(const char *dir);
+/* The median of v[0..n), 1 <= n <= BENCH_MAX_SAMPLES; 0 otherwise. */
+#define BENCH_MAX_SAMPLES 15
+double bench_median_of(const double *v, int n);
 bool bench_have(const char *prog);
 int bench_run_output(char *const argv[], char *out, size_t cap);
 pid_t bench_spawn(char *const argv[]);

@@ -173,13 +173,64 @@ static uint64_t bh_ticks(pid_t pid)
 	return ut + st;
 }
 
-static int bh_write(const char *path, const char *text)
+int bench_write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
 	if (f == NULL)
 		return -errno;
 	fputs(text, f);
 	return fclose(f) == 0 ? 0 : -errno;
+}
+
+int bench_make_cert(const char *dir)
+{
+	char c[600], k[600], ck[600], out[64];
+	snprintf(c, sizeof c, "%s/c.pem", dir);
+	snprintf(k, sizeof k, "%s/k.pem", dir);
+	snprintf(ck, sizeof ck, "%s/ck.pem", dir);
+	char *gen[] = {"openssl",
+	               "req",
+	               "-x509",
+	               "-newkey",
+	               "ec",
+	               "-pkeyopt",
+	               "ec_paramgen_curve:P-256",
+	               "-nodes",
+	               "-keyout",
+	               k,
+	               "-out",
+	               c,
+	               "-days",
+	               "1",
+	               "-subj",
+	               "/CN=localhost",
+	               NULL};
+	if (bench_run_output(gen, out, sizeof out) != 0)
+		return -EIO;
+	char cmd[2000];
+	snprintf(cmd, sizeof cmd, "cat %s %s > %s", c, k, ck);
+	if (system(cmd) != 0)
+		return -EIO;
+	/* Read by servers that drop to another user (nobody). */
+	chmod(k, 0644);
+	chmod(ck, 0644);
+	return 0;
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+double bench_median_of(const double *v, int n)
+{
+	double t[BENCH_MAX_SAMPLES];
+	if (n <= 0 || n > BENCH_MAX_SAMPLES)
+		return 0;
+	memcpy(t, v, (size_t)n * sizeof *t);
+	qsort(t, (size_t)n, sizeof *t, bench_cmp_double);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 /* The document root: world-readable, as nginx's and h2o's workers run
@@ -241,7 +292,7 @@ static int bh_configs(const char *dir, const char *www,
 	    dir, dir, dir, dir, dir, dir, dir, s[BH_NGINX].port[0],
 	    s[BH_NGINX].port[1], dir, dir, www);
 	snprintf(path, sizeof path, "%s/nginx.conf", dir);
-	int err = bh_write(path, conf);
+	int err = bench_write_text(path, conf);
 	if (err != 0)
 		return err;
 	snprintf(conf, sizeof conf,
@@ -255,7 +306,7 @@ static int bh_configs(const char *dir, const char *www,
 	         dir, geteuid() == 0 ? "user: nobody\n" : "", s[BH_H2O].port[0],
 	         s[BH_H2O].port[1], dir, dir, www);
 	snprintf(path, sizeof path, "%s/h2o.conf", dir);
-	return bh_write(path, conf);
+	return bench_write_text(path, conf);
 }
 
 static int bh_start(const char *dir, const char *www, struct bh_server *s)
@@ -263,31 +314,13 @@ static int bh_start(const char *dir, const char *www, struct bh_server *s)
 	char c[600], k[600], tls[1400], plain[64], cfg[600];
 	snprintf(c, sizeof c, "%s/c.pem", dir);
 	snprintf(k, sizeof k, "%s/k.pem", dir);
-	char *gen[] = {"openssl",
-	               "req",
-	               "-x509",
-	               "-newkey",
-	               "ec",
-	               "-pkeyopt",
-	               "ec_paramgen_curve:P-256",
-	               "-nodes",
-	               "-keyout",
-	               k,
-	               "-out",
-	               c,
-	               "-days",
-	               "1",
-	               "-subj",
-	               "/CN=localhost",
-	               NULL};
-	char out[256];
-	if (bench_run_output(gen, out, sizeof out) != 0)
-		return -EIO;
-	chmod(k, 0644); /* read by the servers' workers */
+	int err = bench_make_cert(dir);
+	if (err != 0)
+		return err;
 	for (int i = 0; i < BH_SERVERS; i++)
 		for (int j = 0; j < 2; j++)
 			s[i].port[j] = bench_free_port();
-	int err = bh_configs(dir, www, s);
+	err = bh_configs(dir, www, s);
 	if (err != 0)
 		return err;
 	snprintf(plain, sizeof plain, "tcp://127.0.0.1:%d", s[BH_RILL].port[0]);
@@ -406,20 +439,6 @@ static int bh_measure(const struct bh_server *s, size_t r, int k)
 	return 0;
 }
 
-static int bh_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double bh_median(const double *v, int n)
-{
-	double t[BH_MAX_ROUNDS];
-	memcpy(t, v, (size_t)n * sizeof *t);
-	qsort(t, (size_t)n, sizeof *t, bh_cmp);
-	return n == 0 ? 0 : (n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2);
-}
-
 static void bh_run_all(const struct bench_opts *o)
 {
 	bh.ran = true;
@@ -496,8 +515,10 @@ int bench_http_case(size_t i, const struct bench_opts *o, struct bench_row *row)
 	row->unit = "us/req";
 	row->lower_better = true;
 	row->baseline = peer == BH_H2O ? "h2o CPU" : "nginx CPU";
-	row->value = bh_median(bh.r[r][BH_RILL].cpu_us, bh.r[r][BH_RILL].n);
-	row->base_value = bh_median(bh.r[r][peer].cpu_us, bh.r[r][peer].n);
+	row->value =
+	    bench_median_of(bh.r[r][BH_RILL].cpu_us, bh.r[r][BH_RILL].n);
+	row->base_value =
+	    bench_median_of(bh.r[r][peer].cpu_us, bh.r[r][peer].n);
 	return 0;
 }
 
@@ -516,8 +537,8 @@ void bench_http_report(FILE *out)
 			const struct bh_result *x = &bh.r[r][k];
 			fprintf(out, "%-16s %-6s %12.0f %12.0f %12.2f\n",
 			        k == 0 ? bh_rows[r].name : "", bh_names[k],
-			        bh_median(x->rps, x->n),
-			        bh_median(x->p99_us, x->n),
-			        bh_median(x->cpu_us, x->n));
+			        bench_median_of(x->rps, x->n),
+			        bench_median_of(x->p99_us, x->n),
+			        bench_median_of(x->cpu_us, x->n));
 		}
 }

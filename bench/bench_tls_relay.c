@@ -106,15 +106,6 @@ static void tr_argv(int kind, bool term, int lport, int cport, const char *dir,
 	argv[n] = NULL;
 }
 
-static int tr_write(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (f == NULL)
-		return -errno;
-	fputs(text, f);
-	return fclose(f) == 0 ? 0 : -errno;
-}
-
 /* HAProxy's and stunnel's configuration for one transfer. */
 static int tr_configs(int kind, bool term, int lport, int cport,
                       const char *dir)
@@ -143,7 +134,7 @@ static int tr_configs(int kind, bool term, int lport, int cport,
 	} else {
 		return 0;
 	}
-	return tr_write(path, conf);
+	return bench_write_text(path, conf);
 }
 
 /* Waits up to max_s for pid to exit; true when it did. */
@@ -237,40 +228,6 @@ static int tr_one(int kind, bool term, const char *dir, int round)
 	return err;
 }
 
-static int tr_certs(const char *dir)
-{
-	char c[600], k[600], ck[600], out[64];
-	snprintf(c, sizeof c, "%s/c.pem", dir);
-	snprintf(k, sizeof k, "%s/k.pem", dir);
-	snprintf(ck, sizeof ck, "%s/ck.pem", dir);
-	char *gen[] = {"openssl",
-	               "req",
-	               "-x509",
-	               "-newkey",
-	               "ec",
-	               "-pkeyopt",
-	               "ec_paramgen_curve:P-256",
-	               "-nodes",
-	               "-keyout",
-	               k,
-	               "-out",
-	               c,
-	               "-days",
-	               "1",
-	               "-subj",
-	               "/CN=localhost",
-	               NULL};
-	if (bench_run_output(gen, out, sizeof out) != 0)
-		return -EIO;
-	char cmd[2000];
-	snprintf(cmd, sizeof cmd, "cat %s %s > %s", c, k, ck);
-	if (system(cmd) != 0)
-		return -EIO;
-	chmod(k, 0644);
-	chmod(ck, 0644);
-	return 0;
-}
-
 static void tr_run_all(const struct bench_opts *o)
 {
 	tr.ran = true;
@@ -292,7 +249,7 @@ static void tr_run_all(const struct bench_opts *o)
 		return;
 	}
 	chmod(dir, 0755); /* HAProxy and stunnel may drop to another user */
-	tr.err = tr_certs(dir);
+	tr.err = bench_make_cert(dir);
 	/* Interleaved: every forwarder once per direction per round. */
 	for (int r = 0; tr.err == 0 && r < tr.rounds; r++)
 		for (int term = 1; tr.err == 0 && term >= 0; term--)
@@ -303,20 +260,6 @@ static void tr_run_all(const struct bench_opts *o)
 	if (system(rm) != 0)
 		fprintf(stderr, "rill bench relay-tls: could not remove %s\n",
 		        dir);
-}
-
-static int tr_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double tr_median(const double *v, int n)
-{
-	double t[TR_MAX_ROUNDS];
-	memcpy(t, v, (size_t)n * sizeof *t);
-	qsort(t, (size_t)n, sizeof *t, tr_cmp);
-	return n == 0 ? 0 : (n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2);
 }
 
 /* Cases: [origination?][metric: tput, cpu][peer 1..3]. */
@@ -351,7 +294,7 @@ int bench_tls_relay_case(size_t i, const struct bench_opts *o,
 	row->unit = metric ? "ms/GiB" : NULL;
 	row->lower_better = metric != 0;
 	row->baseline = tr_names[peer];
-	row->value = tr_median(v[TR_RILL], tr.rounds);
-	row->base_value = tr_median(v[peer], tr.rounds);
+	row->value = bench_median_of(v[TR_RILL], tr.rounds);
+	row->base_value = bench_median_of(v[peer], tr.rounds);
 	return 0;
 }
