@@ -117,24 +117,59 @@ static const struct {
              {"tls+tcp-handshakes-vs-s_server", case_tls_handshakes_s_server},
              BENCH_VCHAN_CASES BENCH_WS_CASES};
 
+/* The cases: the table above, then the families that measure all their
+ * rows in one run (names from a function, NULL past the last). */
+static const struct {
+	const char *(*name)(size_t i);
+	int (*run)(size_t i, const struct bench_opts *o, struct bench_row *r);
+} families[] = {
+    {bench_relay_case_name, bench_relay_case},
+    {bench_tls_relay_case_name, bench_tls_relay_case},
+    {bench_http_case_name, bench_http_case},
+};
+#define NFAMILIES (sizeof families / sizeof families[0])
+
+/* Which family case i (past the table) is in, and its index there. */
+static size_t case_family(size_t i, size_t *at)
+{
+	size_t f = 0;
+	i -= sizeof cases / sizeof cases[0];
+	while (f < NFAMILIES && families[f].name(i) == NULL) {
+		size_t n = 0;
+		while (families[f].name(n) != NULL)
+			n++;
+		i -= n;
+		f++;
+	}
+	*at = i;
+	return f;
+}
+
 static size_t case_count(void)
 {
 	size_t n = sizeof cases / sizeof cases[0];
-	while (bench_relay_case_name(n - sizeof cases / sizeof cases[0]))
-		n++;
+	for (size_t f = 0; f < NFAMILIES; f++)
+		for (size_t i = 0; families[f].name(i) != NULL; i++)
+			n++;
 	return n;
 }
 
 static const char *case_name(size_t i)
 {
-	size_t n = sizeof cases / sizeof cases[0];
-	return i < n ? cases[i].name : bench_relay_case_name(i - n);
+	if (i < sizeof cases / sizeof cases[0])
+		return cases[i].name;
+	size_t at;
+	size_t f = case_family(i, &at);
+	return f < NFAMILIES ? families[f].name(at) : NULL;
 }
 
 static int case_run(size_t i, const struct bench_opts *o, struct bench_row *row)
 {
-	size_t n = sizeof cases / sizeof cases[0];
-	return i < n ? cases[i].run(o, row) : bench_relay_case(i - n, o, row);
+	if (i < sizeof cases / sizeof cases[0])
+		return cases[i].run(o, row);
+	size_t at;
+	size_t f = case_family(i, &at);
+	return families[f].run(at, o, row);
 }
 
 static void print_row(const struct bench_opts *o, const struct bench_row *r,
@@ -169,9 +204,10 @@ static void bench_usage(FILE *out)
 	        "Measures each flow kind beside a baseline measured in the\n"
 	        "same run and prints value, baseline and their ratio.\n"
 	        "  --bytes N   bytes per throughput run (default 1G; the\n"
-	        "              relay cases: 512M)\n"
+	        "              relay cases: 512M; relay-tls: 256M)\n"
 	        "  --rounds N  interleaved rounds of the relay cases, whose\n"
-	        "              medians are kept (default 5)\n"
+	        "              medians are kept (default 5; relay-tls and\n"
+	        "              http: 3)\n"
 	        "  --json      print JSON instead of a table\n"
 	        "  CASE        run only cases whose name contains CASE\n");
 }
@@ -277,7 +313,9 @@ int cli_bench(int argc, char **argv)
 	}
 	if (o.json)
 		printf("%s]\n", printed ? "\n" : "");
-	else
+	else {
 		bench_relay_report(stdout);
+		bench_http_report(stdout);
+	}
 	return status;
 }

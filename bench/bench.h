@@ -88,6 +88,40 @@ int bench_ws_cpu_vs_relay_copy(const struct bench_opts *o, struct bench_row *r);
 	    {"ws-relay-cpu-vs-websockify", bench_ws_cpu_vs_websockify}, \
 	    {"ws-relay-cpu-vs-relay", bench_ws_cpu_vs_relay},           \
 	    {"ws-relay-cpu-vs-relay-copy", bench_ws_cpu_vs_relay_copy},
+/* Process helpers (bench_http.c): a loopback TCP port nobody listens on
+ * now (or -1); whether prog is on PATH; argv run to its end with its
+ * stdout in out (NUL-terminated), returning its exit status; argv
+ * started with stdin, stdout and stderr on /dev/null; SIGTERM, then
+ * SIGKILL after 2 s, reaped. */
+int bench_free_port(void);
+/* Writes text to path: 0 or -errno. */
+int bench_write_text(const char *path, const char *text);
+/* DIR/c.pem and DIR/k.pem (EC P-256, CN localhost, one day, readable by
+ * all: servers may drop to nobody) and DIR/ck.pem (both): 0 or -EIO. */
+int bench_make_cert(const char *dir);
+/* The median of v[0..n), 1 <= n <= BENCH_MAX_SAMPLES; 0 otherwise. */
+#define BENCH_MAX_SAMPLES 15
+double bench_median_of(const double *v, int n);
+bool bench_have(const char *prog);
+int bench_run_output(char *const argv[], char *out, size_t cap);
+pid_t bench_spawn(char *const argv[]);
+void bench_stop(pid_t pid);
+
+/* bench/bench_tls_relay.c: rill relay between TLS and plain TCP, both
+ * directions, beside socat, HAProxy and stunnel4 (throughput and CPU per
+ * GiB rows, all measured in the first selected row's run). */
+const char *bench_tls_relay_case_name(size_t i); /* NULL past the last */
+int bench_tls_relay_case(size_t i, const struct bench_opts *o,
+                         struct bench_row *row);
+
+/* bench/bench_http.c: rill http serve beside nginx and h2o (wrk), the
+ * server's CPU per request, one row per file kind and peer, all measured
+ * in the first selected row's run. */
+const char *bench_http_case_name(size_t i); /* NULL past the last */
+int bench_http_case(size_t i, const struct bench_opts *o,
+                    struct bench_row *row);
+/* After the table: req/s, p99 and CPU per request of every server. */
+void bench_http_report(FILE *out);
 #define BENCH_VCHAN_CASES                                \
 	{"vchan", bench_vchan_tput_ring},                \
 	    {"vchan-vs-unix", bench_vchan_tput_unix},    \

@@ -43,8 +43,6 @@
 #include "metrics.h"
 #include "http_ws.h"
 
-#define SERVE_SMALL     (256u * 1024u) /* files read whole */
-#define SERVE_CHUNK     (256u * 1024u)
 #define HTTP_GET_MAXHDR 200
 #define SERVE_MAX_CONNS 512 /* --max-conns default */
 
@@ -256,39 +254,21 @@ static void serve_stream_shut(struct rill_flow *ex, int status, void *ud)
 
 static void serve_stream_wrote(struct rill_flow *ex, int status, void *ud)
 {
-	(void)ex;
 	struct serve_stream *st = ud;
-	if (status < 0) {
+	/* A failed write (the file shrank: -ENODATA; the client went)
+	 * cannot complete the response: closing the exchange aborts the
+	 * connection. */
+	if (status < 0 ||
+	    rill_shutdown(ex, RILL_SHUT_WR, serve_stream_shut, st) != 0)
 		serve_stream_done(st);
-		return;
-	}
-	serve_stream_next(st);
 }
 
+/* The body is the file range itself: rill_write_file hands it to the
+ * kernel (sendfile) on a plain connection, or steps through it (TLS). */
 static void serve_stream_next(struct serve_stream *st)
 {
-	if (st->left == 0) {
-		if (rill_shutdown(st->ex, RILL_SHUT_WR, serve_stream_shut,
-		                  st) != 0)
-			serve_stream_done(st);
-		return;
-	}
-	size_t n = st->left < SERVE_CHUNK ? (size_t)st->left : SERVE_CHUNK;
-	struct rill_buf *b = rill_buf_new(n);
-	ssize_t got = b ? pread(st->fd, b->data, n, (off_t)st->off) : -1;
-	if (got <= 0) {
-		/* The file shrank or failed: the response cannot be
-		 * completed; closing the exchange aborts the connection. */
-		rill_buf_release(b);
-		serve_stream_done(st);
-		return;
-	}
-	b->len = (size_t)got;
-	st->off += (uint64_t)got;
-	st->left -= (uint64_t)got;
-	int err = rill_write(st->ex, b, serve_stream_wrote, st);
-	rill_buf_release(b);
-	if (err != 0)
+	if (rill_write_file(st->ex, st->fd, st->off, st->left,
+	                    serve_stream_wrote, st) != 0)
 		serve_stream_done(st);
 }
 
@@ -419,20 +399,7 @@ static void serve_file(struct rill_flow *ex, int fd, const struct http_file *hf,
 		serve_end(ex, r.status);
 		return;
 	}
-	if (body == NULL && r.length <= SERVE_SMALL) {
-		body = rill_buf_new((size_t)r.length);
-		ssize_t got = body ? pread(fd, body->data, (size_t)r.length,
-		                           (off_t)r.offset)
-		                   : -1;
-		close(fd);
-		fd = -1;
-		if (got != (ssize_t)r.length) {
-			rill_buf_release(body);
-			serve_simple(ex, 500, "read error\n", NULL, 0);
-			return;
-		}
-		r.offset = 0;
-	} else if (body != NULL) {
+	if (body != NULL) {
 		body = rill_buf_slice(body, (size_t)r.offset, (size_t)r.length);
 		if (body == NULL) {
 			serve_simple(ex, 500, "out of memory\n", NULL, 0);

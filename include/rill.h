@@ -265,6 +265,41 @@ RILL_EXTERN int rill_write_copy(struct rill_flow *f, const void *data,
                                 size_t len, rill_write_cb cb, void *ud);
 
 /*
+ * Writes bytes [offset, offset + length) of the regular file open at fd,
+ * in order with the flow's other writes: rill_write's contract (ordering,
+ * back-pressure, sticky errors, deadlines per step of progress), with the
+ * file's bytes instead of buffers. cb (may be NULL) runs once every byte
+ * was accepted. A socket flow hands the range to the kernel (sendfile(2),
+ * no copy through user space); every other flow and layer (TLS, shut,
+ * vchan, pairs, HTTP bodies without Content-Length) gets it in bounded
+ * pread(2) + write steps of at most 256 KiB, made by the core. fd's file
+ * position is not used or changed; fd must stay open until cb ran or f
+ * was closed (rill does not close it). Several writes of one fd may be
+ * pending at once.
+ *
+ * length 0 succeeds like a zero-length write. The file is read when the
+ * write gets its turn, not at the call: a file that is shorter than
+ * offset + length by then fails the write with -ENODATA after its bytes
+ * up to the end were sent (the error sticks: the stream is cut, never
+ * padded). A file whose bytes change while it is being sent may deliver
+ * either version of those bytes, as with any reader of a changing file.
+ * With sendfile(2) the kernel sends the page cache's own pages: bytes it
+ * already took when the file is cut below them may reach the peer as
+ * zeros (Linux zeroes truncated pages; nginx has the same exposure), so
+ * treat a stream whose write failed with -ENODATA as broken, as rill http
+ * serve does by aborting the response.
+ *
+ * Returns 0, or synchronously (cb never called):
+ *   RILL_EINVAL   f NULL, fd < 0, fd not a regular file (fstat), or
+ *                 offset + length beyond 2^63
+ *   -ENODATA      the file is already shorter than offset + length
+ *   -EBADF...     fstat(fd) failed
+ *   what rill_write returns (RILL_ECLOSED, the sticky error, RILL_ENOMEM)
+ */
+RILL_EXTERN int rill_write_file(struct rill_flow *f, int fd, uint64_t offset,
+                                uint64_t length, rill_write_cb cb, void *ud);
+
+/*
  * Half-closes the flow.
  *
  * RILL_SHUT_WR: later writes fail with RILL_ECLOSED at once; the writes

@@ -13,7 +13,7 @@ libssl-dev openssl node-llhttp socat ncat iperf3 curl wrk nginx-light
 valgrind python3 iproute2 clang-format-14 libxen-dev haproxy systemd
 python3-h11 libxenmisc4.17 microsocks dante-server tinyproxy prometheus
 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstore-utils
-qemu-system-x86 busybox-static cpio kmod cppcheck
+qemu-system-x86 busybox-static cpio kmod cppcheck h2o stunnel4 linux-perf
 libwslay-dev python3-websockets node-ws websockify chromium"
 
 fetch_kernel() {

@@ -13,10 +13,13 @@
  */
 #include "conformance.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -1919,6 +1922,174 @@ struct conf_check {
 	void (*fn)(struct conf_ctx *c);
 };
 
+/* ---------------------------------------------------------------------- */
+/* rill_write_file */
+
+/* A temporary file (already unlinked) of `pre` bytes that are not the
+ * stream, then bytes [0, n) of the stream: so file offset pre + p holds
+ * the stream's byte p, and a range sent from a wrong offset shows. */
+static int file_make(uint64_t pre, uint64_t n)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[512];
+	snprintf(path, sizeof path, "%s/rill-conf-file-XXXXXX",
+	         dir != NULL && *dir != '\0' ? dir : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		TH_FAIL("mkstemp(%s): %s", path, strerror(errno));
+	unlink(path);
+	size_t cap = 1 * MIB;
+	uint8_t *b = malloc(cap);
+	if (b == NULL)
+		TH_FAIL("out of memory in the test");
+	for (uint64_t done = 0; done < pre + n;) {
+		size_t k = cap;
+		if (done < pre) {
+			if (k > pre - done)
+				k = (size_t)(pre - done);
+			gen_fill(b, done, k);
+			for (size_t i = 0; i < k; i++)
+				b[i] ^= 0xa5;
+		} else {
+			if (k > pre + n - done)
+				k = (size_t)(pre + n - done);
+			gen_fill(b, done - pre, k);
+		}
+		if (write(fd, b, k) != (ssize_t)k)
+			TH_FAIL("writing the test file: %s", strerror(errno));
+		done += k;
+	}
+	free(b);
+	return fd;
+}
+
+static uint64_t gen_hash(uint64_t n)
+{
+	uint8_t b[64 * 1024];
+	uint64_t h = FNV_OFFSET;
+	for (uint64_t p = 0; p < n;) {
+		size_t k = n - p < sizeof b ? (size_t)(n - p) : sizeof b;
+		gen_fill(b, p, k);
+		h = fnv1a(h, b, k);
+		p += k;
+	}
+	return h;
+}
+
+/* A file range, at offsets that are not page-aligned, between ordinary
+ * writes, all queued at once: the reader gets every byte in order (checked
+ * in place and by hash), each callback reports success in order. Plus the
+ * synchronous refusals: a bad fd, not a regular file, a range beyond the
+ * file's end, and a zero-length range that succeeds. */
+static void ck_write_file(struct conf_ctx *c)
+{
+	uint64_t pre = 12345;
+	uint64_t n = c->big / 2 + 4321;
+	int fd = file_make(pre, n);
+
+	TH_EQ_ERR(rill_write_file(NULL, fd, 0, 1, NULL, NULL), RILL_EINVAL);
+	TH_EQ_ERR(rill_write_file(c->x, -1, 0, 1, NULL, NULL), RILL_EINVAL);
+	int p[2];
+	TH_OK(pipe(p));
+	TH_EQ_ERR(rill_write_file(c->x, p[0], 0, 1, NULL, NULL), RILL_EINVAL);
+	close(p[0]);
+	close(p[1]);
+	TH_EQ_ERR(rill_write_file(c->x, fd, pre + n - 10, 11, NULL, NULL),
+	          -ENODATA);
+	TH_EQ_ERR(rill_write_file(c->x, fd, UINT64_MAX - 2, 1, NULL, NULL),
+	          RILL_EINVAL);
+	struct status_cb z = {0};
+	TH_OK(rill_write_file(c->x, fd, 5, 0, status_cb, &z));
+	ctx_wait(c, &z.done, "a zero-length file write");
+	TH_OK(z.status);
+
+	/* [0, a) buffer | [a, b) file | [b, b+1) file | [b+1, d) buffer |
+	 * [d, n) file */
+	uint64_t a = 1000, b = a + n / 2 + 7, d = b + 1 + 333;
+	/* order_cb fails the check on an error and counts callbacks that
+	 * come out of order. */
+	struct order o = {0};
+	struct order_ud slot[5];
+	for (unsigned i = 0; i < 5; i++)
+		slot[i] = (struct order_ud){&o, i};
+	uint8_t *tmp = malloc((size_t)a);
+	gen_fill(tmp, 0, (size_t)a);
+	TH_OK(rill_write_copy(c->x, tmp, (size_t)a, order_cb, &slot[0]));
+	TH_OK(rill_write_file(c->x, fd, pre + a, b - a, order_cb, &slot[1]));
+	TH_OK(rill_write_file(c->x, fd, pre + b, 1, order_cb, &slot[2]));
+	free(tmp);
+	tmp = malloc((size_t)(d - b - 1));
+	gen_fill(tmp, b + 1, (size_t)(d - b - 1));
+	TH_OK(rill_write_copy(c->x, tmp, (size_t)(d - b - 1), order_cb,
+	                      &slot[3]));
+	free(tmp);
+	TH_OK(rill_write_file(c->x, fd, pre + d, n - d, order_cb, &slot[4]));
+	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, NULL, NULL));
+
+	struct rd r;
+	rd_init(&r, c, c->y, true);
+	rd_start(&r);
+	rd_wait(&r, "the reader to see EOF");
+	ctx_wait_count(c, &o.next, 5, "the write callbacks");
+	TH_EQ_INT(o.bad, 0);
+	rd_expect_stream(&r, n, gen_hash(n));
+	uint64_t wb;
+	rill_flow_counters(c->x, NULL, &wb, NULL, NULL);
+	TH_EQ_U64(wb, n);
+	rd_fini(&r);
+	close(fd);
+}
+
+/* The file shrinks while it is being sent (more of it than the flows can
+ * absorb, so the write is still going): the write fails with -ENODATA,
+ * the reader gets exactly the file's bytes up to its new end, in order,
+ * and no read or write waits for ever.
+ *
+ * The new end lies beyond what the flows can absorb while the reader
+ * pauses: sendfile(2) hands the page cache's pages to the socket, and
+ * Linux zeroes the truncated pages that are still on their way (see
+ * rill_write_file in rill.h), which no sender can take back. */
+static void ck_write_file_shrinks(struct conf_ctx *c)
+{
+	uint64_t pre = 4097;
+	uint64_t n = 2 * slow_bound(c) + 3 * MIB + 11;
+	int fd = file_make(pre, n);
+	struct status_cb s = {0};
+	TH_OK(rill_write_file(c->x, fd, pre, n, status_cb, &s));
+	struct rd r;
+	rd_init(&r, c, c->y, true);
+	r.stop_at = 64 * KIB;
+	rd_start(&r);
+	ctx_wait(c, &r.paused, "the first 64 KiB of the file");
+	if (s.done)
+		TH_FAIL("the write of %" PRIu64 " bytes completed (%s) while "
+		        "the reader had read %" PRIu64,
+		        n, th_errname(s.status), r.pos);
+	/* Let the writer fill what the flows absorb, then cut the file past
+	 * that, at an offset that is not page-aligned. */
+	ctx_run_for(c, 100);
+	if (s.done)
+		TH_FAIL("the write completed (%s) while the reader paused",
+		        th_errname(s.status));
+	uint64_t cut = pre + slow_bound(c) + MIB + 77;
+	TH_OK(ftruncate(fd, (off_t)cut));
+	r.stop_at = 0;
+	rd_start(&r);
+	ctx_wait(c, &s.done, "the file write to fail");
+	TH_EQ_ERR(s.status, -ENODATA);
+	/* The error sticks; closing the writer ends the reader's stream. */
+	TH_EQ_ERR(rill_write_copy(c->x, "x", 1, NULL, NULL), -ENODATA);
+	ctx_close(&c->x);
+	rd_wait(&r, "the reader to end after the writer closed");
+	if (r.bad)
+		TH_FAIL("received byte at offset %zu is not the file's",
+		        r.bad_off);
+	TH_EQ_U64(r.pos, cut - pre);
+	TH_TRUE(r.status != 0);
+	rd_fini(&r);
+	close(fd);
+}
+
 static const struct conf_check conf_checks[] = {
     {"small_transfer", ck_small_transfer},
     {"big_one_way", ck_big_one_way},
@@ -1953,6 +2124,8 @@ static const struct conf_check conf_checks[] = {
     {"no_callback_inside_call", ck_no_callback_inside_call},
     {"writer_buffer_reuse", ck_writer_buffer_reuse},
     {"read_buf_outlives_flow", ck_read_buf_outlives_flow},
+    {"write_file", ck_write_file},
+    {"write_file_shrinks", ck_write_file_shrinks},
 };
 
 #define NCHECKS (sizeof conf_checks / sizeof conf_checks[0])

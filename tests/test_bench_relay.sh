@@ -33,6 +33,16 @@ for tool in socat haproxy; do
 		expect err "skipped: ${tool} is not installed"
 	fi
 done
+# The TLS rows (bench/bench_tls_relay.c), both directions.
+if command -v socat >/dev/null && command -v haproxy >/dev/null &&
+	command -v stunnel4 >/dev/null; then
+	for d in termination origination; do
+		for tool in socat haproxy stunnel4; do
+			expect out "^tls ${d} +throughput${v} MB/s +${tool}${v} MB/s${v}x\$"
+			expect out "^tls ${d} +CPU${v} ms/GiB +${tool}${v} ms/GiB${v}x\$"
+		done
+	done
+fi
 expect out '^relay run: 1 interleaved rounds, medians; 8 MiB per run'
 expect out '^\| rill relay \| [0-9.]+ \| [0-9.]+ \|'
 expect out '^\| fwd-threads \| [0-9.]+ \| [0-9.]+ \|'

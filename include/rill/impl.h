@@ -119,6 +119,30 @@ struct rill_flow_ops {
 	 * fails with -ENOTSUP and the reader reads normally.
 	 */
 	void (*read_into)(struct rill_flow *f, struct rill_read_into *ri);
+
+	/*
+	 * Optional: write bytes [offset, offset + length) of the regular
+	 * file at fd (length >= 1; see rill_write_file). Return 0 when the
+	 * flow took the request: it then calls rill_flow_write_done(f, 0)
+	 * once every byte was accepted, or with an error; a file that ends
+	 * before the range does is -ENODATA. Do not change fd's position
+	 * (use the offset: pread(2), sendfile(2) with an offset pointer).
+	 * Return -ENOTSUP (and call nothing) to decline this one request:
+	 * the core then writes it itself in pread + ops->write steps, as it
+	 * does for every flow whose table leaves this NULL. Called as
+	 * ops->write is: one request at a time, in order with the others.
+	 * Socket flows use sendfile(2); the HTTP exchange hands a
+	 * Content-Length body to its connection.
+	 */
+	int (*write_file)(struct rill_flow *f, int fd, uint64_t offset,
+	                  uint64_t length);
+
+	/*
+	 * Operations added in later versions go here, at the end, and are
+	 * optional: a table written with designated initializers leaves
+	 * them NULL, so an implementation written before they existed
+	 * compiles unchanged and gets the core's behaviour for them.
+	 */
 };
 
 /* The base of every flow. Fields are owned by the core: read only. */
@@ -268,6 +292,10 @@ RILL_EXTERN struct rill_layer *rill_layer_new(struct rill_flow *inner,
 RILL_EXTERN void rill_layer_read(struct rill_flow *f);
 RILL_EXTERN void rill_layer_write(struct rill_flow *f,
                                   struct rill_buf *const *bufs, size_t n);
+/* ops->write_file for a layer that passes bytes through unchanged: the
+ * range goes to rill_write_file() of the inner flow. */
+RILL_EXTERN int rill_layer_write_file(struct rill_flow *f, int fd,
+                                      uint64_t offset, uint64_t length);
 RILL_EXTERN void rill_layer_shutdown_write(struct rill_flow *f);
 RILL_EXTERN void rill_layer_shutdown_read(struct rill_flow *f);
 RILL_EXTERN void rill_layer_close(struct rill_flow *f);

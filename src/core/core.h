@@ -83,4 +83,26 @@ void rill__chunk_user_drop(void);
 void rill__chunk_cache_empty(void);
 size_t rill__chunk_cached(void);
 
+/*
+ * A file range of rill_write_file (write_file.c), owned by its write
+ * request in the flow core. The core hands it down in steps: the whole
+ * range to ops->write_file when the flow has one and takes it, else
+ * bounded pread + ops->write steps through one reused buffer.
+ *
+ * rill__file_check: the synchronous checks of rill_write_file (0 or the
+ *   error it returns).
+ * rill__file_range_new / _free: NULL on ENOMEM.
+ * rill__file_step: starts the next step on f; it completes through
+ *   rill_flow_write_done (perhaps inside this call).
+ * rill__file_advance: the step completed with status 0; true when more
+ *   steps are due.
+ */
+struct rill__file_range;
+int rill__file_check(int fd, uint64_t offset, uint64_t length);
+struct rill__file_range *rill__file_range_new(int fd, uint64_t offset,
+                                              uint64_t length);
+void rill__file_range_free(struct rill__file_range *fr);
+void rill__file_step(struct rill_flow *f, struct rill__file_range *fr);
+bool rill__file_advance(struct rill__file_range *fr);
+
 #endif

@@ -59,6 +59,7 @@ struct rill_write_req {
 	bool in_impl;   /* handed to the implementation, not yet returned */
 	size_t n;
 	size_t total;
+	struct rill__file_range *file; /* rill_write_file, else NULL */
 	struct rill_buf **bufs;
 	struct rill_buf *inline_bufs[4];
 };
@@ -278,6 +279,7 @@ static void req_free(struct rill_write_req *r)
 		rill_buf_release(r->bufs[i]);
 	if (r->bufs != r->inline_bufs)
 		rill_free(r->bufs);
+	rill__file_range_free(r->file);
 	rill_free(r);
 }
 
@@ -343,6 +345,8 @@ static void flow_start(struct rill_flow *f)
 			if (r->is_shutdown) {
 				f->flags_ |= F_SHUT_SENT;
 				f->ops->shutdown_write(f);
+			} else if (r->file != NULL) {
+				rill__file_step(f, r->file);
 			} else {
 				f->ops->write(f, r->bufs, r->n);
 			}
@@ -497,6 +501,15 @@ static void write_req_returned(struct rill_flow *f, int status)
 	write_timer_stop(f); /* flow_start restarts it for the next request */
 	if (status > 0)
 		status = -EPROTO;
+	if (r->file != NULL && status == 0 && !r->done && !r->delivered &&
+	    rill__file_advance(r->file)) {
+		/* One step of a file range: flow_start hands the next one
+		 * down (a loop there, not a recursion here, when steps
+		 * complete synchronously). */
+		if (!(f->flags_ & F_CLOSED))
+			flow_dispatch(f);
+		return;
+	}
 	if (status != 0 && f->wr_err_ == 0)
 		f->wr_err_ = status;
 	if (r->delivered) {
@@ -631,6 +644,35 @@ int rill_write(struct rill_flow *f, struct rill_buf *buf, rill_write_cb cb,
 	if (buf == NULL)
 		return RILL_EINVAL;
 	return rill_writev(f, &buf, 1, cb, ud);
+}
+
+int rill_write_file(struct rill_flow *f, int fd, uint64_t offset,
+                    uint64_t length, rill_write_cb cb, void *ud)
+{
+	if (f == NULL || length > SIZE_MAX)
+		return RILL_EINVAL;
+	int err = write_check(f);
+	if (err == 0)
+		err = rill__file_check(fd, offset, length);
+	if (err != 0)
+		return err;
+	struct rill_write_req *r = rill_calloc(1, sizeof *r);
+	if (r == NULL)
+		return RILL_ENOMEM;
+	r->bufs = r->inline_bufs;
+	r->total = (size_t)length;
+	if (length > 0) {
+		r->file = rill__file_range_new(fd, offset, length);
+		if (r->file == NULL) {
+			rill_free(r);
+			return RILL_ENOMEM;
+		}
+	}
+	r->cb = cb;
+	r->ud = ud;
+	wq_append(f, r);
+	flow_kick(f);
+	return 0;
 }
 
 int rill_write_copy(struct rill_flow *f, const void *data, size_t len,

@@ -53,6 +53,18 @@ void rill_layer_write(struct rill_flow *f, struct rill_buf *const *bufs,
 		rill_flow_write_done(f, err);
 }
 
+int rill_layer_write_file(struct rill_flow *f, int fd, uint64_t offset,
+                          uint64_t length)
+{
+	/* The range goes down whole: the flow below sends it its own way
+	 * (sendfile on a socket), or its core steps through it. */
+	int err = rill_write_file(rill_layer_inner(f), fd, offset, length,
+	                          layer_write_cb, f);
+	if (err != 0)
+		rill_flow_write_done(f, err);
+	return 0;
+}
+
 static void layer_shutdown_cb(struct rill_flow *inner, int status, void *ud)
 {
 	(void)inner;

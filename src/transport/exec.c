@@ -297,6 +297,7 @@ static const struct rill_flow_ops exec_ops = {
     .name = "exec",
     .read = exec_read,
     .write = rill_layer_write,
+    .write_file = rill_layer_write_file,
     .shutdown_write = rill_layer_shutdown_write,
     .shutdown_read = rill_layer_shutdown_read,
     .close = exec_close,

@@ -10,10 +10,12 @@
  * trip per read would cost more than the read itself.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -73,6 +75,8 @@ struct sock_flow {
 	struct rill_read_into *into; /* this read: the caller's layout */
 	struct rill_buf *const *w_bufs;
 	size_t w_n, w_i, w_off;
+	int wf_fd; /* the write is a file range (sendfile), when >= 0 */
+	uint64_t wf_off, wf_left;
 };
 
 static struct sock_flow *sock_of(struct rill_flow *f)
@@ -289,10 +293,15 @@ static int sock_write_err(int err)
 	return err;
 }
 
+static bool sock_try_sendfile(struct sock_flow *s);
+static void sock_on_kick(uv_idle_t *h);
+
 /* Writes as much as the fd takes; returns true when the operation
  * completed (all written, or an error) and false on EAGAIN. */
 static bool sock_try_write(struct sock_flow *s)
 {
+	if (s->wf_fd >= 0 && s->wfd >= 0)
+		return sock_try_sendfile(s);
 	if (s->wfd < 0) {
 		s->writing = false;
 		rill_flow_write_done(&s->base, RILL_ECLOSED);
@@ -348,12 +357,90 @@ static bool sock_try_write(struct sock_flow *s)
 	return true;
 }
 
+/*
+ * One sendfile(2) call moves at most this much: between calls the write
+ * budget is checked, so a large file yields to the loop like a stream of
+ * writes does (SOCK_WRITE_BUDGET), and the kernel is never asked for
+ * more than it would take in one go anyway.
+ */
+#define SOCK_SENDFILE_MAX (4u * 1024u * 1024u)
+
+/* sock_try_write for a file range: the kernel copies from the page cache
+ * to the socket, nothing passes through user space. */
+static bool sock_try_sendfile(struct sock_flow *s)
+{
+	int err = 0;
+	while (s->wf_left > 0) {
+		if (s->sync_written >= SOCK_WRITE_BUDGET && s->wpollable) {
+			uv_idle_start(&s->kick, sock_on_kick);
+			return false; /* sock_on_kick resumes */
+		}
+		size_t want = s->wf_left < SOCK_SENDFILE_MAX
+		                  ? (size_t)s->wf_left
+		                  : SOCK_SENDFILE_MAX;
+		off_t off = (off_t)s->wf_off;
+		ssize_t n;
+		do {
+			n = sendfile(s->wfd, s->wf_fd, &off, want);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    s->wpollable)
+			return false;
+		if (n < 0) {
+			err = -errno;
+			rill_flow_set_errmsg(&s->base, "%s sendfile: %s",
+			                     s->fam->name, strerror(-err));
+			err = sock_write_err(err);
+			break;
+		}
+		if (n == 0) {
+			/* The file ends before the range does: it shrank
+			 * after rill_write_file checked it. */
+			rill_flow_set_errmsg(
+			    &s->base,
+			    "the file ended at byte %" PRIu64 ", %" PRIu64
+			    " bytes before the end of the range",
+			    s->wf_off, s->wf_left);
+			err = -ENODATA;
+			break;
+		}
+		s->sync_written += (size_t)n;
+		s->wf_off += (uint64_t)n;
+		s->wf_left -= (uint64_t)n;
+	}
+	s->wf_fd = -1;
+	s->writing = false;
+	rill_flow_write_done(&s->base, err);
+	return true;
+}
+
+int rill__socket_write_file(struct rill_flow *f, int fd, uint64_t offset,
+                            uint64_t length)
+{
+	struct sock_flow *s = sock_of(f);
+	/* A socket only: sendfile(2) into a pipe or a file works too, but
+	 * not into every kind of fd (a terminal refuses it), and by the
+	 * time the kernel says so the request is ours. The core's pread +
+	 * write steps serve the rest. */
+	if (s->wfd < 0 || !s->is_socket)
+		return -ENOTSUP;
+	s->wf_fd = fd;
+	s->wf_off = offset;
+	s->wf_left = length;
+	s->writing = true;
+	if (!sock_try_write(s) && !s->closing &&
+	    !uv_is_active((uv_handle_t *)&s->kick))
+		sock_update_polls(s, s->reading, true);
+	return 0;
+}
+
 static void sock_on_kick(uv_idle_t *h)
 {
 	struct sock_flow *s = h->data;
 	uv_idle_stop(h);
 	s->sync_written = 0;
-	if (s->writing && !s->closing && !sock_try_write(s) && !s->closing)
+	if (s->writing && !s->closing && !sock_try_write(s) && !s->closing &&
+	    !uv_is_active((uv_handle_t *)&s->kick))
 		sock_update_polls(s, s->reading, true);
 }
 
@@ -598,6 +685,7 @@ static struct sock_flow *sock_alloc(uv_loop_t *loop,
 	rill_flow_set_half_close(f, !fam->no_half_close);
 	s->fam = fam;
 	s->rfd = s->wfd = -1;
+	s->wf_fd = -1;
 	s->rflags_saved = s->wflags_saved = -1;
 	s->rpoll.data = s;
 	s->two_polls = two_polls;

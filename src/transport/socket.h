@@ -55,6 +55,8 @@ struct rill_socket_family {
 /* The operations shared by every socket family (see struct rill_flow_ops). */
 void rill__socket_read(struct rill_flow *f);
 void rill__socket_read_into(struct rill_flow *f, struct rill_read_into *ri);
+int rill__socket_write_file(struct rill_flow *f, int fd, uint64_t offset,
+                            uint64_t length);
 void rill__socket_write(struct rill_flow *f, struct rill_buf *const *bufs,
                         size_t n);
 void rill__socket_shutdown_write(struct rill_flow *f);
@@ -79,6 +81,7 @@ int rill__socket_fd(struct rill_flow *f);
 		.set_nodelay = rill__socket_set_nodelay,                      \
 		.set_keepalive = rill__socket_set_keepalive,                  \
 		.fd = rill__socket_fd, .read_into = rill__socket_read_into,   \
+		.write_file = rill__socket_write_file,                        \
 	}
 
 /*

@@ -28,6 +28,21 @@ void rill__http_conn_timer(struct http_conn *c, enum timer_kind k, uint64_t ms)
 
 static void http_conn_io_write_cb(struct rill_flow *io, int status, void *ud);
 
+/* Records whom the next completion of the connection's writes is for. */
+static void http_conn_wrq_push(struct http_conn *c, struct http_ex *whom,
+                               int kind)
+{
+	/* The send timeout counts from the first write of an idle queue. */
+	if (c->wrq_n == 0)
+		c->wr_progress_ms = uv_now(c->timer.loop);
+	unsigned i = (c->wrq_head + c->wrq_n) % HTTP_WRQ_MAX;
+	c->wrq[i].ex = whom;
+	c->wrq[i].kind = (uint8_t)kind;
+	c->wrq_n++;
+	if (kind == WR_PLAIN)
+		c->pending_resp++;
+}
+
 /* Writes bufs to the connection; whom == NULL for plain writes. Takes
  * over the caller's references to bufs (released here in every case).
  * Returns 0 or an error (then nobody is notified). */
@@ -41,21 +56,26 @@ int rill__http_conn_write(struct http_conn *c, struct rill_buf **bufs, size_t n,
 		} else {
 			err = rill_writev(c->io, bufs, n, http_conn_io_write_cb,
 			                  c);
-			if (err == 0 && c->wrq_n == 0)
-				c->wr_progress_ms = uv_now(c->timer.loop);
-			if (err == 0) {
-				unsigned i =
-				    (c->wrq_head + c->wrq_n) % HTTP_WRQ_MAX;
-				c->wrq[i].ex = whom;
-				c->wrq[i].kind = (uint8_t)kind;
-				c->wrq_n++;
-				if (kind == WR_PLAIN)
-					c->pending_resp++;
-			}
+			if (err == 0)
+				http_conn_wrq_push(c, whom, kind);
 		}
 	}
 	for (size_t i = 0; i < n; i++)
 		rill_buf_release(bufs[i]);
+	return err;
+}
+
+int rill__http_conn_write_file(struct http_conn *c, int fd, uint64_t offset,
+                               uint64_t length, struct http_ex *whom)
+{
+	if (c->st == ST_DEAD || c->io == NULL)
+		return RILL_ECLOSED;
+	if (c->wrq_n == HTTP_WRQ_MAX)
+		return RILL_ENOMEM;
+	int err = rill_write_file(c->io, fd, offset, length,
+	                          http_conn_io_write_cb, c);
+	if (err == 0)
+		http_conn_wrq_push(c, whom, WR_EX_WRITE);
 	return err;
 }
 

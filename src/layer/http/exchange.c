@@ -240,6 +240,43 @@ static void http_ex_write(struct rill_flow *f, struct rill_buf *const *bufs,
 		rill_flow_write_done(f, err);
 }
 
+/*
+ * A body framed by Content-Length goes to the connection as the file
+ * range it is (sendfile on a plain socket): the head first if it is
+ * still waiting, then the range. Any other framing (chunked, a body that
+ * is dropped, until-close) and every error case are declined: the core
+ * then steps through the range with http_ex_write, which frames it or
+ * reports the error.
+ */
+static int http_ex_write_file(struct rill_flow *f, int fd, uint64_t offset,
+                              uint64_t length)
+{
+	struct http_ex *ex = rill__http_ex_of(f);
+	struct http_conn *c = ex->conn;
+	if (c == NULL || c->st == ST_DEAD || ex->out_done || ex->out_chunked ||
+	    ex->out_discard || ex->out_left < 0 ||
+	    (uint64_t)ex->out_left < length ||
+	    (ex->role == ROLE_SERVER && !ex->out_started) ||
+	    c->wrq_n + 2 > HTTP_WRQ_MAX)
+		return -ENOTSUP;
+	if (ex->out_head != NULL) {
+		/* Nobody waits for the head alone: the file's completion
+		 * comes after it. */
+		struct rill_buf *h = ex->out_head;
+		ex->out_head = NULL;
+		int err = rill__http_conn_write(c, &h, 1, NULL, WR_EX_WRITE);
+		if (err != 0) {
+			rill_flow_write_done(f, err);
+			return 0;
+		}
+	}
+	ex->out_left -= (int64_t)length;
+	int err = rill__http_conn_write_file(c, fd, offset, length, ex);
+	if (err != 0)
+		rill_flow_write_done(f, err);
+	return 0;
+}
+
 void rill__http_ex_output_done(struct http_ex *ex)
 {
 	ex->out_done = true;
@@ -383,6 +420,7 @@ static const struct rill_flow_ops http_ex_ops = {
     .name = "http",
     .read = http_ex_read,
     .write = http_ex_write,
+    .write_file = http_ex_write_file,
     .shutdown_write = http_ex_shutdown_write,
     .shutdown_read = http_ex_shutdown_read,
     .close = http_ex_close,

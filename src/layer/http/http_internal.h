@@ -216,6 +216,10 @@ void rill__http_conn_watch(struct http_conn *c);
 /* Server: sends "100 Continue" if the exchange's client waits for it.
  * Returns 0 or an error (the connection is then destroyed). */
 int rill__http_conn_continue(struct http_conn *c, struct http_ex *ex);
+/* rill_write_file of a body range to the connection, for whom (a
+ * WR_EX_WRITE). Returns 0 or an error (then nobody is notified). */
+int rill__http_conn_write_file(struct http_conn *c, int fd, uint64_t offset,
+                               uint64_t length, struct http_ex *whom);
 
 /* exchange.c */
 /* The exchange behind f, or NULL when f is not an HTTP exchange. */
