@@ -2024,7 +2024,7 @@ static void ck_write_file(struct conf_ctx *c)
 	                      &slot[3]));
 	free(tmp);
 	TH_OK(rill_write_file(c->x, fd, pre + d, n - d, order_cb, &slot[4]));
-	TH_OK(rill_shutdown(c->x, RILL_SHUT_WR, NULL, NULL));
+	TH_OK(conf_shutdown(c, c->x, RILL_SHUT_WR, NULL, NULL));
 
 	struct rd r;
 	rd_init(&r, c, c->y, true);
