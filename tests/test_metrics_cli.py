@@ -634,7 +634,7 @@ def relay_json_log():
     check(TS.match(o["ts"]) and TS.match(o["start"]) and
           o["start"] <= o["ts"], o)
     check(isinstance(o["id"], int) and o["time"] >= 0, o)
-    check(refused[0]["detail"] == "max-conns reached", refused)
+    check(refused[0]["detail"] == "max-conns 1 reached", refused)
 
 
 @test
