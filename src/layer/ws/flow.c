@@ -244,26 +244,6 @@ static void ws_inner_shut_cb(struct rill_flow *inner, int status, void *ud)
 	ws_drive(ws);
 }
 
-/* XORs n bytes with the mask key, starting at phase (offset mod 4). */
-static void ws_mask(uint8_t *dst, const uint8_t *src, size_t n,
-                    const uint8_t key[4], size_t phase)
-{
-	uint8_t k8[8];
-	for (size_t i = 0; i < 8; i++)
-		k8[i] = key[(phase + i) & 3];
-	uint64_t k;
-	memcpy(&k, k8, 8);
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v;
-		memcpy(&v, src + i, 8);
-		v ^= k;
-		memcpy(dst + i, &v, 8);
-	}
-	for (; i < n; i++)
-		dst[i] = src[i] ^ k8[i & 7];
-}
-
 /* A frame header into h; returns its length. */
 static size_t ws_header(uint8_t *h, bool fin, uint8_t op, uint64_t len,
                         const uint8_t *mask)
@@ -344,8 +324,8 @@ static void ws_send_frame(struct ws_flow *ws)
 				size_t take = b->len - o;
 				if (take > pay - off)
 					take = (size_t)(pay - off);
-				ws_mask(pieces[0]->data + hl + off, b->data + o,
-				        take, key, off & 3);
+				rill__ws_mask(pieces[0]->data + hl + off,
+				              b->data + o, take, key, off & 3);
 				off += take;
 				o += take;
 				if (o == b->len) {

@@ -113,9 +113,8 @@ void rill__ws_refuse(struct ws_flow *ws, uint16_t code, const char *why)
 	wslay_event_queue_close(ws->ctx, code, NULL, 0);
 }
 
-/* XORs n bytes of src into dst with the mask key from phase on. */
-static void ws_unmask(uint8_t *dst, const uint8_t *src, size_t n,
-                      const uint8_t key[4], size_t phase)
+void rill__ws_mask(uint8_t *dst, const uint8_t *src, size_t n,
+                   const uint8_t key[4], size_t phase)
 {
 	uint8_t k8[8];
 	for (size_t i = 0; i < 8; i++)
@@ -275,7 +274,7 @@ static bool ws_payload(struct ws_flow *ws, const uint8_t *p, size_t n)
 	}
 	if (dst != NULL) {
 		if (ws->f_masked)
-			ws_unmask(dst, p, n, ws->f_key, ws->f_phase);
+			rill__ws_mask(dst, p, n, ws->f_key, ws->f_phase);
 		else
 			memcpy(dst, p, n);
 		if (ws->f_op < 8 && ws->msg_op == 1 &&
@@ -289,8 +288,8 @@ static bool ws_payload(struct ws_flow *ws, const uint8_t *p, size_t n)
 		for (size_t o = 0; o < n; o += sizeof tmp) {
 			size_t k = n - o < sizeof tmp ? n - o : sizeof tmp;
 			if (ws->f_masked)
-				ws_unmask(tmp, p + o, k, ws->f_key,
-				          ws->f_phase + o);
+				rill__ws_mask(tmp, p + o, k, ws->f_key,
+				              ws->f_phase + o);
 			else
 				memcpy(tmp, p + o, k);
 			if (!ws_utf8(&ws->utf8, tmp, k)) {

@@ -188,4 +188,9 @@ int rill__ws_attach_public(struct rill_flow *inner, int role,
                            struct rill_buf *rest, rill_ws_attach_cb cb,
                            void *ud);
 
+/* frames.c: XORs n bytes of src into dst with the mask key, starting at
+ * phase (offset mod 4), eight bytes at a time; masks and unmasks. */
+void rill__ws_mask(uint8_t *dst, const uint8_t *src, size_t n,
+                   const uint8_t key[4], size_t phase);
+
 #endif /* RILL_LAYER_WS_INTERNAL_H */
