@@ -21,12 +21,14 @@ import asyncio
 import base64
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -600,6 +602,75 @@ def websockify_tests():
            "%d bytes" % len(out))
 
 
+def burst_test(port):
+    """Many frames in one burst, so that they share the server's reads:
+    small and large binary frames, fragmented messages with pings between
+    their fragments, text whose UTF-8 characters straddle fragments, empty
+    frames. The echo must return exactly the payload bytes, in order
+    (rill unmasks received payload in place in the socket's read buffer
+    and moves it over the headers between frames)."""
+    rnd = random.Random(6455)
+    s, head, _ = raw_connect(port, "/e")
+    if b" 101 " not in head:
+        tap.ok(False, "burst: handshake", head[:80])
+        s.close()
+        return
+    out, want = [], []
+    for i in range(400):
+        kind = rnd.randrange(5)
+        if kind == 0:
+            n = rnd.choice([0, 1, 7, 8, 9, 125, 126, 3000, 70000])
+            p = rnd.randbytes(n)
+            out.append(frame(2, p))
+            want.append(p)
+        elif kind == 1:
+            parts = [rnd.randbytes(rnd.randrange(0, 2000)) for _ in range(3)]
+            out.append(frame(2, parts[0], fin=False))
+            out.append(frame(9, b"ping %d" % i))
+            out.append(frame(0, parts[1], fin=False))
+            out.append(frame(10, b"unsolicited pong"))
+            out.append(frame(0, parts[2]))
+            want.extend(parts)
+        elif kind == 2:
+            t = ("\u00e9t\u00e9 \u20ac \U0001f600 " * rnd.randrange(1, 40)
+                 ).encode()
+            cut = sorted(rnd.sample(range(1, len(t)), 2))
+            out.append(frame(1, t[:cut[0]], fin=False))
+            out.append(frame(0, t[cut[0]:cut[1]], fin=False))
+            out.append(frame(0, t[cut[1]:]))
+            want.append(t)
+        elif kind == 3:
+            out.append(frame(9, rnd.randbytes(rnd.randrange(0, 126))))
+        else:
+            p = rnd.randbytes(rnd.randrange(1, 300))
+            out.append(frame(2, p))
+            want.append(p)
+    want = b"".join(want)
+    got = bytearray()
+    err = []
+
+    def reader():
+        try:
+            while len(got) < len(want):
+                b0, op, payload = read_frame(s)
+                if op in (0, 1, 2):
+                    got.extend(payload)
+                elif op == 8:
+                    break
+        except (EOFError, OSError) as e:
+            err.append(e)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    s.sendall(b"".join(out))
+    t.join(30)
+    s.close()
+    tap.ok(bytes(got) == want,
+           "burst of %d frames in shared reads: payload echoed exactly "
+           "(%d bytes)" % (len(out), len(want)),
+           "got %d bytes, %s" % (len(got), err or "different bytes"))
+
+
 def main():
     if not os.path.exists(RILL):
         tap.skip("all", "no rill binary in " + BUILD)
@@ -657,6 +728,7 @@ def main():
     if websockets is not None:
         run_py_client("websockets -> rill http serve --ws -> tcp echo",
                       "ws://127.0.0.1:%d/sock" % sport)
+    burst_test(port)
     hostile_tests(hport)
     handshake_tests(hport)
     masked_server_frame_test()

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "rill/impl.h"
+#include "core.h"
 
 struct rill_buf *rill_buf_new(size_t len)
 {
@@ -77,4 +77,17 @@ void rill_buf_release(struct rill_buf *b)
 		rill_free(b);
 		b = parent; /* a slice held one reference to its parent */
 	}
+}
+
+/* flags_ of a buffer (core.h: private read buffers). */
+#define BUF_PRIVATE 1u
+
+void rill__buf_mark_private(struct rill_buf *b)
+{
+	b->flags_ |= BUF_PRIVATE;
+}
+
+bool rill__buf_mutable(const struct rill_buf *b)
+{
+	return b->refs_ == 1 && (b->flags_ & BUF_PRIVATE) != 0;
 }

@@ -48,6 +48,17 @@ struct rill__drop_observer {
 void rill__observe_drops(const struct rill__drop_observer *o);
 
 /*
+ * Private read buffers (buf.c). A transport that reads into memory of
+ * its own (the socket flows' chunks) marks each buffer it hands to its
+ * reader; nobody else can see those bytes. A layer holding the only
+ * reference to such a buffer may change its bytes in place
+ * (rill__buf_mutable: the ws layer unmasks received frames there instead
+ * of copying them out). rill_buf_ref and slices do not carry the mark.
+ */
+void rill__buf_mark_private(struct rill_buf *b);
+bool rill__buf_mutable(const struct rill_buf *b);
+
+/*
  * Read chunks (chunk.c): buffers of RILL__CHUNK_SIZE bytes for a
  * transport to read into and hand out slices of, recycled through a small
  * per-thread cache.

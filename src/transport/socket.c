@@ -227,6 +227,7 @@ static bool sock_try_read(struct sock_flow *s)
 		rill_flow_read_done(&s->base, RILL_ENOMEM, NULL);
 		return true;
 	}
+	rill__buf_mark_private(b); /* its bytes are in no other buffer */
 	s->chunk_off += (size_t)n;
 	/* Keep the next read aligned for the benefit of memcpy users. */
 	s->chunk_off = (s->chunk_off + 63u) & ~(size_t)63u;

@@ -129,6 +129,7 @@ static void ws_in_cb(struct rill_flow *inner, int status, struct rill_buf *buf,
 			}
 		}
 	} else {
+		ws->in_private = rill__buf_mutable(buf);
 		ws->in = buf;
 		ws->in_off = 0;
 	}

@@ -273,10 +273,13 @@ static bool ws_payload(struct ws_flow *ws, const uint8_t *p, size_t n)
 		ws->out_len += n;
 	}
 	if (dst != NULL) {
+		/* dst <= p when dst is in ws->in itself (in_private): the
+		 * payload moves down over the headers before it, front to
+		 * back, which rill__ws_mask allows. */
 		if (ws->f_masked)
 			rill__ws_mask(dst, p, n, ws->f_key, ws->f_phase);
-		else
-			memcpy(dst, p, n);
+		else if (dst != p)
+			memmove(dst, p, n);
 		if (ws->f_op < 8 && ws->msg_op == 1 &&
 		    !ws_utf8(&ws->utf8, dst, n)) {
 			rill__ws_refuse(ws, 1007, "text not UTF-8");
@@ -310,7 +313,8 @@ int rill__ws_parse(struct ws_flow *ws, bool discard)
 	ws->discard = discard;
 	if (!discard && ws->out == NULL) {
 		/* Payload never exceeds the input it came in. */
-		ws->out = rill_buf_new(n - i);
+		ws->out = ws->in_private ? rill_buf_slice(ws->in, i, n - i)
+		                         : rill_buf_new(n - i);
 		ws->out_len = 0;
 		if (ws->out == NULL)
 			return RILL_ENOMEM;

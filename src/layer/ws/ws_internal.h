@@ -121,6 +121,9 @@ struct ws_flow {
 	/* Input. */
 	struct rill_buf *in; /* read from below, not yet parsed */
 	size_t in_off;
+	/* in's bytes are ours alone (rill__buf_mutable when it came): the
+	 * payload is unmasked in place and handed up as slices of it. */
+	bool in_private;
 	bool inner_reading;
 	int in_status;
 	struct rill_buf *out; /* payload for the reader */
@@ -160,7 +163,9 @@ struct ws_flow {
 };
 
 /* frames.c: parses ws->in from in_off into ws->out (made here when
- * NULL, unless discard), handles control frames; 0 or RILL_ENOMEM.
+ * NULL, unless discard: a new buffer, or a slice of ws->in when
+ * in_private, into which the payload is compacted in place), handles
+ * control frames; 0 or RILL_ENOMEM.
  * Violations end reading (rd_enabled) with a Close queued. */
 int rill__ws_parse(struct ws_flow *ws, bool discard);
 /* Fails the peer's input: Close with code, reading ends. */
@@ -189,7 +194,9 @@ int rill__ws_attach_public(struct rill_flow *inner, int role,
                            void *ud);
 
 /* frames.c: XORs n bytes of src into dst with the mask key, starting at
- * phase (offset mod 4), eight bytes at a time; masks and unmasks. */
+ * phase (offset mod 4), eight bytes at a time; masks and unmasks. dst
+ * may overlap src if dst <= src (each eight bytes are read before they
+ * are written, front to back). */
 void rill__ws_mask(uint8_t *dst, const uint8_t *src, size_t n,
                    const uint8_t key[4], size_t phase);
 
