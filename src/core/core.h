@@ -116,4 +116,12 @@ void rill__file_range_free(struct rill__file_range *fr);
 void rill__file_step(struct rill_flow *f, struct rill__file_range *fr);
 bool rill__file_advance(struct rill__file_range *fr);
 
+/*
+ * Whether writes of f are still pending in the core: queued, handed to
+ * the implementation, or done with their callback not yet run. For
+ * layers that must not read the core's private fields (the HTTP
+ * server's handler timeout asks it of an exchange).
+ */
+bool rill__flow_writes_pending(struct rill_flow *f);
+
 #endif

@@ -958,3 +958,8 @@ int rill__flow_fd(struct rill_flow *f)
 		return -1;
 	return f->ops->fd(f);
 }
+
+bool rill__flow_writes_pending(struct rill_flow *f)
+{
+	return f->wq_head_ != NULL;
+}

@@ -8,6 +8,39 @@
 #include "core.h"
 #include "http_internal.h"
 
+/* ---------------------------------------------------------------------- */
+/* The client as its connection's user (struct http_conn_user) */
+
+/* The response head of c->ex arrived: the response callback runs. */
+static void http_client_on_head(struct http_conn *c)
+{
+	struct http_ex *ex = c->ex;
+	if (ex == NULL)
+		return;
+	rill__http_ex_fill_head(ex, c);
+	c->keep_alive = llhttp_should_keep_alive(&c->parser);
+	rill__http_conn_timer(c, TM_NONE, 0);
+	rill_http_response_cb cb = ex->resp_cb;
+	ex->resp_cb = NULL;
+	if (cb != NULL)
+		cb(&ex->base, 0, ex->resp_ud);
+}
+
+/* The connection was torn down: the client cannot be used again. */
+static void http_client_conn_gone(struct http_conn *c)
+{
+	if (c->client == NULL)
+		return;
+	c->client->broken = true;
+	c->client->conn = NULL;
+	c->client = NULL;
+}
+
+static const struct http_conn_user http_client_user = {
+    .head = http_client_on_head,
+    .gone = http_client_conn_gone,
+};
+
 int rill_http_client_new(struct rill_flow *io,
                          const struct rill_http_client_opts *opts,
                          struct rill_http_client **out)
@@ -32,9 +65,9 @@ int rill_http_client_new(struct rill_flow *io,
 		cl->o.max_headers = 200;
 	if (cl->o.header_timeout_ms == 0)
 		cl->o.header_timeout_ms = 30000;
-	int err =
-	    rill__http_conn_init(c, rill_flow_loop(io), io, ROLE_CLIENT,
-	                         cl->o.max_header_bytes, cl->o.max_headers);
+	int err = rill__http_conn_init(
+	    c, rill_flow_loop(io), io, ROLE_CLIENT, &http_client_user,
+	    cl->o.max_header_bytes, cl->o.max_headers);
 	if (err != 0) {
 		rill_free(cl);
 		rill_free(c);
@@ -136,35 +169,18 @@ int rill_http_request(struct rill_http_client *cl, const char *method,
 		return RILL_ECLOSED;
 	if (c->ex != NULL || c->st != ST_IDLE)
 		return -EBUSY;
-	size_t need = strlen(method) + strlen(target) + 64;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (!rill__http_header_ok(&hdrs[i]))
 			return RILL_EINVAL;
-		need += strlen(hdrs[i].name) + strlen(hdrs[i].value) + 4;
-	}
 	struct http_ex *ex = rill__http_ex_new(c, ROLE_CLIENT);
-	struct rill_buf *b = rill_buf_new(need);
+	struct rill_buf *b =
+	    rill__http_request_head(method, target, hdrs, n, clen);
 	if (ex == NULL || b == NULL) {
 		if (ex != NULL)
 			rill_flow_discard(&ex->base);
 		rill_buf_release(b);
 		return RILL_ENOMEM;
 	}
-	char *p = (char *)b->data, *end = p + need;
-	p += snprintf(p, (size_t)(end - p), "%s %s HTTP/1.1\r\n", method,
-	              target);
-	for (size_t i = 0; i < n; i++)
-		p += snprintf(p, (size_t)(end - p), "%s: %s\r\n", hdrs[i].name,
-		              hdrs[i].value);
-	if (clen > 0)
-		p += snprintf(p, (size_t)(end - p), "Content-Length: %lld\r\n",
-		              (long long)clen);
-	else if (clen < 0)
-		p += snprintf(p, (size_t)(end - p),
-		              "Transfer-Encoding: chunked\r\n");
-	*p++ = '\r';
-	*p++ = '\n';
-	b->len = (size_t)(p - (char *)b->data);
 	ex->head_request = strcmp(method, "HEAD") == 0;
 	ex->out_chunked = clen < 0;
 	ex->out_left = clen;

@@ -1,13 +1,18 @@
 /*
- * The connection driver: timers, the write queue, input, teardown
- * (destroy, linger, canned errors) and the step functions that decide
- * what a connection does next.
+ * The connection: timers, the write queue, input, teardown (destroy,
+ * linger, canned errors) and the driver, whose step functions decide
+ * what a connection does next. It calls down to parse.c and message.c
+ * only; it reaches its user (server or client) through the role table
+ * c->user, and its exchange through the shared struct http_ex and the
+ * flow core's completions.
  * See http_internal.h for the layer's design.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "http_internal.h"
 
 static void http_conn_on_timer(uv_timer_t *t);
@@ -95,7 +100,7 @@ static void http_conn_io_write_cb(struct rill_flow *io, int status, void *ud)
 			rill_flow_write_done(&ex->base, status);
 		} else {
 			if (status == 0)
-				rill__http_ex_output_done(ex);
+				rill__http_conn_output_done(ex);
 			rill_flow_shutdown_done(&ex->base, status);
 		}
 	}
@@ -127,8 +132,22 @@ static bool http_conn_handler_idle(struct http_conn *c)
 	if (c->role != ROLE_SERVER || c->st != ST_EXCHANGE || ex == NULL ||
 	    c->srv == NULL)
 		return false;
-	return !ex->reading && ex->base.wq_head_ == NULL &&
+	return !ex->reading && !rill__flow_writes_pending(&ex->base) &&
 	       !http_conn_ex_writing(c, ex);
+}
+
+/* A warning through the user's log (the server's log callback). */
+__attribute__((format(printf, 2, 3))) static void
+http_conn_log(struct http_conn *c, const char *fmt, ...)
+{
+	if (c->user->log == NULL)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	c->user->log(c, msg);
 }
 
 static void http_conn_on_handler_timer(uv_timer_t *t)
@@ -139,20 +158,21 @@ static void http_conn_on_handler_timer(uv_timer_t *t)
 	struct http_ex *ex = c->ex;
 	unsigned long long ms =
 	    (unsigned long long)c->srv->o.handler_timeout_ms;
-	const char *m = rill_http_method(&ex->base);
-	const char *target = rill_http_target(&ex->base);
+	const char *m = llhttp_method_name((llhttp_method_t)ex->method);
+	const char *target =
+	    c->head.complete ? c->head.arena + c->head.url : "";
 	bool complete = ex->out_done || (ex->out_started && !ex->out_chunked &&
 	                                 ex->out_left == 0);
 	if (complete)
-		rill__http_server_log(
-		    c->srv,
+		http_conn_log(
+		    c,
 		    "%s %s: the response was complete %llu ms ago but the "
 		    "handler did not close the exchange (a missing "
 		    "rill_close?); closing its connection",
 		    m, target, ms);
 	else
-		rill__http_server_log(
-		    c->srv,
+		http_conn_log(
+		    c,
 		    "%s %s: the handler neither read, wrote nor closed the "
 		    "exchange for %llu ms; aborting it (%s)",
 		    m, target, ms,
@@ -203,6 +223,31 @@ static void http_conn_timer_closed(uv_handle_t *h)
 	rill_free(c);
 }
 
+void rill__http_conn_output_done(struct http_ex *ex)
+{
+	ex->out_done = true;
+	struct http_conn *c = ex->conn;
+	if (c != NULL)
+		c->again = true;
+}
+
+/* The connection lets go of its exchange: err is what the exchange
+ * reports from now on (a read waiting, a response head awaited). */
+static void http_conn_detach_ex(struct http_ex *ex, int err)
+{
+	ex->conn = NULL;
+	ex->err = err;
+	if (ex->reading) {
+		ex->reading = false;
+		rill_flow_read_done(&ex->base, err, NULL);
+	}
+	if (ex->resp_cb != NULL) {
+		rill_http_response_cb cb = ex->resp_cb;
+		ex->resp_cb = NULL;
+		cb(&ex->base, err, ex->resp_ud);
+	}
+}
+
 /* Tears the connection down at once; err goes to an open exchange. The
  * memory stays valid until the loop runs again. */
 void rill__http_conn_destroy(struct http_conn *c, int err)
@@ -219,25 +264,7 @@ void rill__http_conn_destroy(struct http_conn *c, int err)
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, http_conn_timer_closed);
 	uv_close((uv_handle_t *)&c->htimer, http_conn_timer_closed);
-	if (c->srv != NULL) {
-		struct rill_http_server *s = c->srv;
-		if (c->prev != NULL)
-			c->prev->next = c->next;
-		else
-			s->conns = c->next;
-		if (c->next != NULL)
-			c->next->prev = c->prev;
-		s->nconns--;
-		if (s->nconns == 0)
-			uv_timer_stop(&s->sweep);
-		c->srv = NULL;
-		rill__http_server_check_done(s);
-	}
-	if (c->client != NULL) {
-		c->client->broken = true;
-		c->client->conn = NULL;
-		c->client = NULL;
-	}
+	c->user->gone(c);
 	/* Pending exchange writes will never complete: fail them. */
 	for (unsigned i = 0; i < c->wrq_n; i++) {
 		struct http_wrq *w = &c->wrq[(c->wrq_head + i) % HTTP_WRQ_MAX];
@@ -254,7 +281,7 @@ void rill__http_conn_destroy(struct http_conn *c, int err)
 	struct http_ex *ex = c->ex;
 	c->ex = NULL;
 	if (ex != NULL)
-		rill__http_ex_detach(ex, err);
+		http_conn_detach_ex(ex, err);
 }
 
 static void http_conn_linger_shut_cb(struct rill_flow *io, int status, void *ud)
@@ -276,7 +303,7 @@ static void http_conn_linger(struct http_conn *c)
 	struct http_ex *ex = c->ex;
 	c->ex = NULL;
 	if (ex != NULL)
-		rill__http_ex_detach(ex, RILL_ECLOSED);
+		http_conn_detach_ex(ex, RILL_ECLOSED);
 	int err =
 	    rill_shutdown(c->io, RILL_SHUT_WR, http_conn_linger_shut_cb, c);
 	if (err == RILL_ENOHALFCLOSE) /* the end of both ways, after the
@@ -339,9 +366,9 @@ void rill__http_conn_send_error(struct http_conn *c, int status)
 	}
 	if (ex != NULL) {
 		c->ex = NULL;
-		rill__http_ex_detach(ex, status == 413   ? RILL_EHTTP_TOO_LARGE
-		                         : status == 408 ? RILL_ETIMEDOUT
-		                                         : RILL_EHTTP);
+		http_conn_detach_ex(ex, status == 413   ? RILL_EHTTP_TOO_LARGE
+		                        : status == 408 ? RILL_ETIMEDOUT
+		                                        : RILL_EHTTP);
 		if (c->st == ST_DEAD)
 			return;
 	}
@@ -366,10 +393,12 @@ void rill__http_conn_send_error(struct http_conn *c, int status)
 }
 
 int rill__http_conn_init(struct http_conn *c, uv_loop_t *loop,
-                         struct rill_flow *io, int role, size_t hbytes,
+                         struct rill_flow *io, int role,
+                         const struct http_conn_user *user, size_t hbytes,
                          size_t nhdrs)
 {
 	c->role = role;
+	c->user = user;
 	c->io = io;
 	c->head.cap = hbytes + 1;
 	c->head.max = nhdrs;
@@ -449,23 +478,12 @@ static void http_conn_step_linger(struct http_conn *c)
 	http_conn_want_input(c);
 }
 
-/* A head the parser found goes to its owner: the server's handler, or
- * the client's response callback. */
+/* A head the parser found goes to the connection's user: the server's
+ * handler, or the client's response callback. */
 static void http_conn_deliver_head(struct http_conn *c)
 {
-	struct http_ex *ex = c->ex;
 	c->ev_head = false;
-	if (c->role == ROLE_SERVER) {
-		rill__http_server_on_head(c);
-	} else if (ex != NULL) {
-		rill__http_ex_fill_head(ex, c);
-		c->keep_alive = llhttp_should_keep_alive(&c->parser);
-		rill__http_conn_timer(c, TM_NONE, 0);
-		rill_http_response_cb cb = ex->resp_cb;
-		ex->resp_cb = NULL;
-		if (cb != NULL)
-			cb(&ex->base, 0, ex->resp_ud);
-	}
+	c->user->head(c);
 	c->again = true;
 }
 

@@ -89,7 +89,7 @@ int64_t rill_http_content_length(struct rill_flow *f)
 	return ex != NULL ? ex->clen : -1;
 }
 
-/* Server side */
+/* Making an exchange */
 
 struct http_ex *rill__http_ex_new(struct http_conn *c, int role)
 {
@@ -112,21 +112,6 @@ void rill__http_ex_fill_head(struct http_ex *ex, struct http_conn *c)
 	ex->status = p->status_code;
 	if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED))
 		ex->clen = (int64_t)p->content_length;
-}
-
-void rill__http_ex_detach(struct http_ex *ex, int err)
-{
-	ex->conn = NULL;
-	ex->err = err;
-	if (ex->reading) {
-		ex->reading = false;
-		rill_flow_read_done(&ex->base, err, NULL);
-	}
-	if (ex->resp_cb != NULL) {
-		rill_http_response_cb cb = ex->resp_cb;
-		ex->resp_cb = NULL;
-		cb(&ex->base, err, ex->resp_ud);
-	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -277,14 +262,6 @@ static int http_ex_write_file(struct rill_flow *f, int fd, uint64_t offset,
 	return 0;
 }
 
-void rill__http_ex_output_done(struct http_ex *ex)
-{
-	ex->out_done = true;
-	struct http_conn *c = ex->conn;
-	if (c != NULL)
-		c->again = true;
-}
-
 static void http_ex_shutdown_write(struct rill_flow *f)
 {
 	struct http_ex *ex = rill__http_ex_of(f);
@@ -327,7 +304,7 @@ static void http_ex_shutdown_write(struct rill_flow *f)
 		v[k++] = t;
 	}
 	if (k == 0) {
-		rill__http_ex_output_done(ex);
+		rill__http_conn_output_done(ex);
 		rill_flow_shutdown_done(f, 0);
 		if (c->ex == ex)
 			rill__http_conn_drive(c);
@@ -349,7 +326,9 @@ static void http_ex_close(struct rill_flow *f)
 	struct http_ex *ex = rill__http_ex_of(f);
 	struct http_conn *c = ex->conn;
 	if (c != NULL) {
-		bool pending = f->wq_head_ != NULL;
+		/* Writes of ex still on the connection: rill_close emptied
+		 * the core's queue of ex before calling here. */
+		bool pending = false;
 		for (unsigned i = 0; i < c->wrq_n; i++) {
 			struct http_wrq *w =
 			    &c->wrq[(c->wrq_head + i) % HTTP_WRQ_MAX];

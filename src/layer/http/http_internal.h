@@ -2,17 +2,32 @@
  * The HTTP/1.1 layer's internals (DESIGN.md section 6), shared by the
  * files of src/layer/http/ and by nothing else:
  *
- *   parse.c     llhttp callbacks collecting a message head into the
- *               connection's arena; running the parser
- *   conn.c      the connection driver: timers, the write queue, input,
- *               teardown, and the step functions that decide what a
- *               connection does next
+ *   server.c    the server object; a request head's arrival
+ *   client.c    the client object and requests; a response head's
+ *               arrival
+ *   upgrade.c   handing a server connection over to another protocol
+ *   respond.c   the server's responses (rill_http_respond...)
  *   exchange.c  one request/response exchange as a flow (struct http_ex):
  *               body reads and framed body writes; head accessors
- *   message.c   writing message heads: reason phrases, Date, header
- *               checks, response heads
- *   server.c    the server object and a request head's arrival
- *   client.c    the client object and requests
+ *   conn.c      the connection: timers, the write queue, input, teardown,
+ *               and the driver (rill__http_conn_drive) whose step
+ *               functions decide what a connection does next
+ *   message.c   message heads built as buffers: reason phrases, Date,
+ *               header and token checks, request and response heads
+ *   parse.c     llhttp callbacks collecting a message head into the
+ *               connection's arena; running the parser
+ *
+ * Calls between the files point one way, down this list: server.c,
+ * client.c and upgrade.c are the connection's users; respond.c calls
+ * exchange.c, conn.c and message.c; exchange.c calls conn.c, message.c
+ * and parse.c; conn.c calls message.c and parse.c, which call none of
+ * the others. The connection reaches up to its user (server or client)
+ * only through the role table its user installed (struct
+ * http_conn_user): a head arrived, the connection is gone, a warning.
+ * The exchange's state is shared data (struct http_ex below): the
+ * connection reads and sets it, and hands the exchange its results
+ * through the flow core (rill_flow_read_done...), never through
+ * exchange.c.
  *
  * The parser is llhttp (Node.js's), compiled from Debian's node-llhttp
  * sources. rill never parses HTTP syntax itself: it collects llhttp's
@@ -81,6 +96,27 @@ struct http_head {
 };
 
 struct http_ex;
+struct http_conn;
+
+/*
+ * What a connection's user (the server or the client) does for it: the
+ * role table the user installs at rill__http_conn_init. The connection
+ * calls up through it only, so no file below calls the server or the
+ * client.
+ *   head  a message head is complete (c->head, c->parser): a request
+ *         (server) or the response of c->ex (client). It may deliver
+ *         the head to user code, which may close the exchange or tear
+ *         the connection down.
+ *   gone  the connection was torn down (rill__http_conn_destroy): the
+ *         user lets go of it. Called once.
+ *   log   a warning about the connection (server only; may be NULL
+ *         for a client).
+ */
+struct http_conn_user {
+	void (*head)(struct http_conn *c);
+	void (*gone)(struct http_conn *c);
+	void (*log)(struct http_conn *c, const char *msg);
+};
 
 struct http_wrq {
 	struct http_ex *ex; /* NULL: a response write nobody waits for */
@@ -113,6 +149,7 @@ struct http_conn {
 	llhttp_t parser;
 	struct http_head head;
 	int role;
+	const struct http_conn_user *user;
 	enum conn_state st;
 	struct rill_http_server *srv;
 	struct http_conn *next, *prev; /* server's list */
@@ -194,7 +231,8 @@ int rill__http_error_status(struct http_conn *c, llhttp_errno_t e);
 
 /* conn.c */
 int rill__http_conn_init(struct http_conn *c, uv_loop_t *loop,
-                         struct rill_flow *io, int role, size_t hbytes,
+                         struct rill_flow *io, int role,
+                         const struct http_conn_user *user, size_t hbytes,
                          size_t nhdrs);
 /* Runs the connection's step functions until none has more to do. */
 void rill__http_conn_drive(struct http_conn *c);
@@ -220,6 +258,8 @@ int rill__http_conn_continue(struct http_conn *c, struct http_ex *ex);
  * WR_EX_WRITE). Returns 0 or an error (then nobody is notified). */
 int rill__http_conn_write_file(struct http_conn *c, int fd, uint64_t offset,
                                uint64_t length, struct http_ex *whom);
+/* The message body of ex was sent in full. */
+void rill__http_conn_output_done(struct http_ex *ex);
 
 /* exchange.c */
 /* The exchange behind f, or NULL when f is not an HTTP exchange. */
@@ -227,26 +267,37 @@ struct http_ex *rill__http_ex_of(struct rill_flow *f);
 struct http_ex *rill__http_ex_new(struct http_conn *c, int role);
 /* Copies the head fields the exchange keeps from the parser. */
 void rill__http_ex_fill_head(struct http_ex *ex, struct http_conn *c);
-/* The connection is gone: err is what the exchange reports from now on. */
-void rill__http_ex_detach(struct http_ex *ex, int err);
-/* The message body was sent in full. */
-void rill__http_ex_output_done(struct http_ex *ex);
 
 /* message.c */
 /* A buffer over static bytes (no copy; never freed). */
 struct rill_buf *rill__http_static_buf(const char *s, size_t len);
 /* Header names must be tokens and values must not contain CR or LF. */
 bool rill__http_header_ok(const struct rill_http_header *h);
+/* A header a response handler may set: rill__http_header_ok, and not
+ * one of the framing headers the layer writes itself. */
+bool rill__http_response_header_ok(const struct rill_http_header *h);
 /* A method token (target false) or a request target (target true). */
 bool rill__http_token_ok(const char *s, bool target);
 
-/* server.c */
-/* A request head is complete: make its exchange and call the handler. */
-void rill__http_server_on_head(struct http_conn *c);
-/* Runs the shutdown's done callback once the last connection is gone. */
-void rill__http_server_check_done(struct rill_http_server *s);
-/* A warning through the server's log callback (or stderr). */
-void rill__http_server_log(struct rill_http_server *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* What a response head says. */
+struct http_resp_head {
+	uv_loop_t *loop; /* for the Date header's clock */
+	int status;
+	const char *server_name;             /* Server header, or NULL */
+	const struct rill_http_header *hdrs; /* checked by the caller */
+	size_t n;
+	int64_t clen;    /* Content-Length, or -1 */
+	bool chunked;    /* Transfer-Encoding: chunked (when clen < 0) */
+	bool keep_alive; /* false: Connection: close */
+	bool http10;     /* keep-alive answering HTTP/1.0: say so */
+};
+/* The response head as one buffer, or NULL on ENOMEM. */
+struct rill_buf *rill__http_response_head(const struct http_resp_head *h);
+/* The request head as one buffer, or NULL on ENOMEM. The method, target
+ * and headers were checked by the caller; clen > 0 announces a
+ * Content-Length, clen < 0 a chunked body. */
+struct rill_buf *rill__http_request_head(const char *method, const char *target,
+                                         const struct rill_http_header *hdrs,
+                                         size_t n, int64_t clen);
 
 #endif /* RILL_LAYER_HTTP_INTERNAL_H */

@@ -1,25 +1,47 @@
 /*
  * The HTTP server object: serving connections, a request head's
- * arrival (validation, then the handler), graceful shutdown.
+ * arrival (validation, then the handler), graceful shutdown. The server
+ * is its connections' user: conn.c calls it only through the role
+ * table http_server_user.
  * See http_internal.h for the layer's design.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 
 #include "http_internal.h"
 
-void rill__http_server_log(struct rill_http_server *s, const char *fmt, ...)
+static void http_server_check_done(struct rill_http_server *s);
+
+/* ---------------------------------------------------------------------- */
+/* The server as its connections' user (struct http_conn_user) */
+
+/* A warning through the server's log callback (or stderr). */
+static void http_server_conn_log(struct http_conn *c, const char *msg)
 {
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	struct rill_http_server *s = c->srv;
 	if (s->o.log != NULL)
 		s->o.log(s->o.log_ud, msg);
 	else
 		fprintf(stderr, "rill http: %s\n", msg);
+}
+
+/* A connection was torn down: it leaves the server's list. */
+static void http_server_conn_gone(struct http_conn *c)
+{
+	struct rill_http_server *s = c->srv;
+	if (s == NULL)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	if (s->nconns == 0)
+		uv_timer_stop(&s->sweep);
+	c->srv = NULL;
+	http_server_check_done(s);
 }
 
 static bool http_request_has_body(llhttp_t *p)
@@ -30,7 +52,7 @@ static bool http_request_has_body(llhttp_t *p)
 }
 
 /* A request head is complete: make its exchange and call the handler. */
-void rill__http_server_on_head(struct http_conn *c)
+static void http_server_on_head(struct http_conn *c)
 {
 	struct rill_http_server *s = c->srv;
 	llhttp_t *p = &c->parser;
@@ -81,6 +103,12 @@ void rill__http_server_on_head(struct http_conn *c)
 	rill__http_conn_timer(c, TM_NONE, 0);
 	s->handler(&ex->base, s->ud);
 }
+
+static const struct http_conn_user http_server_user = {
+    .head = http_server_on_head,
+    .gone = http_server_conn_gone,
+    .log = http_server_conn_log,
+};
 
 /* ---------------------------------------------------------------------- */
 /* Server object */
@@ -173,8 +201,9 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 		rill_close(io);
 		return RILL_ENOMEM;
 	}
-	int err = rill__http_conn_init(c, s->loop, io, ROLE_SERVER,
-	                               s->o.max_header_bytes, s->o.max_headers);
+	int err =
+	    rill__http_conn_init(c, s->loop, io, ROLE_SERVER, &http_server_user,
+	                         s->o.max_header_bytes, s->o.max_headers);
 	if (err != 0) {
 		rill_free(c);
 		rill_close(io);
@@ -210,7 +239,8 @@ static void http_server_done_idle(uv_idle_t *h)
 		done(s->done_ud);
 }
 
-void rill__http_server_check_done(struct rill_http_server *s)
+/* Runs the shutdown's done callback once the last connection is gone. */
+static void http_server_check_done(struct rill_http_server *s)
 {
 	if (s->shutting_down && s->nconns == 0 && s->done != NULL &&
 	    !s->freeing)
@@ -233,7 +263,7 @@ void rill_http_server_shutdown(struct rill_http_server *s,
 			rill__http_conn_destroy(c, RILL_ECANCELED); /* idle */
 		c = next;
 	}
-	rill__http_server_check_done(s);
+	http_server_check_done(s);
 }
 
 static void http_server_freed(uv_handle_t *h)

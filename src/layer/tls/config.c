@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "core.h"
+#include "layer/tls/bio.h"
 #include "tls_internal.h"
 
 /* ---------------------------------------------------------------------- */

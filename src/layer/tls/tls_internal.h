@@ -2,12 +2,17 @@
  * The TLS layer's internals (DESIGN.md section 6), shared by the files of
  * src/layer/tls/ and by nothing else:
  *
- *   flow.c    the record path: the BIO over the flow below, handshake,
- *             encrypting writes, decrypting reads, close_notify, teardown
- *   error.c   OpenSSL failures mapped to rill codes with a message
+ *   uri.c     the "tls" layer scheme: URI parameters to configurations
+ *   flow.c    the record path: handshake, encrypting writes, decrypting
+ *             reads, close_notify, teardown
  *   config.c  configurations (certificates, CAs, verification, ALPN,
  *             versions) and the per-connection SSL setup
- *   uri.c     the "tls" layer scheme: URI parameters to configurations
+ *   error.c   OpenSSL failures mapped to rill codes with a message
+ *   bio.c     the BIO between OpenSSL and the flow below (bio.h)
+ *
+ * Calls between the files point one way, down this list: uri.c calls
+ * flow.c and config.c; flow.c calls config.c, error.c and bio.c;
+ * config.c calls bio.c; error.c and bio.c call none of the others.
  */
 #ifndef RILL_TLS_INTERNAL_H
 #define RILL_TLS_INTERNAL_H
@@ -144,10 +149,6 @@ static inline struct rill_flow *tls_inner(struct tls_flow *t)
 {
 	return t->layer.inner;
 }
-
-/* flow.c: the BIO method exists (made once per process); a new BIO. */
-bool rill__tls_bio_ready(void);
-BIO *rill__tls_bio_new(void);
 
 /* config.c: per-connection setup of t->ssl and t->bio from t->cfg;
  * returns 0, or an error with msg set. */
