@@ -74,12 +74,26 @@ static const char *http_date(uv_loop_t *loop)
 /* ---------------------------------------------------------------------- */
 /* Header checks */
 
+/* A token character (RFC 9110 5.6.2 tchar): letters, digits and
+ * !#$%&'*+-.^_`|~ -- the printable ASCII that is not a separator. */
+static bool http_tchar(unsigned char ch)
+{
+	unsigned char lc = ch | 0x20;
+	if ((lc >= 'a' && lc <= 'z') || (ch >= '0' && ch <= '9'))
+		return true;
+	return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* The headers the layer writes itself (framing and Date). */
 static bool http_header_is_reserved(const char *name)
 {
-	return strcasecmp(name, "Content-Length") == 0 ||
-	       strcasecmp(name, "Transfer-Encoding") == 0 ||
-	       strcasecmp(name, "Connection") == 0 ||
-	       strcasecmp(name, "Date") == 0;
+	switch (strlen(name)) {
+	case 4: return strcasecmp(name, "Date") == 0;
+	case 10: return strcasecmp(name, "Connection") == 0;
+	case 14: return strcasecmp(name, "Content-Length") == 0;
+	case 17: return strcasecmp(name, "Transfer-Encoding") == 0;
+	default: return false;
+	}
 }
 
 /* Header names must be tokens and values must not contain CR or LF:
@@ -88,15 +102,10 @@ bool rill__http_header_ok(const struct rill_http_header *h)
 {
 	if (h->name == NULL || h->value == NULL || h->name[0] == '\0')
 		return false;
-	for (const char *p = h->name; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch))
+	for (const char *p = h->name; *p; p++)
+		if (!http_tchar((unsigned char)*p))
 			return false;
-	}
-	for (const char *p = h->value; *p; p++)
-		if (*p == '\r' || *p == '\n')
-			return false;
-	return true;
+	return h->value[strcspn(h->value, "\r\n")] == '\0';
 }
 
 bool rill__http_token_ok(const char *s, bool target)
@@ -107,7 +116,7 @@ bool rill__http_token_ok(const char *s, bool target)
 		unsigned char ch = (unsigned char)*s;
 		if (ch <= 32 || ch >= 127)
 			return false;
-		if (!target && strchr("\"(),/:;<=>?@[\\]{}", ch))
+		if (!target && !http_tchar(ch))
 			return false;
 	}
 	return true;
@@ -121,6 +130,35 @@ bool rill__http_response_header_ok(const struct rill_http_header *h)
 /* ---------------------------------------------------------------------- */
 /* Heads */
 
+/* Appending to a head whose size was reckoned beforehand. */
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static char *put_str(char *p, const char *s)
+{
+	return put(p, s, strlen(s));
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Built by appending (no printf: this runs for every response). The
+ * fixed parts take at most 160 bytes: status line with the longest
+ * reason (45), Date (37), Content-Length with 19 digits (37), Connection
+ * (24), the final CRLF. */
 struct rill_buf *rill__http_response_head(const struct http_resp_head *h)
 {
 	size_t need = 160;
@@ -131,44 +169,41 @@ struct rill_buf *rill__http_response_head(const struct http_resp_head *h)
 	struct rill_buf *b = rill_buf_new(need);
 	if (b == NULL)
 		return NULL;
-	char *p = (char *)b->data;
-	char *end = p + need;
-	p += snprintf(p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", h->status,
-	              rill_http_reason(h->status));
-	if (h->server_name != NULL)
-		p += snprintf(p, (size_t)(end - p), "Server: %s\r\n",
-		              h->server_name);
-	p += snprintf(p, (size_t)(end - p), "Date: %s\r\n", http_date(h->loop));
+	char *p = PUT_LIT((char *)b->data, "HTTP/1.1 ");
+	p = put_u64(p, (uint64_t)h->status); /* 200-999: the caller checks */
+	*p++ = ' ';
+	p = put_str(p, rill_http_reason(h->status));
+	p = PUT_LIT(p, "\r\n");
+	if (h->server_name != NULL) {
+		p = PUT_LIT(p, "Server: ");
+		p = put_str(p, h->server_name);
+		p = PUT_LIT(p, "\r\n");
+	}
+	p = PUT_LIT(p, "Date: ");
+	p = put_str(p, http_date(h->loop));
+	p = PUT_LIT(p, "\r\n");
 	for (size_t i = 0; i < h->n; i++) {
-		const struct rill_http_header *hd = &h->hdrs[i];
-		size_t nl = strlen(hd->name), vl = strlen(hd->value);
-		memcpy(p, hd->name, nl);
-		p += nl;
-		*p++ = ':';
-		*p++ = ' ';
-		memcpy(p, hd->value, vl);
-		p += vl;
-		*p++ = '\r';
-		*p++ = '\n';
+		p = put_str(p, h->hdrs[i].name);
+		p = PUT_LIT(p, ": ");
+		p = put_str(p, h->hdrs[i].value);
+		p = PUT_LIT(p, "\r\n");
 	}
 	/* 204 and 304 carry no framing: RFC 9110 8.6 forbids it on 204,
 	 * and on 304 it would have to describe the unsent 200 body. */
 	if (h->status != 204 && h->status != 304) {
-		if (h->clen >= 0)
-			p += snprintf(p, (size_t)(end - p),
-			              "Content-Length: %lld\r\n",
-			              (long long)h->clen);
-		else if (h->chunked)
-			p += snprintf(p, (size_t)(end - p),
-			              "Transfer-Encoding: chunked\r\n");
+		if (h->clen >= 0) {
+			p = PUT_LIT(p, "Content-Length: ");
+			p = put_u64(p, (uint64_t)h->clen);
+			p = PUT_LIT(p, "\r\n");
+		} else if (h->chunked) {
+			p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+		}
 	}
 	if (!h->keep_alive)
-		p += snprintf(p, (size_t)(end - p), "Connection: close\r\n");
+		p = PUT_LIT(p, "Connection: close\r\n");
 	else if (h->http10)
-		p += snprintf(p, (size_t)(end - p),
-		              "Connection: keep-alive\r\n");
-	*p++ = '\r';
-	*p++ = '\n';
+		p = PUT_LIT(p, "Connection: keep-alive\r\n");
+	p = PUT_LIT(p, "\r\n");
 	b->len = (size_t)(p - (char *)b->data);
 	return b;
 }
