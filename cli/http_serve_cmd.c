@@ -24,6 +24,15 @@
 #define SERVE_MAX_CONNS 512  /* --max-conns default */
 #define SERVE_OPT_OTHER (-2) /* serve_opt_text: not one of its options */
 
+/* A connection the server took has ended: its duration and bytes. */
+static void serve_conn_done(void *ud, const struct rill_http_conn_info *ci)
+{
+	struct serve *sv = ud;
+	cli_m_active(&sv->ms, -1);
+	cli_m_conn_time(&sv->ms, ci->seconds);
+	cli_m_bytes(&sv->ms, ci->bytes_in, ci->bytes_out);
+}
+
 static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
                             int status, const char *errmsg, void *ud)
 {
@@ -37,7 +46,12 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 		return;
 	}
 	cli_m_accepted(&sv->ms);
-	if (rill_http_server_serve(sv->srv, f) != -EBUSY || sv->quiet)
+	int err = rill_http_server_serve(sv->srv, f);
+	if (err == 0)
+		cli_m_active(&sv->ms, 1); /* until serve_conn_done */
+	if (err == -EBUSY)
+		cli_m_denied(&sv->ms, "max-conns");
+	if (err != -EBUSY || sv->quiet)
 		return;
 	/* Over --max-conns: closed at once (a client learns at once
 	 * instead of waiting in the backlog). One line a second at most:
@@ -147,6 +161,8 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		sv->w = &g.w[i];
 		g.w[i].data = sv;
 		struct rill_http_server_opts o = *tmpl_o;
+		o.conn_done = serve_conn_done;
+		o.conn_ud = sv;
 		o.max_connections =
 		    max_conns / threads + (i < max_conns % threads ? 1 : 0);
 		sv->max_conns = o.max_connections;
@@ -405,7 +421,8 @@ int cli_http_serve(int argc, char **argv)
 	struct cli_metrics metrics;
 	if (a.metrics_uri != NULL) {
 		if (cli_metrics_init(&metrics, a.metrics_uri, uri,
-		                     CLI_METRICS_HTTP) != 0) {
+		                     CLI_METRICS_HTTP | CLI_METRICS_CONNS) !=
+		    0) {
 			close(svp->dirfd);
 			free(svp);
 			return 1;

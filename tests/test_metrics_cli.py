@@ -348,6 +348,19 @@ def metrics_unix_socket_other_uid():
         e.stop()
 
 
+def scrape_until(mport, pred, what, timeout=10):
+    """Scrapes until pred(text) holds; five scrapes a second at most (the
+    metrics listener serves 16 new connections a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = scrape("http://127.0.0.1:%d/metrics" % mport)
+        if pred(text):
+            return text
+        if time.monotonic() > deadline:
+            raise Fail("timed out waiting for %s:\n%s" % (what, text))
+        time.sleep(0.2)
+
+
 @test
 def http_metrics_and_hostile_scrapes():
     d = os.path.join(TMP, "www")
@@ -395,6 +408,41 @@ def http_metrics_and_hostile_scrapes():
         check(value(text, "rill_http_request_duration_seconds_count") == 4,
               text)
         check(value(text, "rill_connections_accepted_total") == 4, text)
+        # Each urllib request was its own connection, and all have
+        # ended: none active, four durations, and the bytes of exactly
+        # the heads and bodies that went each way.
+        text = scrape_until(mport, lambda t: value(
+            t, "rill_connection_duration_seconds_count") == 4,
+            "four connection ends to be counted")
+        check(value(text, "rill_connections_active") == 0, text)
+        # A raw keep-alive connection of two requests whose bytes are
+        # known; it stays open (active 1) until we close it.
+        up0 = value(text, "rill_bytes_total", direction="up")
+        down0 = value(text, "rill_bytes_total", direction="down")
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        req = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+        got = b""
+        for _ in range(2):
+            s.sendall(req)
+            one = b""
+            while not one.endswith(b"hello\n"):
+                c = s.recv(4096)
+                check(c, "the keep-alive response ended early")
+                one += c
+            got += one
+        text = scrape("http://127.0.0.1:%d/metrics" % mport)
+        check(value(text, "rill_connections_active") == 1, text)
+        s.close()
+        text = scrape_until(mport, lambda t: value(
+            t, "rill_connections_active") == 0,
+            "the connection's end to be counted")
+        promtool_ok(text)
+        check(value(text, "rill_bytes_total", direction="up") - up0 ==
+              2 * len(req), text)
+        check(value(text, "rill_bytes_total", direction="down") - down0 ==
+              len(got), (len(got), text))
+        check(value(text, "rill_connection_duration_seconds_count") == 5,
+              text)
     finally:
         h.stop()
 

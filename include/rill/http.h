@@ -68,6 +68,14 @@ RILL_EXTERN int64_t rill_http_content_length(struct rill_flow *ex);
 
 struct rill_http_server;
 
+/* What rill_http_server_opts.conn_done reports of a connection. */
+struct rill_http_conn_info {
+	double seconds;     /* from rill_http_server_serve to its end */
+	uint64_t bytes_in;  /* read from the client: heads and bodies */
+	uint64_t bytes_out; /* written to the client (file bodies too) */
+	uint64_t requests;  /* requests whose head arrived */
+};
+
 struct rill_http_server_opts {
 	size_t max_header_bytes;    /* request line + headers; 0: 16 KiB */
 	size_t max_headers;         /* header lines; 0: 100 */
@@ -120,6 +128,13 @@ struct rill_http_server_opts {
 	 * prefixed "rill http: ". */
 	void (*log)(void *log_ud, const char *msg);
 	void *log_ud;
+	/* Called from the loop once for every connection that
+	 * rill_http_server_serve took (returned 0 for), when it ends: by
+	 * the client, an error, a timeout, shutdown or
+	 * rill_http_server_free. For metrics and logs; it must not call
+	 * back into the server. NULL: none. */
+	void (*conn_done)(void *conn_ud, const struct rill_http_conn_info *ci);
+	void *conn_ud;
 };
 
 /*

@@ -255,6 +255,7 @@ void rill__http_conn_destroy(struct http_conn *c, int err)
 	if (c->st == ST_DEAD)
 		return;
 	c->st = ST_DEAD;
+	rill_flow_counters(c->io, &c->io_in, &c->io_out, NULL, NULL);
 	rill_close(c->io);
 	c->io = NULL;
 	rill_buf_release(c->in);

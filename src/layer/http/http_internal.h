@@ -178,6 +178,9 @@ struct http_conn {
 	bool driving, again;
 	uint64_t body_bytes;
 	uint64_t nreq;
+	/* Server: when it was taken (uv_hrtime), and io's byte counters
+	 * read just before io was closed (for conn_done). */
+	uint64_t t0_ns, io_in, io_out;
 	struct http_wrq wrq[HTTP_WRQ_MAX];
 	unsigned wrq_head, wrq_n;
 	unsigned pending_resp; /* plain response writes in flight */

@@ -41,6 +41,15 @@ static void http_server_conn_gone(struct http_conn *c)
 	if (s->nconns == 0)
 		uv_timer_stop(&s->sweep);
 	c->srv = NULL;
+	if (s->o.conn_done != NULL) {
+		struct rill_http_conn_info ci = {
+		    .seconds = (double)(uv_hrtime() - c->t0_ns) / 1e9,
+		    .bytes_in = c->io_in,
+		    .bytes_out = c->io_out,
+		    .requests = c->nreq,
+		};
+		s->o.conn_done(s->o.conn_ud, &ci);
+	}
 	http_server_check_done(s);
 }
 
@@ -213,6 +222,7 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 	 * waiting for an ACK); -ENOTSUP on non-TCP flows is fine. */
 	(void)rill_flow_set_nodelay(io, true);
 	c->srv = s;
+	c->t0_ns = uv_hrtime();
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
