@@ -26,7 +26,7 @@
 
 #include "rill/impl.h"
 
-#include "core.h"
+#include "core/core.h"
 
 enum {
 	F_CLOSED = 1u << 0,      /* user called rill_close */

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
-#include "http_internal.h"
+#include "core/core.h"
+#include "layer/http/http_internal.h"
 
 int rill_http_client_new(struct rill_flow *io,
                          const struct rill_http_client_opts *opts,

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 static void http_conn_on_timer(uv_timer_t *t);
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 static const struct rill_flow_ops http_ex_ops;
 

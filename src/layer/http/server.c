@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <strings.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 void rill__http_server_log(struct rill_http_server *s, const char *fmt, ...)
 {

@@ -37,8 +37,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core.h"
-#include "tls_internal.h"
+#include "core/core.h"
+#include "layer/tls/tls_internal.h"
 
 static const struct rill_flow_ops tls_ops;
 static const struct rill_flow_ops tls_noverify_ops;

@@ -20,9 +20,9 @@
 #ifndef RILL_LAYER_TUNNEL_H
 #define RILL_LAYER_TUNNEL_H
 
-#include "core.h"
-#include "scheme.h"
-#include "wire.h"
+#include "core/core.h"
+#include "core/scheme.h"
+#include "layer/tunnel/wire.h"
 
 /* The handshake deadline when the attach gives none (a connect without
  * timeout_ms). */

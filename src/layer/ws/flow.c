@@ -30,8 +30,8 @@
 
 #include <wslay/wslay.h>
 
-#include "core.h"
-#include "ws_internal.h"
+#include "core/core.h"
+#include "layer/ws/ws_internal.h"
 
 static void ws_drive(struct ws_flow *ws);
 
