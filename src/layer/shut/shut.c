@@ -765,6 +765,7 @@ static void shut_close(struct rill_flow *f)
 /* ---------------------------------------------------------------------- */
 
 static const struct rill_flow_ops shut_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "shut",
     .read = shut_read,
     .write = shut_write,

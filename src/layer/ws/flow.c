@@ -579,6 +579,7 @@ static void ws_close(struct rill_flow *f)
 }
 
 const struct rill_flow_ops rill__ws_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "ws",
     .read = ws_read,
     .write = ws_write,

@@ -81,6 +81,7 @@ static void fn_close(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops fn_flow_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "functions",
     .read = fn_read,
     .write = fn_write,

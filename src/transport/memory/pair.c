@@ -289,6 +289,7 @@ static int pair_address(struct rill_flow *f, int which, char *buf, size_t len)
 }
 
 static const struct rill_flow_ops pair_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "pair",
     .read = pair_read,
     .write = pair_write,

@@ -294,6 +294,7 @@ static int exec_address(struct rill_flow *f, int which, char *buf, size_t len)
 }
 
 static const struct rill_flow_ops exec_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "exec",
     .read = exec_read,
     .write = rill_layer_write,

@@ -682,6 +682,8 @@ static struct sock_flow *sock_alloc(uv_loop_t *loop,
 	if (f == NULL)
 		return NULL;
 	struct sock_flow *s = sock_of(f);
+	if (fam->kind != NULL)
+		rill_flow_set_kind(f, fam->kind);
 	rill_flow_set_half_close(f, !fam->no_half_close);
 	s->fam = fam;
 	s->rfd = s->wfd = -1;

@@ -30,6 +30,9 @@ struct rill_socket_family {
 	const char *name;
 	/* The ops table of flows of this family: use RILL_SOCKET_OPS(name). */
 	const struct rill_flow_ops *ops;
+	/* The flows' kind when it is not ops->name, so that families that
+	 * differ only in name share one table (rill_flow_set_kind). */
+	const char *kind;
 	/* TCP_NODELAY and keepalive apply (else -ENOTSUP). */
 	bool tcp_options;
 	/* The peer takes shutdown(SHUT_WR) as the end of both directions
@@ -73,8 +76,8 @@ int rill__socket_fd(struct rill_flow *f);
  */
 #define RILL_SOCKET_OPS(kind)                                                 \
 	{                                                                     \
-		.name = (kind), .read = rill__socket_read,                    \
-		.write = rill__socket_write,                                  \
+		.version = RILL_FLOW_OPS_VERSION, .name = (kind),             \
+		.read = rill__socket_read, .write = rill__socket_write,       \
 		.shutdown_write = rill__socket_shutdown_write,                \
 		.shutdown_read = rill__socket_shutdown_read,                  \
 		.close = rill__socket_close, .address = rill__socket_address, \

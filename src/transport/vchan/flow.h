@@ -85,7 +85,8 @@ struct rill__vchan_flow {
 /* An ops table for vchan flows of kind `kind` ("vchan", "xen-vchan"). */
 #define RILL__VCHAN_FLOW_OPS(kind)                                 \
 	{                                                          \
-		.name = (kind), .read = rill__vchan_flow_read,     \
+		.version = RILL_FLOW_OPS_VERSION, .name = (kind),  \
+		.read = rill__vchan_flow_read,                     \
 		.write = rill__vchan_flow_write,                   \
 		.shutdown_write = rill__vchan_flow_shutdown_write, \
 		.close = rill__vchan_flow_close,                   \

@@ -253,16 +253,14 @@ static int hybrid_format(const struct sockaddr *sa, socklen_t len,
 	return rill__unix_family.format(sa, len, listener, buf, cap);
 }
 
-static const struct rill_flow_ops hybrid_ops = RILL_SOCKET_OPS("hybrid-vsock");
-static const struct rill_flow_ops hyperkit_ops = RILL_SOCKET_OPS("hyperkit");
-
 /* Firecracker's, Cloud Hypervisor's and vhost-device's muxers turn the
  * host's shutdown(SHUT_WR) into a full shutdown of the guest's connection
  * (doc/shut-framing.md): no half-close. HyperKit forwards it as a vsock
  * SHUTDOWN of the send side only, so its flows keep theirs. */
 const struct rill_socket_family rill__hybrid_vsock_family = {
     .name = "hybrid-vsock",
-    .ops = &hybrid_ops,
+    .ops = &vsock_ops,
+    .kind = "hybrid-vsock",
     .tcp_options = false,
     .no_half_close = true,
     .format = hybrid_format,
@@ -270,7 +268,8 @@ const struct rill_socket_family rill__hybrid_vsock_family = {
 
 const struct rill_socket_family rill__hyperkit_family = {
     .name = "hyperkit",
-    .ops = &hyperkit_ops,
+    .ops = &vsock_ops,
+    .kind = "hyperkit",
     .tcp_options = false,
     .format = hybrid_format,
 };
@@ -356,19 +355,11 @@ static int prefix_fd(struct rill_flow *f)
 	return p->pre != NULL ? -1 : rill__flow_fd(rill_layer_inner(f));
 }
 
+/* The hybrid-vsock and hyperkit layers (hyperkit's named so after
+ * rill_layer_new). */
 static const struct rill_flow_ops prefix_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "hybrid-vsock",
-    .read = prefix_read,
-    .write = rill_layer_write,
-    .shutdown_write = rill_layer_shutdown_write,
-    .shutdown_read = rill_layer_shutdown_read,
-    .close = prefix_close,
-    .address = rill_layer_address,
-    .fd = prefix_fd,
-};
-
-static const struct rill_flow_ops hyperkit_layer_ops = {
-    .name = "hyperkit",
     .read = prefix_read,
     .write = rill_layer_write,
     .shutdown_write = rill_layer_shutdown_write,
@@ -636,11 +627,13 @@ static void hyperkit_connected(struct rill_flow *f, int status,
 			/* A thin layer keeps the line out of the user's
 			 * counters (it consumes f even on failure). */
 			struct rill_layer *l = rill_layer_new(
-			    f, &hyperkit_layer_ops, sizeof(struct prefix));
+			    f, &prefix_ops, sizeof(struct prefix));
 			f = l != NULL ? &l->base : NULL;
 			if (l == NULL) {
 				status = RILL_ENOMEM;
 				errmsg = "hyperkit: out of memory";
+			} else {
+				rill_flow_set_kind(f, "hyperkit");
 			}
 		}
 	}
