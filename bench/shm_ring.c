@@ -71,9 +71,9 @@ static void shm_ring_free(struct shm_ring *r)
 /*
  * Polls *idx until it differs from not_equal, for up to the current spin
  * budget. The budget adapts exactly as vchan's does (src/transport/
- * vchan_flow.c, vchan_spin): doubling up to spin_ns on success, halving on
- * failure, off after repeated failures and retried after 256 sleeps, so
- * that both sides of the comparison spin by the same rule.
+ * src/transport/vchan/flow.c, vchan_spin): doubling up to spin_ns on success,
+ * halving on failure, off after repeated failures and retried after 256 sleeps,
+ * so that both sides of the comparison spin by the same rule.
  */
 static uint64_t shm_spin_cur = UINT64_MAX;
 static unsigned shm_spin_idle;

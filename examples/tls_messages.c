@@ -149,6 +149,7 @@ static void msg_close(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops msg_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "msg",
     .read = msg_read,
     .write = msg_write,

@@ -99,6 +99,7 @@ static void xor_write(struct rill_flow *f, struct rill_buf *const *bufs,
 }
 
 static const struct rill_flow_ops xor_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "xor",
     .read = xor_read,
     .write = xor_write,

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport/vsock_addr.h"
+#include "transport/vsock/addr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: systemd's socket activation variables as rill parses them
- * (src/transport/fd_activation.c). The input is "PID\nFDS\nNAMES": the
+ * (src/transport/socket/fd_activation.c). The input is "PID\nFDS\nNAMES": the
  * three values of LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES (a missing
  * line is an unset variable). The process id is fixed at 4242. Parsing
  * must never crash or read past a value, a count must be 0 or in range
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "rill.h"
-#include "transport/fd.h"
+#include "transport/socket/fd.h"
 
 #define FUZZ_PID       4242
 #define FUZZ_NAMES_CAP 1024

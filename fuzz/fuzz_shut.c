@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer/shut_codec.h"
+#include "layer/shut/codec.h"
 
 struct trace {
 	uint8_t *data; /* payload bytes, concatenated */

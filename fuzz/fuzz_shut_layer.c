@@ -1,10 +1,10 @@
 /*
- * Fuzz target: the whole shut layer (src/layer/shut.c) reading what a
+ * Fuzz target: the whole shut layer (src/layer/shut/shut.c) reading what a
  * hostile peer sends, cut into random pieces: decoding, coalescing frames
  * in place, look-ahead, EOF inside a frame, bad headers, the answer to
  * Close and the close drain. Oracle: the bytes and the end the layer
- * reports must match the pure decoder (shut_codec.c) run over the same
- * input: payload up to the first ShutdownWrite, Close or bad header;
+ * reports must match the pure decoder (src/layer/shut/codec.c) run over the
+ * same input: payload up to the first ShutdownWrite, Close or bad header;
  * EFRAME for a bad header or a stream that ends inside a frame.
  *
  * Input: byte 0 picks the piece sizes, whether the peer ends with a
@@ -17,9 +17,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "layer/shut_codec.h"
+#include "layer/shut/codec.h"
 #include "rill.h"
-#include "transport/socket.h"
+#include "transport/socket/socket.h"
 
 struct run {
 	uint8_t *got;

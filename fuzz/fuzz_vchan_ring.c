@@ -16,7 +16,7 @@
 #include "rill.h"
 /* The ring core is compiled into the target itself so that libFuzzer's
  * coverage instrumentation sees it (the library is built without it). */
-#include "transport/vchan_ring.c"
+#include "transport/vchan/ring.c"
 
 #define FUZZ_CHECK(c)                     \
 	do {                              \

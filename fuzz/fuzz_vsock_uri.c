@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "rill.h"
-#include "transport/vsock_addr.h"
+#include "transport/vsock/addr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: what a Xen vchan client takes from its server before it
- * maps anything (src/transport/vchan_xen_parse.c). The input is
+ * maps anything (src/transport/vchan/xen/parse.c). The input is
  * "RINGREF\nEVTCHN\nPAGE": the two xenstore values (not NUL-terminated,
  * as xs_read returns them, each in a heap block of exactly its size so
  * that ASan sees an over-read) and the first bytes of the control page
@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "rill.h"
-#include "transport/vchan_ring.h"
-#include "transport/vchan_xen.h"
+#include "transport/vchan/ring.h"
+#include "transport/vchan/xen/xen.h"
 
 #define FUZZ_CHECK(c)                     \
 	do {                              \

@@ -6,7 +6,7 @@
 #ifndef RILL_SCHEMES_H
 #define RILL_SCHEMES_H
 
-#include "scheme.h"
+#include "core/scheme.h"
 
 /* Transports (src/transport/). */
 extern const struct rill_transport_scheme rill__tcp_scheme;

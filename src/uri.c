@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
-#include "scheme.h"
+#include "core/core.h"
+#include "core/scheme.h"
 #include "schemes.h"
 
 /* The registries: the scheme objects of every module (schemes.h), in

@@ -86,7 +86,7 @@ check("no source file in src/ over %d lines" % MAX_FILE_LINES, big_files)
 check("no function in src/ over %d lines" % MAX_FUNC_LINES, big_funcs)
 
 # 2. Include graph over every project file.
-INCLUDE_DIRS = ["include", "src", "src/core"]
+INCLUDE_DIRS = ["include", "src"]
 all_files = list(sources("src", "include", "cli", "bench", "tests",
                          "examples", "fuzz"))
 known = set(all_files)

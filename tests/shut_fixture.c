@@ -10,6 +10,7 @@ enum fx_kind fx_kind;
 
 /* A layer that passes everything through and reads no layouts. */
 static const struct rill_flow_ops fx_plain_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "plain",
     .read = rill_layer_read,
     .write = rill_layer_write,

@@ -235,6 +235,7 @@ static void probe_close(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops probe_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "probe",
     .read = probe_read,
     .write = probe_write,

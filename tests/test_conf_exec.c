@@ -135,6 +135,7 @@ static void cross_close(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops cross_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "exec-cross",
     .read = cross_read,
     .write = cross_write,

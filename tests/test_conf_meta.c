@@ -24,6 +24,7 @@
 /* A correct pass-through layer (the control). */
 
 static const struct rill_flow_ops ident_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "identity",
     .read = rill_layer_read,
     .write = rill_layer_write,
@@ -89,6 +90,7 @@ static void droptail_close(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops droptail_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "droptail",
     .read = rill_layer_read,
     .write = droptail_write,
@@ -129,6 +131,7 @@ static void early_read(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops early_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "early-eof",
     .read = early_read,
     .write = rill_layer_write,
@@ -184,6 +187,7 @@ static void zerobuf_close(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops zerobuf_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "zero-buf",
     .read = zerobuf_read,
     .write = rill_layer_write,
@@ -204,6 +208,7 @@ static void nobp_write(struct rill_flow *f, struct rill_buf *const *bufs,
 }
 
 static const struct rill_flow_ops nobp_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "no-backpressure",
     .read = rill_layer_read,
     .write = nobp_write,
@@ -253,6 +258,7 @@ static void corrupt_read(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops corrupt_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "corrupt",
     .read = corrupt_read,
     .write = rill_layer_write,

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "conformance.h"
-#include "core.h"
+#include "core/core.h"
 #include "harness.h"
 
 struct conf_tun {

@@ -7,8 +7,9 @@
 # Usage: test_layering.sh SOURCE_ROOT
 cd "${1:?usage: $0 SOURCE_ROOT}/src" || exit 1
 echo "1..3"
+layer_files=$(find layer -name '*.[ch]' | sort)
 
-bad=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(transport/|[a-z_]*(socket|vsock|vchan|pair|stdio|fnflow|tcp|unix)[a-z_]*\.h)' layer/*.c layer/*.h)
+bad=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(transport/|[a-z_]*(socket|vsock|vchan|pair|stdio|fnflow|tcp|unix)[a-z_]*\.h)' $layer_files)
 if [ -z "$bad" ]; then
 	echo "ok 1 - src/layer/ includes no transport header"
 else
@@ -18,13 +19,13 @@ fi
 
 # Every rill__ name a transport header declares or a transport source
 # defines at file scope (a side door may be declared elsewhere).
-names=$( (grep -ohE '\brill__[A-Za-z0-9_]+' transport/*.h
-	grep -hE '^[a-z].*\brill__[A-Za-z0-9_]+[[:space:]]*\(' transport/*.c |
+names=$( (grep -ohE '\brill__[A-Za-z0-9_]+' $(find transport -name '*.h')
+	grep -hE '^[a-z].*\brill__[A-Za-z0-9_]+[[:space:]]*\(' $(find transport -name '*.c') |
 		grep -v '^static' | grep -oE '\brill__[A-Za-z0-9_]+[[:space:]]*\(' |
 		tr -d '( ') | sort -u)
 hits=""
 for n in $names; do
-	h=$(grep -nw "$n" layer/*.c layer/*.h)
+	h=$(grep -nw "$n" $layer_files)
 	[ -n "$h" ] && hits="$hits
 $h"
 done

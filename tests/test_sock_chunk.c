@@ -1,10 +1,10 @@
 /*
- * The socket flow's read chunk (src/core/chunk.c, src/transport/socket.c):
- * a read that has to wait gives the 256 KiB chunk back, so an idle flow
- * holds none; a chunk still sliced by the reader is parked and comes back
- * on the next read (held small slices share one chunk); busy flows recycle
- * chunks through the per-thread cache instead of allocating one per wait;
- * and reads stay correct throughout. Observed through a counting
+ * The socket flow's read chunk (src/core/chunk.c,
+ * src/transport/socket/socket.c): a read that has to wait gives the 256 KiB
+ * chunk back, so an idle flow holds none; a chunk still sliced by the reader is
+ * parked and comes back on the next read (held small slices share one chunk);
+ * busy flows recycle chunks through the per-thread cache instead of allocating
+ * one per wait; and reads stay correct throughout. Observed through a counting
  * allocator (rill_replace_allocator).
  */
 #include <pthread.h>
@@ -15,7 +15,7 @@
 #include "harness.h"
 #include "rill.h"
 #include "core/core.h"
-#include "transport/socket.h"
+#include "transport/socket/socket.h"
 
 #define HDR 16u
 static size_t live_bytes;

@@ -18,7 +18,7 @@
 
 #include "harness.h"
 #include "rill.h"
-#include "transport/socket.h"
+#include "transport/socket/socket.h"
 
 /* ---------------------------------------------------------------------- */
 /* Helpers */

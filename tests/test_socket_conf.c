@@ -12,7 +12,7 @@
 
 #include "conformance.h"
 #include "harness.h"
-#include "transport/socket.h"
+#include "transport/socket/socket.h"
 
 struct sock_conf {
 	const char *listen_uri;

@@ -10,7 +10,7 @@
 
 #include "harness.h"
 #include "layer/tunnel/wire.h"
-#include "scheme.h"
+#include "core/scheme.h"
 #include "schemes.h"
 #include "target_allow.h"
 

@@ -8,8 +8,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "transport/vchan.h"
-#include "transport/vchan_ring.h"
+#include "transport/vchan/vchan.h"
+#include "transport/vchan/ring.h"
 #include "vchan_util.h"
 
 #if __has_include(<xen/io/libxenvchan.h>)

@@ -11,7 +11,7 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 if ! clang -std=c17 -O1 -g -fsanitize=thread -D_GNU_SOURCE -Wall -Werror \
 	-I"$src/include" -I"$src/src" \
-	"$src/tests/tsan_vchan_ring.c" "$src/src/transport/vchan_ring.c" \
+	"$src/tests/tsan_vchan_ring.c" "$src/src/transport/vchan/ring.c" \
 	-o "$tmp/tsan_ring" -lpthread 2>"$tmp/cc.log"; then
 	echo "1..1"
 	echo "not ok 1 - TSan build of the vchan ring test"

@@ -4,7 +4,7 @@
  */
 #include "harness.h"
 #include "rill.h"
-#include "transport/vsock_addr.h"
+#include "transport/vsock/addr.h"
 
 TEST(vsock_parse_names_and_numbers)
 {

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "rill.h"
-#include "transport/vchan_ring.h"
+#include "transport/vchan/ring.h"
 
 struct side {
 	struct rill__vchan v;

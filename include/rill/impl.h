@@ -40,8 +40,24 @@ struct rill_write_req;
 struct rill_flow_timers;
 struct rill_read_into;
 
+/*
+ * The layout of struct rill_flow_ops this header describes, as SQLite's
+ * sqlite3_io_methods.iVersion: 1 has the operations from name to
+ * write_file. A table sets .version = RILL_FLOW_OPS_VERSION; operations
+ * added later come at the end with a new version, and the core calls
+ * them only in tables of a version that has them. rill_flow_new() and
+ * rill_layer_new() refuse a table of version 0 (not set) or of a version
+ * newer than the rill it runs with.
+ */
+#define RILL_FLOW_OPS_VERSION 1
+
 struct rill_flow_ops {
-	/* Short kind name ("tcp", "shut"...), static. Required. */
+	/* RILL_FLOW_OPS_VERSION when the table was written. Required. */
+	int version;
+
+	/* Short kind name ("tcp", "shut"...), static. Required. What
+	 * rill_flow_kind() returns, unless rill_flow_set_kind() named the
+	 * flow otherwise. */
 	const char *name;
 
 	/*
@@ -141,7 +157,9 @@ struct rill_flow_ops {
 	 * Operations added in later versions go here, at the end, and are
 	 * optional: a table written with designated initializers leaves
 	 * them NULL, so an implementation written before they existed
-	 * compiles unchanged and gets the core's behaviour for them.
+	 * compiles unchanged and gets the core's behaviour for them. Each
+	 * comes with a new RILL_FLOW_OPS_VERSION, and the core reads it only
+	 * from tables whose version has it.
 	 */
 };
 
@@ -167,14 +185,17 @@ struct rill_flow {
 	int shut_status_;
 	struct rill_flow_timers *timers_;
 	char *errmsg_;
+	const char *kind_; /* rill_flow_set_kind; NULL: ops->name */
 	uint64_t rd_bytes_, wr_bytes_, rd_ops_, wr_ops_;
 	uv_idle_t defer_; /* deferred completions, and the final free */
 };
 
 /*
  * Allocates `size` bytes (>= sizeof(struct rill_flow)), zeroed, with the
- * base initialised for ops on loop. Returns NULL on ENOMEM. The core frees
- * the memory after rill_flow_destroyed().
+ * base initialised for ops on loop. Returns NULL on ENOMEM, or when
+ * ops->version is 0 or newer than RILL_FLOW_OPS_VERSION of this rill
+ * (rill_last_errmsg() says so, naming the table and both versions). The
+ * core frees the memory after rill_flow_destroyed().
  */
 RILL_EXTERN struct rill_flow *
 rill_flow_new(uv_loop_t *loop, const struct rill_flow_ops *ops, size_t size);
@@ -184,6 +205,14 @@ rill_flow_new(uv_loop_t *loop, const struct rill_flow_ops *ops, size_t size);
  * (an attach or connect that failed half-way). Does not call ops->close.
  */
 RILL_EXTERN void rill_flow_discard(struct rill_flow *f);
+
+/*
+ * Names the kind of f for rill_flow_kind() when it is not ops->name, so
+ * that kinds which differ only in name share one ops table (vsock,
+ * hybrid-vsock and hyperkit socket flows; tls and tls-noverify). kind is
+ * a static string. Call it right after rill_flow_new().
+ */
+RILL_EXTERN void rill_flow_set_kind(struct rill_flow *f, const char *kind);
 
 /* Completions, see struct rill_flow_ops. buf ownership passes to the core. */
 RILL_EXTERN void rill_flow_read_done(struct rill_flow *f, int status,

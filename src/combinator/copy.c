@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "rill/impl.h"
-#include "core.h"
-#include "combinator.h"
+#include "core/core.h"
+#include "combinator/combinator.h"
 
 #define COPY_DEFAULT_INFLIGHT 4u
 #define COPY_MAX_INFLIGHT     64u

@@ -3,8 +3,8 @@
  * memory of its own, so that a copy or proxy can finish and free itself
  * at once while the handle's close completes in the background.
  */
-#include "core.h"
-#include "combinator.h"
+#include "core/core.h"
+#include "combinator/combinator.h"
 
 static void comb_timer_cb(uv_timer_t *h)
 {

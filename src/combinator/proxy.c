@@ -10,8 +10,8 @@
  * proxy costs no timer work per byte.
  */
 #include "rill/impl.h"
-#include "core.h"
-#include "combinator.h"
+#include "core/core.h"
+#include "combinator/combinator.h"
 
 struct rill_proxy {
 	struct rill_copy ab, ba;

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "combinator.h"
+#include "combinator/combinator.h"
 
 #define SPLICE_LOCAL_BUF  (128 * 1024)
 #define SPLICE_LOCAL_PIPE (128 * 1024)

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 
 struct rill_buf *rill_buf_new(size_t len)
 {

@@ -26,7 +26,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "core.h"
+#include "core/core.h"
 
 #define CHUNK_CACHE_MAX 4
 

@@ -18,7 +18,7 @@
  */
 #include <pthread.h>
 
-#include "core.h"
+#include "core/core.h"
 
 struct closing_waiter {
 	uv_idle_t idle; /* started when the loop's count is zero */

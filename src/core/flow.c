@@ -26,7 +26,7 @@
 
 #include "rill/impl.h"
 
-#include "core.h"
+#include "core/core.h"
 
 enum {
 	F_CLOSED = 1u << 0,      /* user called rill_close */
@@ -91,6 +91,15 @@ struct rill_flow *rill_flow_new(uv_loop_t *loop,
 {
 	if (loop == NULL || ops == NULL || size < sizeof(struct rill_flow))
 		return NULL;
+	if (ops->version < 1 || ops->version > RILL_FLOW_OPS_VERSION) {
+		rill__set_last_errmsg(
+		    "rill_flow_new: the ops table of \"%s\" has version %d; "
+		    "this rill knows versions 1 to %d (set .version = "
+		    "RILL_FLOW_OPS_VERSION)",
+		    ops->name != NULL ? ops->name : "?", ops->version,
+		    RILL_FLOW_OPS_VERSION);
+		return NULL;
+	}
 	struct rill_flow *f = rill_calloc(1, size);
 	if (f == NULL)
 		return NULL;
@@ -465,7 +474,7 @@ void rill_flow_read_done(struct rill_flow *f, int status, struct rill_buf *buf)
 		buf = NULL;
 		status = -EPROTO;
 		rill_flow_set_errmsg(f, "%s flow delivered an empty buffer",
-		                     f->ops->name);
+		                     rill_flow_kind(f));
 	}
 	if (status == 0 && buf == NULL)
 		status = -EPROTO;
@@ -705,7 +714,7 @@ int rill_shutdown(struct rill_flow *f, int mode, rill_shutdown_cb cb, void *ud)
 		                     "%s cannot half-close: shutting down its "
 		                     "write side would end both directions "
 		                     "(keep it open, or use shut+)",
-		                     f->ops->name);
+		                     rill_flow_kind(f));
 		return RILL_ENOHALFCLOSE;
 	}
 	struct rill_write_req *r = NULL;
@@ -878,7 +887,15 @@ uv_loop_t *rill_flow_loop(struct rill_flow *f)
 
 const char *rill_flow_kind(struct rill_flow *f)
 {
-	return f != NULL ? f->ops->name : "(null)";
+	if (f == NULL)
+		return "(null)";
+	return f->kind_ != NULL ? f->kind_ : f->ops->name;
+}
+
+void rill_flow_set_kind(struct rill_flow *f, const char *kind)
+{
+	if (f != NULL)
+		f->kind_ = kind;
 }
 
 void rill_flow_counters(struct rill_flow *f, uint64_t *rd_bytes,

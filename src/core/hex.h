@@ -1,5 +1,5 @@
 /* One hexadecimal digit's value (0-15), or -1: for percent-escapes in
- * URIs (uri_param.c) and GUIDs (vsock_addr.c). No dependencies. */
+ * URIs (uri_param.c) and GUIDs (transport/vsock/addr.c). No dependencies. */
 #ifndef RILL_CORE_HEX_H
 #define RILL_CORE_HEX_H
 

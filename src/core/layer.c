@@ -4,7 +4,7 @@
  * uses these for everything it does not transform.
  */
 #include "rill/impl.h"
-#include "core.h"
+#include "core/core.h"
 
 struct rill_layer *rill_layer_new(struct rill_flow *inner,
                                   const struct rill_flow_ops *ops, size_t size)

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core.h"
-#include "spread.h"
+#include "core/core.h"
+#include "core/spread.h"
 
 struct rill__spread {
 	pthread_mutex_t lock;

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 
 struct sync_state {
 	uv_loop_t *loop;

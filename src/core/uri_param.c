@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hex.h"
-#include "core.h"
-#include "scheme.h"
+#include "core/hex.h"
+#include "core/core.h"
+#include "core/scheme.h"
 
 int rill__uri_error(const struct rill_uri *u, const char *what,
                     const char *part)

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "core/core.h"
 
 #define FILE_STEP (256u * 1024u)
 

@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "metrics_internal.h"
+#include "metrics/metrics_internal.h"
 
 static double process_cpu(void *ud)
 {

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "metrics_internal.h"
+#include "metrics/metrics_internal.h"
 
 int rill_metrics_new(size_t max_slots, struct rill_metrics **out)
 {

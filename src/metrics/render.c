@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics_internal.h"
+#include "metrics/metrics_internal.h"
 
 struct metrics_text {
 	char *p;

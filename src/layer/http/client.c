@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
-#include "http_internal.h"
+#include "core/core.h"
+#include "layer/http/http_internal.h"
 
 /* ---------------------------------------------------------------------- */
 /* The client as its connection's user (struct http_conn_user) */

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 static void http_conn_on_timer(uv_timer_t *t);
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 static const struct rill_flow_ops http_ex_ops;
 
@@ -396,6 +396,7 @@ static int http_ex_address(struct rill_flow *f, int which, char *buf,
 }
 
 static const struct rill_flow_ops http_ex_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "http",
     .read = http_ex_read,
     .write = http_ex_write,

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 struct rill_buf *rill__http_static_buf(const char *s, size_t len)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 static struct http_conn *http_conn_of(llhttp_t *p)
 {

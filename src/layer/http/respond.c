@@ -6,7 +6,7 @@
  */
 #include <stdio.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 /* Expect: 100-continue and a response that starts before the body was
  * read: a handler that reads the body (now or already asked to) or that

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <strings.h>
 
-#include "http_internal.h"
+#include "layer/http/http_internal.h"
 
 static void http_server_check_done(struct rill_http_server *s);
 

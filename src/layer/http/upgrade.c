@@ -4,8 +4,8 @@
  * connection, which leaves the server, and the caller speaks the new
  * protocol on it (rill_ws_accept does for WebSocket).
  */
-#include "core.h"
-#include "http_internal.h"
+#include "core/core.h"
+#include "layer/http/http_internal.h"
 
 int rill_http_take_connection(struct rill_flow *f, struct rill_flow **conn,
                               struct rill_buf **rest)

@@ -16,9 +16,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "layer/tls/bio.h"
-#include "tls_internal.h"
+#include "layer/tls/tls_internal.h"
 
 /* ---------------------------------------------------------------------- */
 /* Configuration */

@@ -12,8 +12,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core.h"
-#include "tls_internal.h"
+#include "core/core.h"
+#include "layer/tls/tls_internal.h"
 
 /* ---------------------------------------------------------------------- */
 /* Errors */

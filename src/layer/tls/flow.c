@@ -37,12 +37,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "layer/tls/bio.h"
-#include "tls_internal.h"
+#include "layer/tls/tls_internal.h"
 
 static const struct rill_flow_ops tls_ops;
-static const struct rill_flow_ops tls_noverify_ops;
 
 static void tls_progress(struct tls_flow *t);
 
@@ -539,20 +538,8 @@ static void tls_shutdown_read(struct rill_flow *f)
 }
 
 static const struct rill_flow_ops tls_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "tls",
-    .read = tls_read,
-    .write = tls_write,
-    .shutdown_write = tls_shutdown_write,
-    .shutdown_read = tls_shutdown_read,
-    .close = tls_close,
-    .address = rill_layer_address,
-    .set_nodelay = rill_layer_set_nodelay,
-    .set_keepalive = rill_layer_set_keepalive,
-};
-
-/* The same, under a name that shows the peer was not verified. */
-static const struct rill_flow_ops tls_noverify_ops = {
-    .name = "tls-noverify",
     .read = tls_read,
     .write = tls_write,
     .shutdown_write = tls_shutdown_write,
@@ -577,15 +564,15 @@ int rill__tls_attach(struct rill_flow *inner, struct rill_tls_config *cfg,
 		rill__set_last_errmsg("rill_tls_attach: NULL argument");
 		return RILL_EINVAL;
 	}
-	const struct rill_flow_ops *ops =
-	    cfg->role == RILL_TLS_CLIENT && !cfg->verify ? &tls_noverify_ops
-	                                                 : &tls_ops;
 	struct rill_layer *l =
-	    rill_layer_new(inner, ops, sizeof(struct tls_flow));
+	    rill_layer_new(inner, &tls_ops, sizeof(struct tls_flow));
 	if (l == NULL) {
 		rill__set_last_errmsg("TLS: out of memory");
 		return RILL_ENOMEM;
 	}
+	/* A name that shows the peer was not verified. */
+	if (cfg->role == RILL_TLS_CLIENT && !cfg->verify)
+		rill_flow_set_kind(&l->base, "tls-noverify");
 	struct tls_flow *t = rill_container_of(l, struct tls_flow, layer);
 	rill__tls_config_ref(cfg);
 	t->cfg = cfg;
@@ -614,7 +601,7 @@ int rill__tls_attach(struct rill_flow *inner, struct rill_tls_config *cfg,
 
 bool rill_flow_is_tls(struct rill_flow *f)
 {
-	return f != NULL && (f->ops == &tls_ops || f->ops == &tls_noverify_ops);
+	return f != NULL && f->ops == &tls_ops;
 }
 
 static SSL *tls_ssl_of(struct rill_flow *f)

@@ -23,9 +23,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
-#include "tls_internal.h"
-#include "scheme.h"
+#include "core/core.h"
+#include "layer/tls/tls_internal.h"
+#include "core/scheme.h"
 
 static const char *const tls_params[] = {
     "ca",   "capath", "sni", "verify", "verify-client", "alpn",

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tunnel.h"
+#include "layer/tunnel/tunnel.h"
 
 static const char *const connect_params[] = {"target", "auth", NULL};
 

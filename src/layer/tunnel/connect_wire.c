@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "rill.h"
-#include "wire.h"
+#include "layer/tunnel/wire.h"
 
 /* RFC 9110 section 5.6.2 tchar. */
 static bool cw_tchar(uint8_t c)

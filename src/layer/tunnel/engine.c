@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tunnel.h"
+#include "layer/tunnel/tunnel.h"
 
 static struct tun *tun_of(struct rill_flow *f)
 {

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "rill.h"
-#include "wire.h"
+#include "layer/tunnel/wire.h"
 
 static const uint8_t pp2_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                     0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};

@@ -17,7 +17,7 @@
  */
 #include <string.h>
 
-#include "tunnel.h"
+#include "layer/tunnel/tunnel.h"
 
 static const char *const proxy_params[] = {"version", NULL};
 

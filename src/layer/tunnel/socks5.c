@@ -15,7 +15,7 @@
  */
 #include <string.h>
 
-#include "tunnel.h"
+#include "layer/tunnel/tunnel.h"
 
 static const char *const socks5_params[] = {"target", "user", "password", NULL};
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "rill.h"
-#include "wire.h"
+#include "layer/tunnel/wire.h"
 
 int rill__socks5_parse_greeting(const uint8_t *p, size_t n, unsigned *methods,
                                 const char **why)

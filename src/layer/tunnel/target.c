@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wire.h"
+#include "layer/tunnel/wire.h"
 
 bool rill__tun_name_ok(const char *s, size_t n)
 {

@@ -20,9 +20,9 @@
 #ifndef RILL_LAYER_TUNNEL_H
 #define RILL_LAYER_TUNNEL_H
 
-#include "core.h"
-#include "scheme.h"
-#include "wire.h"
+#include "core/core.h"
+#include "core/scheme.h"
+#include "layer/tunnel/wire.h"
 
 /* The handshake deadline when the attach gives none (a connect without
  * timeout_ms). */
@@ -73,8 +73,8 @@ struct tun *tun_new(struct rill_flow *inner, const struct tun_proto *proto,
  * name): name, then the engine's functions. */
 #define TUN_OPS(kind)                                                   \
 	{                                                               \
-		.name = kind, .read = rill__tun_read,                   \
-		.write = rill__tun_write,                               \
+		.version = RILL_FLOW_OPS_VERSION, .name = kind,         \
+		.read = rill__tun_read, .write = rill__tun_write,       \
 		.shutdown_write = rill__tun_shutdown_write,             \
 		.shutdown_read = rill_layer_shutdown_read,              \
 		.close = rill__tun_close, .address = rill__tun_address, \

@@ -6,8 +6,8 @@
  */
 #include <string.h>
 
-#include "core.h"
-#include "ws_internal.h"
+#include "core/core.h"
+#include "layer/ws/ws_internal.h"
 
 static const char *ws_ex_lookup(void *ctx, const char *name)
 {

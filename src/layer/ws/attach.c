@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core.h"
-#include "ws_internal.h"
+#include "core/core.h"
+#include "layer/ws/ws_internal.h"
 
 static struct ws_flow *ws_of(struct rill_flow *f)
 {

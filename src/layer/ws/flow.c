@@ -30,8 +30,8 @@
 
 #include <wslay/wslay.h>
 
-#include "core.h"
-#include "ws_internal.h"
+#include "core/core.h"
+#include "layer/ws/ws_internal.h"
 
 static void ws_drive(struct ws_flow *ws);
 
@@ -580,6 +580,7 @@ static void ws_close(struct rill_flow *f)
 }
 
 const struct rill_flow_ops rill__ws_ops = {
+    .version = RILL_FLOW_OPS_VERSION,
     .name = "ws",
     .read = ws_read,
     .write = ws_write,

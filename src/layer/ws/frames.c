@@ -20,8 +20,8 @@
  */
 #include <string.h>
 
-#include "core.h"
-#include "ws_internal.h"
+#include "core/core.h"
+#include "layer/ws/ws_internal.h"
 
 /* The length a frame header of n bytes announces, once complete; 0 when
  * more header bytes are needed. */

@@ -11,9 +11,9 @@
 
 #include <openssl/evp.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "llhttp.h"
-#include "ws_internal.h"
+#include "layer/ws/ws_internal.h"
 
 /* RFC 6455 section 1.3: the GUID appended to the key. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
-#include "scheme.h"
-#include "ws_internal.h"
+#include "core/core.h"
+#include "core/scheme.h"
+#include "layer/ws/ws_internal.h"
 
 static const char *const ws_params[] = {
     "path", "host", "origin", "subprotocol", "ping", "max_message", NULL,
