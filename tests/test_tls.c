@@ -92,6 +92,52 @@ static void exchange(struct hs *c, struct hs *s)
 	expect_text(c->f, "hello client");
 }
 
+static void wrote_cb(struct rill_flow *f, int status, void *ud)
+{
+	(void)f;
+	*(int *)ud = status == 0 ? 1 : status;
+}
+
+/* Small buffers of one writev (an HTTP head and a small body) are
+ * encrypted as one record: the ciphertext below is the plaintext plus
+ * one TLS 1.3 record's 22 bytes (5 of header, the inner content type,
+ * a 16-byte tag), not 22 per buffer. */
+TEST(small_writev_buffers_share_one_record)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	const struct tls_pki *p = tls_pki();
+	struct rill_tls_config *cc = client_cfg("localhost");
+	struct rill_tls_config *sc = server_cfg(p->server, p->server_key);
+	struct rill_flow *a, *b;
+	struct hs c = {0}, s = {0};
+	TH_OK(rill_pair(&loop, 0, &a, &b));
+	TH_OK(rill_tls_attach(a, cc, on_attach, &c));
+	TH_OK(rill_tls_attach(b, sc, on_attach, &s));
+	rill_tls_config_free(cc);
+	rill_tls_config_free(sc);
+	while (!c.done || !s.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	TH_OK(c.status);
+	TH_OK(s.status);
+	uint64_t w0 = 0, w1 = 0;
+	rill_flow_counters(a, NULL, &w0, NULL, NULL);
+	struct rill_buf *v[3] = {rill_buf_copy("HTTP/1.1 200 OK\r\n", 17),
+	                         rill_buf_copy("Content-Length: 5\r\n\r\n", 21),
+	                         rill_buf_copy("hello", 5)};
+	int done = 0;
+	TH_OK(rill_writev(c.f, v, 3, wrote_cb, &done));
+	for (int i = 0; i < 3; i++)
+		rill_buf_release(v[i]);
+	expect_text(s.f, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+	while (done == 0)
+		uv_run(&loop, UV_RUN_ONCE);
+	TH_EQ_INT(done, 1);
+	rill_flow_counters(a, NULL, &w1, NULL, NULL);
+	TH_EQ_INT((long long)(w1 - w0), 43 + 22);
+	finish(&loop, &c, &s);
+}
+
 TEST(handshake_tls13_alpn_and_facts)
 {
 	uv_loop_t loop;

@@ -283,6 +283,26 @@ static void tls_write_step(struct tls_flow *t)
 		size_t k = b->len - t->w_off;
 		if (k > TLS_OUT_HIGH - t->out_len)
 			k = TLS_OUT_HIGH - t->out_len;
+		/* Small pieces in a row (an HTTP head and a small body) go
+		 * out as one record, not one record each. */
+		uint8_t small[TLS_COALESCE_MAX];
+		const uint8_t *src = b->data + t->w_off;
+		size_t whole = 0; /* buffers after b taken whole */
+		if (k == b->len - t->w_off && t->w_i + 1 < t->w_n &&
+		    k + t->w_bufs[t->w_i + 1]->len <= sizeof small &&
+		    t->out_len + sizeof small <= TLS_OUT_HIGH) {
+			memcpy(small, src, k);
+			while (t->w_i + 1 + whole < t->w_n) {
+				const struct rill_buf *nb =
+				    t->w_bufs[t->w_i + 1 + whole];
+				if (k + nb->len > sizeof small)
+					break;
+				memcpy(small + k, nb->data, nb->len);
+				k += nb->len;
+				whole++;
+			}
+			src = small;
+		}
 		/* Size the output once for all the records of this slice. */
 		if (rill__tls_out_reserve(t, k + (k / 16384 + 1) *
 		                                     TLS_RECORD_SLACK) != 0) {
@@ -291,7 +311,7 @@ static void tls_write_step(struct tls_flow *t)
 		}
 		size_t done = 0;
 		ERR_clear_error();
-		int r = SSL_write_ex(t->ssl, b->data + t->w_off, k, &done);
+		int r = SSL_write_ex(t->ssl, src, k, &done);
 		if (r != 1) {
 			char msg[512];
 			int code =
@@ -303,10 +323,16 @@ static void tls_write_step(struct tls_flow *t)
 			rill_flow_write_done(f, code);
 			return;
 		}
-		t->w_off += done;
-		if (t->w_off == b->len) {
-			t->w_i++;
+		if (whole > 0) {
+			/* All or nothing: the BIO takes every record. */
+			t->w_i += 1 + whole;
 			t->w_off = 0;
+		} else {
+			t->w_off += done;
+			if (t->w_off == b->len) {
+				t->w_i++;
+				t->w_off = 0;
+			}
 		}
 		tls_flush(t); /* start sending while encrypting more */
 	}

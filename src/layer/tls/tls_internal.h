@@ -26,6 +26,9 @@
 
 /* Pending ciphertext beyond which the layer stops encrypting. */
 #define TLS_OUT_HIGH (128u * 1024u)
+/* Consecutive write buffers that fit one record's plaintext (16 KiB,
+ * RFC 8446 5.1) together are gathered and encrypted as one record. */
+#define TLS_COALESCE_MAX 16384u
 /* How long a close may spend sending the last output and close_notify. */
 #define TLS_CLOSE_FLUSH_MS 5000u
 /* Smallest output buffer allocated (a handshake flight fits). */
