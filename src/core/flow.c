@@ -952,6 +952,21 @@ struct rill_flow *rill__flow_bottom(struct rill_flow *f)
 	return f != NULL && !(f->flags_ & F_CLOSED) ? f : NULL;
 }
 
+bool rill__flow_reading(struct rill_flow *f)
+{
+	return f->read_cb_ != NULL;
+}
+
+bool rill__flow_holds_input(struct rill_flow *f)
+{
+	return f->rd_err_ != 0 || f->rd_buf_ != NULL;
+}
+
+bool rill__flow_holds_output(struct rill_flow *f)
+{
+	return f->wr_err_ != 0 || f->wq_head_ != NULL || f->wr_cur_ != NULL;
+}
+
 int rill__flow_fd(struct rill_flow *f)
 {
 	if (f == NULL || (f->flags_ & F_CLOSED) || f->ops->fd == NULL)
