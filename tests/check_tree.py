@@ -7,12 +7,15 @@
 - no call circle between two files of src/: when a.c uses an internal
   (rill__) function b.c defines, b.c uses none that a.c defines;
 - the CLI (cli/, and bench/ for `rill bench`) includes only the public
-  headers (include/) and its own (the build enforces it too: the rill
-  executable links the shared library, which exports only the public API);
+  headers (include/) and its own, bench/ not cli/'s (the build enforces
+  it too: the rill executable links the shared library, which exports
+  only the public API);
 - no layer (src/layer/) includes a transport's header;
 - src/uri.c (the scheme registry) includes no transport's or layer's
   header, and src/core/ nothing outside itself and include/;
 - none of strcpy, strcat, sprintf, vsprintf, gets in src/ or cli/;
+- no file includes a .c file (a fuzz target links the library, or
+  compiles the sources it covers beside itself: fuzz/meson.build);
 - no code outside src/core/ reads or writes a private field of struct
   rill_flow (the ones include/rill/impl.h marks "private").
 
@@ -99,7 +102,9 @@ check("no function in src/, cli/ or bench/ over %d lines" % MAX_FUNC_LINES,
       big_funcs)
 
 # 2. Include graph over every project file.
-INCLUDE_DIRS = ["include", "src", "src/core"]
+# The library's include roots, then the rill executable's (meson.build:
+# cli/ and bench/ are both on its path, so bench/ could reach cli.h).
+INCLUDE_DIRS = ["include", "src", "src/core", "cli", "bench"]
 all_files = list(sources("src", "include", "cli", "bench", "tests",
                          "examples", "fuzz"))
 known = set(all_files)
@@ -184,11 +189,12 @@ check("no call circle between two files in src/", circles)
 # 3. The CLI sees only the public headers and its own.
 cli_bad = []
 for rel in list(sources("cli")) + list(sources("bench")):
+    own = rel.split("/")[0] + "/"
     for target in graph.get(rel, []):
-        if not target.startswith(("include/", "cli/", "bench/")):
+        if not target.startswith(("include/", own)):
             cli_bad.append("%s includes %s" % (rel, target))
 check("the CLI and rill bench include only public headers (include/) "
-      "and their own", cli_bad)
+      "and their own (bench/ not the CLI's either)", cli_bad)
 
 # 4. Layers point down only through the flow API.
 layer_bad = []
@@ -222,6 +228,17 @@ for rel in sources("src", "cli"):
             banned.append("%s:%d: %s" % (rel, i + 1, m.group(1)))
 check("no strcpy, strcat, sprintf, vsprintf or gets in src/ and cli/",
       banned)
+
+# 6b. Sources are compiled, not included: a fuzz target reaches the code
+# it tests through its header (fuzz_cover in fuzz/meson.build compiles
+# the source beside the target for libFuzzer's coverage).
+c_includes = []
+for rel in all_files:
+    for i, line in enumerate(read(rel).split("\n")):
+        m = INCLUDE.match(line)
+        if m and m.group(1).endswith(".c"):
+            c_includes.append("%s:%d: includes %s" % (rel, i + 1, m.group(1)))
+check("no file includes a .c file (fuzz targets included)", c_includes)
 
 # 7. The core's private fields of struct rill_flow stay in src/core/.
 # impl.h lists them after a comment that says "private"; an access is
