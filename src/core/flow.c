@@ -1,6 +1,6 @@
 /*
  * The flow core: every public flow operation goes through here, and the
- * bookkeeping of the contract (DESIGN.md section 1) lives here once, so
+ * bookkeeping of the contract (doc/contract.md) lives here once, so
  * that implementations only move bytes.
  *
  * Life of an operation. The user's request is recorded (a read callback,

@@ -1,5 +1,5 @@
 /*
- * The TLS layer's internals (DESIGN.md section 6), shared by the files of
+ * The TLS layer's internals (include/rill/tls.h), shared by the files of
  * src/layer/tls/ and by nothing else:
  *
  *   flow.c    the record path: the BIO over the flow below, handshake,
