@@ -267,7 +267,18 @@ def private_fields():
     return names
 
 
-PTR_DECL = re.compile(r"\bstruct\s+rill_flow\s*\*\s*(?:const\s+)?(\w+)")
+# "struct rill_flow *a" and the names after it in a list ("*a, *b").
+PTR_DECL = re.compile(r"\bstruct\s+rill_flow\s*\*\s*(?:const\s+)?(\w+)"
+                      r"((?:\s*(?:\[[^]]*\])?\s*,\s*\*\s*(?:const\s+)?\w+)*)")
+PTR_MORE = re.compile(r",\s*\*\s*(?:const\s+)?(\w+)")
+
+
+def pointer_names(code):
+    names = set()
+    for first, more in PTR_DECL.findall(code):
+        names.add(first)
+        names.update(PTR_MORE.findall(more))
+    return names
 BASE_DECL = re.compile(r"\bstruct\s+rill_flow\s+(\w+)\s*[;,)]")
 
 
@@ -277,7 +288,7 @@ _direct_names = {}
 def direct_flow_names(rel):
     if rel not in _direct_names:
         code = strip_comments(read(rel))
-        _direct_names[rel] = (set(PTR_DECL.findall(code)),
+        _direct_names[rel] = (pointer_names(code),
                               set(BASE_DECL.findall(code)))
     return _direct_names[rel]
 
