@@ -66,7 +66,7 @@ static int case_shut_unix(const struct bench_opts *o, struct bench_row *row)
 	row->name = "shut+unix";
 	row->metric = "throughput";
 	row->baseline = "unix";
-	return cli_bench_shut_unix(o->bytes, &row->value, &row->base_value);
+	return bench_shut_unix(o->bytes, &row->value, &row->base_value);
 }
 
 static int case_tls_tcp(const struct bench_opts *o, struct bench_row *row)
@@ -258,8 +258,8 @@ int cli_bench(int argc, char **argv)
 		switch (c) {
 		case 'b':
 			if (parse_size(optarg, &o.bytes) != 0)
-				return cli_usage_error("bench", "bad size '%s'",
-				                       optarg);
+				return bench_usage_error("bad size '%s'",
+				                         optarg);
 			o.bytes_set = true;
 			break;
 		case 'j': o.json = true; break;
@@ -267,14 +267,13 @@ int cli_bench(int argc, char **argv)
 			char *end;
 			long v = strtol(optarg, &end, 10);
 			if (end == optarg || *end != '\0' || v < 1 || v > 15)
-				return cli_usage_error(
-				    "bench", "bad --rounds '%s' (1-15)",
-				    optarg);
+				return bench_usage_error(
+				    "bad --rounds '%s' (1-15)", optarg);
 			o.rounds = (int)v;
 			break;
 		}
 		case 'h': bench_usage(stdout); return 0;
-		default: return cli_usage_error("bench", "bad option");
+		default: return bench_usage_error("bad option");
 		}
 	}
 	if (optind < argc)
@@ -285,8 +284,8 @@ int cli_bench(int argc, char **argv)
 		if (o.only == NULL || strstr(case_name(i), o.only) != NULL)
 			matching++;
 	if (matching == 0)
-		return cli_usage_error(
-		    "bench", "no benchmark case matches '%s'", o.only);
+		return bench_usage_error("no benchmark case matches '%s'",
+		                         o.only);
 	if (o.json)
 		printf("[\n");
 	else
@@ -304,8 +303,8 @@ int cli_bench(int argc, char **argv)
 			continue;
 		}
 		if (err != 0) {
-			cli_error("bench %s: %s", case_name(i),
-			          rill_strerror(err));
+			bench_error("bench %s: %s", case_name(i),
+			            rill_strerror(err));
 			status = 1;
 			continue;
 		}

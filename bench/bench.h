@@ -2,9 +2,32 @@
 #ifndef RILL_CLI_BENCH_H
 #define RILL_CLI_BENCH_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
-#include "cli.h"
+#include "rill.h"
+
+/*
+ * `rill bench` sees the public headers only (include/), not the CLI's
+ * private cli.h: what it needs of the CLI it has here.
+ *
+ * cli_bench: the subcommand, called by cli/main.c (which declares it in
+ *   cli.h): argc/argv start at "bench"; returns the exit status (0, 1
+ *   runtime failure, 2 bad command line).
+ * bench_error: prints "rill: <msg>" to stderr, as the CLI's errors.
+ * bench_usage_error: the same, then a pointer to `rill bench --help`;
+ *   returns 2.
+ */
+int cli_bench(int argc, char **argv);
+void bench_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int bench_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* The shut+unix case (bench_shut.c): best MB/s of several runs of each
+ * kind, alternating. 0 or a negative error. */
+int bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs);
 
 /* The write size of one transfer (bench_transfer) and of memcpy. */
 #define BENCH_CHUNK (64u * 1024u)

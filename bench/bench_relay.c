@@ -494,8 +494,8 @@ static int bench_relay_rounds(struct bench_relay_run *run, unsigned want,
 		double rtt[BR_KINDS] = {0};
 		err = bench_relay_rtt_all(lfd, sport, fwd, want, r, rtt);
 		if (err != 0)
-			cli_error("bench relay: round trips: %s",
-			          rill_strerror(err));
+			bench_error("bench relay: round trips: %s",
+			            rill_strerror(err));
 		for (int k = 0; k < BR_KINDS; k++)
 			smp[k].rtt[smp[k].n] = rtt[k];
 		for (int i = 0; i < BR_KINDS && err == 0; i++) {
@@ -508,9 +508,9 @@ static int bench_relay_rounds(struct bench_relay_run *run, unsigned want,
 			    bench_relay_kind_bytes(k, run->bytes), chunk,
 			    &smp[k]);
 			if (err != 0)
-				cli_error("bench relay: through %s: %s",
-				          bench_relay_names[k],
-				          rill_strerror(err));
+				bench_error("bench relay: through %s: %s",
+				            bench_relay_names[k],
+				            rill_strerror(err));
 		}
 	}
 	for (int k = 0; k < BR_KINDS && err == 0; k++)

@@ -246,9 +246,9 @@ int bench_relay_fwd_start(struct bench_relay_fwd *f, enum bench_relay_kind kind,
 		close(floor_lfd);
 	f->pid = pid;
 	if (!bench_wait_listen(f->port, pid)) {
-		cli_error("bench relay: %s did not start listening on "
-		          "127.0.0.1:%d (set RILL_BENCH_DEBUG=1 to see why)",
-		          bench_relay_names[kind], f->port);
+		bench_error("bench relay: %s did not start listening on "
+		            "127.0.0.1:%d (set RILL_BENCH_DEBUG=1 to see why)",
+		            bench_relay_names[kind], f->port);
 		bench_relay_fwd_stop(f);
 		return -EIO;
 	}

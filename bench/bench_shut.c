@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "bench.h"
 
 #define BS_CHUNK  (64u * 1024u)
 #define BS_WINDOW 4
@@ -118,7 +118,7 @@ static double bench_shut_run(const char *uri, uint64_t bytes)
 	double result;
 	int err = rill_listen(&loop, uri, NULL, bench_shut_accept_cb, &acc, &l);
 	if (err != 0) {
-		cli_error("bench: listen %s: %s", uri, rill_last_errmsg());
+		bench_error("bench: listen %s: %s", uri, rill_last_errmsg());
 		uv_loop_close(&loop);
 		return err;
 	}
@@ -159,7 +159,7 @@ static double bench_shut_run(const char *uri, uint64_t bytes)
 	return result;
 }
 
-int cli_bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs)
+int bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs)
 {
 	char dir[] = "/tmp/rill-bench-XXXXXX";
 	if (mkdtemp(dir) == NULL)

@@ -21,7 +21,6 @@
 
 #include "bench.h"
 #include "bench_tls.h"
-#include "cli.h"
 
 #define BT_CIPHER "TLS_AES_128_GCM_SHA256"
 #define BT_CHUNK  (256u * 1024u)
@@ -55,7 +54,7 @@ static int bench_tls_files_make(struct bench_tls_files *f)
 	         ">/dev/null 2>&1",
 	         f->key, f->cert);
 	if (system(cmd) != 0) {
-		cli_error("bench tls: `openssl req` failed");
+		bench_error("bench tls: `openssl req` failed");
 		return -EIO;
 	}
 	FILE *c = fopen(f->conf, "w");
@@ -107,8 +106,8 @@ static void bench_tls_fail(struct bench_tls_run *r, int err, const char *what,
 	pthread_mutex_lock(&r->mu);
 	if (r->err == 0) {
 		r->err = err;
-		cli_error("bench tls: %s: %s", what,
-		          msg != NULL ? msg : rill_strerror(err));
+		bench_error("bench tls: %s: %s", what,
+		            msg != NULL ? msg : rill_strerror(err));
 	}
 	r->ready = true;
 	pthread_cond_broadcast(&r->cv);
@@ -324,9 +323,9 @@ static int bench_tls_rill_throughput(const struct bench_tls_files *files,
 		pthread_join(th, NULL);
 	}
 	if (err == 0 && r.received != bytes) {
-		cli_error("bench tls: received %llu of %llu bytes",
-		          (unsigned long long)r.received,
-		          (unsigned long long)bytes);
+		bench_error("bench tls: received %llu of %llu bytes",
+		            (unsigned long long)r.received,
+		            (unsigned long long)bytes);
 		err = -EIO;
 	}
 	if (err == 0)
@@ -394,7 +393,7 @@ static int bench_tls_socat_throughput(const struct bench_tls_files *files,
 	if (!bench_wait_listen(port, 0)) {
 		kill(rp, SIGKILL);
 		waitpid(rp, NULL, 0);
-		cli_error("bench tls: socat did not listen on port %d", port);
+		bench_error("bench tls: socat did not listen on port %d", port);
 		return -EIO;
 	}
 	double t0 = bench_tls_now();
@@ -403,8 +402,9 @@ static int bench_tls_socat_throughput(const struct bench_tls_files *files,
 	int e2 = bench_tls_reap(rp);
 	double t1 = bench_tls_now();
 	if (e1 != 0 || e2 != 0) {
-		cli_error("bench tls: socat failed (set RILL_BENCH_DEBUG=1 to "
-		          "see why)");
+		bench_error(
+		    "bench tls: socat failed (set RILL_BENCH_DEBUG=1 to "
+		    "see why)");
 		return -EIO;
 	}
 	*mbs = (double)bytes / (t1 - t0) / 1e6;
@@ -427,7 +427,8 @@ static int bench_tls_client_handshakes(const char *uri, double secs,
 		struct rill_flow *f = NULL;
 		err = rill_connect_sync(&loop, uri, &co, &f);
 		if (err != 0) {
-			cli_error("bench tls: connect: %s", rill_last_errmsg());
+			bench_error("bench tls: connect: %s",
+			            rill_last_errmsg());
 			break;
 		}
 		err = 0;
@@ -482,9 +483,9 @@ int bench_tls_handshakes(int peer, double *rill_hs, double *base_hs)
 		                                        ? socat_argv
 		                                        : s_server_argv);
 		if (!bench_wait_listen(port, 0)) {
-			cli_error("bench tls: %s did not listen",
-			          peer == BENCH_TLS_PEER_SOCAT ? "socat"
-			                                       : "s_server");
+			bench_error("bench tls: %s did not listen",
+			            peer == BENCH_TLS_PEER_SOCAT ? "socat"
+			                                         : "s_server");
 			err = -EIO;
 		} else {
 			snprintf(

@@ -3,6 +3,7 @@
  * process's listener, one transfer between two flows, draining a loop.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,34 @@
 #include <time.h>
 #include <unistd.h>
 #include "bench.h"
+
+static void bench_verror(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
+
+static void bench_verror(const char *fmt, va_list ap)
+{
+	fputs("rill: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void bench_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	bench_verror(fmt, ap);
+	va_end(ap);
+}
+
+int bench_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	bench_verror(fmt, ap);
+	va_end(ap);
+	fputs("Try 'rill bench --help'.\n", stderr);
+	return 2;
+}
 
 bool bench_wait_listen(int port, pid_t pid)
 {

@@ -16,7 +16,6 @@
 
 #include "shm_ring.h"
 #include "bench.h"
-#include "cli.h"
 
 #define BV_RING       (1u << 20)
 #define BV_CHUNK      (64u * 1024u)

@@ -299,8 +299,8 @@ static int bw_measure(const struct bench_opts *o)
 		for (int k = 0; k < BW_KINDS; k++) {
 			int err = bw_once(k, bytes, &m[k][r], &c[k][r]);
 			if (err != 0) {
-				cli_error("bench ws-relay: %s: %s", bw_names[k],
-				          rill_strerror(err));
+				bench_error("bench ws-relay: %s: %s",
+				            bw_names[k], rill_strerror(err));
 				return bw.err = err;
 			}
 		}

@@ -14,10 +14,6 @@ int cli_echo(int argc, char **argv);
 int cli_http(int argc, char **argv);
 int cli_relay(int argc, char **argv);
 
-/* rill bench's shut+unix case (bench_shut.c): best MB/s of several runs
- * of each kind, alternating. 0 or a negative error. */
-int cli_bench_shut_unix(uint64_t bytes, double *shut_mbs, double *unix_mbs);
-
 /*
  * Runs loop until every flow closed on it has finished its teardown
  * (rill_when_flows_closed), so that a command does not cut a close

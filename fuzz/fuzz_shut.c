@@ -1,9 +1,9 @@
 /*
- * Fuzz target: the shut frame decoder (DESIGN.md 5.3) on hostile input.
- * The input is decoded twice, once whole and once cut into pieces whose
- * sizes come from the input itself; both runs must yield the same events
- * and the same payload bytes, and no DATA event may claim bytes outside
- * its input. ASan catches any read past the input.
+ * Fuzz target: the shut frame decoder (doc/shut-framing.md) on hostile
+ * input. The input is decoded twice, once whole and once cut into pieces
+ * whose sizes come from the input itself; both runs must yield the same
+ * events and the same payload bytes, and no DATA event may claim bytes
+ * outside its input. ASan catches any read past the input.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: arbitrary bytes from the peer into the TLS layer's glue
- * (src/layer/tls.c), in either role. The expected outcome is a clean
+ * (src/layer/tls/), in either role. The expected outcome is a clean
  * error (or EOF) on the attach or the reads: no crash, no hang, no leak.
  *
  * Input: byte 0 selects the case, the rest is what the peer sends.

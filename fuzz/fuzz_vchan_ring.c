@@ -14,9 +14,11 @@
 #include <string.h>
 
 #include "rill.h"
-/* The ring core is compiled into the target itself so that libFuzzer's
- * coverage instrumentation sees it (the library is built without it). */
-#include "transport/vchan/ring.c"
+/* Through its internal header: the libFuzzer binary compiles the ring
+ * core's source beside this file (fuzz_cover in fuzz/meson.build), so
+ * that libFuzzer's coverage instrumentation sees it (the library is built
+ * without it); the replay program links it from the static library. */
+#include "transport/vchan/ring.h"
 
 #define FUZZ_CHECK(c)                     \
 	do {                              \

@@ -1,7 +1,7 @@
 /*
- * The flow conformance suite: see conformance.h and DESIGN.md sections 1
- * and 8. Every check gets a fresh loop and a fresh pair of connected flows
- * from the factory, in its own process, with a counting allocator
+ * The flow conformance suite: see conformance.h, doc/contract.md and
+ * doc/impl.md. Every check gets a fresh loop and a fresh pair of connected
+ * flows from the factory, in its own process, with a counting allocator
  * installed, and ends by closing what is left, draining the loop and
  * asserting that every handle was closed and every byte rill allocated was
  * freed.

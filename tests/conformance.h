@@ -1,5 +1,5 @@
 /*
- * The flow conformance suite (DESIGN.md section 8): written once, run
+ * The flow conformance suite (doc/impl.md, doc/contract.md): written once, run
  * against every flow kind and stack. A flow kind registers a factory that
  * makes a connected pair of flows; the suite registers every check as a
  * harness test named "conf/<factory>/<check>[/rev]" (each in its own

@@ -1,8 +1,9 @@
 /*
- * The close-handshake peer (shut_peer.h): the shut framing of DESIGN.md
- * 5.3 spoken over a blocking socket, the way ocaml-hvsock's Flow_shutdown
- * speaks it, with no rill code. One thread, one connection, in program
- * order: what upstream's read, write, shutdown_write and close do.
+ * The close-handshake peer (shut_peer.h): the shut framing of
+ * doc/shut-framing.md spoken over a blocking socket, the way
+ * ocaml-hvsock's Flow_shutdown speaks it, with no rill code. One thread,
+ * one connection, in program order: what upstream's read, write,
+ * shutdown_write and close do.
  */
 #include "shut_peer.h"
 

@@ -1,6 +1,6 @@
 /*
  * A shut-protocol peer that is not rill: plain blocking POSIX sockets, no
- * rill code, written from DESIGN.md 5.3 to behave the way ocaml-hvsock's
+ * rill code, written from doc/shut-framing.md to behave the way ocaml-hvsock's
  * Flow_shutdown does, for the close-handshake tests (test_shut_peer_api,
  * test_shut_peer_cli).
  *

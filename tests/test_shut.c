@@ -1,6 +1,6 @@
 /*
  * The shut layer, byte by byte: the exact bytes rill sends for every
- * message (DESIGN.md 5.3), and what it makes of frames written by a
+ * message (doc/shut-framing.md), and what it makes of frames written by a
  * hand-made peer. The peer is the raw end of an in-memory pair, or of a
  * Unix socket connection, whose other end carries the shut layer. The
  * receive tests run over each (TEST_BOTH, shut_fixture.h): over a socket

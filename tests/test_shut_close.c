@@ -1,5 +1,5 @@
 /*
- * The shut layer's close handshake (DESIGN.md 5.3), state by state,
+ * The shut layer's close handshake (doc/shut-framing.md), state by state,
  * against the hand-made raw peer of shut_fixture.h: after rill_close()
  * the layer sends Close, drains (discarding data, skipping ShutdownWrite)
  * and closes the flow below only after the peer's Close or ShutdownRead,

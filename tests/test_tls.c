@@ -1,4 +1,4 @@
-/* Unit tests of the TLS layer over in-memory pairs (src/layer/tls.c). */
+/* Unit tests of the TLS layer over in-memory pairs (src/layer/tls/). */
 #include <stdio.h>
 #include <stdlib.h>
 

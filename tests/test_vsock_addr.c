@@ -1,5 +1,5 @@
 /*
- * Addresses of vsock, AF_HYPERV, hybrid vsock and HyperKit (DESIGN.md 5.2),
+ * Addresses of vsock, AF_HYPERV, hybrid vsock and HyperKit (doc/uri.md),
  * and the hybrid-vsock reply parser: pure code, tested on every platform.
  */
 #include "harness.h"

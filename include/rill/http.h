@@ -1,5 +1,5 @@
 /*
- * rill/http.h - HTTP/1.1 server and client over any flow (DESIGN.md 6).
+ * rill/http.h - HTTP/1.1 server and client over any flow.
  * Included by rill.h; do not include directly.
  *
  * The parser is llhttp (Node.js's). One HTTP request/response pair is an

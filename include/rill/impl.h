@@ -10,7 +10,7 @@
  *   4. reports completions with rill_flow_read_done(),
  *      rill_flow_write_done() and rill_flow_shutdown_done().
  *
- * The core does all the bookkeeping of the contract (DESIGN.md section 1):
+ * The core does all the bookkeeping of the contract (doc/contract.md):
  * at most one read reaches the implementation at a time; writes are queued
  * and handed down one request at a time, in order; sticky EOF / errors;
  * writes refused after shutdown or close; shutdown(write) waits until the

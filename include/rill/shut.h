@@ -7,7 +7,7 @@
  * vhost-device turn a host's half-close into a full shutdown. The shut
  * layer frames the byte stream so that shutdown and close become messages
  * in the stream itself (ocaml-hvsock's Flow_shutdown, wire-compatible with
- * it and with linuxkit's virtsock; DESIGN.md 5.3):
+ * it and with linuxkit's virtsock; doc/shut-framing.md):
  *
  *   rill_shutdown(WR)   sends ShutdownWrite; the peer's reads report EOF
  *                       after every byte sent before it.

@@ -17,7 +17,7 @@
  * verification off is one explicit call (rill_tls_config_set_verify) and
  * stays visible: such flows report the kind "tls-noverify".
  *
- * Contract mapping (DESIGN.md section 6):
+ * Contract mapping (doc/contract.md):
  *   rill_shutdown(RILL_SHUT_WR)  flushes, sends close_notify, then shuts
  *                                down the write side of the flow below.
  *                                Reading goes on (TLS 1.3 half-close).

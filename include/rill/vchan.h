@@ -4,10 +4,11 @@
  *
  * A vchan is one server and one client sharing two byte rings (client ->
  * server "left", server -> client "right") and a control page laid out
- * exactly as Xen's struct vchan_interface (DESIGN.md 5.4). On one host a
- * (domain, port) pair names a rendezvous Unix socket; the server creates
- * the shared memory (a sealed memfd) and two eventfds and hands them to
- * the client over that socket (doc/vchan-rendezvous.md, byte by byte).
+ * exactly as Xen's struct vchan_interface (doc/vchan-rendezvous.md). On
+ * one host a (domain, port) pair names a rendezvous Unix socket; the
+ * server creates the shared memory (a sealed memfd) and two eventfds and
+ * hands them to the client over that socket (doc/vchan-rendezvous.md, byte
+ * by byte).
  *
  * Naming. port matches [a-zA-Z0-9_-]+. domain is NULL or "" (the default
  * directory), a name matching [a-zA-Z0-9_.-]+ (a subdirectory of the

@@ -348,7 +348,9 @@ static void gen_write_cb(struct rill_flow *f, int status, void *ud)
 	if (status == 0) {
 		/* The core counted this write's bytes just before calling us;
 		 * nobody else writes to dst while the copy runs. */
-		c->res.stats.write_bytes = f->wr_bytes_ - c->dst_wr_base;
+		uint64_t written;
+		rill_flow_counters(f, NULL, &written, NULL, NULL);
+		c->res.stats.write_bytes = written - c->dst_wr_base;
 		c->res.stats.write_ops++;
 		c->active_ms = uv_now(f->loop);
 	} else {
@@ -402,7 +404,7 @@ static void gen_pump(struct rill_copy *c)
 void rill__copy_start_generic(struct rill_copy *c)
 {
 	c->res.spliced = false;
-	c->dst_wr_base = c->dst->wr_bytes_;
+	rill_flow_counters(c->dst, NULL, &c->dst_wr_base, NULL, NULL);
 	c->t0 = uv_hrtime();
 	gen_pump(c);
 }
@@ -573,7 +575,7 @@ int rill__copy_check(struct rill_flow *src, struct rill_flow *dst)
 		return RILL_EINVAL;
 	if (rill_flow_is_closed(src) || rill_flow_is_closed(dst))
 		return RILL_ECLOSED;
-	if (src->read_cb_ != NULL)
+	if (rill__flow_reading(src))
 		return RILL_EALREADY;
 	return 0;
 }
@@ -590,9 +592,7 @@ bool rill__splice_possible(struct rill_flow *src, struct rill_flow *dst,
 		return false;
 	/* The kernel path must not overtake what the flows still hold: a
 	 * finished read (EOF/error sticks in the core), or queued writes. */
-	if (src->rd_err_ != 0 || src->rd_buf_ != NULL)
-		return false;
-	if (dst->wr_err_ != 0 || dst->wq_head_ != NULL || dst->wr_cur_ != NULL)
+	if (rill__flow_holds_input(src) || rill__flow_holds_output(dst))
 		return false;
 	return true;
 }

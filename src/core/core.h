@@ -10,6 +10,20 @@ int rill__callback_depth(void);
 /* The kernel fd under a plain socket flow, or -1 (see ops->fd). */
 int rill__flow_fd(struct rill_flow *f);
 
+/*
+ * What the core holds of f, for code outside src/core/ that must not
+ * read its private fields (the copy combinator):
+ * rill__flow_reading: a rill_read is pending (its callback has not run).
+ * rill__flow_holds_input: a read result the core keeps for f (a finished
+ *   read not yet delivered, or the sticky EOF or error), which a path
+ *   around the core (splice) must not overtake.
+ * rill__flow_holds_output: writes queued or running in the core, or the
+ *   sticky write error.
+ */
+bool rill__flow_reading(struct rill_flow *f);
+bool rill__flow_holds_input(struct rill_flow *f);
+bool rill__flow_holds_output(struct rill_flow *f);
+
 /* rill_layer_new marks its flows; rill__flow_bottom goes down through
  * the marked ones to the transport (NULL when a flow on the way, or f,
  * is closed or NULL). */

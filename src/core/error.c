@@ -1,7 +1,10 @@
-/* Error codes: one table for rill's own range, glibc's for errno values. */
+/* Error codes: one table for rill's own range, glibc's for errno values;
+ * and the thread's last error message (rill_last_errmsg). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "rill.h"
+#include "core/core.h"
 
 struct err_entry {
 	int code;
@@ -60,4 +63,19 @@ const char *rill_err_name(int err)
 const char *rill_version(void)
 {
 	return RILL_VERSION_STRING;
+}
+
+static _Thread_local char last_errmsg[512];
+
+void rill__set_last_errmsg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_errmsg, sizeof last_errmsg, fmt, ap);
+	va_end(ap);
+}
+
+const char *rill_last_errmsg(void)
+{
+	return last_errmsg;
 }

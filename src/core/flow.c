@@ -1,6 +1,6 @@
 /*
  * The flow core: every public flow operation goes through here, and the
- * bookkeeping of the contract (DESIGN.md section 1) lives here once, so
+ * bookkeeping of the contract (doc/contract.md) lives here once, so
  * that implementations only move bytes.
  *
  * Life of an operation. The user's request is recorded (a read callback,
@@ -967,6 +967,21 @@ struct rill_flow *rill__flow_bottom(struct rill_flow *f)
 	while (f != NULL && !(f->flags_ & F_CLOSED) && (f->flags_ & F_LAYER))
 		f = rill_layer_inner(f);
 	return f != NULL && !(f->flags_ & F_CLOSED) ? f : NULL;
+}
+
+bool rill__flow_reading(struct rill_flow *f)
+{
+	return f->read_cb_ != NULL;
+}
+
+bool rill__flow_holds_input(struct rill_flow *f)
+{
+	return f->rd_err_ != 0 || f->rd_buf_ != NULL;
+}
+
+bool rill__flow_holds_output(struct rill_flow *f)
+{
+	return f->wr_err_ != 0 || f->wq_head_ != NULL || f->wr_cur_ != NULL;
 }
 
 int rill__flow_fd(struct rill_flow *f)

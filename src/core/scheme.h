@@ -1,5 +1,5 @@
 /*
- * URI schemes (DESIGN.md section 7): what a transport or layer implements
+ * URI schemes (doc/uri.md): what a transport or layer implements
  * to be reachable by URI, and the parsed URI it is handed. This sits low
  * (core): transports and layers include it. The registry that lists every
  * scheme and composes connect / listen sits high, in src/uri.c (with

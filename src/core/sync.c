@@ -4,7 +4,6 @@
  * heap so that a wait given up (-EDEADLK) cannot leave a callback pointing
  * into a dead stack frame.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,21 +16,6 @@ struct sync_state {
 	int status;
 	struct rill_buf *buf;
 };
-
-static _Thread_local char last_errmsg[512];
-
-void rill__set_last_errmsg(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(last_errmsg, sizeof last_errmsg, fmt, ap);
-	va_end(ap);
-}
-
-const char *rill_last_errmsg(void)
-{
-	return last_errmsg;
-}
 
 static void sync_drop_read(rill_read_cb cb, void *ud);
 static void sync_drop_status(rill_write_cb cb, void *ud);

@@ -1,5 +1,5 @@
 /*
- * The HTTP/1.1 layer's internals (DESIGN.md section 6), shared by the
+ * The HTTP/1.1 layer's internals (doc/architecture.md), shared by the
  * files of src/layer/http/ and by nothing else:
  *
  *   server.c    the server object; a request head's arrival

@@ -1,5 +1,5 @@
 /*
- * The shut framing codec (DESIGN.md 5.3): a pure decoder that never
+ * The shut framing codec (doc/shut-framing.md): a pure decoder that never
  * allocates, shared by the shut layer and its fuzz target.
  *
  * Wire format (ocaml-hvsock Flow_shutdown, linuxkit virtsock): a stream of

@@ -1,5 +1,5 @@
 /*
- * The shut layer (DESIGN.md 5.3): ocaml-hvsock's Flow_shutdown framing,
+ * The shut layer (doc/shut-framing.md): ocaml-hvsock's Flow_shutdown framing,
  * wire-compatible with it and with linuxkit/virtsock, over any flow.
  *
  *   user --> [ shut: frames, control messages, close handshake ] --> inner

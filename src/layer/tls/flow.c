@@ -1,5 +1,5 @@
 /*
- * The TLS layer: OpenSSL 3 over any flow (DESIGN.md section 6).
+ * The TLS layer: OpenSSL 3 over any flow (include/rill/tls.h).
  *
  * OpenSSL talks to the flow below through a BIO of our own (bio.c),
  * not through memory BIOs: a memory BIO would copy every byte once more

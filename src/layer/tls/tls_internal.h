@@ -1,5 +1,5 @@
 /*
- * The TLS layer's internals (DESIGN.md section 6), shared by the files of
+ * The TLS layer's internals (include/rill/tls.h), shared by the files of
  * src/layer/tls/ and by nothing else:
  *
  *   uri.c     the "tls" layer scheme: URI parameters to configurations

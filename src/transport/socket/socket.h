@@ -1,5 +1,5 @@
 /*
- * The socket core (DESIGN.md sections 2 and 5.1): one flow implementation
+ * The socket core (doc/architecture.md): one flow implementation
  * for every stream socket family, parameterised by the family's address
  * formatting, as ocaml-hvsock's Af_common is. TCP v4/v6, Unix and stdio use
  * it now; AF_VSOCK, AF_HYPERV, hybrid vsock and HyperKit reuse it.

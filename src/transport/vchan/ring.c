@@ -9,7 +9,7 @@
 #include "rill.h"
 #include "transport/vchan/ring.h"
 
-/* The layout of DESIGN.md 5.4, exactly. */
+/* The layout of doc/vchan-rendezvous.md section 3, exactly. */
 _Static_assert(offsetof(struct rill__vchan_page, left.cons) == 0, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, left.prod) == 4, "layout");
 _Static_assert(offsetof(struct rill__vchan_page, right.cons) == 8, "layout");

@@ -1,8 +1,9 @@
 /*
- * The vchan ring core: Xen's vchan_interface page layout (DESIGN.md 5.4,
- * xen/include/public/io/libxenvchan.h) and the index and notify protocol,
- * with no event loop and no system calls, so that the fuzzer, the TSan
- * test and the flow (flow.c) all drive the same code.
+ * The vchan ring core: Xen's vchan_interface page layout
+ * (doc/vchan-rendezvous.md section 3, xen/include/public/io/libxenvchan.h)
+ * and the index and notify protocol, with no event loop and no system
+ * calls, so that the fuzzer, the TSan test and the flow (flow.c) all
+ * drive the same code.
  *
  * The peer is untrusted: every shared index is loaded once per operation
  * and validated against the ring size before it is used, the orders are

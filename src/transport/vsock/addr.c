@@ -1,6 +1,6 @@
 /*
  * Address parsing and formatting for vsock, AF_HYPERV, hybrid vsock and
- * HyperKit (DESIGN.md 5.2). See addr.h.
+ * HyperKit (doc/uri.md, Transports). See addr.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -169,7 +169,7 @@ bool rill__guid_equal(const struct rill__guid *a, const struct rill__guid *b)
 }
 
 /* The template of port-mapped service GUIDs: <port>-FACB-11E6-BD58-
- * 64006A7986D3 (ocaml-hvsock, Linux hv_sock, DESIGN.md 5.2). */
+ * 64006A7986D3 (ocaml-hvsock, Linux hv_sock, doc/uri.md). */
 static const struct rill__guid vsock_addr_service_template = {
     0, 0xFACB, 0x11E6, {0xBD, 0x58, 0x64, 0x00, 0x6A, 0x79, 0x86, 0xD3}};
 

@@ -1,5 +1,5 @@
 /*
- * Addresses of the vsock family of transports (DESIGN.md 5.2), parsed and
+ * Addresses of the vsock family of transports (doc/uri.md), parsed and
  * formatted without any socket: AF_VSOCK (cid, port), AF_HYPERV GUIDs,
  * hybrid vsock and HyperKit paths, and the hybrid-vsock CONNECT reply.
  * Pure code that never allocates: tested on every platform and fuzzed.

@@ -1,5 +1,5 @@
 /*
- * The vsock family of transports (DESIGN.md 5.2), all on the socket core:
+ * The vsock family of transports (doc/uri.md), all on the socket core:
  *
  *   vsock://cid:port               Linux AF_VSOCK
  *   hvsock://VM/SERVICE            Windows AF_HYPERV (addressing only here)
