@@ -4,8 +4,9 @@
 - no source file in src/, cli/ or bench/ over 1,000 lines, no function
   there over 100;
 - no include cycle between the project's files;
-- no call circle between two files of src/: when a.c uses an internal
-  (rill__) function b.c defines, b.c uses none that a.c defines;
+- no call circle between two files of src/: when a.c uses a function
+  b.c defines (internal rill__ or public rill_), b.c uses none that a.c
+  defines;
 - the CLI (cli/, and bench/ for `rill bench`) includes only the public
   headers (include/) and its own, bench/ not cli/'s (the build enforces
   it too: the rill executable links the shared library, which exports
@@ -141,12 +142,12 @@ for f in sorted(graph):
 check("no include cycle between files", cycles)
 
 # 2b. Call circles between two files: a.c uses (calls, or takes the
-# address of) a non-static rill__ function that b.c defines, and b.c one
-# that a.c defines. Functions in one folder call each other one way too:
+# address of) a non-static rill__ or rill_ function that b.c defines, and
+# b.c one that a.c defines (a struct tag of the same name is not a use). Functions in one folder call each other one way too:
 # a driver that calls up into its user gets a role table instead.
-DEFINITION = re.compile(r"^(?!static\b)[A-Za-z_][\w\s*]*?\b(rill__\w+)\s*"
+DEFINITION = re.compile(r"^(?!static\b)[A-Za-z_][\w\s*]*?\b(rill_\w+)\s*"
                         r"\([^;{}]*?\)\s*\n\{", re.M)
-RILL_NAME = re.compile(r"\b(rill__\w+)\b")
+RILL_NAME = re.compile(r"(?<!struct )\b(rill_\w+)\b")
 c_code = {rel: strip_comments(read(rel)) for rel in sources("src",
                                                              exts=(".c",))}
 defined_in = {}

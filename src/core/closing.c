@@ -17,6 +17,7 @@
  * NULL), so that rill_close, which cannot fail, never allocates.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "core/core.h"
 
@@ -196,4 +197,27 @@ int rill_when_flows_closed(uv_loop_t *loop, rill_flows_closed_cb cb, void *ud)
 	if (now)
 		uv_idle_start(&w->idle, closing_on_idle);
 	return 0;
+}
+
+/* The drop observer (core.h): rill_close tells it of every callback it
+ * drops. */
+static _Atomic(const struct rill__drop_observer *) drop_observer;
+
+void rill__observe_drops(const struct rill__drop_observer *o)
+{
+	atomic_store(&drop_observer, o);
+}
+
+void rill__tell_drop_read(rill_read_cb cb, void *ud)
+{
+	const struct rill__drop_observer *o = atomic_load(&drop_observer);
+	if (o != NULL && o->read != NULL)
+		o->read(cb, ud);
+}
+
+void rill__tell_drop_status(rill_write_cb cb, void *ud)
+{
+	const struct rill__drop_observer *o = atomic_load(&drop_observer);
+	if (o != NULL && o->status != NULL)
+		o->status(cb, ud);
 }

@@ -60,6 +60,10 @@ struct rill__drop_observer {
 	void (*status)(rill_write_cb cb, void *ud);
 };
 void rill__observe_drops(const struct rill__drop_observer *o);
+/* For rill_close (closing.c holds the observer): tells it of a dropped
+ * read callback, or write or shutdown callback. */
+void rill__tell_drop_read(rill_read_cb cb, void *ud);
+void rill__tell_drop_status(rill_write_cb cb, void *ud);
 
 /*
  * Private read buffers (buf.c). A transport that reads into memory of
@@ -117,8 +121,10 @@ size_t rill__chunk_cached(void);
  * rill__file_check: the synchronous checks of rill_write_file (0 or the
  *   error it returns).
  * rill__file_range_new / _free: NULL on ENOMEM.
- * rill__file_step: starts the next step on f; it completes through
- *   rill_flow_write_done (perhaps inside this call).
+ * rill__file_step: starts the next step on f and returns 0; it
+ *   completes through rill_flow_write_done (perhaps inside this call).
+ *   Or starts nothing and returns the error for the caller to complete
+ *   the write with (why: what went wrong, or "").
  * rill__file_advance: the step completed with status 0; true when more
  *   steps are due.
  */
@@ -127,7 +133,8 @@ int rill__file_check(int fd, uint64_t offset, uint64_t length);
 struct rill__file_range *rill__file_range_new(int fd, uint64_t offset,
                                               uint64_t length);
 void rill__file_range_free(struct rill__file_range *fr);
-void rill__file_step(struct rill_flow *f, struct rill__file_range *fr);
+int rill__file_step(struct rill_flow *f, struct rill__file_range *fr, char *why,
+                    size_t whylen);
 bool rill__file_advance(struct rill__file_range *fr);
 
 /*

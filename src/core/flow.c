@@ -20,7 +20,6 @@
  *    so a callback that closes f can still touch f until it returns.
  */
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -279,6 +278,18 @@ int rill_set_write_timeout(struct rill_flow *f, uint64_t ms)
 	return set_timeout(f, ms, false);
 }
 
+/* The next step of a file range (write_file.c), or its error. */
+static void flow_file_step(struct rill_flow *f, struct rill__file_range *fr)
+{
+	char why[200];
+	int err = rill__file_step(f, fr, why, sizeof why);
+	if (err == 0)
+		return;
+	if (why[0] != '\0')
+		rill_flow_set_errmsg(f, "%s", why);
+	rill_flow_write_done(f, err);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Write requests */
 
@@ -355,7 +366,7 @@ static void flow_start(struct rill_flow *f)
 				f->flags_ |= F_SHUT_SENT;
 				f->ops->shutdown_write(f);
 			} else if (r->file != NULL) {
-				rill__file_step(f, r->file);
+				flow_file_step(f, r->file);
 			} else {
 				f->ops->write(f, r->bufs, r->n);
 			}
@@ -776,27 +787,6 @@ void rill_flow_set_half_close(struct rill_flow *f, bool can)
 		f->flags_ |= F_NO_HALF_CLOSE;
 }
 
-static _Atomic(const struct rill__drop_observer *) flow_drop_observer;
-
-void rill__observe_drops(const struct rill__drop_observer *o)
-{
-	atomic_store(&flow_drop_observer, o);
-}
-
-static void flow_tell_drop_read(rill_read_cb cb, void *ud)
-{
-	const struct rill__drop_observer *o = atomic_load(&flow_drop_observer);
-	if (o != NULL && o->read != NULL)
-		o->read(cb, ud);
-}
-
-static void flow_tell_drop_status(rill_write_cb cb, void *ud)
-{
-	const struct rill__drop_observer *o = atomic_load(&flow_drop_observer);
-	if (o != NULL && o->status != NULL)
-		o->status(cb, ud);
-}
-
 void rill_close(struct rill_flow *f)
 {
 	if (f == NULL || (f->flags_ & F_CLOSED))
@@ -804,7 +794,7 @@ void rill_close(struct rill_flow *f)
 	f->flags_ |= F_CLOSED | F_TEARDOWN;
 	rill__closing_start(f->loop);
 	if (f->flags_ & F_RD_PENDING)
-		flow_tell_drop_read(f->read_cb_, f->read_ud_);
+		rill__tell_drop_read(f->read_cb_, f->read_ud_);
 	f->read_cb_ = NULL;
 	f->rd_into_ = NULL;
 	f->flags_ &= ~(F_RD_PENDING | F_RD_READY);
@@ -817,7 +807,7 @@ void rill_close(struct rill_flow *f)
 	while (r != NULL) {
 		struct rill_write_req *next = r->next;
 		r->delivered = true;
-		flow_tell_drop_status(r->cb, r->ud);
+		rill__tell_drop_status(r->cb, r->ud);
 		if (!r->in_impl)
 			req_free(r);
 		r = next;

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,46 +82,44 @@ static struct rill_buf *file_buffer(struct rill__file_range *fr, size_t n)
 	return fr->buf;
 }
 
-void rill__file_step(struct rill_flow *f, struct rill__file_range *fr)
+int rill__file_step(struct rill_flow *f, struct rill__file_range *fr, char *why,
+                    size_t whylen)
 {
+	why[0] = '\0';
 	if (!fr->asked_impl && f->ops->write_file != NULL) {
 		fr->asked_impl = true;
 		/* Set first: the flow may complete inside the call. */
 		fr->by_impl = true;
 		if (f->ops->write_file(f, fr->fd, fr->off, fr->left) == 0)
-			return;
+			return 0;
 		fr->by_impl = false;
 	}
 	fr->asked_impl = true;
 	size_t n = fr->left < FILE_STEP ? (size_t)fr->left : FILE_STEP;
 	struct rill_buf *b = file_buffer(fr, n);
-	if (b == NULL) {
-		rill_flow_write_done(f, RILL_ENOMEM);
-		return;
-	}
+	if (b == NULL)
+		return RILL_ENOMEM;
 	ssize_t got;
 	do {
 		got = pread(fr->fd, b->data, n, (off_t)fr->off);
 	} while (got < 0 && errno == EINTR);
 	if (got < 0) {
 		int err = -errno;
-		rill_flow_set_errmsg(f, "reading the file at %" PRIu64 ": %s",
-		                     fr->off, strerror(-err));
-		rill_flow_write_done(f, err);
-		return;
+		snprintf(why, whylen, "reading the file at %" PRIu64 ": %s",
+		         fr->off, strerror(-err));
+		return err;
 	}
 	if (got == 0) {
-		rill_flow_set_errmsg(f,
-		                     "the file ended at byte %" PRIu64
-		                     ", %" PRIu64
-		                     " bytes before the end of the range",
-		                     fr->off, fr->left);
-		rill_flow_write_done(f, -ENODATA);
-		return;
+		snprintf(why, whylen,
+		         "the file ended at byte %" PRIu64 ", %" PRIu64
+		         " bytes before the end of the range",
+		         fr->off, fr->left);
+		return -ENODATA;
 	}
 	b->len = (size_t)got;
 	fr->step = (size_t)got;
 	f->ops->write(f, &fr->buf, 1);
+	return 0;
 }
 
 bool rill__file_advance(struct rill__file_range *fr)
