@@ -33,6 +33,11 @@ rill__comb_timer_new(uv_loop_t *loop, void (*fire)(void *owner), void *owner)
 
 void rill__comb_timer_arm(struct rill__comb_timer *t, uint64_t ms)
 {
+	/* From now, not from the loop's cached time: a copy started long
+	 * after the loop last woke (after a slow callback, or before the
+	 * loop first ran) would otherwise be cut early by that lag. Armed
+	 * once per timeout, not per buffer. */
+	uv_update_time(t->t.loop);
 	uv_timer_start(&t->t, comb_timer_cb, ms, 0);
 }
 
