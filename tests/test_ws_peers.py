@@ -365,13 +365,15 @@ def silent_client_test(port, deadline):
            "silent client dropped at the handshake deadline (%.1f s)" % dt, r)
 
 
-def masked_server_frame_test():
-    """A server that masks its frames: rill's client fails it with 1002."""
+def hand_made_server(query, after=b""):
+    """A WebSocket server written here from RFC 6455 4.2.2: accepts
+    `rill cat ws+tcp://...QUERY`, answers its handshake, then sends
+    `after`. Returns the listening socket, the connection and rill."""
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(1)
     port = ls.getsockname()[1]
-    p = start([RILL, "cat", "ws+tcp://127.0.0.1:%d" % port],
+    p = start([RILL, "cat", "ws+tcp://127.0.0.1:%d%s" % (port, query)],
               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     ls.settimeout(10)
     c, _ = ls.accept()
@@ -385,14 +387,19 @@ def masked_server_frame_test():
         key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc +
-              b"\r\n\r\n" + frame(2, b"masked!", mask=True))
+              b"\r\n\r\n" + after)
+    return ls, c, p
+
+
+def masked_server_frame_test():
+    """A server that masks its frames: rill's client fails it with 1002."""
+    ls, c, p = hand_made_server("", frame(2, b"masked!", mask=True))
     try:
         while True:
             b0, op, payload = read_frame(c)
             if op == 8:
                 break
         code = struct.unpack("!H", payload[:2])[0]
-        masked = None
     except Exception as e:  # noqa: BLE001
         code = repr(e)
     tap.ok(code == 1002, "client: masked server frame -> Close 1002", code)
@@ -405,31 +412,12 @@ def masked_server_frame_test():
         out, err = p.communicate()
     tap.ok(p.returncode != 0 and b"WebSocket" in err,
            "client: rill cat fails with a WebSocket error", err)
-    del masked
 
 
 def ping_timeout_test():
     """A server that completes the handshake, then never answers: rill's
     client pings every second (ping=1) and fails without an answer."""
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(1)
-    port = ls.getsockname()[1]
-    p = start([RILL, "cat", "ws+tcp://127.0.0.1:%d?ping=1" % port],
-              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    ls.settimeout(10)
-    c, _ = ls.accept()
-    c.settimeout(10)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += c.recv(4096)
-    key = [ln.split(b": ")[1] for ln in head.split(b"\r\n")
-           if ln.lower().startswith(b"sec-websocket-key")][0]
-    acc = base64.b64encode(hashlib.sha1(
-        key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-              b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc +
-              b"\r\n\r\n")
+    ls, c, p = hand_made_server("?ping=1")
     t0 = time.time()
     try:
         b0, op, payload = read_frame(c)

@@ -245,19 +245,36 @@ static int vchan_uri_policy(const struct rill_uri *u,
 	return 0;
 }
 
-static int vchan_uri_check(const struct rill_uri *u)
-{
-	char buf[512];
-	const char *d = NULL, *p = NULL;
+/* What a vchan URI says: the name (when asked for), the ring sizes (when
+ * asked for), the rendezvous policy and half_close. */
+struct vchan_uri_parts {
+	char buf[512]; /* holds domain and port */
+	const char *domain, *port;
 	uint64_t rd, wr;
 	struct rill__vchan_policy pol;
-	bool no;
-	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
+	bool no_half_close;
+};
+
+static int vchan_uri_parse(const struct rill_uri *u, bool name, bool sizes,
+                           struct vchan_uri_parts *v)
+{
+	v->domain = v->port = NULL;
+	int err = name ? vchan_uri_split(u, v->buf, sizeof v->buf, &v->domain,
+	                                 &v->port)
+	               : 0;
+	if (err == 0 && sizes)
+		err = vchan_uri_sizes(u, &v->rd, &v->wr);
 	if (err == 0)
-		err = vchan_uri_sizes(u, &rd, &wr);
+		err = vchan_uri_policy(u, &v->pol);
 	if (err == 0)
-		err = vchan_uri_half_close(u, &no);
-	return err != 0 ? err : vchan_uri_policy(u, &pol);
+		err = vchan_uri_half_close(u, &v->no_half_close);
+	return err;
+}
+
+static int vchan_uri_check(const struct rill_uri *u)
+{
+	struct vchan_uri_parts v;
+	return vchan_uri_parse(u, true, true, &v);
 }
 
 /* A client with half_close=0: the flow is marked on arrival. */
@@ -281,25 +298,19 @@ static int vchan_uri_connect(uv_loop_t *loop, const struct rill_uri *u,
                              const struct rill_connect_opts *opts,
                              rill_connect_cb cb, void *ud)
 {
-	char buf[512];
-	const char *d = NULL, *p = NULL;
-	struct rill__vchan_policy pol;
-	bool no;
-	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
-	if (err == 0)
-		err = vchan_uri_policy(u, &pol);
-	if (err == 0)
-		err = vchan_uri_half_close(u, &no);
+	struct vchan_uri_parts v;
+	int err = vchan_uri_parse(u, true, false, &v);
 	if (err != 0)
 		return err;
-	if (!no)
-		return rill__vchan_client(loop, d, p, opts, &pol, cb, ud);
+	const char *d = v.domain, *p = v.port;
+	if (!v.no_half_close)
+		return rill__vchan_client(loop, d, p, opts, &v.pol, cb, ud);
 	struct vchan_nohc_connect *w = rill_malloc(sizeof *w);
 	if (w == NULL)
 		return RILL_ENOMEM;
 	*w = (struct vchan_nohc_connect){.cb = cb, .ud = ud};
-	err =
-	    rill__vchan_client(loop, d, p, opts, &pol, vchan_nohc_connected, w);
+	err = rill__vchan_client(loop, d, p, opts, &v.pol, vchan_nohc_connected,
+	                         w);
 	if (err != 0)
 		rill_free(w);
 	return err;
@@ -357,32 +368,22 @@ static int vchan_uri_listen(uv_loop_t *loop, const struct rill_uri *u,
                             struct rill_listener **out)
 {
 	(void)opts;
-	char buf[512];
-	const char *d = NULL, *p = NULL;
-	uint64_t rd, wr;
-	struct rill__vchan_policy pol;
-	bool no;
-	int err = vchan_uri_split(u, buf, sizeof buf, &d, &p);
-	if (err == 0)
-		err = vchan_uri_sizes(u, &rd, &wr);
-	if (err == 0)
-		err = vchan_uri_policy(u, &pol);
-	if (err == 0)
-		err = vchan_uri_half_close(u, &no);
+	struct vchan_uri_parts v;
+	int err = vchan_uri_parse(u, true, true, &v);
 	if (err != 0)
 		return err;
 	char path[RILL__VCHAN_SUN_PATH];
-	err = rill__vchan_socket_path(d, p, path, sizeof path,
+	err = rill__vchan_socket_path(v.domain, v.port, path, sizeof path,
 	                              RILL__VCHAN_DIR_SERVER);
 	if (err != 0)
 		return err; /* the message names the path and the reason */
 	struct vchan_listener *l = vchan_listener_new(u, path);
 	if (l == NULL)
 		return RILL_ENOMEM;
-	l->read_size = (size_t)rd;
-	l->write_size = (size_t)wr;
-	l->no_half_close = no;
-	rill__vchan_gate_init(&l->gate, loop, &vchan_listener_hooks, &pol, l);
+	l->read_size = (size_t)v.rd;
+	l->write_size = (size_t)v.wr;
+	l->no_half_close = v.no_half_close;
+	rill__vchan_gate_init(&l->gate, loop, &vchan_listener_hooks, &v.pol, l);
 	err = vchan_listener_start(loop, l);
 	if (err != 0) {
 		rill_free(l->path);
@@ -405,14 +406,8 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
                           struct rill_listener *acceptor, rill_accept_cb cb,
                           void *ud, struct rill_listener **out)
 {
-	uint64_t rd, wr;
-	struct rill__vchan_policy pol;
-	bool no;
-	int err = vchan_uri_sizes(u, &rd, &wr);
-	if (err == 0)
-		err = vchan_uri_policy(u, &pol);
-	if (err == 0)
-		err = vchan_uri_half_close(u, &no);
+	struct vchan_uri_parts v;
+	int err = vchan_uri_parse(u, false, true, &v);
 	if (err != 0)
 		return err;
 	if (acceptor->ops != &vchan_listener_ops ||
@@ -427,9 +422,9 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
 		return RILL_ENOMEM;
 	l->fd = -1;
 	l->member = true;
-	l->read_size = (size_t)rd;
-	l->write_size = (size_t)wr;
-	l->no_half_close = no;
+	l->read_size = (size_t)v.rd;
+	l->write_size = (size_t)v.wr;
+	l->no_half_close = v.no_half_close;
 	l->uri = rill_strdup(a->uri);
 	if (l->uri == NULL) {
 		rill_free(l);
@@ -439,7 +434,7 @@ static int vchan_uri_join(uv_loop_t *loop, const struct rill_uri *u,
 	l->base.loop = loop;
 	l->base.cb = cb;
 	l->base.ud = ud;
-	rill__vchan_gate_init(&l->gate, loop, &vchan_listener_hooks, &pol, l);
+	rill__vchan_gate_init(&l->gate, loop, &vchan_listener_hooks, &v.pol, l);
 	err = rill__spread_join(&l->spread, &a->spread, loop, vchan_member_take,
 	                        vchan_member_left);
 	if (err != 0) {
