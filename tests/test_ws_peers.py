@@ -659,6 +659,93 @@ def burst_test(port):
            "got %d bytes, %s" % (len(got), err or "different bytes"))
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    return 0
+
+
+def ping_flood_test(port, proc):
+    """An attacker's client: pings as fast as it can and never reads.
+    Every ping asks for a pong, so a server that parses on while its
+    pongs cannot leave queues them without limit (it grew by gigabytes
+    before). The server must stop reading (the client's send blocks
+    within a few megabytes), stay small, and, once the client reads,
+    answer every ping and still carry data: nothing lost."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(b"GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+              b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = s.recv(1)
+        if not c:
+            break
+        head += c
+    if b" 101 " not in head:
+        tap.ok(False, "ping flood: handshake", head[:80])
+        s.close()
+        return
+    ping = frame(9, b"p" * 125)
+    blob = ping * 4096
+    r0 = rss_kb(proc.pid)
+    s.settimeout(2)
+    sent, limit, blocked = 0, 256 << 20, False
+    while sent < limit:
+        try:
+            sent += s.send(blob[sent % len(blob) // len(ping) * len(ping):])
+        except socket.timeout:
+            blocked = True
+            break
+    grew = rss_kb(proc.pid) - r0
+    # (48 MB: an ASan build's quarantine keeps the freed pongs' memory;
+    # the release build grows under 1 MB, the unbounded queue by 440 MB)
+    tap.ok(blocked and sent < 64 << 20 and grew < 48 << 10,
+           "ping flood, client never reads: rill stops reading "
+           "(the send %s after %.1f MB) and grows %d kB"
+           % ("blocked" if blocked else "never blocked", sent / 1e6, grew))
+    # Read now, while the last ping is finished and data sent behind
+    # it: every ping gets its pong, and the data still flows.
+    s.settimeout(20)
+    rest = -sent % len(ping)
+    pings = (sent + rest) // len(ping)
+    data = os.urandom(1000)
+    res = {"pongs": 0, "got": b""}
+
+    def reader():
+        try:
+            while res["pongs"] < pings or len(res["got"]) < len(data):
+                b0, op, payload = read_frame(s)
+                if op == 10:
+                    res["pongs"] += payload == b"p" * 125
+                elif op in (0, 2):
+                    res["got"] += payload
+                elif op == 8:
+                    break
+        except (EOFError, OSError) as e:
+            res["got"] += repr(e).encode()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        s.sendall((ping[len(ping) - rest:] if rest else b"") +
+                  frame(2, data))
+    except OSError:
+        pass
+    t.join(30)
+    pongs, got = res["pongs"], res["got"]
+    s.close()
+    tap.ok(pongs == pings and got == data,
+           "ping flood: all %d pings answered, then data echoed" % pings,
+           "%d pongs, data %s" % (pongs, "ok" if got == data else got[:80]))
+
+
 def main():
     if not os.path.exists(RILL):
         tap.skip("all", "no rill binary in " + BUILD)
@@ -717,6 +804,7 @@ def main():
         run_py_client("websockets -> rill http serve --ws -> tcp echo",
                       "ws://127.0.0.1:%d/sock" % sport)
     burst_test(port)
+    ping_flood_test(rport, relay)
     hostile_tests(hport)
     handshake_tests(hport)
     masked_server_frame_test()

@@ -21,7 +21,8 @@
  * Buffering is bounded: at most one read of the flow below and the
  * payload taken from it wait for a slow reader (the flow below is not
  * read meanwhile), and at most WS_CTRL_MAX bytes of control frames wait
- * to be sent (reading stops while more do).
+ * to be sent, counted in ws->ctrl and in wslay's queue (parsing stops
+ * while more do, even in the middle of a read: see rill__ws_ctrl_full).
  */
 #include <stdio.h>
 #include <string.h>
@@ -147,7 +148,7 @@ static bool ws_feed(struct ws_flow *ws)
 		return false;
 	}
 	bool discard = ws->rd_shut || ws->closing;
-	if ((ws->out != NULL && !discard) || ws->ctrl_len > WS_CTRL_MAX)
+	if ((ws->out != NULL && !discard) || rill__ws_ctrl_full(ws))
 		return false;
 	int err = rill__ws_parse(ws, discard);
 	if (err != 0) {
@@ -172,7 +173,7 @@ static bool ws_feed(struct ws_flow *ws)
 static void ws_read_inner(struct ws_flow *ws)
 {
 	if (ws->inner_reading || ws->in != NULL || ws->in_status != 0 ||
-	    ws->out != NULL || ws->ctrl_len > WS_CTRL_MAX || ws->gone ||
+	    ws->out != NULL || rill__ws_ctrl_full(ws) || ws->gone ||
 	    !ws->rd_enabled)
 		return;
 	ws->inner_reading = true;

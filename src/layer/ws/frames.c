@@ -321,6 +321,15 @@ static bool ws_payload(struct ws_flow *ws, const uint8_t *p, size_t n)
 	return true;
 }
 
+bool rill__ws_ctrl_full(const struct ws_flow *ws)
+{
+	size_t queued = 0;
+	if (ws->ctx != NULL)
+		queued = wslay_event_get_queued_msg_length(ws->ctx) +
+		         WS_CTRL_COST * wslay_event_get_queued_msg_count(ws->ctx);
+	return ws->ctrl_len + queued > WS_CTRL_MAX;
+}
+
 int rill__ws_parse(struct ws_flow *ws, bool discard)
 {
 	const uint8_t *p = ws->in->data;
@@ -334,7 +343,9 @@ int rill__ws_parse(struct ws_flow *ws, bool discard)
 		if (ws->out == NULL)
 			return RILL_ENOMEM;
 	}
-	while (i < n && ws->rd_enabled) {
+	/* Stops while control frames to send pile up (a ping flood from
+	 * a peer that does not read): the rest of the input waits. */
+	while (i < n && ws->rd_enabled && !rill__ws_ctrl_full(ws)) {
 		if (ws->in_frame) {
 			size_t take =
 			    n - i < ws->f_left ? n - i : (size_t)ws->f_left;

@@ -26,6 +26,7 @@
 #define WS_MAX_MESSAGE (64u * 1024 * 1024) /* default max_message */
 #define WS_FRAME_MAX   (256u * 1024)       /* payload of a sent frame */
 #define WS_CTRL_MAX    (64u * 1024)        /* control bytes waiting */
+#define WS_CTRL_COST   64u /* what one queued control frame is counted as */
 #define WS_CLOSE_MS    2000u               /* close drain deadline */
 #define WS_KEY_LEN     24                  /* base64 of 16 bytes */
 #define WS_ACCEPT_LEN  28                  /* base64 of a SHA-1 */
@@ -170,6 +171,11 @@ struct ws_flow {
 int rill__ws_parse(struct ws_flow *ws, bool discard);
 /* Fails the peer's input: Close with code, reading ends. */
 void rill__ws_refuse(struct ws_flow *ws, uint16_t code, const char *why);
+/* True while the control frames waiting to be sent (serialized in
+ * ws->ctrl, and still queued in wslay: pongs, each counted at least
+ * WS_CTRL_COST bytes) exceed WS_CTRL_MAX: nothing more is parsed, so a
+ * peer that sends pings and never reads cannot grow the queue. */
+bool rill__ws_ctrl_full(const struct ws_flow *ws);
 
 /* flow.c */
 extern const struct rill_flow_ops rill__ws_ops;
