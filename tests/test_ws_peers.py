@@ -214,9 +214,13 @@ def run_py_server(name, close_code=1000, text=False, frag=False, sub=None,
 # ---------------------------------------------------------------------------
 # Raw sockets: handshakes and hostile frames
 
-def raw_connect(port, path="/", extra=b"", key=None, version=b"13"):
-    s = socket.create_connection(("127.0.0.1", port), 5)
+def raw_connect(port, path="/", extra=b"", key=None, version=b"13",
+                rcvbuf=None):
+    s = socket.socket()
+    if rcvbuf is not None:  # before connect, or the window is already set
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(5)
+    s.connect(("127.0.0.1", port))
     key = key if key is not None else base64.b64encode(os.urandom(16))
     req = (b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -674,20 +678,7 @@ def ping_flood_test(port, proc):
     before). The server must stop reading (the client's send blocks
     within a few megabytes), stay small, and, once the client reads,
     answer every ping and still carry data: nothing lost."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(5)
-    s.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16))
-    s.sendall(b"GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
-              b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        c = s.recv(1)
-        if not c:
-            break
-        head += c
+    s, head, _ = raw_connect(port, "/r", rcvbuf=4096)
     if b" 101 " not in head:
         tap.ok(False, "ping flood: handshake", head[:80])
         s.close()
