@@ -25,7 +25,7 @@
 
 static struct rill_tls_config *fz_client, *fz_client12, *fz_server,
     *fz_server12;
-static char fz_cert[64], fz_key[64];
+static char fz_dir[4096], fz_cert[4200], fz_key[4200];
 
 static void fz_cleanup(void)
 {
@@ -33,11 +33,19 @@ static void fz_cleanup(void)
 	rill_tls_config_free(fz_client12);
 	rill_tls_config_free(fz_server);
 	rill_tls_config_free(fz_server12);
-	unlink(fz_cert);
-	unlink(fz_key);
 }
 
-/* A self-signed P-256 certificate for "localhost" in two temp files. */
+/* The certificate files are only read while the configurations are
+ * made: they go at once, so a killed run leaves nothing behind. */
+static void fz_remove_cert(void)
+{
+	unlink(fz_cert);
+	unlink(fz_key);
+	rmdir(fz_dir);
+}
+
+/* A self-signed P-256 certificate for "localhost" in two files in a new
+ * directory under $TMPDIR (or /tmp). */
 static int fz_make_cert(void)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -55,10 +63,13 @@ static int fz_make_cert(void)
 	X509_set_issuer_name(x, n);
 	X509_set_pubkey(x, k);
 	X509_sign(x, k, EVP_sha256());
-	snprintf(fz_cert, sizeof fz_cert, "/tmp/rill-fuzz-tls-%d.crt",
-	         (int)getpid());
-	snprintf(fz_key, sizeof fz_key, "/tmp/rill-fuzz-tls-%d.key",
-	         (int)getpid());
+	const char *tmp = getenv("TMPDIR");
+	snprintf(fz_dir, sizeof fz_dir, "%s/rill-fuzz-tls-XXXXXX",
+	         tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	if (mkdtemp(fz_dir) == NULL)
+		return -1;
+	snprintf(fz_cert, sizeof fz_cert, "%s/c.pem", fz_dir);
+	snprintf(fz_key, sizeof fz_key, "%s/k.pem", fz_dir);
 	FILE *f = fopen(fz_cert, "w");
 	FILE *g = fopen(fz_key, "w");
 	int ok = f != NULL && g != NULL && PEM_write_X509(f, x) == 1 &&
@@ -101,6 +112,7 @@ static void fz_init(void)
 	fz_client12 = fz_config(RILL_TLS_CLIENT, true);
 	fz_server = fz_config(RILL_TLS_SERVER, false);
 	fz_server12 = fz_config(RILL_TLS_SERVER, true);
+	fz_remove_cert();
 	atexit(fz_cleanup);
 }
 
