@@ -107,7 +107,7 @@ def main():
     # Every test program gets TMPDIR inside one directory of this run's,
     # checked for leftovers and removed at the end (tmp_check below).
     run_tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
-    run_start = time.time()
+    tmp_before = tmp_rill_entries()
 
     jobs = []
     for t in introspect(a.build):
@@ -172,7 +172,7 @@ def main():
         print("=== %s: 0 passed, 0 failed, 1 skipped (left out by "
               "--exclude)" % name)
         ts += 1
-    ok, lines = tmp_check(run_tmp, run_start)
+    ok, lines = tmp_check(run_tmp, tmp_before)
     print("=== tmp_clean: %d passed, %d failed, 0 skipped" %
           (1 if ok else 0, 0 if ok else 1))
     for l in lines:
@@ -182,10 +182,24 @@ def main():
     return 1 if tf else 0
 
 
-def tmp_check(run_tmp, run_start):
+def tmp_rill_entries():
+    """The rill* entries of /tmp, as (name, inode) pairs."""
+    got = set()
+    for n in os.listdir("/tmp"):
+        if n.startswith("rill"):
+            try:
+                got.add((n, os.lstat(os.path.join("/tmp", n)).st_ino))
+            except OSError:
+                pass
+    return got
+
+
+def tmp_check(run_tmp, tmp_before):
     """The tests left nothing behind: not in this run's TMPDIR, and no
-    rill-* entry in /tmp made during the run (a test that ignores
-    TMPDIR). Removes run_tmp. Returns (ok, TAP lines)."""
+    rill* entry in /tmp that was not there when the run started (a test
+    that ignores TMPDIR). Entries that were there already, e.g. a clone
+    in /tmp/rill that the build writes into, are not counted, however
+    their times change. Removes run_tmp. Returns (ok, TAP lines)."""
     left = []
     for root, dirs, files in os.walk(run_tmp):
         for n in dirs + files:
@@ -193,15 +207,7 @@ def tmp_check(run_tmp, run_start):
             if rel != "vchan":  # the run's own RILL_VCHAN_DIR (below)
                 left.append(rel)
     shutil.rmtree(run_tmp, ignore_errors=True)
-    stray = []
-    for n in os.listdir("/tmp"):
-        if not n.startswith("rill"):
-            continue
-        try:
-            if os.lstat(os.path.join("/tmp", n)).st_ctime >= run_start:
-                stray.append(n)
-        except OSError:
-            pass
+    stray = [n for n, ino in tmp_rill_entries() - tmp_before]
     ok = not left and not stray
     lines = ["%s - tests left nothing in TMPDIR or /tmp" %
              ("ok 1" if ok else "not ok 1")]
