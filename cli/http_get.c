@@ -14,7 +14,24 @@ struct get {
 	int status;
 	bool show_headers;
 	const char *method;
+	struct rill_flow *ex; /* NULL once the --max-time deadline closed it */
+	bool timed_out;
+	uv_timer_t deadline;
 };
+
+/* --max-time: the whole request took too long. Closing the exchange ends
+ * the wait of rill_read_sync (RILL_ECLOSED) and the head's wait here. */
+static void get_deadline(uv_timer_t *t)
+{
+	struct get *g = t->data;
+	g->timed_out = true;
+	if (!g->head_done) {
+		g->head_done = true;
+		g->status = RILL_ETIMEDOUT;
+	}
+	rill_close(g->ex);
+	g->ex = NULL;
+}
 
 static void get_on_head(struct rill_flow *ex, int status, void *ud)
 {
@@ -76,8 +93,13 @@ static void get_usage(FILE *out)
 	    "host\n"
 	    "  -i, --include      print the status line and headers too\n"
 	    "  -I, --head         send HEAD instead of GET (implies -i)\n"
-	    "  --timeout MS       give up after MS milliseconds (default "
-	    "30000)\n"
+	    "  --timeout MS       give up when connecting, or any wait for\n"
+	    "                     the server's bytes, takes MS milliseconds\n"
+	    "                     (default 30000)\n"
+	    "  --max-time MS      give up when the whole request takes MS\n"
+	    "                     milliseconds (default: no limit; a server\n"
+	    "                     that trickles a byte at a time is only\n"
+	    "                     stopped by this)\n"
 	    "  -h, --help         this help\n"
 	    "\n"
 	    "Exit status: 0 for a 1xx-3xx response; 1 with a one-line reason\n"
@@ -89,6 +111,7 @@ static void get_usage(FILE *out)
 struct get_args {
 	const char *via;
 	uint64_t timeout;
+	uint64_t max_time; /* 0: none */
 };
 
 /* Parses the options into a and g: -1 to go on, else the exit status. */
@@ -100,6 +123,7 @@ static int get_parse_opts(int argc, char **argv, struct get_args *a,
 	    {"include", no_argument, NULL, 'i'},
 	    {"head", no_argument, NULL, 'I'},
 	    {"timeout", required_argument, NULL, 't'},
+	    {"max-time", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -113,12 +137,15 @@ static int get_parse_opts(int argc, char **argv, struct get_args *a,
 			g->show_headers = true;
 			g->method = "HEAD";
 			break;
-		case 't': {
+		case 't':
+		case 'm': {
 			char *end;
-			a->timeout = strtoull(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || a->timeout == 0)
+			uint64_t v = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v == 0)
 				return cli_usage_error(
-				    "http get", "bad timeout '%s'", optarg);
+				    "http get", "bad %s '%s'",
+				    c == 't' ? "timeout" : "max-time", optarg);
+			*(c == 't' ? &a->timeout : &a->max_time) = v;
 			break;
 		}
 		case 'h': get_usage(stdout); return 0;
@@ -147,6 +174,12 @@ static int get_body(const char *url, struct get *g, struct rill_flow *ex)
 	}
 	fflush(stdout);
 	int code = rill_http_status(ex);
+	if (g->timed_out) {
+		cli_error("http get %s: response body: no end within "
+		          "--max-time",
+		          url);
+		return 1;
+	}
 	if (err != RILL_EOF) {
 		cli_error("http get %s: response body: %s", url,
 		          rill_strerror(err));
@@ -180,7 +213,11 @@ int cli_http_get(int argc, char **argv)
 		    "/path)",
 		    url);
 	uv_loop_t *loop = uv_default_loop();
+	uv_update_time(loop);
+	uint64_t t0 = uv_now(loop);
 	struct rill_connect_opts co = {.timeout_ms = a.timeout};
+	if (a.max_time != 0 && a.max_time < co.timeout_ms)
+		co.timeout_ms = a.max_time;
 	struct rill_flow *f = NULL;
 	const char *cu = a.via != NULL ? a.via : conn_uri;
 	int err = rill_connect_sync(loop, cu, &co, &f);
@@ -202,16 +239,33 @@ int cli_http_get(int argc, char **argv)
 	if (err == 0)
 		err = rill_http_request(cl, g.method, target, h, 3, 0,
 		                        get_on_head, &g, &ex);
+	g.ex = ex;
+	uv_timer_init(loop, &g.deadline);
+	g.deadline.data = &g;
+	if (err == 0 && a.max_time != 0) {
+		uv_update_time(loop);
+		uint64_t spent = uv_now(loop) - t0;
+		uv_timer_start(&g.deadline, get_deadline,
+		               spent < a.max_time ? a.max_time - spent : 0, 0);
+	}
 	if (err != 0) {
 		cli_error("http get %s: %s", url, rill_strerror(err));
+		uv_close((uv_handle_t *)&g.deadline, NULL);
 		rill_http_client_free(cl);
 		cli_wait_closed(loop);
 		return 1;
 	}
 	while (!g.head_done)
 		uv_run(loop, UV_RUN_ONCE);
-	rc = get_body(url, &g, ex);
-	rill_close(ex);
+	if (g.timed_out && g.status == RILL_ETIMEDOUT) {
+		cli_error("http get %s: no response head within --max-time",
+		          url);
+		rc = 1;
+	} else {
+		rc = get_body(url, &g, g.ex);
+	}
+	uv_close((uv_handle_t *)&g.deadline, NULL);
+	rill_close(g.ex);
 	rill_http_client_free(cl);
 	/* Over shut+, the close handshake must finish before we exit. */
 	cli_wait_closed(loop);

@@ -279,6 +279,51 @@ def cache_case(tmp):
         stop(p)
 
 
+def trickle_case():
+    """A hostile server for `rill http get`: it trickles its response (a
+    head, then a body), one byte every 0.3 s, which no wait for bytes
+    (--timeout) ever catches. --max-time ends it, with one line."""
+    for what, resp, want in [
+            ("head", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 1000,
+             b"no response head within --max-time"),
+            ("body", b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+             + b"x" * 1000, b"response body: no end within --max-time")]:
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        port = ls.getsockname()[1]
+
+        def serve():
+            try:
+                c, _ = ls.accept()
+                c.recv(4096)
+                i = resp.index(b"\r\n\r\n") + 4 if what == "body" else 20
+                c.sendall(resp[:i])
+                for ch in resp[i:]:
+                    c.sendall(bytes([ch]))
+                    time.sleep(0.3)
+            except OSError:
+                pass
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        t0 = time.time()
+        try:
+            g = subprocess.run([RILL, "http", "get", "--timeout", "2000",
+                                "--max-time", "1500",
+                                "http://127.0.0.1:%d/" % port],
+                               capture_output=True, timeout=30)
+        except subprocess.TimeoutExpired as e:
+            g = e
+        dt = time.time() - t0
+        ls.close()
+        ok(getattr(g, "returncode", None) == 1 and dt < 5 and
+           want in g.stderr and g.stderr.count(b"\n") == 1,
+           "rill http get --max-time 1500 against a server trickling its "
+           "%s: exit 1 after %.1f s, one line" % (what, dt),
+           getattr(g, "stderr", g))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rill-http-")
     root = os.path.join(tmp, "www")
@@ -478,6 +523,7 @@ def main():
         g = subprocess.run([RILL, "http", "get", "ftp://x/"],
                            capture_output=True)
         ok(g.returncode == 2, "rill http get bad URL: usage error", g)
+        trickle_case()
 
         # Against python3's http.server.
         pport = free_port()
