@@ -14,13 +14,15 @@ struct get {
 	int status;
 	bool show_headers;
 	const char *method;
-	struct rill_flow *ex; /* NULL once the --max-time deadline closed it */
+	struct rill_flow *ex; /* NULL once a deadline closed it */
 	bool timed_out;
 	uv_timer_t deadline;
+	const char *limit; /* what the armed deadline is, for the message */
 };
 
-/* --max-time: the whole request took too long. Closing the exchange ends
- * the wait of rill_read_sync (RILL_ECLOSED) and the head's wait here. */
+/* The head (--timeout) or the whole request (--max-time) took too long.
+ * Closing the exchange ends the wait of rill_read_sync (RILL_ECLOSED) and
+ * the head's wait in cli_http_get. */
 static void get_deadline(uv_timer_t *t)
 {
 	struct get *g = t->data;
@@ -93,9 +95,9 @@ static void get_usage(FILE *out)
 	    "host\n"
 	    "  -i, --include      print the status line and headers too\n"
 	    "  -I, --head         send HEAD instead of GET (implies -i)\n"
-	    "  --timeout MS       give up when connecting, or any wait for\n"
-	    "                     the server's bytes, takes MS milliseconds\n"
-	    "                     (default 30000)\n"
+	    "  --timeout MS       give up when connecting, the response\n"
+	    "                     head, or any wait for body bytes takes MS\n"
+	    "                     milliseconds (default 30000)\n"
 	    "  --max-time MS      give up when the whole request takes MS\n"
 	    "                     milliseconds (default: no limit; a server\n"
 	    "                     that trickles a byte at a time is only\n"
@@ -155,6 +157,28 @@ static int get_parse_opts(int argc, char **argv, struct get_args *a,
 	return -1;
 }
 
+/* Arms g's deadline from t0 (the start): while the head is awaited, the
+ * earlier of --timeout for the whole head (a server trickling it a byte
+ * at a time never lets one wait for bytes reach --timeout) and
+ * --max-time; then --max-time alone, or none. */
+static void get_arm(struct get *g, const struct get_args *a, uint64_t t0,
+                    bool head)
+{
+	uv_loop_t *loop = g->deadline.loop;
+	uv_update_time(loop);
+	uint64_t spent = uv_now(loop) - t0;
+	uint64_t left = a->max_time > spent ? a->max_time - spent : 1;
+	g->limit = "--max-time";
+	if (head && (a->max_time == 0 || a->timeout < left)) {
+		left = a->timeout;
+		g->limit = "--timeout";
+	} else if (a->max_time == 0) {
+		uv_timer_stop(&g->deadline);
+		return;
+	}
+	uv_timer_start(&g->deadline, get_deadline, left, 0);
+}
+
 /* The response head arrived (g): writes the body of ex to standard
  * output. Returns the exit status. */
 static int get_body(const char *url, struct get *g, struct rill_flow *ex)
@@ -175,9 +199,8 @@ static int get_body(const char *url, struct get *g, struct rill_flow *ex)
 	fflush(stdout);
 	int code = rill_http_status(ex);
 	if (g->timed_out) {
-		cli_error("http get %s: response body: no end within "
-		          "--max-time",
-		          url);
+		cli_error("http get %s: response body: no end within %s", url,
+		          g->limit);
 		return 1;
 	}
 	if (err != RILL_EOF) {
@@ -242,12 +265,8 @@ int cli_http_get(int argc, char **argv)
 	g.ex = ex;
 	uv_timer_init(loop, &g.deadline);
 	g.deadline.data = &g;
-	if (err == 0 && a.max_time != 0) {
-		uv_update_time(loop);
-		uint64_t spent = uv_now(loop) - t0;
-		uv_timer_start(&g.deadline, get_deadline,
-		               spent < a.max_time ? a.max_time - spent : 0, 0);
-	}
+	if (err == 0)
+		get_arm(&g, &a, t0, true);
 	if (err != 0) {
 		cli_error("http get %s: %s", url, rill_strerror(err));
 		uv_close((uv_handle_t *)&g.deadline, NULL);
@@ -258,10 +277,11 @@ int cli_http_get(int argc, char **argv)
 	while (!g.head_done)
 		uv_run(loop, UV_RUN_ONCE);
 	if (g.timed_out && g.status == RILL_ETIMEDOUT) {
-		cli_error("http get %s: no response head within --max-time",
-		          url);
+		cli_error("http get %s: no response head within %s", url,
+		          g.limit);
 		rc = 1;
 	} else {
+		get_arm(&g, &a, t0, false);
 		rc = get_body(url, &g, g.ex);
 	}
 	uv_close((uv_handle_t *)&g.deadline, NULL);

@@ -280,14 +280,19 @@ def cache_case(tmp):
 
 
 def trickle_case():
-    """A hostile server for `rill http get`: it trickles its response (a
-    head, then a body), one byte every 0.3 s, which no wait for bytes
-    (--timeout) ever catches. --max-time ends it, with one line."""
-    for what, resp, want in [
-            ("head", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 1000,
+    """A hostile server for `rill http get`: it trickles its response, one
+    byte every 0.3 s, so that no single wait for bytes reaches --timeout.
+    A trickled head is still cut at --timeout (the head as a whole), a
+    trickled body (a slow stream is legitimate) by --max-time."""
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 1000
+    body = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000
+    for what, resp, opts, want in [
+            ("head", head, ["--timeout", "1500"],
+             b"no response head within --timeout"),
+            ("head", head, ["--timeout", "5000", "--max-time", "1500"],
              b"no response head within --max-time"),
-            ("body", b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
-             + b"x" * 1000, b"response body: no end within --max-time")]:
+            ("body", body, ["--timeout", "2000", "--max-time", "1500"],
+             b"response body: no end within --max-time")]:
         ls = socket.socket()
         ls.bind(("127.0.0.1", 0))
         ls.listen(1)
@@ -309,9 +314,8 @@ def trickle_case():
         t.start()
         t0 = time.time()
         try:
-            g = subprocess.run([RILL, "http", "get", "--timeout", "2000",
-                                "--max-time", "1500",
-                                "http://127.0.0.1:%d/" % port],
+            g = subprocess.run([RILL, "http", "get"] + opts +
+                               ["http://127.0.0.1:%d/" % port],
                                capture_output=True, timeout=30)
         except subprocess.TimeoutExpired as e:
             g = e
@@ -319,8 +323,8 @@ def trickle_case():
         ls.close()
         ok(getattr(g, "returncode", None) == 1 and dt < 5 and
            want in g.stderr and g.stderr.count(b"\n") == 1,
-           "rill http get --max-time 1500 against a server trickling its "
-           "%s: exit 1 after %.1f s, one line" % (what, dt),
+           "rill http get %s against a server trickling its %s: exit 1 "
+           "after %.1f s, one line" % (" ".join(opts), what, dt),
            getattr(g, "stderr", g))
 
 
