@@ -17,12 +17,11 @@ struct get {
 	struct rill_flow *ex; /* NULL once a deadline closed it */
 	bool timed_out;
 	uv_timer_t deadline;
-	const char *limit; /* what the armed deadline is, for the message */
 };
 
-/* The head (--timeout) or the whole request (--max-time) took too long.
- * Closing the exchange ends the wait of rill_read_sync (RILL_ECLOSED) and
- * the head's wait in cli_http_get. */
+/* --max-time: the whole request took too long. Closing the exchange ends
+ * the wait of rill_read_sync (RILL_ECLOSED) and the head's wait in
+ * cli_http_get. */
 static void get_deadline(uv_timer_t *t)
 {
 	struct get *g = t->data;
@@ -157,26 +156,16 @@ static int get_parse_opts(int argc, char **argv, struct get_args *a,
 	return -1;
 }
 
-/* Arms g's deadline from t0 (the start): while the head is awaited, the
- * earlier of --timeout for the whole head (a server trickling it a byte
- * at a time never lets one wait for bytes reach --timeout) and
- * --max-time; then --max-time alone, or none. */
-static void get_arm(struct get *g, const struct get_args *a, uint64_t t0,
-                    bool head)
+/* --max-time, counted from t0 (the start), for what is left of the
+ * request. */
+static void get_arm(struct get *g, const struct get_args *a, uint64_t t0)
 {
 	uv_loop_t *loop = g->deadline.loop;
 	uv_update_time(loop);
 	uint64_t spent = uv_now(loop) - t0;
-	uint64_t left = a->max_time > spent ? a->max_time - spent : 1;
-	g->limit = "--max-time";
-	if (head && (a->max_time == 0 || a->timeout < left)) {
-		left = a->timeout;
-		g->limit = "--timeout";
-	} else if (a->max_time == 0) {
-		uv_timer_stop(&g->deadline);
-		return;
-	}
-	uv_timer_start(&g->deadline, get_deadline, left, 0);
+	if (a->max_time != 0)
+		uv_timer_start(&g->deadline, get_deadline,
+		               a->max_time > spent ? a->max_time - spent : 1, 0);
 }
 
 /* The response head arrived (g): writes the body of ex to standard
@@ -199,8 +188,9 @@ static int get_body(const char *url, struct get *g, struct rill_flow *ex)
 	fflush(stdout);
 	int code = rill_http_status(ex);
 	if (g->timed_out) {
-		cli_error("http get %s: response body: no end within %s", url,
-		          g->limit);
+		cli_error("http get %s: response body: no end within "
+		          "--max-time",
+		          url);
 		return 1;
 	}
 	if (err != RILL_EOF) {
@@ -252,7 +242,10 @@ int cli_http_get(int argc, char **argv)
 	}
 	rill_set_read_timeout(f, a.timeout);
 	struct rill_http_client *cl;
-	err = rill_http_client_new(f, NULL, &cl);
+	/* --timeout bounds the response head as a whole too (a server that
+	 * trickles it never lets one wait for bytes reach --timeout). */
+	struct rill_http_client_opts ho = {.header_timeout_ms = a.timeout};
+	err = rill_http_client_new(f, &ho, &cl);
 	struct rill_flow *ex = NULL;
 	struct rill_http_header h[] = {
 	    {"Host", host},
@@ -266,7 +259,7 @@ int cli_http_get(int argc, char **argv)
 	uv_timer_init(loop, &g.deadline);
 	g.deadline.data = &g;
 	if (err == 0)
-		get_arm(&g, &a, t0, true);
+		get_arm(&g, &a, t0);
 	if (err != 0) {
 		cli_error("http get %s: %s", url, rill_strerror(err));
 		uv_close((uv_handle_t *)&g.deadline, NULL);
@@ -276,12 +269,11 @@ int cli_http_get(int argc, char **argv)
 	}
 	while (!g.head_done)
 		uv_run(loop, UV_RUN_ONCE);
-	if (g.timed_out && g.status == RILL_ETIMEDOUT) {
+	if (g.status == RILL_ETIMEDOUT) {
 		cli_error("http get %s: no response head within %s", url,
-		          g.limit);
+		          g.timed_out ? "--max-time" : "--timeout");
 		rc = 1;
 	} else {
-		get_arm(&g, &a, t0, false);
 		rc = get_body(url, &g, g.ex);
 	}
 	uv_close((uv_handle_t *)&g.deadline, NULL);
