@@ -165,7 +165,8 @@ static void get_arm(struct get *g, const struct get_args *a, uint64_t t0)
 	uint64_t spent = uv_now(loop) - t0;
 	if (a->max_time != 0)
 		uv_timer_start(&g->deadline, get_deadline,
-		               a->max_time > spent ? a->max_time - spent : 1, 0);
+		               a->max_time > spent ? a->max_time - spent : 1,
+		               0);
 }
 
 /* The response head arrived (g): writes the body of ex to standard
