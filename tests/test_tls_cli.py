@@ -263,6 +263,57 @@ def bad_tls_uris_say_what():
         check(p.returncode != 0 and part in err, "%s: %r" % (uri, err))
 
 
+def proc_cpu(pid):
+    """User + system CPU seconds of pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@test
+def keyupdate_flood_from_a_non_reader():
+    """An attacker's client asks for a KeyUpdate answer over and over
+    (tests/tls_keyupdate_flood.c) and never reads. rill echo must stop
+    reading it once the answers pile up, so that TCP's (here the Unix
+    socket's) flow control holds the attacker: its send blocks, and rill
+    reads nothing more and idles. Before, rill read on, kept every answer
+    and copied the whole backlog for each one: 9 s of CPU in 10 s, still
+    reading."""
+    flood = os.path.join(os.path.dirname(RILL), "tests",
+                         "tls_keyupdate_flood")
+    check(os.path.exists(flood), "no %s (built with the tests)" % flood)
+    path = os.path.join(TMP, "ku.sock")
+    srv = Proc([RILL, "echo", "tls+unix:%s?cert=%s&key=%s" %
+                (path, CERT, KEY)])
+    try:
+        wait_path(path)
+        fl = subprocess.Popen([flood, path, str(8 << 20), "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            first = fl.stdout.readline().split()
+            cpu0 = proc_cpu(srv.p.pid)
+            second = fl.stdout.readline().split()
+            cpu = proc_cpu(srv.p.pid) - cpu0
+            fl.wait(10)
+        finally:
+            if fl.poll() is None:
+                fl.kill()
+                fl.wait()
+        check(fl.returncode == 0 and len(first) == 4 and len(second) == 2,
+              "flooder failed: %r %r %r" % (first, second, fl.stderr.read()))
+        sent, blocked, read = int(first[1]), first[3] == b"1", int(second[1])
+        check(blocked and sent < 4 << 20 and read == 0 and cpu < 1.0,
+              "rill read on: the attacker sent %d bytes, blocked: %s; "
+              "in the next 3 s rill read %d more and spent %.2f s of CPU" %
+              (sent, blocked, read, cpu))
+        data = os.urandom(1 << 16)
+        got = rill_cat("tls+unix:%s?ca=%s&sni=localhost" % (path, CERT),
+                       data)
+        check(got == data, "rill echo no longer serves others")
+    finally:
+        srv.stop()
+
+
 def main():
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", KEY, "-out", CERT,

@@ -5,8 +5,9 @@
  * layer moves those buffers, and tls_internal.h for the layer's files.
  *
  * The BIO never blocks and calls nothing of the layer: reading with no
- * ciphertext buffered reports "retry" (the layer then reads the flow
- * below), and writing always appends.
+ * ciphertext buffered, or while answers pile up unsent
+ * (rill__tls_replies_full), reports "retry" (the layer then reads the
+ * flow below, or waits for its write), and writing always appends.
  */
 #include <string.h>
 
@@ -23,6 +24,13 @@ static int tls_bio_read(BIO *b, char *dst, size_t n, size_t *got)
 	struct tls_flow *t = BIO_get_data(b);
 	BIO_clear_retry_flags(b);
 	*got = 0;
+	if (rill__tls_replies_full(t)) {
+		/* Not one more record until the answers waiting have left: a
+		 * peer that asks for them and does not read them is held by
+		 * the flow control below (tls_read_step waits too). */
+		BIO_set_retry_read(b);
+		return 0;
+	}
 	if (t->in != NULL) {
 		size_t k = t->in->len - t->in_off;
 		if (k > n)
@@ -49,18 +57,28 @@ int rill__tls_out_reserve(struct tls_flow *t, size_t need)
 	size_t cap = t->out_len + need;
 	if (cap < TLS_OUT_MIN)
 		cap = TLS_OUT_MIN;
+	/* Growing by what one record needs would copy the whole output for
+	 * each small record appended (many KeyUpdate answers): double. */
+	if (t->out != NULL && cap < 2 * t->out_cap)
+		cap = 2 * t->out_cap;
 	struct rill_buf *nb = rill_buf_new(cap);
 	if (nb == NULL)
 		return RILL_ENOMEM;
 	if (t->out != NULL) {
-		/* Rare: the estimate was short. The copy keeps the output in
-		 * one buffer, so the inner flow gets one large write. */
+		/* Rare: the estimate was short, or records that no write
+		 * asked for (answers) come in a row. The copy keeps the output
+		 * in one buffer, so the inner flow gets one large write. */
 		memcpy(nb->data, t->out->data, t->out_len);
 		rill_buf_release(t->out);
 	}
 	t->out = nb;
 	t->out_cap = cap;
 	return 0;
+}
+
+bool rill__tls_replies_full(const struct tls_flow *t)
+{
+	return t->out_writing && t->out_len >= TLS_OUT_REPLY_MAX;
 }
 
 static int tls_bio_write(BIO *b, const char *src, size_t n, size_t *put)

@@ -455,6 +455,11 @@ static void tls_read_step(struct tls_flow *t)
 			if (t->rlen > 0)
 				break;
 			tls_flush(t); /* e.g. a KeyUpdate answer */
+			/* Answers pile up: the peer asks and does not read.
+			 * Read on once the inner write completes
+			 * (tls_progress). */
+			if (rill__tls_replies_full(t))
+				return;
 			if (tls_read_inner(t))
 				return;
 			continue;

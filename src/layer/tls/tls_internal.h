@@ -26,6 +26,12 @@
 
 /* Pending ciphertext beyond which the layer stops encrypting. */
 #define TLS_OUT_HIGH (128u * 1024u)
+/* Pending ciphertext beyond which the layer stops reading the flow below:
+ * more than writes ever leave (TLS_OUT_HIGH and the records' overhead),
+ * so only answers to what the peer sent get there (KeyUpdate with
+ * update_requested, RFC 8446 4.6.3), from a peer that does not read
+ * them. */
+#define TLS_OUT_REPLY_MAX (TLS_OUT_HIGH + 64u * 1024u)
 /* Consecutive write buffers that fit one record's plaintext (16 KiB,
  * RFC 8446 5.1) together are gathered and encrypted as one record. */
 #define TLS_COALESCE_MAX 16384u
