@@ -10,7 +10,8 @@
  * Access control: --allow patterns are checked by the listener's accept
  * filter, before any layer's handshake and before any connect to the
  * target; --max-conns (finite by default) and --max-per-source when the
- * connection is accepted, also before the connect.
+ * connection is accepted, also before the connect; --max-conns also
+ * bounds the handshakes in progress (rill_listen_opts.max_handshakes).
  *
  * --threads N runs N loops on N threads (cli/workers.c): the listener of
  * loop 0 accepts and hands the connections in turn to every loop, where
@@ -18,6 +19,7 @@
  * for --max-conns and the connection ids are shared (atomics).
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -770,6 +772,14 @@ int cli_relay(int argc, char **argv)
 		for (unsigned i = 0; i < r.threads; i++)
 			r.workers.w[i].data = &loops[i];
 	struct rill_listen_opts lo = {0};
+	/* --max-conns counts a connection once its layers' handshake
+	 * (TLS, SOCKS5, CONNECT, PROXY header) is over; the handshakes in
+	 * progress get the same bound, shared out over the loops, so that
+	 * clients that never finish one cannot hold every descriptor. */
+	uint64_t per_loop = (r.max_conns + r.threads - 1) / r.threads;
+	lo.max_handshakes = r.max_conns == 0 || per_loop > UINT_MAX
+	                        ? UINT_MAX
+	                        : (unsigned)per_loop;
 	if (r.allow.n > 0) {
 		lo.filter = relay_filter;
 		lo.filter_ud = &r;

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import select
 import signal
 import socket
 import subprocess
@@ -507,6 +508,64 @@ def listeners_close_silent_clients():
           took < 25, "got %r %r after %.1fs" % (got, got2, took))
     log_wait(r, r"accept failed: socks5 layer: .*deadline expired")
     log_wait(r2, r"accept failed: proxy layer: .*deadline expired")
+
+
+def fds_of(proc):
+    return len(os.listdir("/proc/%d/fd" % proc.p.pid))
+
+
+@test
+def listeners_bound_half_open_handshakes():
+    # 300 clients open a connection, send one byte of a SOCKS5 greeting
+    # and wait. --max-conns 20 bounds the handshakes in progress too: the
+    # relay holds at most 20 of them (each a descriptor and the layer's
+    # buffer until the 10 s deadline) and closes the others at once.
+    # Before, it held all 300 (with 3000 clients: 3000 descriptors and
+    # 18 MB; partial CONNECT heads of 8 KiB: 31 MB).
+    echo = echo_server()
+    r, sp = relay("--max-conns", "20", "--allow-target", "*",
+                  "socks5+tcp://127.0.0.1:0", "tcp://{target}")
+    base = fds_of(r)
+    socks = []
+    for _ in range(300):
+        s = socket.create_connection(("127.0.0.1", sp), 5)
+        s.send(b"\x05")
+        socks.append(s)
+    # Those closed at once see their EOF well inside the 10 s deadline.
+    closed, peak = set(), 0
+    t0 = time.time()
+    while time.time() - t0 < 3 and len(closed) < 280:
+        live = [s for s in socks if s not in closed]
+        rd, _, _ = select.select(live, [], [], 0.1)
+        for s in rd:
+            try:
+                if s.recv(16) == b"":
+                    closed.add(s)
+            except ConnectionResetError:
+                closed.add(s)
+        peak = max(peak, fds_of(r) - base)
+    check(peak <= 22 and len(closed) >= 280,
+          "relay held %d descriptors, %d of 300 clients closed in %.1f s"
+          % (peak, len(closed), time.time() - t0))
+    log_wait(r, r"accept failed: 20 handshakes in progress")
+    # Once they leave, a client is served as before.
+    for s in socks:
+        s.close()
+    t0 = time.time()
+    while fds_of(r) > base and time.time() - t0 < 5:
+        time.sleep(0.05)
+    s = socket.create_connection(("127.0.0.1", sp), 5)
+    s.settimeout(10)
+    s.sendall(b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01" +
+              echo.to_bytes(2, "big"))
+    got = b""
+    while len(got) < 12:
+        b = s.recv(12 - len(got))
+        check(b, "closed after %r" % got)
+        got += b
+    check(got[:2] == b"\x05\x00" and got[2:4] == b"\x05\x00", repr(got))
+    data = os.urandom(1 << 16)
+    check(roundtrip(s, data) == data, "echo through the relay")
 
 
 @test
