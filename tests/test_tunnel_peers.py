@@ -583,6 +583,39 @@ def proxy_listener_is_strict():
     log_wait(r, r"bad PROXY protocol header: v2 addresses longer")
 
 
+@test
+def relay_log_lines_cannot_be_forged():
+    # A client address is the client's to choose: a Unix socket client
+    # binds any path, a PROXY v2 header names any. A newline in it ended
+    # the relay's log line, and the rest read as a line of its own.
+    forged = "rill relay: #999 tcp://203.0.113.66:4444 FORGED end=eof"
+    sock = os.path.join(TMP, "relay.sock")
+    r = Proc([RILL, "relay", "--threads", "1", "unix:" + sock,
+              "tcp://127.0.0.1:9"], "relay")
+    t0 = time.time()
+    while not os.path.exists(sock) and time.time() - t0 < 10:
+        time.sleep(0.05)
+    c = socket.socket(socket.AF_UNIX)
+    c.bind(os.path.join(TMP, "x\n" + forged.replace("/", "|")))
+    c.connect(sock)
+    log_wait(r, r"end=connect-failed")
+    c.close()
+    text = r.text()
+    check(not re.search(r"^rill relay: #999", text, re.M) and
+          "x\\x0arill relay: #999" in text, text)
+    # A PROXY v2 header naming a unix path with a control character is
+    # refused (the flow's address would carry it to every log).
+    r2, pp = relay("proxy+tcp://127.0.0.1:0", "tcp://127.0.0.1:9")
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    src = ("/x\n" + forged).encode()
+    hdr = (sig + b"\x21\x31\x00\xd8" + src.ljust(108, b"\x00") +
+           b"/d".ljust(108, b"\x00"))
+    got = raw(pp, hdr)
+    check(got in (b"", b"<reset>"), "accepted: %r" % got)
+    log_wait(r2, r"v2 unix path with a control character")
+    check(not re.search(r"^rill relay: #999", r2.text(), re.M), r2.text())
+
+
 # ---------------------------------------------------------------------------
 # PROXY protocol with HAProxy and nginx
 
