@@ -440,6 +440,13 @@ TEST(allow_target_rules)
 	const uint8_t ten[4] = {10, 9, 8, 7}, other[4] = {192, 0, 2, 1};
 	TH_TRUE(!target_allow_address(&a, ten, 4, 443));
 	TH_TRUE(target_allow_address(&a, other, 4, 443));
+	/* The unspecified addresses reach this host: never a target. */
+	const uint8_t zero4[4] = {0}, net0[4] = {0, 1, 2, 3}, zero6[16] = {0};
+	const uint8_t mapped0[16] = {[10] = 0xFF, [11] = 0xFF};
+	TH_TRUE(!target_allow_address(&a, zero4, 4, 443));
+	TH_TRUE(!target_allow_address(&a, net0, 4, 443));
+	TH_TRUE(!target_allow_address(&a, zero6, 16, 443));
+	TH_TRUE(!target_allow_address(&a, mapped0, 16, 443));
 	static const char *const bad[] = {"10.0.0.0/33", "a b",    "x:0",
 	                                  "x:5-4",       "[::1",   "h/8",
 	                                  "*.",          "x:70000"};

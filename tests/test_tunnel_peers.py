@@ -410,6 +410,41 @@ def curl_denied_by_resolved_address():
 
 
 @test
+def unspecified_targets_are_denied():
+    # 0.0.0.0 and :: name no host, yet a connect to them reaches this
+    # one: with '!127.0.0.0/8' '!::1' '*', they (and the name "0", which
+    # resolves to 0.0.0.0) reached a service on 127.0.0.1.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.5)
+    sport = srv.getsockname()[1]
+    r, port = relay("--allow-target", "!127.0.0.0/8", "--allow-target",
+                    "!::1", "--allow-target", "*",
+                    "socks5+tcp://127.0.0.1:0", "tcp://{target}")
+    asks = [(1, socket.inet_aton("0.0.0.0")),
+            (4, socket.inet_pton(socket.AF_INET6, "::")),
+            (4, socket.inet_pton(socket.AF_INET6, "::ffff:0.0.0.0")),
+            (3, b"\x010")]
+    for atyp, addr in asks:
+        got = raw(port, b"\x05\x01\x00\x05\x01\x00" + bytes([atyp]) + addr +
+                  sport.to_bytes(2, "big"), wait=3)
+        check(got[:4] == b"\x05\x00\x05\x02", "%r: %r" % (addr, got))
+    r2, port2 = relay("--allow-target", "!127.0.0.0/8", "--allow-target",
+                      "*", "connect+tcp://127.0.0.1:0", "tcp://{target}")
+    got = raw(port2, b"CONNECT 0.0.0.0:%d HTTP/1.1\r\n\r\n" % sport, wait=3)
+    check(got.startswith(b"HTTP/1.1 403 "), repr(got))
+    try:
+        srv.accept()
+        reached = True
+    except socket.timeout:
+        reached = False
+    srv.close()
+    check(not reached, "the service on 127.0.0.1 was reached")
+    log_wait(r, r"-> 0:%d .*end=denied\(0 resolves to 0\.0\.0\.0" % sport)
+
+
+@test
 def relay_target_errors_use_protocol_codes():
     closed = free_port()
     r, port = relay("--allow-target", "*", "socks5+tcp://127.0.0.1:0",
@@ -464,6 +499,8 @@ def raw(port, payload, wait=15):
             got += b
     except ConnectionResetError:
         got += b"<reset>"
+    except socket.timeout:
+        got += b"<still open>"
     s.close()
     return got
 
