@@ -445,6 +445,71 @@ def unspecified_targets_are_denied():
 
 
 @test
+def slow_name_lookups_hold_up_no_one_else():
+    # Six clients ask for names whose DNS server never answers (a silent
+    # UDP socket, the relay's only nameserver in a mount namespace of its
+    # own, 3 s per lookup). libuv's pool ran two lookups at a time, so a
+    # client asking for localhost (hosts file) waited for three rounds of
+    # them (9 s); each lookup now has a thread of its own.
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise Skip("needs root and unshare(1) for a private resolv.conf")
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for last in range(60, 250):
+        try:
+            dns.bind(("127.0.0.%d" % last, 53))
+            break
+        except OSError:
+            continue
+    else:
+        raise Skip("no free 127.0.0.x:53")
+    resolv = os.path.join(TMP, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.%d\noptions timeout:3 attempts:1\n"
+                % last)
+    echo = echo_server()
+    p = Proc(["unshare", "-m", "--propagation", "private", "sh", "-c",
+              'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv,
+              RILL, "relay", "--threads", "1", "--allow-target", "*",
+              "socks5+tcp://127.0.0.1:0", "tcp://{target}"], "relay")
+    m = log_wait(p, r"listening on \S*?tcp://127\.0\.0\.1:(\d+)")
+    if "mount" in p.text() or p.p.poll() is not None:
+        raise Skip("no private mount namespace here: " + p.text())
+    port = int(m.group(1))
+
+    def ask(name):
+        s = socket.create_connection(("127.0.0.1", port), 5)
+        s.settimeout(20)
+        s.sendall(b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(name)]) +
+                  name + echo.to_bytes(2, "big"))
+        return s
+
+    def reply(s):
+        got = b""
+        while len(got) < 12:
+            b = s.recv(12 - len(got))
+            if not b:
+                break
+            got += b
+        return got
+
+    slow = [ask(b"slow%d.example" % i) for i in range(6)]
+    time.sleep(0.3)
+    t0 = time.time()
+    s = ask(b"localhost")
+    got = reply(s)
+    took = time.time() - t0
+    check(got[2:4] == b"\x05\x00" and took < 2,
+          "localhost answered %r after %.1f s" % (got, took))
+    data = os.urandom(1 << 16)
+    check(roundtrip(s, data) == data, "echo through the relay")
+    for c in slow:
+        got = reply(c)
+        check(got[2:4] == b"\x05\x04", "slow name: %r" % got)
+        c.close()
+    dns.close()
+
+
+@test
 def relay_target_errors_use_protocol_codes():
     closed = free_port()
     r, port = relay("--allow-target", "*", "socks5+tcp://127.0.0.1:0",
