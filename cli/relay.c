@@ -10,7 +10,8 @@
  * Access control: --allow patterns are checked by the listener's accept
  * filter, before any layer's handshake and before any connect to the
  * target; --max-conns (finite by default) and --max-per-source when the
- * connection is accepted, also before the connect.
+ * connection is accepted, also before the connect; --max-conns also
+ * bounds the handshakes in progress (rill_listen_opts.max_handshakes).
  *
  * --threads N runs N loops on N threads (cli/workers.c): the listener of
  * loop 0 accepts and hands the connections in turn to every loop, where
@@ -18,6 +19,7 @@
  * for --max-conns and the connection ids are shared (atomics).
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -146,6 +148,36 @@ static void child_note(struct rill_flow *target, char *buf, size_t len)
 	}
 }
 
+/* A text log line (without its newline), written with one fwrite.
+ * Client addresses are not the relay's to choose: a Unix socket
+ * client's path, or the one a PROXY v2 header gives, may hold any byte
+ * but NUL. Control characters are written as \xHH so that no client
+ * can end a line and forge the next one. */
+static void relay_log_text(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void relay_log_text(const char *fmt, ...)
+{
+	char line[2048], out[4 * sizeof line + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; line[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)line[i];
+		if (ch < 0x20 || ch == 0x7f)
+			k += (size_t)snprintf(out + k, sizeof out - k,
+			                      "\\x%02x", ch);
+		else
+			out[k++] = (char)ch;
+	}
+	out[k++] = '\n';
+	fwrite(out, 1, k, stderr);
+}
+
 /* One line per connection, on stderr, when it ends:
  *   rill relay: #ID CLIENT -> TARGET up=BYTES down=BYTES time=S end=WHY
  * up is client->target, down target->client; an exec: target adds how
@@ -223,10 +255,9 @@ static void conn_log(struct relay_conn *c, uint64_t up, uint64_t down,
 		conn_log_json(c, ca, ta, up, down, secs, via, why, child);
 		return;
 	}
-	fprintf(stderr,
-	        "rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64 " down=%" PRIu64
-	        " time=%.3fs%s end=%s%s\n",
-	        c->id, ca, ta, up, down, secs, via, why, child);
+	relay_log_text("rill relay: #%" PRIu64 " %s -> %s up=%" PRIu64
+	               " down=%" PRIu64 " time=%.3fs%s end=%s%s",
+	               c->id, ca, ta, up, down, secs, via, why, child);
 }
 
 /* Ends a proxying connection now (timeout, shutdown): log, then abort the
@@ -375,10 +406,9 @@ static void relay_log_refused(struct relay *r, const char *client, uint64_t id,
                               const char *why)
 {
 	if (!r->quiet)
-		fprintf(stderr,
-		        "rill relay: #%" PRIu64 " %s -> %s up=0 down=0 "
-		        "time=0.000s end=%s\n",
-		        id, client, r->connect_uri, why);
+		relay_log_text("rill relay: #%" PRIu64 " %s -> %s up=0 down=0 "
+		               "time=0.000s end=%s",
+		               id, client, r->connect_uri, why);
 }
 
 static void relay_refuse(struct relay_loop *rl, struct rill_flow *f,
@@ -499,9 +529,9 @@ static void on_accept(struct rill_listener *l, struct rill_flow *f, int status,
 	cli_m_tls(&rl->ms, true, r->listen_tls, status);
 	if (status != 0) {
 		if (!r->quiet)
-			fprintf(stderr, "rill relay: accept failed: %s\n",
-			        errmsg != NULL ? errmsg
-			                       : rill_strerror(status));
+			relay_log_text("rill relay: accept failed: %s",
+			               errmsg != NULL ? errmsg
+			                              : rill_strerror(status));
 		return;
 	}
 	uint64_t id = atomic_fetch_add(&r->next_id, 1) + 1;
@@ -770,6 +800,14 @@ int cli_relay(int argc, char **argv)
 		for (unsigned i = 0; i < r.threads; i++)
 			r.workers.w[i].data = &loops[i];
 	struct rill_listen_opts lo = {0};
+	/* --max-conns counts a connection once its layers' handshake
+	 * (TLS, SOCKS5, CONNECT, PROXY header) is over; the handshakes in
+	 * progress get the same bound, shared out over the loops, so that
+	 * clients that never finish one cannot hold every descriptor. */
+	uint64_t per_loop = (r.max_conns + r.threads - 1) / r.threads;
+	lo.max_handshakes = r.max_conns == 0 || per_loop > UINT_MAX
+	                        ? UINT_MAX
+	                        : (unsigned)per_loop;
 	if (r.allow.n > 0) {
 		lo.filter = relay_filter;
 		lo.filter_ud = &r;

@@ -1,8 +1,17 @@
 /*
  * rill relay's dynamic targets (relay_target.h). Public API only.
+ *
+ * A name is resolved by getaddrinfo(3) (the system's rules: hosts file,
+ * DNS, nsswitch) on a thread of its own, not on libuv's pool: the pool
+ * runs two lookups at a time, so two clients asking for names in a zone
+ * whose servers never answer held every other lookup back for as long
+ * as the resolver waited (a client asking for localhost was answered
+ * after 19.5 s). A thread per lookup in progress costs one small stack;
+ * their number is bounded by --max-conns.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +19,10 @@
 #include "relay_target.h"
 
 struct rt_req {
-	uv_getaddrinfo_t gai;
+	uv_async_t done; /* the lookup thread's end; open while it runs */
+	bool lookup;     /* done was opened */
+	int gai_err;
+	struct addrinfo *res;
 	const struct target_allow *allow;
 	const char *connect_uri;
 	relay_target_cb cb;
@@ -50,11 +62,24 @@ char *relay_target_sample(const char *connect_uri)
 	return rt_replace(connect_uri, "127.0.0.1:1");
 }
 
+static void rt_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void rt_free(struct rt_req *q)
+{
+	if (q->lookup)
+		uv_close((uv_handle_t *)&q->done, rt_closed);
+	else
+		free(q);
+}
+
 /* Ends the request with an error. */
 static void rt_fail(struct rt_req *q, int status, const char *why)
 {
 	q->cb(q->ud, status, q->requested, NULL, why);
-	free(q);
+	rt_free(q);
 }
 
 /* Ends the request: the URI for address ip (a literal). */
@@ -71,17 +96,18 @@ static void rt_ok(struct rt_req *q, const char *ip)
 	}
 	q->cb(q->ud, 0, q->requested, uri, NULL);
 	free(uri);
-	free(q);
+	rt_free(q);
 }
 
-static void rt_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+/* On the loop, once the lookup thread is over. */
+static void rt_resolved(uv_async_t *h)
 {
-	struct rt_req *q = req->data;
-	if (status != 0 || res == NULL) {
-		uv_freeaddrinfo(res);
-		rt_fail(q, -EHOSTUNREACH,
-		        status == UV_ECANCELED ? "lookup cancelled"
-		                               : "name does not resolve");
+	struct rt_req *q = h->data;
+	struct addrinfo *res = q->res;
+	if (q->gai_err != 0 || res == NULL) {
+		if (res != NULL)
+			freeaddrinfo(res);
+		rt_fail(q, -EHOSTUNREACH, "name does not resolve");
 		return;
 	}
 	/* Every address is checked, not only the one used: a name must not
@@ -110,14 +136,14 @@ static void rt_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 			snprintf(why, sizeof why,
 			         "%s resolves to %s, a denied address", q->host,
 			         buf);
-			uv_freeaddrinfo(res);
+			freeaddrinfo(res);
 			rt_fail(q, RILL_EPROXY_DENIED, why);
 			return;
 		}
 		if (ip[0] == '\0')
 			memcpy(ip, buf, sizeof buf);
 	}
-	uv_freeaddrinfo(res);
+	freeaddrinfo(res);
 	if (ip[0] == '\0')
 		rt_fail(q, -EHOSTUNREACH, "no IP address for the name");
 	else
@@ -143,6 +169,22 @@ static bool rt_split(struct rt_req *q)
 	q->host[hl] = '\0';
 	q->port = (uint16_t)atoi(colon + 1);
 	return true;
+}
+
+/* getaddrinfo runs the NSS modules (DNS, files...): room for them. */
+#define RT_STACK (256 * 1024)
+
+/* The lookup thread: touches only q, then wakes the loop, which frees q
+ * after rt_resolved (the open async handle keeps the loop alive until
+ * then). */
+static void *rt_lookup(void *arg)
+{
+	struct rt_req *q = arg;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM};
+	q->gai_err = getaddrinfo(q->host, NULL, &hints, &q->res);
+	uv_async_send(&q->done);
+	return NULL;
 }
 
 void relay_target_start(uv_loop_t *loop, const struct target_allow *allow,
@@ -180,10 +222,22 @@ void relay_target_start(uv_loop_t *loop, const struct target_allow *allow,
 			rt_ok(q, q->host);
 		return;
 	}
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-	                         .ai_socktype = SOCK_STREAM};
-	q->gai.data = q;
-	err = uv_getaddrinfo(loop, &q->gai, rt_resolved, q->host, NULL, &hints);
-	if (err != 0)
+	err = uv_async_init(loop, &q->done, rt_resolved);
+	if (err != 0) {
 		rt_fail(q, -EHOSTUNREACH, uv_strerror(err));
+		return;
+	}
+	q->done.data = q;
+	q->lookup = true;
+	pthread_attr_t attr;
+	pthread_t tid;
+	err = pthread_attr_init(&attr);
+	if (err == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, RT_STACK);
+		err = pthread_create(&tid, &attr, rt_lookup, q);
+		pthread_attr_destroy(&attr);
+	}
+	if (err != 0)
+		rt_fail(q, -EHOSTUNREACH, "cannot start a lookup thread");
 }

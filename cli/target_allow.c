@@ -222,6 +222,16 @@ bool target_allow_address(const struct target_allow *a, const uint8_t *ip,
 	} else {
 		memcpy(v6, ip, 16);
 	}
+	/* 0.0.0.0/8 and :: (also ::ffff:0.0.0.0/104) name no host, but
+	 * connecting to them reaches this one (Linux takes them for
+	 * loopback): never a target, or '!127.0.0.0/8' could be stepped
+	 * around. */
+	static const uint8_t unspec4[13] = {0, 0, 0, 0,    0,    0, 0,
+	                                    0, 0, 0, 0xFF, 0xFF, 0};
+	static const uint8_t unspec6[16] = {0};
+	if (memcmp(v6, unspec4, sizeof unspec4) == 0 ||
+	    memcmp(v6, unspec6, sizeof unspec6) == 0)
+		return false;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct target_rule *r = &a->rules[i];
 		if (!r->deny || port < r->lo || port > r->hi)

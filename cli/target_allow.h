@@ -20,6 +20,9 @@
  *     address it checked), and every address it resolves to is checked
  *     against the '!' patterns: one match denies the request, so that a
  *     name cannot smuggle in a denied address.
+ *  3. An address in 0.0.0.0/8, or ::, is always denied, whether asked
+ *     for or resolved: it names no host, yet a connect to it reaches
+ *     this one (Linux takes it for loopback), past any '!127.0.0.0/8'.
  */
 #ifndef RILL_CLI_TARGET_ALLOW_H
 #define RILL_CLI_TARGET_ALLOW_H
@@ -44,7 +47,8 @@ bool target_allow_request(const struct target_allow *a, const char *host,
                           uint16_t port);
 
 /* Rule 2 for one address (4 bytes for IPv4, 16 for IPv6): true unless a
- * '!' pattern matches it and port. */
+ * '!' pattern matches it and port, or it is in 0.0.0.0/8 or is :: (rule
+ * 3). */
 bool target_allow_address(const struct target_allow *a, const uint8_t *ip,
                           size_t iplen, uint16_t port);
 

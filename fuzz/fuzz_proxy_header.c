@@ -2,7 +2,8 @@
  * Fuzz target: PROXY protocol headers (v1 and v2, told apart by their
  * first byte) as a proxy+ listener reads them. Checks that a parsed
  * header lies within the input and the size limits, that no shorter
- * prefix parses, that the addresses format, and that a header rebuilt
+ * prefix parses, that the addresses format (without control
+ * characters: they go into log lines), and that a header rebuilt
  * from them (same version) parses back to the same addresses.
  */
 #include <stdint.h>
@@ -54,9 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t k = 0; k < (size_t)r; k++)
 		if (rill__pp_parse(data, k, &p, &version, &why) != 0)
 			abort();
+	/* An address goes into log lines: never a control character. */
 	char s[200];
 	for (int side = 0; side < 2; side++)
-		rill__pp_format_address(&a, side, s, sizeof s);
+		if (rill__pp_format_address(&a, side, s, sizeof s) == 0)
+			for (const char *c = s; *c != '\0'; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7F)
+					abort();
 	rill__pp_parse(data, size, &a, &version, &why);
 	check_round_trip(&a, version);
 	return 0;

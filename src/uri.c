@@ -45,7 +45,8 @@ static const struct rill_layer_scheme *const uri_layers[] = {
     NULL,
 };
 
-#define URI_DEFAULT_HANDSHAKE_MS 10000u
+#define URI_DEFAULT_HANDSHAKE_MS   10000u
+#define URI_DEFAULT_MAX_HANDSHAKES 1024u
 
 /* ---------------------------------------------------------------------- */
 /* Parsing */
@@ -397,7 +398,10 @@ int rill_connect(uv_loop_t *loop, const char *uri,
 /* ---------------------------------------------------------------------- */
 /* Listen: every accepted flow gets the layers attached, then goes to the
  * user. The wrapper counts the attaches in flight, so that closing the
- * listener while a handshake runs frees it only when that one ends. */
+ * listener while a handshake runs frees it only when that one ends, and
+ * so that at most max_handshakes run at once: each holds a descriptor
+ * and the layers' buffers until its deadline, and a client that opens
+ * connections and never completes one must not take them all. */
 
 struct uri_listener {
 	struct rill_listener base;
@@ -409,6 +413,7 @@ struct uri_listener {
 	rill_accept_filter filter;
 	void *filter_ud;
 	unsigned refs;
+	unsigned handshakes, max_handshakes;
 	bool closed;
 };
 
@@ -445,6 +450,7 @@ static void uri_accept_step(struct rill_flow *f, int status, const char *errmsg,
 		errmsg = rill_last_errmsg();
 	}
 	rill_free(a);
+	l->handshakes--;
 	if (l->closed) {
 		rill_close(f);
 	} else if (status != 0) {
@@ -481,6 +487,18 @@ static void uri_inner_accept(struct rill_listener *inner, struct rill_flow *f,
 		l->base.cb(&l->base, f, status, errmsg, l->base.ud);
 		return;
 	}
+	if (l->handshakes >= l->max_handshakes) {
+		/* Closed at once: the client learns now, instead of waiting
+		 * in the backlog for a slot. */
+		char msg[120];
+		snprintf(msg, sizeof msg,
+		         "%u handshakes in progress (max_handshakes): "
+		         "connection closed",
+		         l->handshakes);
+		rill_close(f);
+		l->base.cb(&l->base, NULL, -EBUSY, msg, l->base.ud);
+		return;
+	}
 	struct uri_accept *a = rill_calloc(1, sizeof *a);
 	if (a == NULL) {
 		rill_close(f);
@@ -493,6 +511,7 @@ static void uri_inner_accept(struct rill_listener *inner, struct rill_flow *f,
 	uv_update_time(l->base.loop);
 	a->deadline = uv_now(l->base.loop) + l->handshake_ms;
 	l->refs++;
+	l->handshakes++;
 	uri_accept_step(f, 0, NULL, a);
 }
 
@@ -582,6 +601,9 @@ int rill_listen(uv_loop_t *loop, const char *uri,
 		l->handshake_ms = opts->handshake_timeout_ms > 0
 		                      ? opts->handshake_timeout_ms
 		                      : URI_DEFAULT_HANDSHAKE_MS;
+		l->max_handshakes = opts->max_handshakes > 0
+		                        ? opts->max_handshakes
+		                        : URI_DEFAULT_MAX_HANDSHAKES;
 		l->t = t;
 		l->filter = opts->filter;
 		l->filter_ud = opts->filter_ud;

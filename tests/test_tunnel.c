@@ -3,7 +3,8 @@
  * the test with raw bytes: PROXY headers in (addresses reported by
  * rill_flow_address, vsock TLV, strictness, deadline) and out (exact
  * bytes), the SOCKS5 and CONNECT replies and their error mapping,
- * rill_tunnel_target / rill_tunnel_reply results, and rill relay's
+ * rill_tunnel_target / rill_tunnel_reply results, one deadline for a
+ * whole handshake however it is trickled, and rill relay's
  * --allow-target rules (cli/target_allow.c).
  */
 #include <string.h>
@@ -302,6 +303,88 @@ TEST(connect_reply_maps_errors_and_keeps_early_bytes)
 	rill_close(y);
 }
 
+/* A peer that sends `msg` one byte every 40 ms: a slowloris. */
+struct trickle {
+	uv_timer_t timer;
+	struct rill_flow *x;
+	const uint8_t *msg;
+	size_t len, sent;
+};
+
+static void trickle_tick(uv_timer_t *h)
+{
+	struct trickle *t = h->data;
+	if (t->sent < t->len &&
+	    rill_write_copy(t->x, t->msg + t->sent, 1, NULL, NULL) == 0)
+		t->sent++;
+}
+
+/* Attaches l from uri over one end of a pair in `role` with a 400 ms
+ * handshake deadline, trickles msg into it from the other end and
+ * checks that the deadline ends the handshake: the whole handshake's,
+ * not each read's (a byte every 40 ms would keep each read's alive). */
+static void trickle_check(const struct rill_layer_scheme *l, const char *uri,
+                          int role, const uint8_t *msg, size_t len)
+{
+	uv_loop_t *loop = uv_default_loop();
+	struct rill_flow *x, *y;
+	TH_OK(rill_pair(loop, 0, &x, &y));
+	struct trickle t = {.x = x, .msg = msg, .len = len};
+	uv_timer_init(loop, &t.timer);
+	t.timer.data = &t;
+	uv_timer_start(&t.timer, trickle_tick, 40, 40);
+	struct att a;
+	uint64_t t0 = uv_hrtime();
+	attach(loop, l, uri, NULL, y, role, 400, &a);
+	/* At most 4 s: far past the deadline, far short of the message. */
+	while (!a.done && uv_hrtime() - t0 < 4000000000u)
+		uv_run(loop, UV_RUN_ONCE);
+	double secs = (double)(uv_hrtime() - t0) / 1e9;
+	uv_timer_stop(&t.timer);
+	uv_close((uv_handle_t *)&t.timer, NULL);
+	if (!a.done)
+		TH_FAIL("%s: still in the handshake after %.1f s and %zu bytes "
+		        "(deadline 0.4 s)",
+		        uri, secs, t.sent);
+	TH_EQ_ERR(a.status, RILL_ETIMEDOUT);
+	TH_CONTAINS(a.msg, "deadline expired");
+	/* 0.4 s, with room for a loaded machine. */
+	TH_CMP_INT((int)(secs * 1000), <, 2500);
+	rill_close(x);
+	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+TEST(a_trickled_handshake_gets_one_deadline)
+{
+	static uint8_t m[4096];
+	/* PROXY v2 announcing 2000 bytes of TLVs. */
+	memcpy(m, pp2_sig, 12);
+	m[12] = 0x21;
+	m[13] = 0x11;
+	m[14] = 2000 >> 8;
+	m[15] = 2000 & 0xFF;
+	trickle_check(&rill__proxy_scheme, "proxy+tcp://h:1", RILL_ROLE_ACCEPT,
+	              m, 16 + 2000);
+	/* A SOCKS5 greeting offering 255 methods. */
+	m[0] = 5;
+	m[1] = 255;
+	memset(m + 2, 0x80, 255);
+	trickle_check(&rill__socks5_scheme, "socks5+tcp://h:1",
+	              RILL_ROLE_ACCEPT, m, 257);
+	/* A CONNECT request head, and a proxy's response head, that go on
+	 * and on (each under the 8 KiB limit). */
+	const char *rq = "CONNECT a.test:1 HTTP/1.1\r\nX: ";
+	memset(m, 'a', sizeof m);
+	memcpy(m, rq, strlen(rq));
+	trickle_check(&rill__connect_scheme, "connect+tcp://h:1",
+	              RILL_ROLE_ACCEPT, m, sizeof m);
+	const char *rs = "HTTP/1.1 200 OK\r\nX: ";
+	memcpy(m, rs, strlen(rs));
+	trickle_check(&rill__connect_scheme,
+	              "connect+tcp://h:1?target=a.test:1", RILL_ROLE_CONNECT, m,
+	              sizeof m);
+}
+
 TEST(tunnel_calls_on_other_flows)
 {
 	uv_loop_t *loop = uv_default_loop();
@@ -357,6 +440,13 @@ TEST(allow_target_rules)
 	const uint8_t ten[4] = {10, 9, 8, 7}, other[4] = {192, 0, 2, 1};
 	TH_TRUE(!target_allow_address(&a, ten, 4, 443));
 	TH_TRUE(target_allow_address(&a, other, 4, 443));
+	/* The unspecified addresses reach this host: never a target. */
+	const uint8_t zero4[4] = {0}, net0[4] = {0, 1, 2, 3}, zero6[16] = {0};
+	const uint8_t mapped0[16] = {[10] = 0xFF, [11] = 0xFF};
+	TH_TRUE(!target_allow_address(&a, zero4, 4, 443));
+	TH_TRUE(!target_allow_address(&a, net0, 4, 443));
+	TH_TRUE(!target_allow_address(&a, zero6, 16, 443));
+	TH_TRUE(!target_allow_address(&a, mapped0, 16, 443));
 	static const char *const bad[] = {"10.0.0.0/33", "a b",    "x:0",
 	                                  "x:5-4",       "[::1",   "h/8",
 	                                  "*.",          "x:70000"};

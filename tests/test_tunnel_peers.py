@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import select
 import signal
 import socket
 import subprocess
@@ -409,6 +410,110 @@ def curl_denied_by_resolved_address():
 
 
 @test
+def unspecified_targets_are_denied():
+    # 0.0.0.0 and :: name no host, yet a connect to them reaches this
+    # one: with '!127.0.0.0/8' '!::1' '*', they (and the name "0", which
+    # resolves to 0.0.0.0) reached a service on 127.0.0.1.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.5)
+    sport = srv.getsockname()[1]
+    r, port = relay("--allow-target", "!127.0.0.0/8", "--allow-target",
+                    "!::1", "--allow-target", "*",
+                    "socks5+tcp://127.0.0.1:0", "tcp://{target}")
+    asks = [(1, socket.inet_aton("0.0.0.0")),
+            (4, socket.inet_pton(socket.AF_INET6, "::")),
+            (4, socket.inet_pton(socket.AF_INET6, "::ffff:0.0.0.0")),
+            (3, b"\x010")]
+    for atyp, addr in asks:
+        got = raw(port, b"\x05\x01\x00\x05\x01\x00" + bytes([atyp]) + addr +
+                  sport.to_bytes(2, "big"), wait=3)
+        check(got[:4] == b"\x05\x00\x05\x02", "%r: %r" % (addr, got))
+    r2, port2 = relay("--allow-target", "!127.0.0.0/8", "--allow-target",
+                      "*", "connect+tcp://127.0.0.1:0", "tcp://{target}")
+    got = raw(port2, b"CONNECT 0.0.0.0:%d HTTP/1.1\r\n\r\n" % sport, wait=3)
+    check(got.startswith(b"HTTP/1.1 403 "), repr(got))
+    try:
+        srv.accept()
+        reached = True
+    except socket.timeout:
+        reached = False
+    srv.close()
+    check(not reached, "the service on 127.0.0.1 was reached")
+    log_wait(r, r"-> 0:%d .*end=denied\(0 resolves to 0\.0\.0\.0" % sport)
+
+
+@test
+def slow_name_lookups_hold_up_no_one_else():
+    # Six clients ask for names whose DNS server never answers (a silent
+    # UDP socket, the relay's only nameserver in a mount namespace of its
+    # own, 3 s per lookup). libuv's pool ran two lookups at a time, so a
+    # client asking for a name in the hosts file waited for three rounds
+    # of them (9 s); each lookup now has a thread of its own.
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise Skip("needs root and unshare(1) for a private resolv.conf")
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for last in range(60, 250):
+        try:
+            dns.bind(("127.0.0.%d" % last, 53))
+            break
+        except OSError:
+            continue
+    else:
+        raise Skip("no free 127.0.0.x:53")
+    resolv = os.path.join(TMP, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.%d\noptions timeout:3 attempts:1\n"
+                % last)
+    hosts = os.path.join(TMP, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 fast.test\n")
+    echo = echo_server()
+    p = Proc(["unshare", "-m", "--propagation", "private", "sh", "-c",
+              'mount --bind "$0" /etc/resolv.conf && '
+              'mount --bind "$1" /etc/hosts && shift && exec "$@"', resolv,
+              hosts, RILL, "relay", "--threads", "1", "--allow-target", "*",
+              "socks5+tcp://127.0.0.1:0", "tcp://{target}"], "relay")
+    m = log_wait(p, r"listening on \S*?tcp://127\.0\.0\.1:(\d+)")
+    if "mount" in p.text() or p.p.poll() is not None:
+        raise Skip("no private mount namespace here: " + p.text())
+    port = int(m.group(1))
+
+    def ask(name):
+        s = socket.create_connection(("127.0.0.1", port), 5)
+        s.settimeout(20)
+        s.sendall(b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(name)]) +
+                  name + echo.to_bytes(2, "big"))
+        return s
+
+    def reply(s):
+        got = b""
+        while len(got) < 12:
+            b = s.recv(12 - len(got))
+            if not b:
+                break
+            got += b
+        return got
+
+    slow = [ask(b"slow%d.example" % i) for i in range(6)]
+    time.sleep(0.3)
+    t0 = time.time()
+    s = ask(b"fast.test")
+    got = reply(s)
+    took = time.time() - t0
+    check(got[2:4] == b"\x05\x00" and took < 2,
+          "fast.test answered %r after %.1f s" % (got, took))
+    data = os.urandom(1 << 16)
+    check(roundtrip(s, data) == data, "echo through the relay")
+    for c in slow:
+        got = reply(c)
+        check(got[2:4] == b"\x05\x04", "slow name: %r" % got)
+        c.close()
+    dns.close()
+
+
+@test
 def relay_target_errors_use_protocol_codes():
     closed = free_port()
     r, port = relay("--allow-target", "*", "socks5+tcp://127.0.0.1:0",
@@ -463,6 +568,8 @@ def raw(port, payload, wait=15):
             got += b
     except ConnectionResetError:
         got += b"<reset>"
+    except socket.timeout:
+        got += b"<still open>"
     s.close()
     return got
 
@@ -509,6 +616,64 @@ def listeners_close_silent_clients():
     log_wait(r2, r"accept failed: proxy layer: .*deadline expired")
 
 
+def fds_of(proc):
+    return len(os.listdir("/proc/%d/fd" % proc.p.pid))
+
+
+@test
+def listeners_bound_half_open_handshakes():
+    # 300 clients open a connection, send one byte of a SOCKS5 greeting
+    # and wait. --max-conns 20 bounds the handshakes in progress too: the
+    # relay holds at most 20 of them (each a descriptor and the layer's
+    # buffer until the 10 s deadline) and closes the others at once.
+    # Before, it held all 300 (with 3000 clients: 3000 descriptors and
+    # 18 MB; partial CONNECT heads of 8 KiB: 31 MB).
+    echo = echo_server()
+    r, sp = relay("--max-conns", "20", "--allow-target", "*",
+                  "socks5+tcp://127.0.0.1:0", "tcp://{target}")
+    base = fds_of(r)
+    socks = []
+    for _ in range(300):
+        s = socket.create_connection(("127.0.0.1", sp), 5)
+        s.send(b"\x05")
+        socks.append(s)
+    # Those closed at once see their EOF well inside the 10 s deadline.
+    closed, peak = set(), 0
+    t0 = time.time()
+    while time.time() - t0 < 3 and len(closed) < 280:
+        live = [s for s in socks if s not in closed]
+        rd, _, _ = select.select(live, [], [], 0.1)
+        for s in rd:
+            try:
+                if s.recv(16) == b"":
+                    closed.add(s)
+            except ConnectionResetError:
+                closed.add(s)
+        peak = max(peak, fds_of(r) - base)
+    check(peak <= 22 and len(closed) >= 280,
+          "relay held %d descriptors, %d of 300 clients closed in %.1f s"
+          % (peak, len(closed), time.time() - t0))
+    log_wait(r, r"accept failed: 20 handshakes in progress")
+    # Once they leave, a client is served as before.
+    for s in socks:
+        s.close()
+    t0 = time.time()
+    while fds_of(r) > base and time.time() - t0 < 5:
+        time.sleep(0.05)
+    s = socket.create_connection(("127.0.0.1", sp), 5)
+    s.settimeout(10)
+    s.sendall(b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01" +
+              echo.to_bytes(2, "big"))
+    got = b""
+    while len(got) < 12:
+        b = s.recv(12 - len(got))
+        check(b, "closed after %r" % got)
+        got += b
+    check(got[:2] == b"\x05\x00" and got[2:4] == b"\x05\x00", repr(got))
+    data = os.urandom(1 << 16)
+    check(roundtrip(s, data) == data, "echo through the relay")
+
+
 @test
 def proxy_listener_is_strict():
     r, pp = relay("proxy+tcp://127.0.0.1:0", "tcp://127.0.0.1:9")
@@ -522,6 +687,39 @@ def proxy_listener_is_strict():
         check(got in (b"", b"<reset>"), "accepted %r" % bad)
     log_wait(r, r"bad PROXY protocol header: v1 line not ended by CRLF")
     log_wait(r, r"bad PROXY protocol header: v2 addresses longer")
+
+
+@test
+def relay_log_lines_cannot_be_forged():
+    # A client address is the client's to choose: a Unix socket client
+    # binds any path, a PROXY v2 header names any. A newline in it ended
+    # the relay's log line, and the rest read as a line of its own.
+    forged = "rill relay: #999 tcp://203.0.113.66:4444 FORGED end=eof"
+    sock = os.path.join(TMP, "relay.sock")
+    r = Proc([RILL, "relay", "--threads", "1", "unix:" + sock,
+              "tcp://127.0.0.1:9"], "relay")
+    t0 = time.time()
+    while not os.path.exists(sock) and time.time() - t0 < 10:
+        time.sleep(0.05)
+    c = socket.socket(socket.AF_UNIX)
+    c.bind(os.path.join(TMP, "x\n" + forged.replace("/", "|")))
+    c.connect(sock)
+    log_wait(r, r"end=connect-failed")
+    c.close()
+    text = r.text()
+    check(not re.search(r"^rill relay: #999", text, re.M) and
+          "x\\x0arill relay: #999" in text, text)
+    # A PROXY v2 header naming a unix path with a control character is
+    # refused (the flow's address would carry it to every log).
+    r2, pp = relay("proxy+tcp://127.0.0.1:0", "tcp://127.0.0.1:9")
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    src = ("/x\n" + forged).encode()
+    hdr = (sig + b"\x21\x31\x00\xd8" + src.ljust(108, b"\x00") +
+           b"/d".ljust(108, b"\x00"))
+    got = raw(pp, hdr)
+    check(got in (b"", b"<reset>"), "accepted: %r" % got)
+    log_wait(r2, r"v2 unix path with a control character")
+    check(not re.search(r"^rill relay: #999", r2.text(), re.M), r2.text())
 
 
 # ---------------------------------------------------------------------------

@@ -174,8 +174,17 @@ struct rill_listen_opts {
 	 */
 	bool replace_stale_unix;
 	/* Deadline for the layers' handshakes (TLS...) on each accepted
-	 * connection; 0: 10 s. */
+	 * connection, for the whole handshake however slowly its bytes
+	 * come; 0: 10 s. */
 	uint64_t handshake_timeout_ms;
+	/*
+	 * How many of those handshakes may run at once on this listener
+	 * (each listener of a group counts its own); 0: 1024. A connection
+	 * accepted when that many are running is closed at once, and cb
+	 * gets -EBUSY with a message saying so. Transports without layers
+	 * are not counted.
+	 */
+	unsigned max_handshakes;
 	/*
 	 * A listener group, to spread connections over several loops (one
 	 * per thread): with join set, this listener opens no socket; it

@@ -37,13 +37,13 @@ struct tun *tun_new(struct rill_flow *inner, const struct tun_proto *proto,
 		rill__set_last_errmsg("%s layer: out of memory", proto->name);
 		return NULL;
 	}
-	/* The handshake's deadline is the inner flow's, for its reads and
-	 * writes; tun_ready clears them. A connect without a deadline still
-	 * gets one: a proxy that never answers must not hold it for ever. */
+	/* One deadline for the whole handshake (tun_arm). A connect without
+	 * a deadline still gets one: a proxy that never answers must not
+	 * hold it for ever. */
 	if (deadline_ms == 0)
 		deadline_ms = TUN_DEFAULT_DEADLINE_MS;
-	rill_set_read_timeout(inner, deadline_ms);
-	rill_set_write_timeout(inner, deadline_ms);
+	uv_update_time(rill_flow_loop(inner));
+	t->deadline = uv_now(rill_flow_loop(inner)) + deadline_ms;
 	return t;
 }
 
@@ -61,6 +61,23 @@ void tun_fail(struct tun *t, int err, const char *fmt, ...)
 	rill_close(&t->l.base);
 	if (cb != NULL)
 		cb(NULL, err, msg, ud);
+}
+
+/* Gives the next read or write of the inner flow what is left of the
+ * handshake's deadline; false (and the handshake failed) once none is. */
+static bool tun_arm(struct tun *t, const char *what)
+{
+	uv_loop_t *loop = rill_flow_loop(t->l.inner);
+	uv_update_time(loop);
+	uint64_t now = uv_now(loop);
+	if (now >= t->deadline) {
+		tun_fail(t, RILL_ETIMEDOUT, "handshake %s: deadline expired",
+		         what);
+		return false;
+	}
+	rill_set_read_timeout(t->l.inner, t->deadline - now);
+	rill_set_write_timeout(t->l.inner, t->deadline - now);
+	return true;
 }
 
 void tun_ready(struct tun *t)
@@ -132,6 +149,8 @@ static void tun_need_cb(struct rill_flow *inner, int status,
 void tun_need(struct tun *t, tun_step next)
 {
 	t->next = next;
+	if (!tun_arm(t, "read"))
+		return;
 	int err = rill_read(t->l.inner, tun_need_cb, t);
 	if (err != 0)
 		tun_fail(t, err, "handshake read: %s", rill_strerror(err));
@@ -151,6 +170,8 @@ static void tun_send_cb(struct rill_flow *inner, int status, void *ud)
 void tun_send(struct tun *t, const void *bytes, size_t len, tun_step next)
 {
 	t->next = next;
+	if (!tun_arm(t, "write"))
+		return;
 	int err = rill_write_copy(t->l.inner, bytes, len, tun_send_cb, t);
 	if (err != 0)
 		tun_fail(t, err, "handshake write: %s", rill_strerror(err));

@@ -164,6 +164,16 @@ static int pp2_tlvs(const uint8_t *p, const uint8_t *end,
 	return 0;
 }
 
+/* A v2 unix path (108 bytes, up to the first NUL) without control
+ * characters: it becomes the flow's address, which logs print. */
+static bool pp2_path_ok(const uint8_t *p)
+{
+	for (size_t i = 0; i < 108 && p[i] != 0; i++)
+		if (p[i] < 0x20 || p[i] == 0x7F)
+			return false;
+	return true;
+}
+
 static int pp2_parse(const uint8_t *p, size_t n, struct rill__pp_addrs *a,
                      const char **why)
 {
@@ -218,6 +228,10 @@ static int pp2_parse(const uint8_t *p, size_t n, struct rill__pp_addrs *a,
 		a->src_port = pp_be16(ad + 32);
 		a->dst_port = pp_be16(ad + 34);
 	} else if (!local && fam == 3) {
+		if (!pp2_path_ok(ad) || !pp2_path_ok(ad + 108)) {
+			*why = "v2 unix path with a control character";
+			return RILL_EFRAME;
+		}
 		a->family = RILL__PP_UNIX;
 		memcpy(a->src_path, ad, 108);
 		memcpy(a->dst_path, ad + 108, 108);

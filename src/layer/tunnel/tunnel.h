@@ -10,8 +10,10 @@
  * (tun_ready): the layered flow then goes to whoever attached it. Bytes
  * that arrived after the handshake's last message stay in acc and are
  * the flow's first read. The whole handshake runs under the attach's
- * deadline (the inner flow's read and write deadlines, cleared at the
- * end).
+ * deadline, counted from the attach: each read and write of a step gets
+ * what is left of it as the inner flow's read or write deadline (cleared
+ * at the end), so a peer that trickles its message a byte at a time
+ * gets no more time than a silent one.
  *
  * On the accepting side of socks5+ and connect+ the handshake ends with
  * the request read; the reply waits for rill_tunnel_reply (or goes out as
@@ -46,6 +48,7 @@ struct tun {
 	uint8_t *acc; /* gathered handshake bytes, then the first read */
 	size_t acc_len, acc_max, acc_cap;
 	tun_step next;
+	uint64_t deadline; /* the handshake's end, in loop time (ms) */
 	rill_attach_cb cb; /* the attach in progress; NULL once done */
 	void *ud;
 	bool reply_pending;     /* accepting side: no reply sent yet */
