@@ -790,6 +790,41 @@ def serve_ws_limit_test(tport):
             s.close()
 
 
+def trickle_idle_test(tport):
+    """A peer that sends only what carries no payload (pings; a frame
+    header a byte at a time) moves no bytes: rill relay --idle-timeout
+    still ends it (the layer has no idle deadline of its own; its close
+    drain is bounded by 2 s)."""
+    rport = free_port()
+    start([RILL, "relay", "--quiet", "--idle-timeout", "1",
+           "ws+tcp://127.0.0.1:%d" % rport, "tcp://127.0.0.1:%d" % tport])
+    wait_port(rport)
+    for kind in ("pings", "a frame header"):
+        s, head, _ = raw_connect(rport)
+        s.settimeout(0.25)
+        trickle = (frame(9, b"keep me") * 40 if kind == "pings"
+                   else frame(2, b"x" * 200)[:6])
+        step = len(frame(9, b"keep me")) if kind == "pings" else 1
+        t0, off, dt = time.time(), 0, None
+        try:
+            while time.time() - t0 < 12:
+                if off < len(trickle):
+                    s.send(trickle[off:off + step])
+                    off += step
+                try:
+                    if s.recv(4096) == b"":
+                        break
+                except socket.timeout:
+                    pass
+        except OSError:
+            pass
+        dt = time.time() - t0
+        s.close()
+        tap.ok(b" 101 " in head and dt < 8,
+               "a peer trickling %s is ended by --idle-timeout 1 (%.1f s)"
+               % (kind, dt))
+
+
 def main():
     if not os.path.exists(RILL):
         tap.skip("all", "no rill binary in " + BUILD)
@@ -848,6 +883,7 @@ def main():
         run_py_client("websockets -> rill http serve --ws -> tcp echo",
                       "ws://127.0.0.1:%d/sock" % sport)
     serve_ws_limit_test(tport)
+    trickle_idle_test(tport)
     burst_test(port)
     ping_flood_test(rport, relay)
     hostile_tests(hport)
