@@ -46,7 +46,13 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 		return;
 	}
 	cli_m_accepted(&sv->ms);
-	int err = rill_http_server_serve(sv->srv, f);
+	/* Relayed WebSockets left the server's count but hold a slot. */
+	int err = -EBUSY;
+	if (sv->max_conns == 0 ||
+	    rill_http_server_connections(sv->srv) + sv->ws_live < sv->max_conns)
+		err = rill_http_server_serve(sv->srv, f);
+	else
+		rill_close(f);
 	if (err == 0)
 		cli_m_active(&sv->ms, 1); /* until serve_conn_done */
 	if (err == -EBUSY)
@@ -243,9 +249,9 @@ static void serve_usage(FILE *out)
 	    "                        makes no write progress for MS (a\n"
 	    "                        client that stopped reading; default\n"
 	    "                        30000)\n"
-	    "  --max-conns N         serve at most N connections at once;\n"
-	    "                        more are closed at accept (default\n"
-	    "                        512)\n"
+	    "  --max-conns N         serve at most N connections at once,\n"
+	    "                        --ws relays included; more are\n"
+	    "                        closed at accept (default 512)\n"
 	    "  --dotfiles            serve files and directories whose\n"
 	    "                        name starts with a dot (default: 404)\n"
 	    "  --threads N           N event loops on N threads, the\n"

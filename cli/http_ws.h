@@ -22,7 +22,9 @@ struct serve_ws {
 bool serve_ws_add(struct serve_ws *w, char *arg);
 
 /* When ex's target is one of w's paths: upgrades it (or answers the
- * error), relays it to the path's URI, closes ex; returns true. */
-bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex);
+ * error), relays it to the path's URI, closes ex; returns true. *live
+ * counts the loop's relays until each ends (the upgraded connection
+ * leaves the HTTP server and its count, not --max-conns). */
+bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex, size_t *live);
 
 #endif

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "conformance.h"
 #include "harness.h"
@@ -140,3 +143,92 @@ static const struct conf_factory shut_ws_factory = {
     .big_bytes = WS_BIG,
 };
 CONF_REGISTER(shut_ws_factory)
+
+/* ---------------------------------------------------------------------- */
+/* The handshake deadline and the answer in the same turn of the loop */
+
+struct hs_race {
+	int calls, status;
+	char req[4096];
+	size_t nreq;
+};
+
+static void hs_race_cb(struct rill_flow *f, int status, void *ud)
+{
+	struct hs_race *r = ud;
+	r->calls++;
+	r->status = status;
+	rill_close(f);
+}
+
+static void hs_race_read(struct rill_flow *f, int status, struct rill_buf *b,
+                         void *ud)
+{
+	struct hs_race *r = ud;
+	if (status != 0)
+		return;
+	size_t n = b->len < sizeof r->req - 1 - r->nreq
+	               ? b->len
+	               : sizeof r->req - 1 - r->nreq;
+	memcpy(r->req + r->nreq, b->data, n);
+	r->nreq += n;
+	r->req[r->nreq] = '\0';
+	rill_buf_release(b);
+	(void)rill_read(f, hs_race_read, r);
+}
+
+/* The 101 for the client's request in r->req (RFC 6455 section 4.2.2). */
+static void hs_race_answer(const struct hs_race *r, char *out, size_t len)
+{
+	const char *k = strstr(r->req, "Sec-WebSocket-Key: ");
+	TH_TRUE(k != NULL);
+	char buf[128];
+	snprintf(buf, sizeof buf, "%.24s258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
+	         k + strlen("Sec-WebSocket-Key: "));
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	TH_TRUE(EVP_Digest(buf, strlen(buf), md, &mdlen, EVP_sha1(), NULL) ==
+	        1);
+	char acc[64];
+	EVP_EncodeBlock((unsigned char *)acc, md, (int)mdlen);
+	snprintf(out, len,
+	         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+	         acc);
+}
+
+/*
+ * A hostile server times its (valid) 101 to arrive as the client's
+ * handshake deadline expires: the deadline fires first in that turn of
+ * the loop (the attach fails with RILL_ETIMEDOUT), and the answer read
+ * in the same turn must change nothing. It called the attach callback,
+ * already gone, a second time: a NULL call (SIGSEGV) in rill cat.
+ */
+TEST(ws_client_answer_at_the_deadline)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct rill_flow *a, *raw;
+	TH_EQ_INT(rill_pair(&loop, 0, &a, &raw), 0);
+	struct hs_race r = {0};
+	struct rill_ws_opts o = {.handshake_timeout_ms = 200};
+	TH_EQ_INT(rill_ws_attach(a, RILL_WS_CLIENT, &o, hs_race_cb, &r), 0);
+	TH_EQ_INT(rill_read(raw, hs_race_read, &r), 0);
+	while (strstr(r.req, "\r\n\r\n") == NULL && r.calls == 0)
+		TH_TRUE(uv_run(&loop, UV_RUN_ONCE) != 0);
+	if (r.calls != 0)
+		th_skip("the deadline (200 ms) expired before the request "
+		        "was read: the machine is too slow for this race");
+	char ans[512];
+	hs_race_answer(&r, ans, sizeof ans);
+	/* Delivered from the pair's idle callback, after the timers. */
+	TH_EQ_INT(rill_write_copy(raw, ans, strlen(ans), NULL, NULL), 0);
+	usleep(300 * 1000);
+	uv_run(&loop, UV_RUN_ONCE);
+	TH_EQ_INT(r.calls, 1);
+	TH_EQ_ERR(r.status, RILL_ETIMEDOUT);
+	rill_close(raw);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	TH_EQ_INT(r.calls, 1);
+	TH_EQ_INT(uv_loop_close(&loop), 0);
+}

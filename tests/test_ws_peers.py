@@ -737,6 +737,94 @@ def ping_flood_test(port, proc):
            "%d pongs, data %s" % (pongs, "ok" if got == data else got[:80]))
 
 
+def serve_ws_limit_test(tport):
+    """rill http serve --ws: an upgraded connection leaves the HTTP
+    server (and its count), but its relay holds a --max-conns slot until
+    it ends. Before, every WebSocket past the limit was upgraded and
+    relayed too (100 clients on --max-conns 8: 100 relays, 200 fds)."""
+    sport = free_port()
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ws_browser")
+    start([RILL, "http", "serve", "-q", "--threads", "1", "--max-conns", "4",
+           "--ws", "/s=tcp://127.0.0.1:%d" % tport,
+           "tcp://127.0.0.1:%d" % sport, d])
+    wait_port(sport)
+
+    def upgrade(tries):
+        # retried while wait_port's probe, or a relay closed just
+        # before, may still hold its slot
+        for _ in range(tries):
+            try:
+                s, head, _ = raw_connect(sport, "/s")
+            except OSError:
+                head, s = b"", None
+            if b" 101 " in head:
+                s.sendall(frame(2, b"hi"))
+                try:
+                    if read_frame(s)[2] == b"hi":
+                        return s
+                except (EOFError, OSError):
+                    pass
+            if s is not None:
+                s.close()
+            time.sleep(0.2)
+        return None
+    held = [upgrade(25) for _ in range(4)]
+    tap.ok(all(held), "http serve --ws --max-conns 4: 4 WebSockets relayed",
+           held)
+    extra = 0
+    for _ in range(20):
+        try:
+            s, head, _ = raw_connect(sport, "/s")
+            extra += b" 101 " in head
+            s.close()
+        except OSError:
+            pass
+    tap.ok(extra == 0, "http serve --ws: 20 more while 4 are relayed: "
+           "%d upgraded (max-conns holds)" % extra)
+    held[0].close()
+    again = upgrade(25)
+    tap.ok(again is not None,
+           "http serve --ws: a relay that ended gives its slot back")
+    for s in held[1:] + [again]:
+        if s is not None:
+            s.close()
+
+
+def trickle_idle_test(tport):
+    """A peer that sends only what carries no payload (pings; a frame
+    header a byte at a time) moves no bytes: rill relay --idle-timeout
+    still ends it (the layer has no idle deadline of its own; its close
+    drain is bounded by 2 s)."""
+    rport = free_port()
+    start([RILL, "relay", "--quiet", "--idle-timeout", "1",
+           "ws+tcp://127.0.0.1:%d" % rport, "tcp://127.0.0.1:%d" % tport])
+    wait_port(rport)
+    for kind in ("pings", "a frame header"):
+        s, head, _ = raw_connect(rport)
+        s.settimeout(0.25)
+        trickle = (frame(9, b"keep me") * 40 if kind == "pings"
+                   else frame(2, b"x" * 200)[:6])
+        step = len(frame(9, b"keep me")) if kind == "pings" else 1
+        t0, off, dt = time.time(), 0, None
+        try:
+            while time.time() - t0 < 12:
+                if off < len(trickle):
+                    s.send(trickle[off:off + step])
+                    off += step
+                try:
+                    if s.recv(4096) == b"":
+                        break
+                except socket.timeout:
+                    pass
+        except OSError:
+            pass
+        dt = time.time() - t0
+        s.close()
+        tap.ok(b" 101 " in head and dt < 8,
+               "a peer trickling %s is ended by --idle-timeout 1 (%.1f s)"
+               % (kind, dt))
+
+
 def main():
     if not os.path.exists(RILL):
         tap.skip("all", "no rill binary in " + BUILD)
@@ -794,6 +882,8 @@ def main():
     if websockets is not None:
         run_py_client("websockets -> rill http serve --ws -> tcp echo",
                       "ws://127.0.0.1:%d/sock" % sport)
+    serve_ws_limit_test(tport)
+    trickle_idle_test(tport)
     burst_test(port)
     ping_flood_test(rport, relay)
     hostile_tests(hport)

@@ -63,6 +63,8 @@ static void ws_hs_wrote(struct rill_flow *inner, int status, void *ud)
 	struct ws_flow *ws = ud;
 	if (ws->st == WS_OPEN)
 		return; /* a client's request: the answer came first */
+	if (ws->st == WS_DEAD)
+		return; /* failed meanwhile (the deadline): closing */
 	if (status != 0) {
 		ws_hs_fail(ws, status, "WebSocket: handshake write failed");
 		return;
@@ -146,6 +148,12 @@ static void ws_hs_read_cb(struct rill_flow *inner, int status,
                           struct rill_buf *buf, void *ud)
 {
 	struct ws_flow *ws = ud;
+	if (ws->st != WS_HS) {
+		/* The deadline expired in the same turn of the loop as this
+		 * read: the handshake failed and the flow is closing. */
+		rill_buf_release(buf);
+		return;
+	}
 	if (status != 0) {
 		ws_hs_fail(ws, status == RILL_EOF ? RILL_EHANDSHAKE : status,
 		           "WebSocket: connection ended during the handshake");

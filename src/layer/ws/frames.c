@@ -325,8 +325,9 @@ bool rill__ws_ctrl_full(const struct ws_flow *ws)
 {
 	size_t queued = 0;
 	if (ws->ctx != NULL)
-		queued = wslay_event_get_queued_msg_length(ws->ctx) +
-		         WS_CTRL_COST * wslay_event_get_queued_msg_count(ws->ctx);
+		queued =
+		    wslay_event_get_queued_msg_length(ws->ctx) +
+		    WS_CTRL_COST * wslay_event_get_queued_msg_count(ws->ctx);
 	return ws->ctrl_len + queued > WS_CTRL_MAX;
 }
 

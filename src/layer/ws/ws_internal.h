@@ -26,10 +26,10 @@
 #define WS_MAX_MESSAGE (64u * 1024 * 1024) /* default max_message */
 #define WS_FRAME_MAX   (256u * 1024)       /* payload of a sent frame */
 #define WS_CTRL_MAX    (64u * 1024)        /* control bytes waiting */
-#define WS_CTRL_COST   64u /* what one queued control frame is counted as */
-#define WS_CLOSE_MS    2000u               /* close drain deadline */
-#define WS_KEY_LEN     24                  /* base64 of 16 bytes */
-#define WS_ACCEPT_LEN  28                  /* base64 of a SHA-1 */
+#define WS_CTRL_COST   64u   /* what one queued control frame is counted as */
+#define WS_CLOSE_MS    2000u /* close drain deadline */
+#define WS_KEY_LEN     24    /* base64 of 16 bytes */
+#define WS_ACCEPT_LEN  28    /* base64 of a SHA-1 */
 
 /* A configuration: the public options with owned strings. */
 struct ws_conf {
