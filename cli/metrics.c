@@ -187,10 +187,11 @@ static void metrics_on_accept(struct rill_listener *l, struct rill_flow *f,
 		rill_close(f);
 		return;
 	}
-	/* The listener's limit: at most CLI_METRICS_ACCEPTS_PER_S new
-	 * connections a second (the rest are closed at once), each living
-	 * at most the server's timeouts, so a flood of connections holds a
-	 * bounded number of them. A scraper needs one per scrape at most. */
+	/* The listener's limits: at most CLI_METRICS_ACCEPTS_PER_S new
+	 * connections a second and CLI_METRICS_MAX_CONNS at once (the
+	 * server's max_connections); the rest are closed at once. The
+	 * timeouts alone bound nothing: a client that asks again within
+	 * the idle timeout keeps its connection. A scraper needs one. */
 	uint64_t now = uv_now(cm->loop);
 	if (now - cm->window_ms >= 1000) {
 		cm->window_ms = now;
@@ -213,6 +214,7 @@ int cli_metrics_listen(struct cli_metrics *cm, uv_loop_t *loop)
 	    .header_timeout_ms = 5000,
 	    .idle_timeout_ms = 10000,
 	    .body_timeout_ms = 5000,
+	    .max_connections = CLI_METRICS_MAX_CONNS,
 	};
 	cm->loop = loop;
 	int err = rill_http_server_new(loop, &o, metrics_handler, cm, &cm->srv);
