@@ -54,6 +54,7 @@ struct serve {
 	enum cli_log_format log_format;
 	bool listen_tls;
 	const struct serve_ws *ws; /* --ws routes, or NULL */
+	size_t ws_active; /* --ws bridges of this loop (in --max-conns) */
 };
 
 /* The server's handler (rill_http_handler): answers one request of the

@@ -4,7 +4,8 @@
  * http_serve.c. Public API only.
  *
  * Limits a client cannot lift: --max-conns connections at once (default
- * SERVE_MAX_CONNS; beyond it a connection is closed at accept), and
+ * SERVE_MAX_CONNS; beyond it a connection is closed at accept), the
+ * WebSockets relayed by --ws included, and
  * --send-timeout (the library's send_timeout_ms): a response the client
  * stops reading is dropped with its connection.
  */
@@ -46,7 +47,13 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 		return;
 	}
 	cli_m_accepted(&sv->ms);
-	int err = rill_http_server_serve(sv->srv, f);
+	/* --ws bridges left the server but count against --max-conns. */
+	int err = -EBUSY;
+	if (sv->ws_active + rill_http_server_connections(sv->srv) <
+	    sv->max_conns)
+		err = rill_http_server_serve(sv->srv, f);
+	else
+		rill_close(f);
 	if (err == 0)
 		cli_m_active(&sv->ms, 1); /* until serve_conn_done */
 	if (err == -EBUSY)
@@ -243,9 +250,9 @@ static void serve_usage(FILE *out)
 	    "                        makes no write progress for MS (a\n"
 	    "                        client that stopped reading; default\n"
 	    "                        30000)\n"
-	    "  --max-conns N         serve at most N connections at once;\n"
-	    "                        more are closed at accept (default\n"
-	    "                        512)\n"
+	    "  --max-conns N         serve at most N connections at once,\n"
+	    "                        --ws relays included; more are\n"
+	    "                        closed at accept (default 512)\n"
 	    "  --dotfiles            serve files and directories whose\n"
 	    "                        name starts with a dot (default: 404)\n"
 	    "  --threads N           N event loops on N threads, the\n"

@@ -16,7 +16,15 @@ struct serve_bridge {
 	struct rill_flow *ws;
 	const char *uri;
 	bool quiet;
+	size_t *active; /* the loop's count of bridges */
 };
+
+/* Every bridge ends here: it no longer counts against --max-conns. */
+static void bridge_free(struct serve_bridge *b)
+{
+	(*b->active)--;
+	free(b);
+}
 
 bool serve_ws_add(struct serve_ws *w, char *arg)
 {
@@ -36,8 +44,7 @@ static void bridge_done(struct rill_proxy *p,
 {
 	(void)p;
 	(void)res;
-	struct serve_bridge *b = ud;
-	free(b);
+	bridge_free(ud);
 }
 
 static void bridge_proxy_done(struct rill_proxy *p,
@@ -58,7 +65,7 @@ static void bridge_connected(struct rill_flow *f, int status,
 			          errmsg && *errmsg ? errmsg
 			                            : rill_strerror(status));
 		rill_close(b->ws);
-		free(b);
+		bridge_free(b);
 		return;
 	}
 	struct serve_pair *sp = malloc(sizeof *sp);
@@ -72,7 +79,7 @@ static void bridge_connected(struct rill_flow *f, int status,
 		free(sp);
 		rill_close(b->ws);
 		rill_close(f);
-		free(b);
+		bridge_free(b);
 	}
 }
 
@@ -90,7 +97,7 @@ static void bridge_upgraded(struct rill_flow *f, int status, void *ud)
 {
 	struct serve_bridge *b = ud;
 	if (status != 0) {
-		free(b);
+		bridge_free(b);
 		return;
 	}
 	b->ws = f;
@@ -102,11 +109,12 @@ static void bridge_upgraded(struct rill_flow *f, int status, void *ud)
 			cli_error("http serve: --ws connect %s: %s", b->uri,
 			          rill_last_errmsg());
 		rill_close(f);
-		free(b);
+		bridge_free(b);
 	}
 }
 
-bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex)
+bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex,
+                  size_t *active)
 {
 	const char *t = rill_http_target(ex);
 	size_t plen = strcspn(t, "?");
@@ -123,9 +131,11 @@ bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex)
 	}
 	b->uri = w->uri[i];
 	b->quiet = w->quiet;
+	b->active = active;
+	(*active)++;
 	/* A refused upgrade was answered (400, 426...) by rill_ws_accept. */
 	if (rill_ws_accept(ex, NULL, bridge_upgraded, b) != 0)
-		free(b);
+		bridge_free(b);
 	rill_close(ex);
 	return true;
 }

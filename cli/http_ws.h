@@ -22,7 +22,11 @@ struct serve_ws {
 bool serve_ws_add(struct serve_ws *w, char *arg);
 
 /* When ex's target is one of w's paths: upgrades it (or answers the
- * error), relays it to the path's URI, closes ex; returns true. */
-bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex);
+ * error), relays it to the path's URI, closes ex; returns true. *active
+ * (the loop's) counts the bridges from then until each ends: an upgraded
+ * connection leaves the HTTP server, whose max_connections no longer
+ * sees it. */
+bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex,
+                  size_t *active);
 
 #endif

@@ -17,10 +17,13 @@ still served, their bytes checked by SHA-256:
                elsewhere inside the root serves that file
   slow_reader  an honest client that reads slowly but steadily is not cut
                by the send timeout
+  ws_max_conns 40 WebSocket upgrades to a --ws target that never answers:
+               at most --max-conns relays are held (an upgraded
+               connection leaves the HTTP server but still counts)
 
 The attackers run as uid 65534 (setpriv) when this runs as root, as the
 issue asks; otherwise as the current user.
-Prints TAP. Usage: test_http_hostile.py RILL
+Prints TAP. Usage: test_http_hostile.py RILL [CASE...]
 """
 import hashlib
 import os
@@ -29,9 +32,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 RILL = sys.argv[1] if len(sys.argv) > 1 else "build/rill"
+ONLY = sys.argv[2:]  # case names to run (default: all)
 n_test = 0
 failed = 0
 
@@ -153,8 +158,30 @@ time.sleep(hold)
 """
 
 
-def attacker_cmd(port, n, hold):
-    cmd = ["python3", "-c", ATTACKER, str(port), str(n), str(hold)]
+WS_ATTACKER = r"""
+import base64, os, socket, sys, time
+port, n, hold = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+socks, upgraded = [], 0
+for i in range(n):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        s.settimeout(2)
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  b"Sec-WebSocket-Key: " + key + b"\r\n\r\n")
+        if b" 101 " in s.recv(4096):
+            upgraded += 1
+        socks.append(s)
+    except OSError:
+        pass
+print(upgraded, flush=True)
+time.sleep(hold)
+"""
+
+
+def attacker_cmd(port, n, hold, script=ATTACKER):
+    cmd = ["/usr/bin/python3", "-c", script, str(port), str(n), str(hold)]
     if os.geteuid() == 0 and subprocess.run(
             ["sh", "-c", "command -v setpriv"],
             capture_output=True).returncode == 0:
@@ -271,6 +298,58 @@ def case_index_link(root, tmp):
     srv.stop()
 
 
+class SilentTarget:
+    """A listener that accepts and then neither reads nor writes."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(256)
+        self.port = self.ls.getsockname()[1]
+        self.held = []
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while True:
+            try:
+                self.held.append(self.ls.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.ls.close()
+        for c in self.held:
+            c.close()
+
+
+def case_ws_max_conns(root, tmp):
+    # WebSocket upgrades to --ws whose target is silent: an upgraded
+    # connection leaves the HTTP server, and was no longer counted, so
+    # --max-conns 8 let 40 upgrades hold 80 sockets (and any number, up
+    # to the fd limit).
+    max_conns = 8
+    tgt = SilentTarget()
+    srv = Server(root, tmp, "--threads", "1", "--max-conns", str(max_conns),
+                 "-q", "--ws", "/ws=tcp://127.0.0.1:%d" % tgt.port)
+    get(srv.port, "/small.txt")
+    time.sleep(0.2)
+    sock0 = srv.fds(True)
+    att = subprocess.Popen(attacker_cmd(srv.port, 40, 30, WS_ATTACKER),
+                           stdout=subprocess.PIPE, text=True)
+    upgraded = int(att.stdout.readline() or -1)
+    time.sleep(0.3)
+    held = srv.fds(True) - sock0
+    ok(0 < upgraded <= max_conns and held <= 2 * max_conns,
+       "ws_max_conns: 40 upgrades to a silent --ws target hold at most "
+       "--max-conns (%d) relays" % max_conns,
+       "%d upgraded, %d sockets above start" % (upgraded, held))
+    att.kill()
+    att.communicate()
+    srv.stop()
+    tgt.close()
+
+
 def case_slow_reader(root, tmp, mid_sha):
     srv = Server(root, tmp, "--threads", "1", "--send-timeout", "1500")
     # 2 MB read 16 KiB every 10 ms: about 1.3 s, steady progress.
@@ -318,11 +397,18 @@ def main():
         with open(os.path.join(root, "mid.bin"), "wb") as f:
             f.write(mid)
         del big
-        case_fifo(root, tmp)
-        case_dotfiles(root, tmp)
-        case_index_link(root, tmp)
-        case_slow_reader(root, tmp, hashlib.sha256(mid).hexdigest())
-        case_non_readers(root, tmp, big_sha)
+        cases = [
+            ("fifo", lambda: case_fifo(root, tmp)),
+            ("dotfiles", lambda: case_dotfiles(root, tmp)),
+            ("index_link", lambda: case_index_link(root, tmp)),
+            ("slow_reader", lambda: case_slow_reader(
+                root, tmp, hashlib.sha256(mid).hexdigest())),
+            ("ws_max_conns", lambda: case_ws_max_conns(root, tmp)),
+            ("non_readers", lambda: case_non_readers(root, tmp, big_sha)),
+        ]
+        for name, run in cases:
+            if not ONLY or name in ONLY:
+                run()
     print("1..%d" % n_test)
     print("# %d passed, %d failed" % (n_test - failed, failed))
     return 1 if failed else 0
