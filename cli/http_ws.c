@@ -2,7 +2,7 @@
  * rill http serve --ws PATH=URI: a request for PATH is upgraded to a
  * WebSocket with rill_ws_accept (a plain request there gets 426), then
  * relayed both ways to a new connection to URI, as `rill relay
- * ws+tcp://... URI` would. Public API only.
+ * ws+tcp://... URI --linger 5` would. Public API only.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,11 @@
 #include "http_ws.h"
 
 #define SERVE_WS_CONNECT_MS 10000
+/* Once one side ended (its EOF, error or Close), the other has this long
+ * to end too: a WebSocket cannot stay half-closed, and without it a
+ * client gone from a silent target (or a target gone from a client that
+ * never sends its Close) would hold the relay for ever. */
+#define SERVE_WS_LINGER_MS 5000
 
 struct serve_bridge {
 	struct rill_flow *ws;
@@ -73,7 +78,11 @@ static void bridge_connected(struct rill_flow *f, int status,
 	if (sp != NULL) {
 		sp->b = b;
 		sp->target = f;
-		err = rill_proxy(b->ws, f, NULL, bridge_proxy_done, sp, NULL);
+		struct rill_proxy_opts po = {
+		    .flags = RILL_PROXY_LINGER,
+		    .linger_ms = SERVE_WS_LINGER_MS,
+		};
+		err = rill_proxy(b->ws, f, &po, bridge_proxy_done, sp, NULL);
 	}
 	if (err != 0) {
 		free(sp);

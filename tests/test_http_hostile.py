@@ -19,7 +19,8 @@ still served, their bytes checked by SHA-256:
                by the send timeout
   ws_max_conns 40 WebSocket upgrades to a --ws target that never answers:
                at most --max-conns relays are held (an upgraded
-               connection leaves the HTTP server but still counts)
+               connection leaves the HTTP server but still counts); once
+               the clients go, the relays end within the 5 s linger
 
 The attackers run as uid 65534 (setpriv) when this runs as root, as the
 issue asks; otherwise as the current user.
@@ -344,8 +345,21 @@ def case_ws_max_conns(root, tmp):
        "ws_max_conns: 40 upgrades to a silent --ws target hold at most "
        "--max-conns (%d) relays" % max_conns,
        "%d upgraded, %d sockets above start" % (upgraded, held))
+    # The attacker goes; the target stays silent. A WebSocket cannot
+    # stay half-closed: within the 5 s linger every relay ends, and the
+    # server is whole again (before, each held its slot for ever).
     att.kill()
     att.communicate()
+    t0 = time.time()
+    while srv.fds(True) - sock0 > 0 and time.time() - t0 < 9:
+        time.sleep(0.1)
+    left, secs = srv.fds(True) - sock0, time.time() - t0
+    st, _, _ = get(srv.port, "/small.txt", timeout=3)
+    ok(left <= 0 and st == 200,
+       "ws_max_conns: once the clients go, the relays to the silent target "
+       "end within the 5 s linger and files are served again",
+       "%d sockets above start after %.1f s; GET status %s" % (
+           left, secs, st))
     srv.stop()
     tgt.close()
 
