@@ -53,8 +53,9 @@ struct serve {
 	struct cli_mshard ms;        /* this loop's metrics */
 	enum cli_log_format log_format;
 	bool listen_tls;
-	const struct serve_ws *ws; /* --ws routes, or NULL */
-	size_t ws_active; /* --ws bridges of this loop (in --max-conns) */
+	const struct serve_ws *ws;  /* --ws routes, or NULL */
+	struct serve_ws_set ws_set; /* this loop's --ws relays */
+	uv_timer_t ws_grace;        /* shutdown: the relays' grace */
 };
 
 /* The server's handler (rill_http_handler): answers one request of the

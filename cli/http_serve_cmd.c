@@ -22,8 +22,9 @@
 #include "http_cmd.h"
 #include "http_serve.h"
 
-#define SERVE_MAX_CONNS 512  /* --max-conns default */
-#define SERVE_OPT_OTHER (-2) /* serve_opt_text: not one of its options */
+#define SERVE_MAX_CONNS   512  /* --max-conns default */
+#define SERVE_WS_GRACE_MS 5000 /* --ws relays left at SIGTERM: then closed */
+#define SERVE_OPT_OTHER   (-2) /* serve_opt_text: not one of its options */
 
 /* A connection the server took has ended: its duration and bytes. */
 static void serve_conn_done(void *ud, const struct rill_http_conn_info *ci)
@@ -49,7 +50,7 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 	cli_m_accepted(&sv->ms);
 	/* --ws bridges left the server but count against --max-conns. */
 	int err = -EBUSY;
-	if (sv->ws_active + rill_http_server_connections(sv->srv) <
+	if (sv->ws_set.n + rill_http_server_connections(sv->srv) <
 	    sv->max_conns)
 		err = rill_http_server_serve(sv->srv, f);
 	else
@@ -101,12 +102,23 @@ static void serve_stopped(void *ud)
 	cli_worker_done(sv->w);
 }
 
-/* SIGINT/SIGTERM: in-flight requests finish (the listener is closed). */
+static void serve_ws_grace_over(uv_timer_t *t)
+{
+	struct serve *sv = t->data;
+	serve_ws_stop(&sv->ws_set);
+}
+
+/* SIGINT/SIGTERM: in-flight requests finish (the listener is closed);
+ * --ws relays get SERVE_WS_GRACE_MS, as rill relay's default --grace:
+ * they are sessions of any length, which would hold the loop for ever. */
 static void serve_on_stop(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
 	if (w->index == 0)
 		cli_metrics_stop(sv->metrics);
+	sv->ws_set.stopping = true;
+	uv_timer_start(&sv->ws_grace, serve_ws_grace_over, SERVE_WS_GRACE_MS,
+	               0);
 	rill_http_server_shutdown(sv->srv, serve_stopped, sv);
 }
 
@@ -114,6 +126,7 @@ static void serve_on_stop(struct cli_worker *w)
 static void serve_on_hurry(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
+	serve_ws_stop(&sv->ws_set);
 	rill_http_server_free(sv->srv);
 	sv->srv = NULL;
 	cli_worker_done(w);
@@ -123,6 +136,8 @@ static void serve_on_finish(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
 	uv_close((uv_handle_t *)&sv->trim, NULL);
+	uv_close((uv_handle_t *)&sv->ws_grace, NULL);
+	serve_ws_stop(&sv->ws_set);
 	rill_http_server_free(sv->srv);
 	sv->srv = NULL;
 	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
@@ -203,6 +218,9 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		svs[i].trim.data = &svs[i];
 		uv_timer_start(&svs[i].trim, serve_trim, 1000, 1000);
 		uv_unref((uv_handle_t *)&svs[i].trim);
+		uv_timer_init(svs[i].loop, &svs[i].ws_grace);
+		svs[i].ws_grace.data = &svs[i];
+		uv_unref((uv_handle_t *)&svs[i].ws_grace);
 	}
 	cli_workers_run(&g);
 	free(svs);
@@ -275,8 +293,8 @@ static void serve_usage(FILE *out)
 	    "                        (default text: no request log)\n"
 	    "  -h, --help            this help\n"
 	    "\n"
-	    "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
-	    "a second signal stops at once.\n");
+	    "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish,\n"
+	    "--ws relays have 5 s); a second signal stops at once.\n");
 }
 
 /* What the options of rill http serve ask for. */

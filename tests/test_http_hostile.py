@@ -21,6 +21,8 @@ still served, their bytes checked by SHA-256:
                at most --max-conns relays are held (an upgraded
                connection leaves the HTTP server but still counts); once
                the clients go, the relays end within the 5 s linger
+  ws_shutdown  SIGTERM with a silent --ws relay open: it is closed after
+               its 5 s grace and the server exits 0
 
 The attackers run as uid 65534 (setpriv) when this runs as root, as the
 issue asks; otherwise as the current user.
@@ -364,6 +366,39 @@ def case_ws_max_conns(root, tmp):
     tgt.close()
 
 
+def case_ws_shutdown(root, tmp):
+    # A WebSocket relay to a silent target, its client silent too: at
+    # SIGTERM the relays get a 5 s grace, then are closed and the server
+    # exits 0 (before, the graceful shutdown waited for them for ever).
+    tgt = SilentTarget()
+    srv = Server(root, tmp, "--threads", "1",
+                 "--ws", "/ws=tcp://127.0.0.1:%d" % tgt.port)
+    c = socket.create_connection(("127.0.0.1", srv.port), 5)
+    c.settimeout(5)
+    c.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    head = c.recv(4096)
+    t0 = time.time()
+    while not tgt.held and time.time() - t0 < 5:
+        time.sleep(0.05)
+    t0 = time.time()
+    srv.p.send_signal(signal.SIGTERM)
+    try:
+        rc = srv.p.wait(15)
+    except subprocess.TimeoutExpired:
+        rc = None
+    secs = time.time() - t0
+    ok(b" 101 " in head and tgt.held and rc == 0 and secs < 12,
+       "ws_shutdown: SIGTERM ends a silent --ws relay after its 5 s "
+       "grace, exit status 0",
+       "101: %s, target reached: %s, exit %s after %.1f s" % (
+           b" 101 " in head, bool(tgt.held), rc, secs))
+    srv.stop()
+    c.close()
+    tgt.close()
+
+
 def case_slow_reader(root, tmp, mid_sha):
     srv = Server(root, tmp, "--threads", "1", "--send-timeout", "1500")
     # 2 MB read 16 KiB every 10 ms: about 1.3 s, steady progress.
@@ -418,6 +453,7 @@ def main():
             ("slow_reader", lambda: case_slow_reader(
                 root, tmp, hashlib.sha256(mid).hexdigest())),
             ("ws_max_conns", lambda: case_ws_max_conns(root, tmp)),
+            ("ws_shutdown", lambda: case_ws_shutdown(root, tmp)),
             ("non_readers", lambda: case_non_readers(root, tmp, big_sha)),
         ]
         for name, run in cases:
