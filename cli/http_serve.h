@@ -44,6 +44,8 @@ struct serve {
 	bool quiet;
 	uint64_t refused;    /* connections over --max-conns, not yet logged */
 	uint64_t refused_ms; /* when the last such line was written */
+	uint64_t failed;     /* failed accepts (handshakes), not yet logged */
+	uint64_t failed_ms;  /* when the last such line was written */
 	size_t max_conns;    /* this loop's share of --max-conns */
 	uv_timer_t trim;     /* gives freed memory back (serve_trim) */
 	size_t trim_peak;

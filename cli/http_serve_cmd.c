@@ -35,6 +35,26 @@ static void serve_conn_done(void *ud, const struct rill_http_conn_info *ci)
 	cli_m_bytes(&sv->ms, ci->bytes_in, ci->bytes_out);
 }
 
+/* A failed accept (a TLS handshake, one cut for a newer one): one line a
+ * second at most, with the count of those not shown, as a flood of bad
+ * clients must not become a flood of log lines. */
+static void serve_accept_failed(struct serve *sv, const char *errmsg)
+{
+	uint64_t now = uv_now(sv->loop);
+	if (sv->failed_ms != 0 && now - sv->failed_ms < 1000) {
+		sv->failed++;
+		return;
+	}
+	if (sv->failed > 0)
+		cli_error("accept: %s (and %" PRIu64 " more failed since the "
+		          "last such line)",
+		          errmsg, sv->failed);
+	else
+		cli_error("accept: %s", errmsg);
+	sv->failed = 0;
+	sv->failed_ms = now ? now : 1;
+}
+
 static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
                             int status, const char *errmsg, void *ud)
 {
@@ -44,7 +64,7 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 	cli_m_tls(&sv->ms, true, sv->listen_tls, status);
 	if (status != 0) {
 		if (!sv->quiet)
-			cli_error("accept: %s", errmsg);
+			serve_accept_failed(sv, errmsg);
 		return;
 	}
 	cli_m_accepted(&sv->ms);
@@ -191,13 +211,17 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		err = rill_http_server_new(sv->loop, &o, cli_serve_handler, sv,
 		                           &sv->srv);
 	}
-	struct rill_listen_opts lo;
+	struct rill_listen_opts lo = {0};
 	serve_allow.log = !tmpl->quiet;
 	for (unsigned i = 0; err == 0 && i < threads; i++)
 		err = cli_mshard_init(&svs[i].ms, tmpl->metrics);
+	if (cli_allow_opts(&serve_allow, &lo) == NULL)
+		memset(&lo, 0, sizeof lo);
+	/* Connections still in their TLS (or shut) handshake: at most a
+	 * loop's share of --max-conns, the oldest cut for a new one. */
+	lo.max_handshakes = max_conns / threads + 1;
 	if (err == 0)
-		err = cli_workers_listen(
-		    &g, uri, cli_allow_opts(&serve_allow, &lo), tmpl->quiet);
+		err = cli_workers_listen(&g, uri, &lo, tmpl->quiet);
 	if (err == 0 && tmpl->metrics != NULL &&
 	    cli_metrics_listen(tmpl->metrics, &g.w[0].loop) != 0)
 		exit(1); /* said why; the loops hold listeners now */

@@ -219,8 +219,10 @@ int cli_metrics_listen(struct cli_metrics *cm, uv_loop_t *loop)
 	cm->loop = loop;
 	int err = rill_http_server_new(loop, &o, metrics_handler, cm, &cm->srv);
 	if (err == 0)
-		err = rill_listen(loop, cm->uri, NULL, metrics_on_accept, cm,
-		                  &cm->l);
+		err = rill_listen(loop, cm->uri,
+		                  &(struct rill_listen_opts){
+		                      .max_handshakes = CLI_METRICS_MAX_CONNS},
+		                  metrics_on_accept, cm, &cm->l);
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
 		cli_error("metrics: listen %s: %s", cm->uri,

@@ -177,6 +177,18 @@ struct rill_listen_opts {
 	 * connection; 0: 10 s. */
 	uint64_t handshake_timeout_ms;
 	/*
+	 * The layers' handshakes in flight at once (per listener, so per
+	 * loop in a group; honoured when joining). When that many are
+	 * running, a new connection cuts the oldest: its socket is shut
+	 * down, its handshake fails and cb hears of it as any failed one.
+	 * An honest client answers at once, so it is never the oldest for
+	 * long; silent connectors cannot pile up descriptors and layer
+	 * state (about 50 KB each for TLS) until the deadline. A transport
+	 * without a socket refuses the new connection instead (cb: -EBUSY).
+	 * 0: no limit.
+	 */
+	size_t max_handshakes;
+	/*
 	 * A listener group, to spread connections over several loops (one
 	 * per thread): with join set, this listener opens no socket; it
 	 * joins `join`, a listener that rill_listen opened on another loop
