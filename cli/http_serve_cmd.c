@@ -68,10 +68,12 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 		return;
 	}
 	cli_m_accepted(&sv->ms);
-	/* --ws bridges left the server but count against --max-conns. */
+	/* --ws bridges left the server but count against --max-conns (the
+	 * server alone makes room by closing an idle keep-alive). */
 	int err = -EBUSY;
-	if (sv->ws_set.n + rill_http_server_connections(sv->srv) <
-	    sv->max_conns)
+	if (sv->ws_set.n == 0 ||
+	    sv->ws_set.n + rill_http_server_connections(sv->srv) <
+	        sv->max_conns)
 		err = rill_http_server_serve(sv->srv, f);
 	else
 		rill_close(f);
@@ -293,7 +295,9 @@ static void serve_usage(FILE *out)
 	    "                        client that stopped reading; default\n"
 	    "                        30000)\n"
 	    "  --max-conns N         serve at most N connections at once,\n"
-	    "                        --ws relays included; more are\n"
+	    "                        --ws relays included; at the limit\n"
+	    "                        the longest-idle keep-alive is closed\n"
+	    "                        for a new one, else that one is\n"
 	    "                        closed at accept (default 512)\n"
 	    "  --dotfiles            serve files and directories whose\n"
 	    "                        name starts with a dot (default: 404)\n"

@@ -27,6 +27,9 @@ still served, their bytes checked by SHA-256:
                their handshake hold at most the handshake cap (a loop's
                share of --max-conns) of sockets; an honest TLS client is
                served meanwhile
+  keepalive_hog every --max-conns slot held by idle keep-alive
+               connections: a new client is served (the longest-idle
+               one is closed for it)
 
 The attackers run as uid 65534 (setpriv) when this runs as root, as the
 issue asks; otherwise as the current user.
@@ -195,6 +198,24 @@ socks = []
 for i in range(n):
     try:
         socks.append(socket.create_connection(("127.0.0.1", port), 2))
+    except OSError:
+        pass
+print(len(socks), flush=True)
+time.sleep(hold)
+"""
+
+
+KEEPALIVE_ATTACKER = r"""
+import socket, sys, time
+port, n, hold = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+socks = []
+for i in range(n):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        s.settimeout(2)
+        s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        if s.recv(4096).endswith(b"small\n"):
+            socks.append(s)
     except OSError:
         pass
 print(len(socks), flush=True)
@@ -473,6 +494,26 @@ def case_tls_silent(root, tmp):
     srv.stop()
 
 
+def case_keepalive_hog(root, tmp):
+    # One client takes every --max-conns slot with keep-alive
+    # connections that each served a request and wait for the next (a
+    # request a minute, under the idle timeout, would hold them for
+    # ever). At the limit the server closes the longest-idle one for a
+    # new client, as nginx does; before, the new client was refused.
+    max_conns = 8
+    srv = Server(root, tmp, "--threads", "1", "--max-conns", str(max_conns),
+                 "-q")
+    att, held, _, _ = attack(srv, max_conns, KEEPALIVE_ATTACKER, 0.2)
+    st, body, secs = get(srv.port, "/small.txt", timeout=3)
+    ok(held == max_conns and st == 200 and body == b"small\n",
+       "keepalive_hog: with all %d slots held by idle keep-alive "
+       "connections, a new client is served" % max_conns,
+       "attacker held %d; status %s in %.2f s" % (held, st, secs))
+    att.kill()
+    att.communicate()
+    srv.stop()
+
+
 def case_slow_reader(root, tmp, mid_sha):
     srv = Server(root, tmp, "--threads", "1", "--send-timeout", "1500")
     # 2 MB read 16 KiB every 10 ms: about 1.3 s, steady progress.
@@ -529,6 +570,7 @@ def main():
             ("ws_max_conns", lambda: case_ws_max_conns(root, tmp)),
             ("ws_shutdown", lambda: case_ws_shutdown(root, tmp)),
             ("tls_silent", lambda: case_tls_silent(root, tmp)),
+            ("keepalive_hog", lambda: case_keepalive_hog(root, tmp)),
             ("non_readers", lambda: case_non_readers(root, tmp, big_sha)),
         ]
         for name, run in cases:
