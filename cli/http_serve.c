@@ -501,7 +501,7 @@ static void serve_opened(struct serve *sv, struct rill_flow *ex, int fd,
 void cli_serve_handler(struct rill_flow *ex, void *ud)
 {
 	struct serve *sv = ud;
-	if (sv->ws != NULL && serve_ws_try(sv->ws, ex, &sv->ws_live))
+	if (sv->ws != NULL && serve_ws_try(sv->ws, ex, &sv->ws_set))
 		return;
 	if (sv->metrics != NULL || sv->log_format == CLI_LOG_JSON) {
 		struct serve_req *rq = malloc(sizeof *rq);

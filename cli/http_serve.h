@@ -44,6 +44,8 @@ struct serve {
 	bool quiet;
 	uint64_t refused;    /* connections over --max-conns, not yet logged */
 	uint64_t refused_ms; /* when the last such line was written */
+	uint64_t failed;     /* failed accepts (handshakes), not yet logged */
+	uint64_t failed_ms;  /* when the last such line was written */
 	size_t max_conns;    /* this loop's share of --max-conns */
 	uv_timer_t trim;     /* gives freed memory back (serve_trim) */
 	size_t trim_peak;
@@ -53,8 +55,9 @@ struct serve {
 	struct cli_mshard ms;        /* this loop's metrics */
 	enum cli_log_format log_format;
 	bool listen_tls;
-	const struct serve_ws *ws; /* --ws routes, or NULL */
-	size_t ws_live; /* WebSockets relayed (--ws), in max_conns too */
+	const struct serve_ws *ws;  /* --ws routes, or NULL */
+	struct serve_ws_set ws_set; /* this loop's --ws relays */
+	uv_timer_t ws_grace;        /* shutdown: the relays' grace */
 };
 
 /* The server's handler (rill_http_handler): answers one request of the

@@ -4,7 +4,8 @@
  * http_serve.c. Public API only.
  *
  * Limits a client cannot lift: --max-conns connections at once (default
- * SERVE_MAX_CONNS; beyond it a connection is closed at accept), and
+ * SERVE_MAX_CONNS; beyond it a connection is closed at accept), the
+ * WebSockets relayed by --ws included, and
  * --send-timeout (the library's send_timeout_ms): a response the client
  * stops reading is dropped with its connection.
  */
@@ -21,8 +22,9 @@
 #include "http_cmd.h"
 #include "http_serve.h"
 
-#define SERVE_MAX_CONNS 512  /* --max-conns default */
-#define SERVE_OPT_OTHER (-2) /* serve_opt_text: not one of its options */
+#define SERVE_MAX_CONNS   512  /* --max-conns default */
+#define SERVE_WS_GRACE_MS 5000 /* --ws relays left at SIGTERM: then closed */
+#define SERVE_OPT_OTHER   (-2) /* serve_opt_text: not one of its options */
 
 /* A connection the server took has ended: its duration and bytes. */
 static void serve_conn_done(void *ud, const struct rill_http_conn_info *ci)
@@ -31,6 +33,26 @@ static void serve_conn_done(void *ud, const struct rill_http_conn_info *ci)
 	cli_m_active(&sv->ms, -1);
 	cli_m_conn_time(&sv->ms, ci->seconds);
 	cli_m_bytes(&sv->ms, ci->bytes_in, ci->bytes_out);
+}
+
+/* A failed accept (a TLS handshake, one cut for a newer one): one line a
+ * second at most, with the count of those not shown, as a flood of bad
+ * clients must not become a flood of log lines. */
+static void serve_accept_failed(struct serve *sv, const char *errmsg)
+{
+	uint64_t now = uv_now(sv->loop);
+	if (sv->failed_ms != 0 && now - sv->failed_ms < 1000) {
+		sv->failed++;
+		return;
+	}
+	if (sv->failed > 0)
+		cli_error("accept: %s (and %" PRIu64 " more failed since the "
+		          "last such line)",
+		          errmsg, sv->failed);
+	else
+		cli_error("accept: %s", errmsg);
+	sv->failed = 0;
+	sv->failed_ms = now ? now : 1;
 }
 
 static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
@@ -42,14 +64,16 @@ static void serve_on_accept(struct rill_listener *l, struct rill_flow *f,
 	cli_m_tls(&sv->ms, true, sv->listen_tls, status);
 	if (status != 0) {
 		if (!sv->quiet)
-			cli_error("accept: %s", errmsg);
+			serve_accept_failed(sv, errmsg);
 		return;
 	}
 	cli_m_accepted(&sv->ms);
-	/* Relayed WebSockets left the server's count but hold a slot. */
+	/* --ws bridges left the server but count against --max-conns (the
+	 * server alone makes room by closing an idle keep-alive). */
 	int err = -EBUSY;
-	if (sv->max_conns == 0 ||
-	    rill_http_server_connections(sv->srv) + sv->ws_live < sv->max_conns)
+	if (sv->ws_set.n == 0 ||
+	    sv->ws_set.n + rill_http_server_connections(sv->srv) <
+	        sv->max_conns)
 		err = rill_http_server_serve(sv->srv, f);
 	else
 		rill_close(f);
@@ -100,12 +124,23 @@ static void serve_stopped(void *ud)
 	cli_worker_done(sv->w);
 }
 
-/* SIGINT/SIGTERM: in-flight requests finish (the listener is closed). */
+static void serve_ws_grace_over(uv_timer_t *t)
+{
+	struct serve *sv = t->data;
+	serve_ws_stop(&sv->ws_set);
+}
+
+/* SIGINT/SIGTERM: in-flight requests finish (the listener is closed);
+ * --ws relays get SERVE_WS_GRACE_MS, as rill relay's default --grace:
+ * they are sessions of any length, which would hold the loop for ever. */
 static void serve_on_stop(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
 	if (w->index == 0)
 		cli_metrics_stop(sv->metrics);
+	sv->ws_set.stopping = true;
+	uv_timer_start(&sv->ws_grace, serve_ws_grace_over, SERVE_WS_GRACE_MS,
+	               0);
 	rill_http_server_shutdown(sv->srv, serve_stopped, sv);
 }
 
@@ -113,6 +148,7 @@ static void serve_on_stop(struct cli_worker *w)
 static void serve_on_hurry(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
+	serve_ws_stop(&sv->ws_set);
 	rill_http_server_free(sv->srv);
 	sv->srv = NULL;
 	cli_worker_done(w);
@@ -122,6 +158,8 @@ static void serve_on_finish(struct cli_worker *w)
 {
 	struct serve *sv = w->data;
 	uv_close((uv_handle_t *)&sv->trim, NULL);
+	uv_close((uv_handle_t *)&sv->ws_grace, NULL);
+	serve_ws_stop(&sv->ws_set);
 	rill_http_server_free(sv->srv);
 	sv->srv = NULL;
 	for (size_t i = 0; i < SERVE_CACHE_SLOTS; i++)
@@ -175,13 +213,17 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		err = rill_http_server_new(sv->loop, &o, cli_serve_handler, sv,
 		                           &sv->srv);
 	}
-	struct rill_listen_opts lo;
+	struct rill_listen_opts lo = {0};
 	serve_allow.log = !tmpl->quiet;
 	for (unsigned i = 0; err == 0 && i < threads; i++)
 		err = cli_mshard_init(&svs[i].ms, tmpl->metrics);
+	if (cli_allow_opts(&serve_allow, &lo) == NULL)
+		memset(&lo, 0, sizeof lo);
+	/* Connections still in their TLS (or shut) handshake: at most a
+	 * loop's share of --max-conns, the oldest cut for a new one. */
+	lo.max_handshakes = max_conns / threads + 1;
 	if (err == 0)
-		err = cli_workers_listen(
-		    &g, uri, cli_allow_opts(&serve_allow, &lo), tmpl->quiet);
+		err = cli_workers_listen(&g, uri, &lo, tmpl->quiet);
 	if (err == 0 && tmpl->metrics != NULL &&
 	    cli_metrics_listen(tmpl->metrics, &g.w[0].loop) != 0)
 		exit(1); /* said why; the loops hold listeners now */
@@ -202,6 +244,9 @@ static int serve_run(struct serve *tmpl, const char *uri, unsigned threads,
 		svs[i].trim.data = &svs[i];
 		uv_timer_start(&svs[i].trim, serve_trim, 1000, 1000);
 		uv_unref((uv_handle_t *)&svs[i].trim);
+		uv_timer_init(svs[i].loop, &svs[i].ws_grace);
+		svs[i].ws_grace.data = &svs[i];
+		uv_unref((uv_handle_t *)&svs[i].ws_grace);
 	}
 	cli_workers_run(&g);
 	free(svs);
@@ -250,7 +295,9 @@ static void serve_usage(FILE *out)
 	    "                        client that stopped reading; default\n"
 	    "                        30000)\n"
 	    "  --max-conns N         serve at most N connections at once,\n"
-	    "                        --ws relays included; more are\n"
+	    "                        --ws relays included; at the limit\n"
+	    "                        the longest-idle keep-alive is closed\n"
+	    "                        for a new one, else that one is\n"
 	    "                        closed at accept (default 512)\n"
 	    "  --dotfiles            serve files and directories whose\n"
 	    "                        name starts with a dot (default: 404)\n"
@@ -263,7 +310,9 @@ static void serve_usage(FILE *out)
 	    "  --ws PATH=URI         WebSocket upgrades of PATH are relayed\n"
 	    "                        to a new connection to URI, both ways\n"
 	    "                        (websockify's job; a plain request\n"
-	    "                        for PATH gets 426); repeatable\n"
+	    "                        for PATH gets 426); repeatable. Once\n"
+	    "                        one side ended, the other has 5 s\n"
+	    "                        to end (then both are closed)\n"
 	    "  -q, --quiet           no messages for failed accepts\n"
 	    "  --metrics URI         serve Prometheus metrics (GET\n"
 	    "                        /metrics) over HTTP on the listening\n"
@@ -272,8 +321,8 @@ static void serve_usage(FILE *out)
 	    "                        (default text: no request log)\n"
 	    "  -h, --help            this help\n"
 	    "\n"
-	    "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish);\n"
-	    "a second signal stops at once.\n");
+	    "SIGINT/SIGTERM: graceful shutdown (in-flight requests finish,\n"
+	    "--ws relays have 5 s); a second signal stops at once.\n");
 }
 
 /* What the options of rill http serve ask for. */

@@ -21,10 +21,24 @@ struct serve_ws {
 /* Adds "PATH=URI" (PATH starts with '/'); false when malformed or full. */
 bool serve_ws_add(struct serve_ws *w, char *arg);
 
+/* One loop's relays, from the upgrade on. An upgraded connection
+ * leaves the HTTP server, whose max_connections no longer sees it: n
+ * counts them against --max-conns. */
+struct serve_bridge;
+struct serve_ws_set {
+	size_t n;
+	struct serve_bridge *list;
+	bool stopping; /* no new relay: 503 */
+};
+
 /* When ex's target is one of w's paths: upgrades it (or answers the
- * error), relays it to the path's URI, closes ex; returns true. *live
- * counts the loop's relays until each ends (the upgraded connection
- * leaves the HTTP server and its count, not --max-conns). */
-bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex, size_t *live);
+ * error), relays it to the path's URI in set, closes ex; returns true. */
+bool serve_ws_try(const struct serve_ws *w, struct rill_flow *ex,
+                  struct serve_ws_set *set);
+
+/* Shutdown: no new relay from now on, and those relaying are closed at
+ * once (an upgrade or connect still under way ends when it completes,
+ * within the 10 s connect deadline). */
+void serve_ws_stop(struct serve_ws_set *set);
 
 #endif

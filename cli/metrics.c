@@ -187,10 +187,11 @@ static void metrics_on_accept(struct rill_listener *l, struct rill_flow *f,
 		rill_close(f);
 		return;
 	}
-	/* The listener's limit: at most CLI_METRICS_ACCEPTS_PER_S new
-	 * connections a second (the rest are closed at once), each living
-	 * at most the server's timeouts, so a flood of connections holds a
-	 * bounded number of them. A scraper needs one per scrape at most. */
+	/* The listener's limits: at most CLI_METRICS_ACCEPTS_PER_S new
+	 * connections a second and CLI_METRICS_MAX_CONNS at once (the
+	 * server's max_connections); the rest are closed at once. The
+	 * timeouts alone bound nothing: a client that asks again within
+	 * the idle timeout keeps its connection. A scraper needs one. */
 	uint64_t now = uv_now(cm->loop);
 	if (now - cm->window_ms >= 1000) {
 		cm->window_ms = now;
@@ -213,12 +214,15 @@ int cli_metrics_listen(struct cli_metrics *cm, uv_loop_t *loop)
 	    .header_timeout_ms = 5000,
 	    .idle_timeout_ms = 10000,
 	    .body_timeout_ms = 5000,
+	    .max_connections = CLI_METRICS_MAX_CONNS,
 	};
 	cm->loop = loop;
 	int err = rill_http_server_new(loop, &o, metrics_handler, cm, &cm->srv);
 	if (err == 0)
-		err = rill_listen(loop, cm->uri, NULL, metrics_on_accept, cm,
-		                  &cm->l);
+		err = rill_listen(loop, cm->uri,
+		                  &(struct rill_listen_opts){
+		                      .max_handshakes = CLI_METRICS_MAX_CONNS},
+		                  metrics_on_accept, cm, &cm->l);
 	if (err != 0) {
 		const char *why = rill_last_errmsg();
 		cli_error("metrics: listen %s: %s", cm->uri,

@@ -20,6 +20,10 @@
 
 /* New connections the metrics listener serves per second. */
 #define CLI_METRICS_ACCEPTS_PER_S 16
+/* Connections it holds at once: a keep-alive scraper that asks again
+ * within the idle timeout is never cut, so the rate above alone would
+ * let them pile up without end. */
+#define CLI_METRICS_MAX_CONNS 16
 
 struct cli_metrics {
 	struct rill_metrics *reg;

@@ -805,9 +805,7 @@ int cli_relay(int argc, char **argv)
 	 * progress get the same bound, shared out over the loops, so that
 	 * clients that never finish one cannot hold every descriptor. */
 	uint64_t per_loop = (r.max_conns + r.threads - 1) / r.threads;
-	lo.max_handshakes = r.max_conns == 0 || per_loop > UINT_MAX
-	                        ? UINT_MAX
-	                        : (unsigned)per_loop;
+	lo.max_handshakes = r.max_conns == 0 ? SIZE_MAX : (size_t)per_loop;
 	if (r.allow.n > 0) {
 		lo.filter = relay_filter;
 		lo.filter_ud = &r;

@@ -7,9 +7,11 @@
  * Errors name the wrong part, always in one shape:
  *   bad port "70000" in "tcp://h:70000"
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/core.h"
 #include "core/scheme.h"
@@ -413,15 +415,60 @@ struct uri_listener {
 	rill_accept_filter filter;
 	void *filter_ud;
 	unsigned refs;
-	unsigned handshakes, max_handshakes;
 	bool closed;
+	/* Handshakes in flight, oldest first (opts->max_handshakes). */
+	struct uri_accept *hs_head, *hs_tail;
+	size_t nhs, max_hs;
 };
 
 struct uri_accept {
 	struct uri_listener *l;
 	size_t next_layer;
 	uint64_t deadline;
+	struct rill_flow *raw; /* the transport's flow, below the layers */
+	struct uri_accept *prev, *next;
+	bool listed;
+	bool cut; /* by uri_accept_room */
 };
+
+static void uri_accept_unlist(struct uri_accept *a)
+{
+	struct uri_listener *l = a->l;
+	if (!a->listed)
+		return;
+	if (a->prev != NULL)
+		a->prev->next = a->next;
+	else
+		l->hs_head = a->next;
+	if (a->next != NULL)
+		a->next->prev = a->prev;
+	else
+		l->hs_tail = a->prev;
+	a->listed = false;
+	l->nhs--;
+}
+
+/*
+ * Room for one more handshake: when max_handshakes are in flight, the
+ * oldest is cut. Its socket is shut down, so its layer's next read sees
+ * the end and the handshake fails the ordinary way (cb hears of it
+ * within this loop turn); an honest client answers at once, so it is
+ * never the oldest for long. false when the oldest has no socket to shut
+ * (then the new connection is refused instead).
+ */
+static bool uri_accept_room(struct uri_listener *l)
+{
+	if (l->nhs < l->max_hs)
+		return true;
+	struct uri_accept *old = l->hs_head;
+	int fd = rill__flow_fd(old->raw);
+	if (fd < 0)
+		return false;
+	shutdown(fd, SHUT_RDWR);
+	uri_accept_unlist(old);
+	old->cut = true;
+	return true;
+}
 
 static void uri_listener_unref(struct uri_listener *l)
 {
@@ -449,8 +496,12 @@ static void uri_accept_step(struct rill_flow *f, int status, const char *errmsg,
 		f = NULL;
 		errmsg = rill_last_errmsg();
 	}
+	uri_accept_unlist(a);
+	if (a->cut && status != 0) {
+		status = -EBUSY;
+		errmsg = "handshake cut: too many in flight (the oldest goes)";
+	}
 	rill_free(a);
-	l->handshakes--;
 	if (l->closed) {
 		rill_close(f);
 	} else if (status != 0) {
@@ -487,16 +538,10 @@ static void uri_inner_accept(struct rill_listener *inner, struct rill_flow *f,
 		l->base.cb(&l->base, f, status, errmsg, l->base.ud);
 		return;
 	}
-	if (l->handshakes >= l->max_handshakes) {
-		/* Closed at once: the client learns now, instead of waiting
-		 * in the backlog for a slot. */
-		char msg[120];
-		snprintf(msg, sizeof msg,
-		         "%u handshakes in progress (max_handshakes): "
-		         "connection closed",
-		         l->handshakes);
+	if (!uri_accept_room(l)) {
 		rill_close(f);
-		l->base.cb(&l->base, NULL, -EBUSY, msg, l->base.ud);
+		l->base.cb(&l->base, NULL, -EBUSY,
+		           "too many handshakes in flight", l->base.ud);
 		return;
 	}
 	struct uri_accept *a = rill_calloc(1, sizeof *a);
@@ -507,11 +552,19 @@ static void uri_inner_accept(struct rill_listener *inner, struct rill_flow *f,
 		return;
 	}
 	a->l = l;
+	a->raw = f;
+	a->prev = l->hs_tail;
+	if (l->hs_tail != NULL)
+		l->hs_tail->next = a;
+	else
+		l->hs_head = a;
+	l->hs_tail = a;
+	a->listed = true;
+	l->nhs++;
 	a->next_layer = l->u.nlayers;
 	uv_update_time(l->base.loop);
 	a->deadline = uv_now(l->base.loop) + l->handshake_ms;
 	l->refs++;
-	l->handshakes++;
 	uri_accept_step(f, 0, NULL, a);
 }
 
@@ -601,9 +654,9 @@ int rill_listen(uv_loop_t *loop, const char *uri,
 		l->handshake_ms = opts->handshake_timeout_ms > 0
 		                      ? opts->handshake_timeout_ms
 		                      : URI_DEFAULT_HANDSHAKE_MS;
-		l->max_handshakes = opts->max_handshakes > 0
-		                        ? opts->max_handshakes
-		                        : URI_DEFAULT_MAX_HANDSHAKES;
+		l->max_hs = opts->max_handshakes > 0
+		                ? opts->max_handshakes
+		                : URI_DEFAULT_MAX_HANDSHAKES;
 		l->t = t;
 		l->filter = opts->filter;
 		l->filter_ud = opts->filter_ud;

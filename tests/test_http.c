@@ -469,19 +469,59 @@ TEST(handler_timeout_silent_500)
 	uv_run(loop, UV_RUN_DEFAULT);
 }
 
-TEST(max_connections)
+/* A server with max_connections 1, serving b1 (its peer in *a1), and a
+ * second pair not served yet. */
+static void one_slot_taken(struct rill_flow **a1, struct rill_flow **a2,
+                           struct rill_flow **b2)
 {
 	loop = uv_default_loop();
 	struct rill_http_server_opts o = {.max_connections = 1};
-	struct rill_flow *a1, *b1, *a2, *b2;
-	TH_OK(rill_pair(loop, 0, &a1, &b1));
-	TH_OK(rill_pair(loop, 0, &a2, &b2));
+	struct rill_flow *b1;
+	TH_OK(rill_pair(loop, 0, a1, &b1));
+	TH_OK(rill_pair(loop, 0, a2, b2));
 	TH_OK(rill_http_server_new(loop, &o, handler, NULL, &srv));
 	TH_OK(rill_http_server_serve(srv, b1));
+}
+
+TEST(max_connections)
+{
+	struct rill_flow *a1, *a2, *b2;
+	one_slot_taken(&a1, &a2, &b2);
 	TH_EQ_ERR(rill_http_server_serve(srv, b2), -EBUSY);
 	TH_EQ_INT(rill_http_server_connections(srv), 1);
 	struct rill_buf *got = NULL;
 	TH_EQ_ERR(rill_read_sync(a2, &got), RILL_EOF); /* closed at once */
+	rill_close(a1);
+	rill_close(a2);
+	rill_http_server_free(srv);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* At the limit, a keep-alive connection waiting for its next request is
+ * closed for a new one (a fresh silent one, as above, is not). */
+TEST(max_connections_reuses_idle_keepalive)
+{
+	struct rill_flow *a1, *a2, *b2;
+	one_slot_taken(&a1, &a2, &b2);
+	const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+	TH_OK(rill_write_sync(a1, req, sizeof req - 1));
+	/* The whole response (head and body may come apart): now idle. */
+	struct rill_buf *got = NULL;
+	bool whole = false;
+	while (!whole) {
+		TH_OK(rill_read_sync(a1, &got));
+		whole = got->len >= 5 &&
+		        memcmp(got->data + got->len - 5, "hello", 5) == 0;
+		rill_buf_release(got);
+	}
+	TH_OK(rill_http_server_serve(srv, b2));
+	TH_EQ_INT(rill_http_server_connections(srv), 1);
+	got = NULL;
+	TH_EQ_ERR(rill_read_sync(a1, &got), RILL_EOF); /* closed for b2 */
+	TH_OK(rill_write_sync(a2, req, sizeof req - 1));
+	TH_OK(rill_read_sync(a2, &got));
+	TH_TRUE(got->len > 12 && memcmp(got->data, "HTTP/1.1 200", 12) == 0);
+	rill_buf_release(got);
 	rill_close(a1);
 	rill_close(a2);
 	rill_http_server_free(srv);

@@ -482,6 +482,100 @@ def metrics_listener_limit():
         e.stop()
 
 
+# Keep-alive scrapers that each ask again well within the 10 s idle
+# timeout: paced under the 16-a-second accept rate, they would pile up
+# without end if nothing bounded the connections held at once.
+KEEPALIVE_ATTACKER = r"""
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+held = []
+def pump():
+    for s in list(held):
+        try:
+            while True:
+                if not s.recv(65536):
+                    raise OSError("closed")
+        except BlockingIOError:
+            pass
+        except OSError:
+            held.remove(s)
+            continue
+        try:
+            s.send(req)
+        except OSError:
+            held.remove(s)
+for i in range(n):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        s.setblocking(False)
+        s.send(req)
+        held.append(s)
+    except OSError:
+        pass
+    time.sleep(0.1)
+    if i % 5 == 4:
+        pump()
+pump()
+print(len(held), flush=True)
+while True:
+    time.sleep(1)
+    pump()
+"""
+
+
+def proc_sockets(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(
+                    "socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+@test
+def metrics_keepalive_pileup():
+    # Another uid opens 40 connections to the metrics listener at 10 a
+    # second (under its accept rate) and keeps each alive with a scrape
+    # a second: at most 16 are held at once (before the bound, all 40
+    # were, and the count grew by 10 a second for as long as the
+    # attacker went on). Once it goes, scrapes are served again.
+    port, mport = free_port(), free_port()
+    e = Proc(["echo", "-v", "--metrics", "tcp://127.0.0.1:%d" % mport,
+              "tcp://127.0.0.1:%d" % port])
+    att = None
+    try:
+        promtool_ok(scrape("http://127.0.0.1:%d/metrics" % mport))
+        time.sleep(0.3)
+        sock0 = proc_sockets(e.p.pid)
+        cmd = ["/usr/bin/python3", "-c", KEEPALIVE_ATTACKER, str(mport), "40"]
+        if os.geteuid() == 0 and shutil.which("setpriv") is not None:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534",
+                   "--clear-groups"] + cmd
+        att = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        held = int(att.stdout.readline() or -1)
+        peak = 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.5:
+            peak = max(peak, proc_sockets(e.p.pid) - sock0)
+            time.sleep(0.05)
+        check(peak <= 16 and held <= 16,
+              "metrics connections held at once: %d (the attacker "
+              "holds %d of 40)" % (peak, held))
+        att.kill()
+        att.wait()
+        att = None
+        wait_for(lambda: scrape_or_none(mport), 10, "a scrape after")
+    finally:
+        if att is not None:
+            att.kill()
+            att.wait()
+        e.stop()
+
+
 def scrape_or_none(mport):
     try:
         return scrape("http://127.0.0.1:%d/metrics" % mport)

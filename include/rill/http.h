@@ -117,9 +117,12 @@ struct rill_http_server_opts {
 	 */
 	uint64_t handler_timeout_ms;
 	/*
-	 * At most this many connections at once: rill_http_server_serve
-	 * closes a connection beyond it at once and returns -EBUSY.
-	 * 0: unlimited.
+	 * At most this many connections at once. At the limit,
+	 * rill_http_server_serve closes the keep-alive connection that has
+	 * waited longest for its next request (it served one, nothing of
+	 * the next is read, nothing is being written), as nginx does; when
+	 * there is none it closes the new connection at once and returns
+	 * -EBUSY. 0: unlimited.
 	 */
 	size_t max_connections;
 	/* Warnings of the server (an exchange aborted by

@@ -178,13 +178,18 @@ struct rill_listen_opts {
 	 * come; 0: 10 s. */
 	uint64_t handshake_timeout_ms;
 	/*
-	 * How many of those handshakes may run at once on this listener
-	 * (each listener of a group counts its own); 0: 1024. A connection
-	 * accepted when that many are running is closed at once, and cb
-	 * gets -EBUSY with a message saying so. Transports without layers
-	 * are not counted.
+	 * The layers' handshakes in flight at once (per listener, so per
+	 * loop in a group; honoured when joining). When that many are
+	 * running, a new connection cuts the oldest: its socket is shut
+	 * down, its handshake fails and cb hears of it as any failed one
+	 * (-EBUSY, "handshake cut"). An honest client answers at once, so
+	 * it is never the oldest for long; silent connectors cannot pile up
+	 * descriptors and layer state (about 50 KB each for TLS) until the
+	 * deadline. A transport without a socket refuses the new connection
+	 * instead (cb: -EBUSY). Transports without layers are not counted.
+	 * 0: 1024; SIZE_MAX: no limit.
 	 */
-	unsigned max_handshakes;
+	size_t max_handshakes;
 	/*
 	 * A listener group, to spread connections over several loops (one
 	 * per thread): with join set, this listener opens no socket; it

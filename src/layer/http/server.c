@@ -182,6 +182,34 @@ static void http_server_sweep(uv_timer_t *t)
 		                     loop alive */
 }
 
+/* Between requests: no byte of the next head, nothing unparsed. */
+static bool http_server_conn_idle(const struct http_conn *c)
+{
+	return c->st == ST_HEAD && !c->head_seen && c->in == NULL;
+}
+
+/*
+ * At max_connections: closes the keep-alive connection that has been
+ * waiting the longest for its next request (it served one at least and
+ * writes nothing), as nginx reuses its idle keep-alive connections.
+ * Otherwise one client that sends a request a minute on each of them
+ * (the idle timeout) holds every slot. A new silent connection is not
+ * taken: its head deadline ends it anyway, and the one being accepted
+ * would be just like it. false when there is none.
+ */
+static bool http_server_reuse(struct rill_http_server *s)
+{
+	struct http_conn *oldest = NULL;
+	for (struct http_conn *c = s->conns; c != NULL; c = c->next)
+		if (http_server_conn_idle(c) && c->nreq > 0 && c->wrq_n == 0 &&
+		    c->pending_resp == 0)
+			oldest = c; /* the list is newest first */
+	if (oldest == NULL)
+		return false;
+	rill__http_conn_destroy(oldest, RILL_ECANCELED);
+	return true;
+}
+
 static void http_server_sweep_start(struct rill_http_server *s)
 {
 	uint64_t ms = s->o.send_timeout_ms;
@@ -201,7 +229,8 @@ int rill_http_server_serve(struct rill_http_server *s, struct rill_flow *io)
 		rill_close(io);
 		return RILL_ECANCELED;
 	}
-	if (s->o.max_connections > 0 && s->nconns >= s->o.max_connections) {
+	if (s->o.max_connections > 0 && s->nconns >= s->o.max_connections &&
+	    !http_server_reuse(s)) {
 		rill_close(io);
 		return -EBUSY;
 	}
@@ -269,8 +298,8 @@ void rill_http_server_shutdown(struct rill_http_server *s,
 	while (c != NULL) {
 		struct http_conn *next = c->next;
 		c->keep_alive = false;
-		if (c->st == ST_HEAD && !c->head_seen && c->in == NULL)
-			rill__http_conn_destroy(c, RILL_ECANCELED); /* idle */
+		if (http_server_conn_idle(c))
+			rill__http_conn_destroy(c, RILL_ECANCELED);
 		c = next;
 	}
 	http_server_check_done(s);
