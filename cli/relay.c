@@ -19,7 +19,6 @@
  * for --max-conns and the connection ids are shared (atomics).
  */
 #include <inttypes.h>
-#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
